@@ -1,0 +1,118 @@
+/**
+ * What every orderq command shares: connection flags (`--server` / NATS_URL and credentials),
+ * `--json`, and turning any failure into one clear line with a meaningful exit code.
+ */
+import { Command, Errors, Flags, type Interfaces } from "@oclif/core";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectNats, DEFAULT_SERVER, type NatsOptions } from "../core/connection.js";
+import { parseDuration } from "../core/duration.js";
+import { OrderqError, InputError } from "../core/errors.js";
+import { DEFAULT_NAMES, type Names } from "../core/names.js";
+import { DEFAULT_SETTINGS, type TopologySettings } from "../core/topology.js";
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof OrderqCommand)["baseFlags"] & T["flags"]>;
+
+export abstract class OrderqCommand extends Command {
+  static override enableJsonFlag = true;
+
+  static override baseFlags = {
+    server: Flags.string({
+      char: "s",
+      summary: "NATS server URL(s), comma-separated.",
+      env: "NATS_URL",
+      default: DEFAULT_SERVER,
+      helpGroup: "CONNECTION",
+    }),
+    user: Flags.string({ summary: "NATS user name.", env: "NATS_USER", helpGroup: "CONNECTION" }),
+    password: Flags.string({ summary: "NATS password.", env: "NATS_PASSWORD", helpGroup: "CONNECTION" }),
+    token: Flags.string({ summary: "NATS auth token.", env: "NATS_TOKEN", helpGroup: "CONNECTION" }),
+    creds: Flags.string({ summary: "NATS credentials file (JWT and nkey seed).", env: "NATS_CREDS", helpGroup: "CONNECTION" }),
+    "tls-ca": Flags.string({ summary: "CA certificate to verify the server's TLS certificate.", env: "NATS_CA", helpGroup: "CONNECTION" }),
+  };
+
+  protected natsOptions(flags: { server: string; user?: string; password?: string; token?: string; creds?: string; "tls-ca"?: string }): NatsOptions {
+    return {
+      server: flags.server,
+      user: flags.user,
+      password: flags.password,
+      token: flags.token,
+      creds: flags.creds,
+      tlsCa: flags["tls-ca"],
+      name: `orderq ${this.id ?? ""}`.trim(),
+    };
+  }
+
+  protected connect(flags: Parameters<OrderqCommand["natsOptions"]>[0]): Promise<NatsConnection> {
+    return connectNats(this.natsOptions(flags));
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    if (err instanceof Errors.CLIError || err instanceof Errors.ExitError) return super.catch(err);
+    const exit = err instanceof OrderqError ? err.exitCode : 1;
+    // One line for the person at the terminal; the stack only when debugging.
+    if (process.env.DEBUG) this.logToStderr(err.stack ?? String(err));
+    return super.catch(new Errors.CLIError(err.message || String(err), { exit }));
+  }
+}
+
+/** Names of streams, consumer and buckets; defaults from DESIGN.md. */
+export const nameFlags = {
+  stream: Flags.string({ summary: "Orders stream.", default: DEFAULT_NAMES.stream, helpGroup: "TOPOLOGY" }),
+  consumer: Flags.string({ summary: "Durable consumer shared by the workers.", default: DEFAULT_NAMES.consumer, helpGroup: "TOPOLOGY" }),
+  "dlq-stream": Flags.string({ summary: "Dead-letter stream.", default: DEFAULT_NAMES.dlqStream, helpGroup: "TOPOLOGY" }),
+  "ledger-bucket": Flags.string({ summary: "KV bucket of committed outcomes.", default: DEFAULT_NAMES.ledgerBucket, helpGroup: "TOPOLOGY" }),
+};
+
+export function namesFrom(flags: { stream: string; consumer: string; "dlq-stream": string; "ledger-bucket": string }): Names {
+  const names = { ...DEFAULT_NAMES, stream: flags.stream, consumer: flags.consumer, dlqStream: flags["dlq-stream"], ledgerBucket: flags["ledger-bucket"] };
+  if (flags.stream !== DEFAULT_NAMES.stream) {
+    // A second orderq on the same server must not share subjects or the advisory stream with the first.
+    const lower = flags.stream.toLowerCase();
+    names.subjectPrefix = lower;
+    names.dlqSubjectPrefix = `dlq.${lower}`;
+    names.advisoryStream = `ORDERQ_ADVISORIES_${flags.stream}`;
+    names.attemptsBucket = `orderq_attempts_${lower}`;
+  }
+  return names;
+}
+
+/** Consumer and stream settings used when creating what is missing. */
+export const topologyFlags = {
+  replicas: Flags.integer({ summary: "Stream replicas (1, or 3 in a cluster).", default: DEFAULT_SETTINGS.replicas, min: 1, max: 5, helpGroup: "TOPOLOGY" }),
+  "ack-wait": Flags.string({ summary: "Ack wait: how soon a dead worker's order is redelivered.", default: "10s", helpGroup: "TOPOLOGY" }),
+  "max-deliver": Flags.integer({ summary: "Attempts before an order is dead-lettered.", default: DEFAULT_SETTINGS.maxDeliver, min: 1, helpGroup: "TOPOLOGY" }),
+  "dup-window": Flags.string({ summary: "Publish de-duplication window.", default: "2m", helpGroup: "TOPOLOGY" }),
+  "max-ack-pending": Flags.integer({ summary: "Orders delivered but not yet acked, over all workers.", default: DEFAULT_SETTINGS.maxAckPending, min: 1, helpGroup: "TOPOLOGY" }),
+};
+
+export function settingsFrom(
+  flags: Parameters<typeof namesFrom>[0] & { replicas: number; "ack-wait": string; "max-deliver": number; "dup-window": string; "max-ack-pending": number },
+): TopologySettings {
+  return {
+    names: namesFrom(flags),
+    replicas: flags.replicas,
+    ackWaitMs: parseDuration(flags["ack-wait"], "--ack-wait"),
+    maxDeliver: flags["max-deliver"],
+    dupWindowMs: parseDuration(flags["dup-window"], "--dup-window"),
+    maxAckPending: flags["max-ack-pending"],
+  };
+}
+
+/** `web=0.5,mobile=0.3,api=0.2` → weights; names the bad part. */
+export function parseWeights(text: string, flag: string, allowed: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of text.split(",")) {
+    const [key, value] = part.split("=").map((s) => s.trim());
+    const weight = Number(value);
+    if (!allowed.includes(key)) throw new InputError(`${flag}: unknown source "${key}" (known: ${allowed.join(", ")})`);
+    if (value === undefined || !Number.isFinite(weight) || weight < 0) throw new InputError(`${flag}: "${part}" needs a weight ≥ 0, e.g. ${key}=0.5`);
+    out[key] = weight;
+  }
+  if (Object.values(out).every((w) => w === 0)) throw new InputError(`${flag}: at least one weight must be above 0`);
+  return out;
+}
+
+export function probability(value: number, flag: string): number {
+  if (!(value >= 0 && value <= 1)) throw new InputError(`${flag}: ${value} is not a probability between 0 and 1`);
+  return value;
+}

@@ -1,0 +1,112 @@
+import { Flags } from "@oclif/core";
+import cliProgress from "cli-progress";
+import { OrderqCommand, nameFlags, parseWeights, probability, settingsFrom, topologyFlags } from "../cli/base.js";
+import { keyValueTable, rate } from "../cli/render.js";
+import { parseDuration } from "../core/duration.js";
+import { History } from "../core/history.js";
+import { SOURCES } from "../core/names.js";
+import { Producer, type ProduceStats } from "../core/producer.js";
+import { randomSeed, seededRng } from "../core/random.js";
+import { ensureTopology } from "../core/topology.js";
+
+export default class Produce extends OrderqCommand {
+  static override summary = "Publish orders from several sources, each stored once (Nats-Msg-Id = order id).";
+  static override description =
+    "A publish that times out or loses its connection is retried with the same id, inside the stream's " +
+    "duplicate window, so it is stored once. --history records every publish as JSON lines for the chaos checker.";
+  static override examples = [
+    "<%= config.bin %> produce --count 2000",
+    "<%= config.bin %> produce --count 10000 --rate 500 --sources web=0.5,mobile=0.3,api=0.2",
+    "<%= config.bin %> produce --count 500 --poison-rate 0.02 --invalid-rate 0.01 --history history.jsonl --json",
+  ];
+
+  static override flags = {
+    ...nameFlags,
+    ...topologyFlags,
+    count: Flags.integer({ char: "n", summary: "Orders to publish.", default: 1000, min: 0 }),
+    rate: Flags.integer({ char: "r", summary: "Orders per second; 0 = as fast as possible.", default: 0, min: 0 }),
+    duration: Flags.string({ summary: "Stop after this long (e.g. 30s), even if --count is not reached." }),
+    sources: Flags.string({ summary: "Source mix as weights.", default: "web=0.5,mobile=0.3,api=0.2" }),
+    "poison-rate": Flags.string({ summary: "Share of orders the handler always rejects (retryable).", default: "0" }),
+    "fatal-rate": Flags.string({ summary: "Share of orders the handler rejects as non-retryable.", default: "0" }),
+    "crash-rate": Flags.string({ summary: "Share of orders that kill every worker that handles them.", default: "0" }),
+    "invalid-rate": Flags.string({ summary: "Share of malformed payloads.", default: "0" }),
+    "duplicate-rate": Flags.string({ summary: "Share of orders published a second time with the same id.", default: "0" }),
+    history: Flags.string({ summary: "Write every publish (invoke / ok / fail / indeterminate) to this JSON-lines file." }),
+    "in-flight": Flags.integer({ summary: "Publishes awaiting their PubAck at once.", default: 256, min: 1 }),
+    "publish-timeout": Flags.string({ summary: "PubAck timeout per try.", default: "5s" }),
+    "retry-for": Flags.string({ summary: "Keep retrying one order this long (stay inside the duplicate window).", default: "60s" }),
+    "id-prefix": Flags.string({ summary: "Order ids are <prefix>-<n>; a random prefix by default." }),
+    seed: Flags.integer({ summary: "Seed of the generated orders and mix." }),
+  };
+
+  async run(): Promise<ProduceStats & { seed: number; idPrefix: string; rate: number }> {
+    const { flags } = await this.parse(Produce);
+    const settings = settingsFrom(flags);
+    const seed = flags.seed ?? randomSeed();
+    const idPrefix = flags["id-prefix"] ?? seed.toString(36);
+    if (!/^[A-Za-z0-9_-]{1,40}$/.test(idPrefix)) this.error(`--id-prefix: "${idPrefix}" may use only A-Z a-z 0-9 _ - (at most 40)`, { exit: 2 });
+    const retryForMs = parseDuration(flags["retry-for"], "--retry-for");
+    const options = {
+      names: settings.names,
+      count: flags.count,
+      durationMs: flags.duration ? parseDuration(flags.duration, "--duration") : undefined,
+      rate: flags.rate,
+      sources: parseWeights(flags.sources, "--sources", SOURCES),
+      poisonRate: probability(Number(flags["poison-rate"]), "--poison-rate"),
+      fatalRate: probability(Number(flags["fatal-rate"]), "--fatal-rate"),
+      crashRate: probability(Number(flags["crash-rate"]), "--crash-rate"),
+      invalidRate: probability(Number(flags["invalid-rate"]), "--invalid-rate"),
+      duplicateRate: probability(Number(flags["duplicate-rate"]), "--duplicate-rate"),
+      inFlight: flags["in-flight"],
+      publishTimeoutMs: parseDuration(flags["publish-timeout"], "--publish-timeout"),
+      retryForMs,
+      idPrefix,
+    };
+    const nc = await this.connect(flags);
+    await ensureTopology(nc, settings);
+    const history = new History(flags.history);
+    const producer = new Producer(nc, options, seededRng(seed), history);
+    const onSignal = () => producer.stop();
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+
+    const showBar = process.stderr.isTTY === true && !this.jsonEnabled();
+    const bar = new cliProgress.SingleBar(
+      { format: "orders {bar} {value}/{total} | {rate}/s | dup {dup} | indeterminate {ind}", stream: process.stderr, hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    if (showBar) {
+      const started = Date.now();
+      bar.start(flags.count, 0, { rate: 0, dup: 0, ind: 0 });
+      timer = setInterval(() => {
+        const s = producer.stats;
+        bar.update(s.accepted + s.failed + s.indeterminate, {
+          rate: Math.round((s.accepted * 1000) / Math.max(1, Date.now() - started)),
+          dup: s.duplicates,
+          ind: s.indeterminate,
+        });
+      }, 200);
+    }
+    const stats = await producer.run();
+    if (timer) clearInterval(timer);
+    if (showBar) bar.stop();
+    await history.close();
+    await nc.drain();
+    this.log(
+      keyValueTable([
+        ["published", stats.published],
+        ["accepted", stats.accepted],
+        ["duplicates (absorbed by the stream)", stats.duplicates],
+        ["failed", stats.failed],
+        ["indeterminate", stats.indeterminate],
+        ["retries", stats.retries],
+        ["rate", rate(stats.accepted, stats.elapsedMs)],
+        ["id prefix / seed", `${idPrefix} / ${seed}`],
+      ]),
+    );
+    if (stats.failed + stats.indeterminate > 0) process.exitCode = 1;
+    return { ...stats, seed, idPrefix, rate: Math.round((stats.accepted * 1000) / Math.max(1, stats.elapsedMs)) };
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The DLQ mover: the path for orders no worker could report on (one that crashes every worker, a
+ * worker killed on the last attempt). It reads MAX_DELIVERIES advisories from the stream that made
+ * them durable, copies the original by sequence, deletes it from ORDERS, then acks the advisory.
+ * Every step is idempotent, so each worker process runs one and they may race.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { deadLetter, type DeadLetterContext } from "./dead-letter.js";
+import { errorMessage } from "./errors.js";
+import { guessOrderId, parseOrder } from "./order.js";
+
+/** The fields of io.nats.jetstream.advisory.v1.max_deliver that we use. */
+export interface MaxDeliveriesAdvisory {
+  stream: string;
+  consumer: string;
+  stream_seq: number;
+  deliveries: number;
+}
+
+export type MoveResult = "moved" | "already-gone" | "already-committed" | "not-ours";
+
+export async function moveToDlq(
+  ctx: DeadLetterContext,
+  jsm: JetStreamManager,
+  advisory: MaxDeliveriesAdvisory,
+): Promise<MoveResult> {
+  if (advisory.stream !== ctx.names.stream || advisory.consumer !== ctx.names.consumer) return "not-ours";
+  const seq = advisory.stream_seq;
+  const original = await jsm.streams.getMessage(ctx.names.stream, { seq });
+  // Acked (or moved by another mover) since the advisory fired: nothing to do.
+  if (!original) return "already-gone";
+  const parsed = parseOrder(original.data);
+  const result = await deadLetter(ctx, {
+    subject: original.subject,
+    streamSeq: seq,
+    payload: original.data,
+    headers: original.header,
+    deliveries: advisory.deliveries,
+    reason: "max-deliveries",
+    validOrderId: parsed.ok ? parsed.order.id : undefined,
+    displayOrderId: parsed.ok ? undefined : guessOrderId(original.data),
+  });
+  await deleteQuietly(jsm, ctx.names.stream, seq);
+  return result === "already-committed" ? "already-committed" : "moved";
+}
+
+async function deleteQuietly(jsm: JetStreamManager, stream: string, seq: number): Promise<void> {
+  try {
+    await jsm.streams.deleteMessage(stream, seq, false);
+  } catch (err) {
+    // Another mover deleted it first: the goal is reached.
+    if (!/no message found|not found/i.test(errorMessage(err))) throw err;
+  }
+}
+
+export interface MoverEvents {
+  onMove?(result: MoveResult, advisory: MaxDeliveriesAdvisory): void;
+  onError?(err: unknown): void;
+}
+
+/** Runs until stop(): one advisory at a time (this path is rare; simplicity wins). */
+export class DlqMover {
+  private messages?: ConsumerMessages;
+  private done?: Promise<void>;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly ctx: DeadLetterContext,
+    private readonly events: MoverEvents = {},
+  ) {}
+
+  async start(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    const consumer = await jetstream(this.nc).consumers.get(this.ctx.names.advisoryStream, this.ctx.names.moverConsumer);
+    this.messages = await consumer.consume({ max_messages: 16 });
+    this.done = this.loop(this.messages, jsm);
+  }
+
+  private async loop(messages: ConsumerMessages, jsm: JetStreamManager): Promise<void> {
+    for await (const msg of messages) await this.handle(msg, jsm);
+  }
+
+  private async handle(msg: JsMsg, jsm: JetStreamManager): Promise<void> {
+    try {
+      const advisory = msg.json<MaxDeliveriesAdvisory>();
+      const result = await moveToDlq(this.ctx, jsm, advisory);
+      msg.ack();
+      this.events.onMove?.(result, advisory);
+    } catch (err) {
+      // Left unacked work is retried: nak with a pause so a broken broker is not hammered.
+      msg.nak(1000);
+      this.events.onError?.(err);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.messages?.stop();
+    await this.done;
+  }
+}

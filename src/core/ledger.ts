@@ -1,0 +1,105 @@
+/**
+ * The ledger: a KV bucket keyed by order id. Its create-if-absent is the commit, the one atomic write
+ * that makes an order's outcome real; a second delivery's create fails and is counted, not applied.
+ *
+ * Dead-lettering claims the key the same way (result "dead-lettered") before the DLQ copy, so a worker
+ * that wakes up after the DLQ mover took its order cannot commit it too: one key, one outcome.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { JetStreamApiError, jetstream } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { DlqReason } from "./dlq-entry.js";
+import { kvStreamName, type Names } from "./names.js";
+import { readStream } from "./stream-reader.js";
+
+/** JetStream's "wrong last sequence": the key exists already. */
+const WRONG_LAST_SEQUENCE = 10071;
+
+export interface Outcome {
+  result: "committed" | "dead-lettered";
+  worker: string;
+  attempt: number;
+  streamSeq: number;
+  at: string;
+  /** For a dead-letter claim: why, so a move interrupted before its copy can be finished as begun. */
+  reason?: DlqReason;
+  error?: string;
+}
+
+/** "written": this call made the outcome real; otherwise the outcome that was there already. */
+export type RecordResult = { written: true } | { written: false; existing?: Outcome };
+
+export class Ledger {
+  private constructor(
+    private readonly kv: KV,
+    /** Negative control only: a plain put, so a redelivery writes the key again. */
+    private readonly unsafe: boolean,
+  ) {}
+
+  static async open(nc: NatsConnection, names: Names, unsafe = false): Promise<Ledger> {
+    return new Ledger(await new Kvm(nc).open(names.ledgerBucket), unsafe);
+  }
+
+  async get(orderId: string): Promise<Outcome | undefined> {
+    const entry = await this.kv.get(orderId);
+    return entry && entry.operation === "PUT" ? (entry.json() as Outcome) : undefined;
+  }
+
+  /** Create-if-absent (a plain put in unsafe mode). */
+  async record(orderId: string, outcome: Outcome): Promise<RecordResult> {
+    const value = JSON.stringify(outcome);
+    if (this.unsafe) {
+      await this.kv.put(orderId, value);
+      return { written: true };
+    }
+    try {
+      await this.kv.create(orderId, value);
+      return { written: true };
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+        return { written: false, existing: await this.get(orderId) };
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Before a DLQ replay: drops a dead-letter claim so the replayed order can be committed.
+   * Returns the committed outcome instead when the order was processed (replay must be refused).
+   */
+  async releaseDeadLetter(orderId: string): Promise<Outcome | undefined> {
+    const entry = await this.kv.get(orderId);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const outcome = entry.json() as Outcome;
+    if (outcome.result === "committed") return outcome;
+    // The revision guard makes a concurrent change fail instead of being deleted blindly.
+    await this.kv.delete(orderId, { previousSeq: entry.revision });
+    return undefined;
+  }
+}
+
+export interface LedgerWrite {
+  orderId: string;
+  seq: number;
+  outcome: Outcome;
+}
+
+/** Every write ever made to the ledger (from its stream, so a second write of a key is visible). */
+export async function readLedgerWrites(nc: NatsConnection, names: Names): Promise<LedgerWrite[]> {
+  const prefix = `$KV.${names.ledgerBucket}.`;
+  const writes: LedgerWrite[] = [];
+  for await (const msg of readStream(jetstream(nc), kvStreamName(names.ledgerBucket))) {
+    if (msg.data.length === 0) continue; // delete or purge marker
+    writes.push({ orderId: msg.subject.slice(prefix.length), seq: msg.seq, outcome: msg.json<Outcome>() });
+  }
+  return writes;
+}
+
+/** Commits per order id: the checker's view of "committed more than once". */
+export function countCommits(writes: LedgerWrite[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const w of writes) {
+    if (w.outcome.result === "committed") counts.set(w.orderId, (counts.get(w.orderId) ?? 0) + 1);
+  }
+  return counts;
+}

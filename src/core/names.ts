@@ -1,0 +1,59 @@
+/**
+ * Names of every JetStream resource orderq uses. The defaults come from DESIGN.md so that separate
+ * orderq processes agree without configuration; every one can be overridden.
+ */
+export interface Names {
+  /** Work-queue stream holding orders, subjects `<subjectPrefix>.<source>`. */
+  stream: string;
+  subjectPrefix: string;
+  /** Durable pull consumer shared by every worker. */
+  consumer: string;
+  /** Dead-letter stream, subjects `<dlqSubjectPrefix>.<source>`. */
+  dlqStream: string;
+  dlqSubjectPrefix: string;
+  /** Stream that makes MAX_DELIVERIES advisories durable, and the mover's consumer on it. */
+  advisoryStream: string;
+  moverConsumer: string;
+  /** KV bucket: order id → committed outcome. */
+  ledgerBucket: string;
+  /** KV bucket: stream sequence → failed attempts (history keeps one revision per attempt). */
+  attemptsBucket: string;
+}
+
+export const DEFAULT_NAMES: Names = {
+  stream: "ORDERS",
+  subjectPrefix: "orders",
+  consumer: "workers",
+  dlqStream: "ORDERS_DLQ",
+  dlqSubjectPrefix: "dlq.orders",
+  advisoryStream: "ORDERQ_ADVISORIES",
+  moverConsumer: "dlq_mover",
+  ledgerBucket: "orderq_ledger",
+  attemptsBucket: "orderq_attempts",
+};
+
+export const SOURCES = ["web", "mobile", "api"] as const;
+export type Source = (typeof SOURCES)[number];
+
+export function orderSubject(names: Names, source: string): string {
+  return `${names.subjectPrefix}.${source}`;
+}
+
+export function dlqSubject(names: Names, source: string): string {
+  return `${names.dlqSubjectPrefix}.${source}`;
+}
+
+/** The subject JetStream publishes MAX_DELIVERIES advisories on for our consumer. */
+export function maxDeliveriesAdvisorySubject(names: Names): string {
+  return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.stream}.*`;
+}
+
+/** Message id of a DLQ copy: a retried or raced move of the same stream message stays single. */
+export function dlqMsgId(names: Names, streamSeq: number): string {
+  return `dlq:${names.stream}:${streamSeq}`;
+}
+
+/** Subject of the KV stream behind a bucket, for reading every write of a key. */
+export function kvStreamName(bucket: string): string {
+  return `KV_${bucket}`;
+}

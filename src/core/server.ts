@@ -1,0 +1,280 @@
+/**
+ * Local nats-server processes for tests, chaos runs and `orderq server start`: JetStream on, a store
+ * directory of their own, a loopback port. Never a server that happens to be running.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { EnvironmentError, errorMessage } from "./errors.js";
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+
+/** `$NATS_SERVER_BIN`, then `PATH`, then Debian's `/usr/sbin/nats-server`. */
+export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
+  const candidates = [
+    env.NATS_SERVER_BIN,
+    ...(env.PATH ?? "").split(delimiter).filter(Boolean).map((dir) => join(dir, "nats-server")),
+    "/usr/sbin/nats-server",
+  ].filter((p): p is string => Boolean(p));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new EnvironmentError(
+    "nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN to its path",
+  );
+}
+
+/** Asks the OS for a free loopback port. Another process may take it before we do; start() retries. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ServerOptions {
+  /** Client port; a free one when absent. */
+  port?: number;
+  /** JetStream store; a temp dir (removed by dispose()) when absent. */
+  storeDir?: string;
+  /** server_name, needed in a cluster. */
+  name?: string;
+  cluster?: { name: string; port: number; routes: number[] };
+  binary?: string;
+}
+
+const live = new Set<NatsServer>();
+// A test run or chaos run that dies must not leave servers behind.
+process.on("exit", () => {
+  for (const server of live) server.killNow();
+});
+
+export class NatsServer {
+  readonly port: number;
+  readonly storeDir: string;
+  readonly name: string;
+  private child?: ChildProcess;
+  private exited?: Promise<void>;
+  private readonly configFile: string;
+
+  private constructor(
+    private readonly options: ServerOptions & { port: number; storeDir: string; binary: string },
+    private readonly ownsStore: boolean,
+  ) {
+    this.port = options.port;
+    this.storeDir = options.storeDir;
+    this.name = options.name ?? `orderq-${options.port}`;
+    this.configFile = join(this.storeDir, "nats-server.conf");
+  }
+
+  static async start(options: ServerOptions = {}): Promise<NatsServer> {
+    const binary = options.binary ?? findNatsServerBinary();
+    const ownsStore = !options.storeDir;
+    const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "orderq-nats-"));
+    mkdirSync(storeDir, { recursive: true });
+    for (let attempt = 1; ; attempt++) {
+      const port = options.port ?? (await freePort());
+      const server = new NatsServer({ ...options, port, storeDir, binary }, ownsStore);
+      try {
+        await server.launch();
+        return server;
+      } catch (err) {
+        // A free port can be taken between freePort() and the bind: pick another one.
+        if (options.port !== undefined || attempt >= 3) {
+          if (ownsStore) rmSync(storeDir, { recursive: true, force: true });
+          throw err;
+        }
+      }
+    }
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  private writeConfig(): void {
+    const lines = [
+      `server_name: "${this.name}"`,
+      `listen: "127.0.0.1:${this.port}"`,
+      `jetstream { store_dir: "${join(this.storeDir, "js")}" }`,
+    ];
+    const cluster = this.options.cluster;
+    if (cluster) {
+      const routes = cluster.routes.map((p) => `"nats-route://127.0.0.1:${p}"`).join(", ");
+      lines.push(`cluster { name: "${cluster.name}", listen: "127.0.0.1:${cluster.port}", routes: [${routes}] }`);
+    }
+    writeFileSync(this.configFile, lines.join("\n") + "\n");
+  }
+
+  private async launch(): Promise<void> {
+    this.writeConfig();
+    const logFile = join(this.storeDir, "nats-server.log");
+    const child = spawn(this.options.binary, ["-c", this.configFile, "-l", logFile], {
+      stdio: ["ignore", "ignore", "ignore"],
+    });
+    this.child = child;
+    live.add(this);
+    this.exited = new Promise((resolve) => {
+      child.once("exit", () => {
+        if (this.child === child) this.child = undefined;
+        live.delete(this);
+        resolve();
+      });
+    });
+    let spawnError: Error | undefined;
+    child.once("error", (err) => (spawnError = err));
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let lastError = "";
+    while (Date.now() < deadline) {
+      if (spawnError) throw new EnvironmentError(`cannot start nats-server: ${spawnError.message}`);
+      if (this.child !== child) {
+        throw new EnvironmentError(`nats-server on port ${this.port} exited at start: ${this.logTail(logFile)}`);
+      }
+      try {
+        await this.probeJetStream();
+        return;
+      } catch (err) {
+        lastError = errorMessage(err);
+        await sleep(100);
+      }
+    }
+    await this.kill();
+    throw new EnvironmentError(`nats-server on port ${this.port} not ready after ${READY_TIMEOUT_MS} ms: ${lastError}`);
+  }
+
+  /** Ready means JetStream answers, not just that the port is open (a cluster needs a meta leader). */
+  private async probeJetStream(): Promise<void> {
+    const nc = await connect({ servers: this.url, timeout: 1000, reconnect: false });
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 1000 });
+      await jsm.getAccountInfo();
+    } finally {
+      await nc.close();
+    }
+  }
+
+  private logTail(logFile: string): string {
+    if (!existsSync(logFile)) return "no log";
+    const lines = readFileSync(logFile, "utf8").trim().split("\n");
+    return lines.slice(-3).join(" | ");
+  }
+
+  /** Graceful stop (SIGTERM), SIGKILL if it does not exit in time. */
+  async stop(): Promise<void> {
+    await this.signalAndWait("SIGTERM", STOP_GRACE_MS);
+  }
+
+  /** kill -9: the store stays as the crash left it. */
+  async kill(): Promise<void> {
+    await this.signalAndWait("SIGKILL", STOP_GRACE_MS);
+  }
+
+  /** Starts again on the same port and store. */
+  async restart(): Promise<void> {
+    if (this.child) throw new Error(`nats-server ${this.name} is still running`);
+    await this.launch();
+  }
+
+  pause(): void {
+    this.child?.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    this.child?.kill("SIGCONT");
+  }
+
+  /** Stops the process and removes the store if this object created it. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    if (this.ownsStore) rmSync(this.storeDir, { recursive: true, force: true });
+  }
+
+  killNow(): void {
+    this.child?.kill("SIGCONT");
+    this.child?.kill("SIGKILL");
+  }
+
+  private async signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    child.kill("SIGCONT"); // a paused server cannot act on SIGTERM
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** A JetStream cluster on loopback: each node has its own store and client port. */
+export class NatsCluster {
+  private constructor(
+    readonly servers: NatsServer[],
+    private readonly ownedDir?: string,
+  ) {}
+
+  static async start(size = 3, options: { baseDir?: string; binary?: string } = {}): Promise<NatsCluster> {
+    const ownedDir = options.baseDir ? undefined : mkdtempSync(join(tmpdir(), "orderq-cluster-"));
+    const baseDir = options.baseDir ?? (ownedDir as string);
+    const clientPorts: number[] = [];
+    const routePorts: number[] = [];
+    for (let i = 0; i < size; i++) {
+      clientPorts.push(await freePort());
+      routePorts.push(await freePort());
+    }
+    // Nodes cannot become ready one by one (JetStream needs a quorum), so launch them together.
+    const servers = await Promise.all(
+      clientPorts.map((port, i) =>
+        NatsServer.start({
+          port,
+          name: `n${i + 1}`,
+          storeDir: join(baseDir, `n${i + 1}`),
+          binary: options.binary,
+          cluster: { name: "orderq", port: routePorts[i], routes: routePorts.filter((_, j) => j !== i) },
+        }),
+      ),
+    );
+    return new NatsCluster(servers, ownedDir);
+  }
+
+  /** Every node's URL, so a client fails over when one node dies. */
+  get url(): string {
+    return this.servers.map((s) => s.url).join(",");
+  }
+
+  byName(name: string): NatsServer | undefined {
+    return this.servers.find((s) => s.name === name);
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.stop()));
+    if (this.ownedDir) rmSync(this.ownedDir, { recursive: true, force: true });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,105 @@
+/**
+ * Runs worker processes (`orderq work` children), replaces any that die, and sums their stats,
+ * which each child reports over IPC. Retiring a child is a graceful drain (SIGTERM).
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { emptyStats, type WorkerStats } from "./worker.js";
+
+export interface ChildReport {
+  type: "stats";
+  stats: WorkerStats;
+}
+
+export interface SupervisorOptions {
+  /** Entry point of the CLI (bin/run.js) and the arguments of one worker process. */
+  script: string;
+  args: (workerId: string) => string[];
+  /** Delay before a dead worker is replaced. */
+  restartDelayMs: number;
+}
+
+export interface SupervisorEvents {
+  onExit?(workerId: string, code: number | null, signal: NodeJS.Signals | null, replaced: boolean): void;
+  onSpawn?(workerId: string, pid: number | undefined): void;
+}
+
+interface Slot {
+  id: string;
+  child: ChildProcess;
+  stats: WorkerStats;
+  exited: Promise<void>;
+  retiring: boolean;
+}
+
+export class Supervisor {
+  private readonly slots = new Map<string, Slot>();
+  /** Stats of children that are gone (their last report). */
+  private readonly retired = emptyStats();
+  private stopping = false;
+  private next = 1;
+
+  constructor(
+    private readonly options: SupervisorOptions,
+    private readonly events: SupervisorEvents = {},
+  ) {}
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  pids(): number[] {
+    return [...this.slots.values()].map((s) => s.child.pid).filter((p): p is number => p !== undefined);
+  }
+
+  spawn(id = `w${this.next++}`): void {
+    const child = fork(this.options.script, this.options.args(id), {
+      env: { ...process.env, ORDERQ_SUPERVISED: "1" },
+      stdio: ["ignore", "ignore", "inherit", "ipc"],
+    });
+    const slot: Slot = { id, child, stats: emptyStats(), retiring: false, exited: Promise.resolve() };
+    slot.exited = new Promise((resolve) => {
+      child.once("exit", (code, signal) => {
+        this.slots.delete(id);
+        addStats(this.retired, { ...slot.stats, inFlight: 0 });
+        const replace = !this.stopping && !slot.retiring;
+        this.events.onExit?.(id, code, signal, replace);
+        if (replace) setTimeout(() => !this.stopping && this.spawn(id), this.options.restartDelayMs);
+        resolve();
+      });
+    });
+    child.on("message", (msg: ChildReport) => {
+      if (msg?.type === "stats") slot.stats = msg.stats;
+    });
+    this.slots.set(id, slot);
+    this.events.onSpawn?.(id, child.pid);
+  }
+
+  /** Gracefully retires one worker (the newest). */
+  async retireOne(): Promise<void> {
+    const slot = [...this.slots.values()].filter((s) => !s.retiring).pop();
+    if (!slot) return;
+    slot.retiring = true;
+    slot.child.kill("SIGTERM");
+    await slot.exited;
+  }
+
+  stats(): WorkerStats {
+    const total = { ...this.retired, inFlight: 0 };
+    for (const slot of this.slots.values()) addStats(total, slot.stats);
+    return total;
+  }
+
+  /** Drains every worker; SIGKILL after the grace period. */
+  async stop(graceMs = 30_000): Promise<void> {
+    this.stopping = true;
+    const slots = [...this.slots.values()];
+    for (const slot of slots) slot.child.kill("SIGTERM");
+    const timer = setTimeout(() => slots.forEach((s) => s.child.kill("SIGKILL")), graceMs);
+    await Promise.all(slots.map((s) => s.exited));
+    clearTimeout(timer);
+  }
+}
+
+function addStats(into: WorkerStats, from: WorkerStats): void {
+  for (const key of Object.keys(into) as (keyof WorkerStats)[]) into[key] += from[key];
+}

@@ -1,0 +1,276 @@
+/**
+ * One worker process's pipeline, following DESIGN.md's protocol step by step:
+ * pull → validate → (redelivery?) ledger check → handler with heartbeats → commit → ack,
+ * and on failure: record the attempt → nak with backoff, or dead-letter then ack.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { AttemptLog } from "./attempts.js";
+import { backoffDelay, type BackoffPolicy } from "./backoff.js";
+import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
+import { DlqMover } from "./dlq-mover.js";
+import { errorMessage } from "./errors.js";
+import { NonRetryableError, type Handler } from "./handler.js";
+import { Ledger } from "./ledger.js";
+import type { Names } from "./names.js";
+import { guessOrderId, parseOrder, type Order } from "./order.js";
+import type { Rng } from "./random.js";
+import { consumerAckWaitMs } from "./topology.js";
+
+export interface WorkerOptions {
+  names: Names;
+  workerId: string;
+  /** Orders in flight at once in this process. */
+  concurrency: number;
+  backoff: BackoffPolicy;
+  /** Await a confirmed ack (double ack) instead of a fire-and-forget one. */
+  confirmAck: boolean;
+  /** Negative control: commit with a plain put instead of create-if-absent. */
+  unsafe: boolean;
+  /** Run this process's DLQ mover (on by default: every worker process runs one). */
+  mover: boolean;
+  faults: {
+    /** Probability of SIGKILLing this process between commit and ack. */
+    crashAfterCommitRate: number;
+    /** Probability of committing and then never acking. */
+    dropAckRate: number;
+  };
+}
+
+export interface WorkerStats {
+  /** Orders this process committed. */
+  committed: number;
+  /** Redeliveries of committed (or dead-lettered) work, absorbed by the ledger. */
+  suppressedDuplicates: number;
+  /** Handler errors (each is one failed attempt). */
+  failedAttempts: number;
+  /** Failed attempts given back with nak(delay). */
+  retried: number;
+  /** Orders this process wrote to the DLQ (itself or through its mover). */
+  deadLettered: number;
+  /** Of those, payloads that were not a valid order. */
+  invalid: number;
+  /** Acks deliberately not sent (fault knob). */
+  droppedAcks: number;
+  /** Infrastructure errors (broker down, timeouts); the message is left for redelivery. */
+  errors: number;
+  inFlight: number;
+}
+
+export function emptyStats(): WorkerStats {
+  return {
+    committed: 0,
+    suppressedDuplicates: 0,
+    failedAttempts: 0,
+    retried: 0,
+    deadLettered: 0,
+    invalid: 0,
+    droppedAcks: 0,
+    errors: 0,
+    inFlight: 0,
+  };
+}
+
+export class Worker {
+  readonly stats = emptyStats();
+  private readonly js: JetStreamClient;
+  private messages?: ConsumerMessages;
+  private mover?: DlqMover;
+  private stopping = false;
+  /** Start time of each message in flight, for heartbeats. */
+  private readonly inFlight = new Map<JsMsg, number>();
+  private slotFreed?: () => void;
+  private heartbeat?: NodeJS.Timeout;
+  private ackWaitMs = 30_000;
+  private maxDeliver = -1;
+  private ledger!: Ledger;
+  private dlq!: DeadLetterContext;
+  /** Last infrastructure error, for logs. */
+  lastError?: string;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly options: WorkerOptions,
+    private readonly handler: Handler,
+    private readonly rng: Rng,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  /** Runs until stop() and every order in flight is finished. */
+  async run(): Promise<void> {
+    const { names } = this.options;
+    ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = await consumerAckWaitMs(this.nc, names));
+    this.ledger = await Ledger.open(this.nc, names, this.options.unsafe);
+    this.dlq = {
+      js: this.js,
+      names,
+      ledger: this.ledger,
+      attempts: await AttemptLog.open(this.nc, names),
+      worker: this.options.workerId,
+    };
+    if (this.options.mover) {
+      this.mover = new DlqMover(this.nc, this.dlq, {
+        onMove: (result) => {
+          if (result === "moved") this.stats.deadLettered++;
+        },
+        onError: (err) => this.fail(err),
+      });
+      await this.mover.start();
+    }
+    // One timer for all messages: in-progress acks every ack-wait/3 keep a slow order's lease,
+    // while a dead process stops sending them and loses it within one ack wait.
+    const beat = Math.max(100, Math.floor(this.ackWaitMs / 3));
+    this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
+
+    const consumer = await this.js.consumers.get(names.stream, names.consumer);
+    this.messages = await consumer.consume({ max_messages: this.options.concurrency });
+    if (this.stopping) this.messages.stop();
+    for await (const msg of this.messages) {
+      if (this.stopping) {
+        msg.nak(); // pulled but not started: give it back now rather than after the ack wait
+        continue;
+      }
+      while (this.inFlight.size >= this.options.concurrency) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+      }
+      this.inFlight.set(msg, Date.now());
+      this.stats.inFlight = this.inFlight.size;
+      void this.process(msg).finally(() => {
+        this.inFlight.delete(msg);
+        this.stats.inFlight = this.inFlight.size;
+        this.slotFreed?.();
+        this.slotFreed = undefined;
+      });
+    }
+    while (this.inFlight.size > 0) await new Promise<void>((resolve) => (this.slotFreed = resolve));
+    clearInterval(this.heartbeat);
+    await this.mover?.stop();
+  }
+
+  /** Graceful stop: no more pulls; orders in flight finish (run() resolves after them). */
+  stop(): void {
+    this.stopping = true;
+    this.messages?.stop();
+  }
+
+  private sendHeartbeats(olderThanMs: number): void {
+    const now = Date.now();
+    for (const [msg, started] of this.inFlight) {
+      if (now - started >= olderThanMs) msg.working();
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.stats.errors++;
+    this.lastError = errorMessage(err);
+  }
+
+  private async process(msg: JsMsg): Promise<void> {
+    try {
+      const parsed = parseOrder(msg.data);
+      if (!parsed.ok) {
+        await this.toDlq(msg, {
+          reason: "invalid-payload",
+          lastError: `invalid-payload: ${parsed.reason}`,
+          displayOrderId: guessOrderId(msg.data),
+        });
+        this.stats.invalid++;
+        return;
+      }
+      await this.processOrder(msg, parsed.order);
+    } catch (err) {
+      // Broker unreachable, a timeout...: leave the message unacked; its redelivery is absorbed.
+      this.fail(err);
+    }
+  }
+
+  private async processOrder(msg: JsMsg, order: Order): Promise<void> {
+    const attempt = msg.info.deliveryCount;
+    // A first delivery cannot be committed yet (publishing is de-duplicated), so only a
+    // redelivery pays for this read; the create-if-absent below guards every case anyway.
+    const existing = attempt > 1 ? await this.ledger.get(order.id) : undefined;
+    if (existing?.result === "committed") {
+      this.stats.suppressedDuplicates++;
+      await this.ack(msg);
+      return;
+    }
+    if (existing?.result === "dead-lettered") {
+      // A dead-letter move died between its ledger claim and its ack: finish it as it began.
+      await this.toDlq(msg, { reason: existing.reason ?? "max-deliveries", lastError: existing.error, validOrderId: order.id });
+      return;
+    }
+    try {
+      await this.handler(order, attempt);
+    } catch (err) {
+      await this.onHandlerError(msg, order, err);
+      return;
+    }
+    const commit = await this.ledger.record(order.id, {
+      result: "committed",
+      worker: this.options.workerId,
+      attempt,
+      streamSeq: msg.info.streamSequence,
+      at: new Date().toISOString(),
+    });
+    if (commit.written) this.stats.committed++;
+    else this.stats.suppressedDuplicates++; // another delivery won the race
+    const { crashAfterCommitRate, dropAckRate } = this.options.faults;
+    if (crashAfterCommitRate > 0 && this.rng() < crashAfterCommitRate) process.kill(process.pid, "SIGKILL");
+    if (dropAckRate > 0 && this.rng() < dropAckRate) {
+      this.stats.droppedAcks++;
+      return;
+    }
+    await this.ack(msg);
+  }
+
+  private async onHandlerError(msg: JsMsg, order: Order, err: unknown): Promise<void> {
+    const attempt = msg.info.deliveryCount;
+    const error = errorMessage(err);
+    this.stats.failedAttempts++;
+    await this.dlq.attempts.record({
+      orderId: order.id,
+      streamSeq: msg.info.streamSequence,
+      attempt,
+      worker: this.options.workerId,
+      error,
+      errorClass: err instanceof Error ? err.name : typeof err,
+      at: new Date().toISOString(),
+    });
+    const retryable = !(err instanceof NonRetryableError);
+    const attemptsLeft = this.maxDeliver < 0 || attempt < this.maxDeliver;
+    if (retryable && attemptsLeft) {
+      this.stats.retried++;
+      msg.nak(backoffDelay(attempt, this.options.backoff, this.rng));
+      return;
+    }
+    await this.toDlq(msg, {
+      reason: retryable ? "max-deliveries" : "non-retryable",
+      lastError: error,
+      validOrderId: order.id,
+    });
+  }
+
+  /** Copy first, then ack: under work-queue retention an ack (or term) deletes the original. */
+  private async toDlq(
+    msg: JsMsg,
+    input: Pick<DeadLetterInput, "reason" | "lastError" | "validOrderId" | "displayOrderId">,
+  ): Promise<void> {
+    const result = await deadLetter(this.dlq, {
+      ...input,
+      subject: msg.subject,
+      streamSeq: msg.info.streamSequence,
+      payload: msg.data,
+      headers: msg.headers,
+      deliveries: msg.info.deliveryCount,
+    });
+    if (result === "dead-lettered") this.stats.deadLettered++;
+    else this.stats.suppressedDuplicates++;
+    await this.ack(msg);
+  }
+
+  private async ack(msg: JsMsg): Promise<void> {
+    if (this.options.confirmAck) await msg.ackAck();
+    else msg.ack();
+  }
+}

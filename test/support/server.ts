@@ -1,0 +1,24 @@
+/** A fresh nats-server per test file (JetStream, temp store, free loopback port), stopped afterwards. */
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { NatsServer } from "../../src/core/server.js";
+
+export interface ServerFixture {
+  server: NatsServer;
+  nc: NatsConnection;
+}
+
+/** Call inside a mocha `describe`: `const fx = useServer();` then use `fx.server.url` in tests. */
+export function useServer(): ServerFixture {
+  const fx = {} as ServerFixture;
+  before(async function () {
+    this.timeout(60_000);
+    fx.server = await NatsServer.start();
+    fx.nc = await connect({ servers: fx.server.url });
+  });
+  after(async function () {
+    this.timeout(30_000);
+    await fx.nc?.close();
+    await fx.server?.dispose();
+  });
+  return fx;
+}
