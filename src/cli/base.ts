@@ -7,7 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, DEFAULT_SERVER, type NatsOptions } from "../core/connection.js";
 import { parseDuration } from "../core/duration.js";
 import { OrderqError, InputError } from "../core/errors.js";
-import { DEFAULT_NAMES, type Names } from "../core/names.js";
+import { DEFAULT_NAMES, namesFor, type Names } from "../core/names.js";
 import { DEFAULT_SETTINGS, type TopologySettings } from "../core/topology.js";
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof OrderqCommand)["baseFlags"] & T["flags"]>;
@@ -46,12 +46,18 @@ export abstract class OrderqCommand extends Command {
     return connectNats(this.natsOptions(flags));
   }
 
-  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    if (err instanceof Errors.CLIError || err instanceof Errors.ExitError) return super.catch(err);
-    const exit = err instanceof OrderqError ? err.exitCode : 1;
-    // One line for the person at the terminal; the stack only when debugging.
+  /**
+   * Every failure ends as one line on stderr (or `{"error": …}` with --json) and an exit code:
+   * 2 bad input, 3 environment, 1 anything else. oclif's own wrapping would break the line.
+   */
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    if (err instanceof Errors.ExitError) throw err;
+    const exit = err instanceof OrderqError ? err.exitCode : (err.oclif?.exit ?? 1);
+    const message = (err.message || String(err)).replace(/\s*\n\s*/g, " ").trim();
     if (process.env.DEBUG) this.logToStderr(err.stack ?? String(err));
-    return super.catch(new Errors.CLIError(err.message || String(err), { exit }));
+    if (this.jsonEnabled()) this.logJson({ error: { message, exitCode: exit } });
+    else this.logToStderr(`orderq: ${message}`);
+    return this.exit(exit);
   }
 }
 
@@ -64,16 +70,7 @@ export const nameFlags = {
 };
 
 export function namesFrom(flags: { stream: string; consumer: string; "dlq-stream": string; "ledger-bucket": string }): Names {
-  const names = { ...DEFAULT_NAMES, stream: flags.stream, consumer: flags.consumer, dlqStream: flags["dlq-stream"], ledgerBucket: flags["ledger-bucket"] };
-  if (flags.stream !== DEFAULT_NAMES.stream) {
-    // A second orderq on the same server must not share subjects or the advisory stream with the first.
-    const lower = flags.stream.toLowerCase();
-    names.subjectPrefix = lower;
-    names.dlqSubjectPrefix = `dlq.${lower}`;
-    names.advisoryStream = `ORDERQ_ADVISORIES_${flags.stream}`;
-    names.attemptsBucket = `orderq_attempts_${lower}`;
-  }
-  return names;
+  return namesFor({ stream: flags.stream, consumer: flags.consumer, dlqStream: flags["dlq-stream"], ledgerBucket: flags["ledger-bucket"] });
 }
 
 /** Consumer and stream settings used when creating what is missing. */

@@ -32,6 +32,22 @@ export const DEFAULT_NAMES: Names = {
   attemptsBucket: "orderq_attempts",
 };
 
+/**
+ * Names from the four that can be chosen. A stream other than the default also renames its subjects,
+ * advisory stream and attempts bucket, so a second orderq on the same server shares nothing with the first.
+ */
+export function namesFor(chosen: Pick<Names, "stream" | "consumer" | "dlqStream" | "ledgerBucket">): Names {
+  const names = { ...DEFAULT_NAMES, ...chosen };
+  if (chosen.stream !== DEFAULT_NAMES.stream) {
+    const lower = chosen.stream.toLowerCase();
+    names.subjectPrefix = lower;
+    names.dlqSubjectPrefix = `dlq.${lower}`;
+    names.advisoryStream = `ORDERQ_ADVISORIES_${chosen.stream}`;
+    names.attemptsBucket = `orderq_attempts_${lower}`;
+  }
+  return names;
+}
+
 export const SOURCES = ["web", "mobile", "api"] as const;
 export type Source = (typeof SOURCES)[number];
 

@@ -265,3 +265,52 @@ export async function consumerAckWaitMs(nc: NatsConnection, names: Names): Promi
   const info = await jsm.consumers.info(names.stream, names.consumer);
   return { ackWaitMs: millis(info.config.ack_wait ?? nanos(30_000)), maxDeliver: info.config.max_deliver ?? -1 };
 }
+
+export interface ResourceState {
+  kind: "stream" | "consumer" | "kv";
+  name: string;
+  exists: boolean;
+  settings: Record<string, string | number>;
+}
+
+/** What exists on the server now, with the settings that matter (for `topology show`). */
+export async function describeTopology(nc: NatsConnection, names: Names): Promise<ResourceState[]> {
+  const jsm = await jetstreamManager(nc);
+  const pick = (config: Record<string, unknown>, fields: string[]) =>
+    Object.fromEntries(fields.map((f) => [f, show(config[f], f)]));
+  const stream = async (name: string, kind: "stream" | "kv" = "stream", label = name): Promise<ResourceState> => {
+    try {
+      const info = await jsm.streams.info(name);
+      const fields = kind === "kv" ? ["max_msgs_per_subject", "num_replicas", "storage"] : STREAM_FIELDS;
+      const settings = { ...pick(info.config as unknown as Record<string, unknown>, fields), messages: info.state.messages };
+      return { kind, name: label, exists: true, settings };
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      return { kind, name: label, exists: false, settings: {} };
+    }
+  };
+  const consumer = async (streamName: string, durable: string): Promise<ResourceState> => {
+    const name = `${streamName}/${durable}`;
+    try {
+      const info = await jsm.consumers.info(streamName, durable);
+      const settings = {
+        ...pick(info.config as unknown as Record<string, unknown>, WORKER_FIELDS),
+        pending: info.num_pending,
+        ack_pending: info.num_ack_pending,
+      };
+      return { kind: "consumer", name, exists: true, settings };
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      return { kind: "consumer", name, exists: false, settings: {} };
+    }
+  };
+  return [
+    await stream(names.stream),
+    await consumer(names.stream, names.consumer),
+    await stream(names.dlqStream),
+    await stream(names.advisoryStream),
+    await consumer(names.advisoryStream, names.moverConsumer),
+    await stream(kvStreamName(names.ledgerBucket), "kv", names.ledgerBucket),
+    await stream(kvStreamName(names.attemptsBucket), "kv", names.attemptsBucket),
+  ];
+}

@@ -1,0 +1,304 @@
+/**
+ * The exactly-once pipeline end to end: `orderq produce` → `orderq work` → ledger, on real
+ * nats-server processes that this suite starts (never the machine's shared server).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { countCommits, readLedgerWrites } from "../src/core/ledger.js";
+import { listDlq } from "../src/core/dlq.js";
+import { History, type HistoryEvent } from "../src/core/history.js";
+import { DEFAULT_NAMES } from "../src/core/names.js";
+import { makeOrder, MAX_ORDER_BYTES } from "../src/core/order.js";
+import { Producer } from "../src/core/producer.js";
+import { seededRng } from "../src/core/random.js";
+import { NatsServer } from "../src/core/server.js";
+import { ensureTopology, DEFAULT_SETTINGS } from "../src/core/topology.js";
+import { json, runCli, startCli } from "./support/cli.js";
+import { useServer, type ServerFixture } from "./support/server.js";
+import { waitFor } from "./support/wait.js";
+
+const names = DEFAULT_NAMES;
+const FAST = ["--ack-wait", "1s", "--backoff-base", "20ms", "--backoff-max", "200ms"];
+
+async function streamMessages(fx: ServerFixture, stream = names.stream): Promise<number> {
+  const jsm = await jetstreamManager(fx.nc);
+  return (await jsm.streams.info(stream)).state.messages;
+}
+
+/** Asserts every id was committed exactly once and nothing else was. */
+async function assertCommittedOnce(fx: ServerFixture, ids: string[]): Promise<void> {
+  const commits = countCommits(await readLedgerWrites(fx.nc, names));
+  const twice = [...commits].filter(([, n]) => n !== 1).map(([id]) => id);
+  assert.deepEqual(twice, [], "orders committed more than once");
+  const missing = ids.filter((id) => !commits.has(id));
+  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} orders never committed`);
+  assert.equal(commits.size, ids.length, "ledger holds orders nobody produced");
+}
+
+function acceptedIds(historyFile: string): string[] {
+  const events = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent);
+  return [...new Set(events.filter((e) => e.type === "ok").map((e) => e.id))];
+}
+
+describe("pipeline: produce → work → ledger", function () {
+  const fx = useServer();
+  const dir = mkdtempSync(join(tmpdir(), "orderq-test-"));
+
+  it("commits 2,000 orders from three sources exactly once with --processes 3", async () => {
+    const historyFile = join(dir, "h1.jsonl");
+    const produced = await runCli(["produce", "--count", "2000", "--server", fx.server.url, "--history", historyFile, "--json"]);
+    assert.equal(produced.code, 0, produced.stderr);
+    assert.equal(json(produced).accepted, 2000);
+    const invokes = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent);
+    assert.deepEqual(new Set(invokes.filter((e) => e.type === "invoke").map((e) => (e as { source: string }).source)), new Set(["web", "mobile", "api"]));
+
+    const worked = await runCli(["work", "--processes", "3", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"]);
+    assert.equal(worked.code, 0, worked.stderr);
+    assert.equal(json(worked).committed, 2000);
+    await assertCommittedOnce(fx, acceptedIds(historyFile));
+    assert.equal(await streamMessages(fx), 0, "ORDERS should be empty");
+  });
+});
+
+describe("pipeline: a worker killed with SIGKILL mid-run", function () {
+  const fx = useServer();
+
+  it("still commits every order exactly once after the worker is restarted", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-test-"));
+    const historyFile = join(dir, "h.jsonl");
+    const produced = await runCli(["produce", "--count", "1500", "--server", fx.server.url, "--history", historyFile]);
+    assert.equal(produced.code, 0, produced.stderr);
+    const slow = ["--handler-ms", "20", "--concurrency", "4", ...FAST, "--server", fx.server.url];
+    const victim = startCli(["work", ...slow, "--worker-id", "victim"]);
+    const survivor = startCli(["work", ...slow, "--worker-id", "survivor"]);
+    const kv = await jetstreamManager(fx.nc);
+    await waitFor("some commits", async () => (await kv.streams.info("KV_orderq_ledger")).state.messages >= 300);
+    victim.child.kill("SIGKILL");
+    assert.equal((await victim.done).signal, "SIGKILL");
+    const restarted = await runCli(["work", ...slow, "--worker-id", "restarted", "--exit-when-idle", "2s", "--json"]);
+    assert.equal(restarted.code, 0, restarted.stderr);
+    survivor.child.kill("SIGTERM");
+    assert.equal((await survivor.done).code, 0, "SIGTERM is a graceful drain that exits 0");
+
+    await assertCommittedOnce(fx, acceptedIds(historyFile));
+    const writes = await readLedgerWrites(fx.nc, names);
+    assert.ok(writes.some((w) => w.outcome.attempt > 1), "the kill should have caused redeliveries");
+    assert.equal(await streamMessages(fx), 0);
+  });
+});
+
+describe("pipeline: publishing the same order more than once", function () {
+  const fx = useServer();
+
+  it("stores a re-sent order once and commits it once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-test-"));
+    const historyFile = join(dir, "dup.jsonl");
+    const produced = await runCli(["produce", "--count", "20", "--duplicate-rate", "1", "--server", fx.server.url, "--history", historyFile, "--json"]);
+    assert.equal(produced.code, 0, produced.stderr);
+    const stats = json(produced);
+    assert.equal(stats.published, 40);
+    assert.equal(stats.duplicates, 20);
+    const oks = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent).filter((e) => e.type === "ok");
+    assert.equal(oks.filter((e) => e.type === "ok" && e.duplicate).length, 20, "every second PubAck says duplicate: true");
+    assert.equal(await streamMessages(fx), 20);
+    const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"]);
+    assert.equal(json(worked).committed, 20);
+    await assertCommittedOnce(fx, acceptedIds(historyFile));
+  });
+
+  it("retries a publish that timed out with the same id: stored once, committed once", async () => {
+    // A server of its own: it is paused so the first PubAck never arrives in time.
+    const server = await NatsServer.start();
+    const nc = await connect({ servers: server.url });
+    try {
+      await ensureTopology(nc, DEFAULT_SETTINGS);
+      const history = new History();
+      const producer = new Producer(
+        nc,
+        {
+          names,
+          count: 1,
+          rate: 0,
+          sources: { web: 1 },
+          poisonRate: 0,
+          fatalRate: 0,
+          crashRate: 0,
+          invalidRate: 0,
+          duplicateRate: 0,
+          inFlight: 1,
+          publishTimeoutMs: 300,
+          retryForMs: 30_000,
+          idPrefix: "retry",
+        },
+        seededRng(1),
+        history,
+      );
+      server.pause();
+      const run = producer.run();
+      await new Promise((r) => setTimeout(r, 1200));
+      server.resume();
+      const stats = await run;
+      assert.ok(stats.retries >= 1, "the publish should have timed out at least once");
+      assert.equal(stats.accepted, 1);
+      const ok = history.events.find((e) => e.type === "ok");
+      assert.ok(ok && ok.type === "ok" && ok.tries > 1);
+      const jsm = await jetstreamManager(nc);
+      assert.equal((await jsm.streams.info(names.stream)).state.messages, 1, "one stored message for all the tries");
+      const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", server.url, "--json"]);
+      assert.equal(json(worked).committed, 1);
+      assert.deepEqual([...countCommits(await readLedgerWrites(nc, names))], [["retry-000000", 1]]);
+    } finally {
+      await nc.close();
+      await server.dispose();
+    }
+  });
+});
+
+describe("pipeline: invalid payloads", function () {
+  const fx = useServer();
+
+  it("dead-letters each malformed payload with a reason and leaves the others alone", async () => {
+    await ensureTopology(fx.nc, DEFAULT_SETTINGS);
+    const js = jetstream(fx.nc);
+    const now = new Date().toISOString();
+    const invalid: Record<string, string> = {
+      "bad-json": "{this is not json",
+      "bad-noid": JSON.stringify({ source: "web", items: [{ sku: "a", qty: 1, price: 1 }], amount: 1, createdAt: now }),
+      "bad-types": JSON.stringify({ id: "bad-types", source: "web", items: "many", amount: "ten", createdAt: 7 }),
+      "bad-huge": JSON.stringify({ id: "bad-huge", source: "web", items: [{ sku: "x".repeat(MAX_ORDER_BYTES), qty: 1, price: 1 }], amount: 1, createdAt: now }),
+    };
+    for (const [msgID, payload] of Object.entries(invalid)) await js.publish("orders.web", payload, { msgID });
+    const good = Array.from({ length: 30 }, (_, i) => makeOrder(`good-${i}`, "api", seededRng(i)));
+    for (const order of good) await js.publish("orders.api", JSON.stringify(order), { msgID: order.id });
+
+    const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"]);
+    assert.equal(worked.code, 0, worked.stderr);
+    assert.equal(json(worked).invalid, 4);
+
+    const dlq = await listDlq(fx.nc, names);
+    assert.equal(dlq.length, 4);
+    const byMsgId = new Map(dlq.map((e) => [e.originalHeaders["Nats-Msg-Id"]?.[0], e]));
+    assert.match(byMsgId.get("bad-json")!.lastError, /^invalid-payload: not JSON/);
+    assert.match(byMsgId.get("bad-noid")!.lastError, /^invalid-payload: id:/);
+    assert.match(byMsgId.get("bad-types")!.lastError, /^invalid-payload: items:/);
+    assert.match(byMsgId.get("bad-huge")!.lastError, /^invalid-payload: payload is \d+ bytes/);
+    for (const entry of dlq) {
+      assert.equal(entry.reason, "invalid-payload");
+      assert.equal(entry.deliveries, 1, "not retried");
+    }
+    assert.equal(byMsgId.get("bad-types")!.orderId, "bad-types", "a best-effort id is kept for people");
+    await assertCommittedOnce(fx, good.map((o) => o.id));
+    assert.equal(await streamMessages(fx), 0);
+  });
+});
+
+describe("pipeline: the negative control (--unsafe)", function () {
+  const fx = useServer();
+
+  it("with a plain put and workers killed between commit and ack, the ledger shows duplicates", async () => {
+    const produced = await runCli(["produce", "--count", "200", "--server", fx.server.url]);
+    assert.equal(produced.code, 0, produced.stderr);
+    const worked = await runCli([
+      "work", "--unsafe", "--processes", "2", "--crash-after-commit-rate", "0.05", "--concurrency", "8",
+      "--exit-when-idle", "2s", ...FAST, "--server", fx.server.url,
+    ]);
+    assert.equal(worked.code, 0, worked.stderr);
+    const commits = countCommits(await readLedgerWrites(fx.nc, names));
+    assert.equal(commits.size, 200, "nothing lost");
+    const duplicated = [...commits].filter(([, n]) => n > 1);
+    assert.ok(duplicated.length > 0, "the unsafe commit must let a redelivery write again");
+  });
+
+  it("the same faults without --unsafe commit every order exactly once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-test-"));
+    const historyFile = join(dir, "safe.jsonl");
+    await runCli(["produce", "--count", "200", "--id-prefix", "safe", "--server", fx.server.url, "--history", historyFile]);
+    const before = countCommits(await readLedgerWrites(fx.nc, names));
+    const worked = await runCli([
+      "work", "--processes", "2", "--crash-after-commit-rate", "0.05", "--concurrency", "8",
+      "--exit-when-idle", "2s", ...FAST, "--server", fx.server.url,
+    ]);
+    assert.equal(worked.code, 0, worked.stderr);
+    const writes = (await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId.startsWith("safe-"));
+    const commits = countCommits(writes);
+    assert.equal(commits.size, 200);
+    assert.deepEqual([...commits].filter(([, n]) => n > 1), []);
+    assert.ok(before.size > 0 && [...commits.keys()].every((id) => !before.has(id)));
+    assert.ok(writes.some((w) => w.outcome.attempt > 1), "crashes should have caused redeliveries");
+  });
+});
+
+describe("pipeline: failures are one clear line and a non-zero exit", function () {
+  const fx = useServer();
+
+  const oneLine = (stderr: string) => {
+    const lines = stderr.trim().split("\n");
+    assert.equal(lines.length, 1, `expected one line, got:\n${stderr}`);
+    return lines[0];
+  };
+
+  it("rejects bad flags with exit 2, naming the flag", async () => {
+    const cases: [string[], RegExp][] = [
+      [["work", "--concurrency", "0"], /--concurrency/],
+      [["work", "--bogus"], /Nonexistent flag: --bogus/],
+      [["work", "--ack-wait", "soon"], /--ack-wait: "soon" is not a duration/],
+      [["produce", "--sources", "web=1,fax=2"], /--sources: unknown source "fax"/],
+      [["produce", "--poison-rate", "2"], /--poison-rate: 2 is not a probability/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli([...args, "--server", fx.server.url]);
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+      assert.match(oneLine(result.stderr), message);
+    }
+  });
+
+  it("fails fast with exit 3 when the server is unreachable", async () => {
+    const down = await NatsServer.start();
+    const url = down.url;
+    await down.dispose(); // a port where nothing listens now
+    for (const args of [["status"], ["produce", "--count", "1"], ["work"], ["topology", "ensure"]]) {
+      const result = await runCli([...args, "--server", url]);
+      assert.equal(result.code, 3, `${args.join(" ")}: ${result.stderr}`);
+      assert.match(oneLine(result.stderr), /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+/);
+    }
+  });
+
+  it("refuses a conflicting stream or consumer config, naming the field and both values", async () => {
+    assert.equal((await runCli(["topology", "ensure", "--server", fx.server.url])).code, 0);
+    const consumer = await runCli(["topology", "ensure", "--ack-wait", "5s", "--server", fx.server.url]);
+    assert.equal(consumer.code, 3);
+    assert.match(oneLine(consumer.stderr), /consumer ORDERS\/workers exists with a different config: ack_wait is 10s, wanted 5s/);
+    const stream = await runCli(["topology", "ensure", "--dup-window", "1m", "--server", fx.server.url, "--json"]);
+    assert.equal(stream.code, 3);
+    assert.match(json(stream).error.message, /stream ORDERS exists with a different config: duplicate_window is 2m, wanted 1m/);
+    const updated = await runCli(["topology", "ensure", "--dup-window", "1m", "--update", "--server", fx.server.url, "--json"]);
+    assert.equal(updated.code, 0, updated.stderr);
+    assert.equal(json(updated).resources.find((r: { name: string }) => r.name === "ORDERS").action, "updated");
+    // produce and work use what exists as it is: no fight with the operator's settings.
+    const produced = await runCli(["produce", "--count", "1", "--ack-wait", "3s", "--server", fx.server.url]);
+    assert.equal(produced.code, 0, produced.stderr);
+  });
+
+  it("every command has --help with an example", async () => {
+    for (const cmd of [["produce"], ["work"], ["status"], ["topology", "ensure"], ["topology", "show"], ["server", "start"]]) {
+      const help = await runCli([...cmd, "--help"]);
+      assert.equal(help.code, 0, cmd.join(" "));
+      assert.match(help.stdout, /EXAMPLES\s+\$ orderq /, `${cmd.join(" ")} --help has no example`);
+      assert.match(help.stdout, /--json/);
+    }
+  });
+
+  it("status --json reports depth, lag, DLQ by reason and ledger size", async () => {
+    const status = await runCli(["status", "--server", fx.server.url, "--json"]);
+    assert.equal(status.code, 0, status.stderr);
+    const s = json(status);
+    assert.equal(s.stream.name, "ORDERS");
+    assert.equal(typeof s.consumer.lag, "number");
+    assert.deepEqual(Object.keys(s.dlq.byReason).sort(), ["invalid-payload", "max-deliveries", "non-retryable"]);
+    assert.equal(typeof s.ledger.orders, "number");
+  });
+});
