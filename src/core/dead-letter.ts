@@ -32,7 +32,11 @@ export interface DeadLetterInput {
   displayOrderId?: string;
 }
 
-export type DeadLetterResult = "dead-lettered" | "already-committed";
+/**
+ * "already-dead-lettered": the order id was dead-lettered from another stream message (it was
+ * published twice, outside the duplicate window); this copy is a duplicate, not a second entry.
+ */
+export type DeadLetterResult = "dead-lettered" | "already-committed" | "already-dead-lettered";
 
 export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput): Promise<DeadLetterResult> {
   const now = new Date().toISOString();
@@ -46,8 +50,10 @@ export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput)
       reason: input.reason,
       error: input.lastError,
     });
-    // A committed order is done; a dead-letter claim left by a move that died is finished below.
+    // A committed order is done; a dead-letter claim left by a move of this same message that
+    // died before its copy is finished below.
     if (!claim.written && claim.existing?.result === "committed") return "already-committed";
+    if (!claim.written && claim.existing && claim.existing.streamSeq !== input.streamSeq) return "already-dead-lettered";
   }
   const attempts = await ctx.attempts.list(input.streamSeq);
   const source = input.subject.split(".").pop() ?? "unknown";
@@ -68,9 +74,9 @@ export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput)
     lastAttemptAt: attempts.at(-1)?.at,
     deadLetteredAt: now,
   };
+  // The copy's Nats-Msg-Id (dlq:<stream>:<seq>) is set by the codec, which must put it first.
   await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
-    msgID: dlqMsgId(ctx.names, input.streamSeq),
-    headers: encodeDlqHeaders(entry),
+    headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq)),
   });
   return "dead-lettered";
 }

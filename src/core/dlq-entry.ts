@@ -3,6 +3,7 @@
  * encode/decode are pure and round-trip (property-tested).
  */
 import { headers, type MsgHdrs } from "@nats-io/transport-node";
+import { PubHeaders } from "@nats-io/jetstream";
 import type { AttemptRecord } from "./attempts.js";
 
 export const DLQ_REASONS = ["invalid-payload", "non-retryable", "max-deliveries"] as const;
@@ -62,8 +63,15 @@ export function headersToRecord(hdrs?: MsgHdrs): Record<string, string[]> {
   return out;
 }
 
-export function encodeDlqHeaders(entry: DlqEntry): MsgHdrs {
+/**
+ * `msgId` becomes the entry's Nats-Msg-Id, and it must be the first header: nats-server 2.9 looks a
+ * header up by the first occurrence of its name anywhere in the header block and gives up when that
+ * one does not start a line. The original headers (JSON, in a value) contain "Nats-Msg-Id", so a
+ * Nats-Msg-Id after them is not seen and the copy is silently not de-duplicated.
+ */
+export function encodeDlqHeaders(entry: DlqEntry, msgId?: string): MsgHdrs {
   const h = headers();
+  if (msgId !== undefined) h.set(PubHeaders.MsgIdHdr, msgId);
   h.set(H.reason, entry.reason);
   h.set(H.lastError, oneLine(entry.lastError));
   if (entry.orderId !== undefined) h.set(H.orderId, oneLine(entry.orderId));

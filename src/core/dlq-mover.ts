@@ -9,6 +9,7 @@ import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManag
 import { deadLetter, type DeadLetterContext } from "./dead-letter.js";
 import { errorMessage } from "./errors.js";
 import { guessOrderId, parseOrder } from "./order.js";
+import { PULL_EXPIRES_MS } from "./topology.js";
 
 /** The fields of io.nats.jetstream.advisory.v1.max_deliver that we use. */
 export interface MaxDeliveriesAdvisory {
@@ -18,7 +19,7 @@ export interface MaxDeliveriesAdvisory {
   deliveries: number;
 }
 
-export type MoveResult = "moved" | "already-gone" | "already-committed" | "not-ours";
+export type MoveResult = "moved" | "already-gone" | "already-committed" | "already-dead-lettered" | "not-ours";
 
 export async function moveToDlq(
   ctx: DeadLetterContext,
@@ -42,7 +43,7 @@ export async function moveToDlq(
     displayOrderId: parsed.ok ? undefined : guessOrderId(original.data),
   });
   await deleteQuietly(jsm, ctx.names.stream, seq);
-  return result === "already-committed" ? "already-committed" : "moved";
+  return result === "dead-lettered" ? "moved" : result;
 }
 
 async function deleteQuietly(jsm: JetStreamManager, stream: string, seq: number): Promise<void> {
@@ -73,7 +74,7 @@ export class DlqMover {
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
     const consumer = await jetstream(this.nc).consumers.get(this.ctx.names.advisoryStream, this.ctx.names.moverConsumer);
-    this.messages = await consumer.consume({ max_messages: 16 });
+    this.messages = await consumer.consume({ max_messages: 16, expires: PULL_EXPIRES_MS });
     this.done = this.loop(this.messages, jsm);
   }
 

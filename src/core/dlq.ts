@@ -1,8 +1,8 @@
 /** The DLQ as people use it: list, show, replay, purge. */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { decodeDlqEntry, type DlqReason, type StoredDlqEntry } from "./dlq-entry.js";
-import { InputError } from "./errors.js";
+import { EnvironmentError, InputError, errorMessage } from "./errors.js";
 import { Ledger, type Outcome } from "./ledger.js";
 import { dlqSubject, orderSubject, type Names } from "./names.js";
 import { readStream } from "./stream-reader.js";
@@ -19,7 +19,7 @@ export interface DlqFilter {
 export async function listDlq(nc: NatsConnection, names: Names, filter: DlqFilter = {}): Promise<StoredDlqEntry[]> {
   const subject = filter.source ? dlqSubject(names, filter.source) : undefined;
   const out: StoredDlqEntry[] = [];
-  for await (const msg of readStream(jetstream(nc), names.dlqStream, subject)) {
+  for await (const msg of readDlqStream(nc, names, subject)) {
     const entry = decodeDlqEntry(msg.headers, msg.data, msg.seq);
     const at = Date.parse(entry.deadLetteredAt);
     if (filter.reason && entry.reason !== filter.reason) continue;
@@ -28,6 +28,17 @@ export async function listDlq(nc: NatsConnection, names: Names, filter: DlqFilte
     out.push(entry);
   }
   return out;
+}
+
+async function* readDlqStream(nc: NatsConnection, names: Names, subject?: string) {
+  try {
+    yield* readStream(jetstream(nc), names.dlqStream, subject);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+      throw new EnvironmentError(`stream ${names.dlqStream} not found: run \`orderq topology ensure\` or pass --dlq-stream`);
+    }
+    throw err;
+  }
 }
 
 /**
@@ -50,7 +61,8 @@ export function select(entries: StoredDlqEntry[], selectors: string[]): StoredDl
 export interface ReplayOutcome {
   dlqSeq: number;
   orderId?: string;
-  result: "replayed" | "refused" | "would-replay";
+  /** "failed": an error (broker unreachable, timeout); the entry stays in the DLQ, replay it again. */
+  result: "replayed" | "refused" | "would-replay" | "failed";
   reason?: string;
   /** Sequence of the new message in the orders stream. */
   newSeq?: number;
@@ -66,46 +78,65 @@ export async function replay(
   entries: StoredDlqEntry[],
   opts: { dryRun: boolean },
 ): Promise<ReplayOutcome[]> {
-  const js = jetstream(nc);
-  const jsm = await jetstreamManager(nc);
-  const ledger = await Ledger.open(nc, names);
+  const ctx: ReplayContext = { names, js: jetstream(nc), jsm: await jetstreamManager(nc), ledger: await Ledger.open(nc, names) };
   const out: ReplayOutcome[] = [];
   for (const entry of entries) {
-    const base = { dlqSeq: entry.dlqSeq, orderId: entry.orderId };
-    if (entry.reason === "invalid-payload") {
-      out.push({ ...base, result: "refused", reason: "invalid payload: it would only be dead-lettered again" });
-      continue;
+    try {
+      out.push(await replayOne(ctx, entry, opts.dryRun));
+    } catch (err) {
+      // One broken entry must not hide the outcome of the others.
+      out.push({ dlqSeq: entry.dlqSeq, orderId: entry.orderId, result: "failed", reason: errorMessage(err) });
     }
-    if (!entry.orderId) {
-      out.push({ ...base, result: "refused", reason: "entry has no order id" });
-      continue;
-    }
-    const committed: Outcome | undefined = opts.dryRun
-      ? await ledger.get(entry.orderId).then((o) => (o?.result === "committed" ? o : undefined))
-      : await ledger.releaseDeadLetter(entry.orderId);
-    if (committed) {
-      out.push({ ...base, result: "refused", reason: `already committed by ${committed.worker} at ${committed.at}` });
-      continue;
-    }
-    if (opts.dryRun) {
-      out.push({ ...base, result: "would-replay" });
-      continue;
-    }
-    const ack = await js.publish(orderSubject(names, entry.source), entry.payload, {
-      // A fresh id: the original id may still be inside the orders stream's duplicate window.
-      msgID: `replay:${names.dlqStream}:${entry.dlqSeq}`,
-    });
-    await jsm.streams.deleteMessage(names.dlqStream, entry.dlqSeq, false);
-    out.push({ ...base, result: "replayed", newSeq: ack.seq });
   }
   return out;
+}
+
+interface ReplayContext {
+  names: Names;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  ledger: Ledger;
+}
+
+async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: boolean): Promise<ReplayOutcome> {
+  const base = { dlqSeq: entry.dlqSeq, orderId: entry.orderId };
+  if (entry.reason === "invalid-payload") {
+    return { ...base, result: "refused", reason: "invalid payload: it would only be dead-lettered again" };
+  }
+  if (!entry.orderId) return { ...base, result: "refused", reason: "entry has no order id" };
+  const committed: Outcome | undefined = dryRun
+    ? await ctx.ledger.get(entry.orderId).then((o) => (o?.result === "committed" ? o : undefined))
+    : await ctx.ledger.releaseDeadLetter(entry.orderId);
+  if (committed) {
+    return { ...base, result: "refused", reason: `already committed by ${committed.worker} at ${committed.at}` };
+  }
+  if (dryRun) return { ...base, result: "would-replay" };
+  const ack = await ctx.js.publish(orderSubject(ctx.names, entry.source), entry.payload, {
+    // A fresh id: the original id may still be inside the orders stream's duplicate window. Stable
+    // per DLQ entry, so a replay retried after a lost PubAck is stored once.
+    msgID: `replay:${ctx.names.dlqStream}:${entry.dlqSeq}`,
+  });
+  await deleteDlqMessage(ctx.jsm, ctx.names, entry.dlqSeq);
+  return { ...base, result: "replayed", newSeq: ack.seq };
+}
+
+/** Deletes one DLQ message; false when it was gone already (another replay or purge won). */
+async function deleteDlqMessage(jsm: JetStreamManager, names: Names, seq: number): Promise<boolean> {
+  try {
+    return await jsm.streams.deleteMessage(names.dlqStream, seq, false);
+  } catch (err) {
+    // The server words "already gone" in several ways (10057 "no message found", "stream store
+    // EOF"); asking is more robust than matching text.
+    if (err instanceof JetStreamApiError && (await jsm.streams.getMessage(names.dlqStream, { seq })) === null) return false;
+    throw err;
+  }
 }
 
 export async function purge(nc: NatsConnection, names: Names, entries: StoredDlqEntry[]): Promise<number> {
   const jsm = await jetstreamManager(nc);
   let purged = 0;
   for (const entry of entries) {
-    if (await jsm.streams.deleteMessage(names.dlqStream, entry.dlqSeq, false)) purged++;
+    if (await deleteDlqMessage(jsm, names, entry.dlqSeq)) purged++;
   }
   return purged;
 }

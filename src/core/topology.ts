@@ -38,6 +38,13 @@ export const DEFAULT_SETTINGS: TopologySettings = {
   maxAckPending: 1000,
 };
 
+/**
+ * Lifetime of one pull request of a worker or DLQ mover. The client notices a pull lost to a stream
+ * leader change or a reconnect only after two missed idle heartbeats (expires/2 each): with the client's
+ * default of 30 s, workers stood idle ~30 s after a cluster node died (chaos scenario cluster-node-loss).
+ */
+export const PULL_EXPIRES_MS = 5_000;
+
 /** DLQ copies are de-duplicated by `dlq:<stream>:<seq>`; the window must outlast a mover that was down. */
 const DLQ_DUP_WINDOW_MS = 24 * 3_600_000;
 const LEDGER_HISTORY = 5;

@@ -1,0 +1,70 @@
+import { Flags } from "@oclif/core";
+import { nameFlags } from "../../cli/base.js";
+import { DlqCommand, describeReasons, filterFlags, filterFrom, parseSince, plural, summaryView, truncate, when, type DlqSummaryView } from "../../cli/dlq.js";
+import { c, table } from "../../cli/render.js";
+import type { DlqReason, StoredDlqEntry } from "../../core/dlq-entry.js";
+import { countByReason, listDlq } from "../../core/dlq.js";
+
+export interface DlqListResult {
+  stream: string;
+  /** Entries matching the filters. */
+  total: number;
+  /** Of those, the ones listed (the newest --limit). */
+  shown: number;
+  byReason: Record<DlqReason, number>;
+  entries: DlqSummaryView[];
+}
+
+const HEAD = ["seq", "order id", "source", "reason", "deliveries", "last error", "dead-lettered at"];
+/** Below this the last error is useless; the table may then wrap instead. */
+const MIN_ERROR_WIDTH = 24;
+
+export default class DlqList extends DlqCommand {
+  static override summary = "List dead-lettered orders: why, how many attempts, when.";
+  static override description =
+    "One row per DLQ entry, oldest first, with the last error cut to fit the terminal; `orderq dlq show <seq>` " +
+    "prints one entry whole. The total counts every entry that matches the filters, by reason.";
+  static override examples = [
+    "<%= config.bin %> dlq list",
+    "<%= config.bin %> dlq list --reason max-deliveries --since 1h",
+    "<%= config.bin %> dlq list --source web --limit 20 --json | jq '.entries[].orderId'",
+  ];
+
+  static override flags = {
+    ...nameFlags,
+    ...filterFlags,
+    since: Flags.string({ summary: "Only entries dead-lettered since then: a duration back from now (1h) or an ISO time." }),
+    limit: Flags.integer({ char: "n", summary: "Show only the newest N matching entries.", min: 1 }),
+  };
+
+  async run(): Promise<DlqListResult> {
+    const { flags } = await this.parse(DlqList);
+    const filter = { ...filterFrom(flags), sinceMs: flags.since === undefined ? undefined : parseSince(flags.since) };
+    return this.withDlq(flags, async (nc, names) => {
+      const entries = await listDlq(nc, names, filter);
+      const shown = flags.limit === undefined ? entries : entries.slice(-flags.limit);
+      const byReason = countByReason(entries);
+      this.log(render(names.dlqStream, entries.length, shown, byReason, filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined));
+      return { stream: names.dlqStream, total: entries.length, shown: shown.length, byReason, entries: shown.map(summaryView) };
+    });
+  }
+}
+
+function render(stream: string, total: number, shown: StoredDlqEntry[], byReason: Record<DlqReason, number>, filtered: boolean): string {
+  if (total === 0) return filtered ? `No entry in ${stream} matches.` : `${stream} is empty.`;
+  const rows = shown.map((e) => [e.dlqSeq, e.orderId ?? c.dim("(none)"), e.source, e.reason, e.deliveries, e.lastError, when(e.deadLetteredAt)]);
+  const errorWidth = Math.max(MIN_ERROR_WIDTH, (process.stdout.columns ?? 160) - otherColumnsWidth(rows));
+  for (const row of rows) row[5] = truncate(String(row[5]), errorWidth);
+  const more = shown.length < total ? ` (showing the newest ${shown.length})` : "";
+  return `${table(HEAD, rows)}\n${plural(total, "entry", "entries")} in ${stream}${more}: ${describeReasons(byReason)}`;
+}
+
+/** Width of every column but "last error", with cli-table3's borders and padding (3 per column). */
+function otherColumnsWidth(rows: (string | number)[][]): number {
+  let width = 1;
+  HEAD.forEach((head, i) => {
+    if (i === 5) width += 3;
+    else width += 3 + Math.max(head.length, ...rows.map((r) => String(r[i]).length));
+  });
+  return width;
+}

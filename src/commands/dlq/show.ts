@@ -1,0 +1,74 @@
+import { Args } from "@oclif/core";
+import { nameFlags } from "../../cli/base.js";
+import { DlqCommand, fullView, when, type DlqFullView } from "../../cli/dlq.js";
+import { c, keyValueTable, table } from "../../cli/render.js";
+import { listDlq, select } from "../../core/dlq.js";
+import { InputError } from "../../core/errors.js";
+
+export default class DlqShow extends DlqCommand {
+  static override summary = "Show one DLQ entry whole: why, the payload, every failed attempt.";
+  static override description =
+    "Select the entry by its DLQ sequence number (first column of `orderq dlq list`) or by order id. " +
+    "An order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
+  static override examples = [
+    "<%= config.bin %> dlq show 42",
+    "<%= config.bin %> dlq show a1b2c3-000017",
+    "<%= config.bin %> dlq show 42 --json | jq '.attempts[].error'",
+  ];
+
+  static override args = {
+    entry: Args.string({ description: "DLQ sequence number or order id.", required: true }),
+  };
+
+  static override flags = { ...nameFlags };
+
+  async run(): Promise<DlqFullView> {
+    const { args, flags } = await this.parse(DlqShow);
+    return this.withDlq(flags, async (nc, names) => {
+      const matches = select(await listDlq(nc, names), [args.entry]);
+      if (matches.length > 1) {
+        const seqs = matches.map((m) => m.dlqSeq).join(", ");
+        throw new InputError(`order ${args.entry} has ${matches.length} DLQ entries (sequences ${seqs}): show one by its sequence`);
+      }
+      const view = fullView(matches[0]);
+      this.log(render(view, names.dlqStream));
+      return view;
+    });
+  }
+}
+
+/** Past this, the terminal shows the start of the payload; --json always has it whole. */
+const MAX_PAYLOAD_CHARS = 4000;
+
+function capped(text: string): string {
+  if (text.length <= MAX_PAYLOAD_CHARS) return text;
+  return `${text.slice(0, MAX_PAYLOAD_CHARS)}\n${c.dim(`… ${text.length - MAX_PAYLOAD_CHARS} more characters (--json prints the payload whole)`)}`;
+}
+
+function render(e: DlqFullView, stream: string): string {
+  const facts = keyValueTable([
+    ["entry", `${stream} #${e.dlqSeq}`],
+    ["order id", e.orderId ?? "(none: the payload has no readable id)"],
+    ["reason", c.yellow(e.reason)],
+    ["last error", e.lastError || "-"],
+    ["deliveries", e.deliveries],
+    ["source", e.source],
+    ["original", `${e.originalStream} #${e.originalSeq} on ${e.originalSubject}`],
+    ["consumer", e.consumer || "-"],
+    ["first attempt", when(e.firstAttemptAt)],
+    ["last attempt", when(e.lastAttemptAt)],
+    ["dead-lettered at", when(e.deadLetteredAt)],
+  ]);
+  const payload = capped(e.payloadIsJson ? JSON.stringify(e.payload, null, 2) : String(e.payload));
+  const headers = Object.entries(e.originalHeaders).map(([k, v]) => `${k}: ${v.join(", ")}`);
+  return [
+    facts,
+    c.bold("Payload") + (e.payloadIsJson ? "" : c.dim(" (not JSON)")),
+    payload,
+    ...(headers.length ? [c.bold("Original headers"), ...headers] : []),
+    c.bold(`Failed attempts (${e.attempts.length})`),
+    e.attempts.length
+      ? table(["#", "at", "worker", "error class", "error"], e.attempts.map((a) => [a.attempt, when(a.at), a.worker, a.errorClass, a.error]))
+      : c.dim(e.reason === "max-deliveries" ? "none recorded: no attempt reported an error (the worker crashed or hung)" : "none recorded"),
+  ].join("\n");
+}
