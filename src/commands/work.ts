@@ -1,26 +1,47 @@
-import { Flags } from "@oclif/core";
+import { Flags, type Interfaces } from "@oclif/core";
 import { join } from "node:path";
-import { jetstreamManager } from "@nats-io/jetstream";
+import type { Server } from "node:http";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { OrderqCommand, nameFlags, probability, settingsFrom, topologyFlags } from "../cli/base.js";
 import { c, keyValueTable, rate, StatusLine } from "../cli/render.js";
+import { Autoscaler, type ScaleEvent } from "../core/autoscaler.js";
 import { DEFAULT_BACKOFF } from "../core/backoff.js";
 import { parseDuration } from "../core/duration.js";
+import { InputError } from "../core/errors.js";
 import { simulatedHandler } from "../core/handler.js";
-import { waitForQuiet } from "../core/quiescence.js";
+import { mergeMetrics, pipelineRegistry, serveMetrics, WorkerMetrics } from "../core/metrics.js";
+import type { Names } from "../core/names.js";
+import { backlog, waitForQuiet } from "../core/quiescence.js";
 import { randomSeed, seededRng } from "../core/random.js";
 import { Supervisor, type ChildReport } from "../core/supervisor.js";
 import { ensureTopology } from "../core/topology.js";
 import { Worker, type WorkerStats } from "../core/worker.js";
+
+/** Flags that only the supervising process acts on; its children must not see them. */
+const SUPERVISOR_ONLY = ["--processes", "-p", "--exit-when-idle", "--json", "--worker-id", "--autoscale", "--min", "--max", "--target-lag-seconds", "--cooldown", "--sample-every", "--metrics-port"];
+
+/** A running pool: one in-process worker, or a supervisor of worker processes. */
+interface Pool {
+  stats(): WorkerStats;
+  workers(): number;
+  metrics(): Promise<{ contentType: string; body: string }>;
+  stop(): void;
+  done: Promise<unknown>;
+}
 
 export default class Work extends OrderqCommand {
   static override summary = "Process orders exactly once: pull, validate, handle, commit to the ledger, ack.";
   static override description =
     "Runs until SIGINT/SIGTERM (or --exit-when-idle), then stops pulling, finishes the orders in flight and exits 0. " +
     "Failed attempts are retried with exponential backoff; after --max-deliver attempts, or on a non-retryable " +
-    "error or an invalid payload, the order is copied to the dead-letter stream. Each process also runs a DLQ mover.";
+    "error or an invalid payload, the order is copied to the dead-letter stream. Each process also runs a DLQ mover.\n\n" +
+    "--autoscale starts --min worker processes and adds or retires them so the backlog drains within " +
+    "--target-lag-seconds at the measured commit rate; every decision is logged with its reason.";
   static override examples = [
     "<%= config.bin %> work --concurrency 50",
     "<%= config.bin %> work --processes 3 --handler-ms 20 --fail-rate 0.05",
+    "<%= config.bin %> work --autoscale --min 1 --max 8 --handler-ms 20 --metrics-port 9464",
     "<%= config.bin %> work --exit-when-idle 2s --json",
   ];
 
@@ -43,130 +64,217 @@ export default class Work extends OrderqCommand {
     "worker-id": Flags.string({ summary: "Name of this worker in the ledger and attempt history.", default: `w-${process.pid}` }),
     mover: Flags.boolean({ summary: "Run a DLQ mover in this process.", default: true, allowNo: true }),
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
+    "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 0, max: 65535 }),
+    autoscale: Flags.boolean({ summary: "Add and retire worker processes to keep the backlog within target.", default: false, helpGroup: "AUTOSCALE" }),
+    min: Flags.integer({ summary: "Fewest worker processes with --autoscale.", default: 1, min: 1, helpGroup: "AUTOSCALE" }),
+    max: Flags.integer({ summary: "Most worker processes with --autoscale.", default: 8, min: 1, helpGroup: "AUTOSCALE" }),
+    "target-lag-seconds": Flags.integer({ summary: "Backlog ÷ commit rate to aim for.", default: 5, min: 1, helpGroup: "AUTOSCALE" }),
+    cooldown: Flags.string({ summary: "Hold after each scaling decision.", default: "3s", helpGroup: "AUTOSCALE" }),
+    "sample-every": Flags.string({ summary: "Sampling period of the lag and commit rate.", default: "1s", helpGroup: "AUTOSCALE" }),
     "crash-after-commit-rate": Flags.string({ summary: "Fault: probability of SIGKILLing this process between commit and ack.", default: "0", helpGroup: "FAULTS" }),
     "drop-ack-rate": Flags.string({ summary: "Fault: probability of committing and never acking.", default: "0", helpGroup: "FAULTS" }),
     unsafe: Flags.boolean({ summary: "Negative control: commit with a plain put (duplicates become visible).", default: false, helpGroup: "FAULTS" }),
   };
 
-  async run(): Promise<WorkerStats & { elapsedMs: number; rate: number }> {
+  async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
     const { flags } = await this.parse(Work);
     const settings = settingsFrom(flags);
-    const failRate = probability(Number(flags["fail-rate"]), "--fail-rate");
-    const crashRate = probability(Number(flags["crash-after-commit-rate"]), "--crash-after-commit-rate");
-    const dropRate = probability(Number(flags["drop-ack-rate"]), "--drop-ack-rate");
-    const backoff = {
-      ...DEFAULT_BACKOFF,
-      baseMs: parseDuration(flags["backoff-base"], "--backoff-base"),
-      maxMs: parseDuration(flags["backoff-max"], "--backoff-max"),
-    };
+    if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
     const idleMs = flags["exit-when-idle"] ? parseDuration(flags["exit-when-idle"], "--exit-when-idle") : undefined;
     const nc = await this.connect(flags);
     await ensureTopology(nc, settings);
+    const jsm = await jetstreamManager(nc);
     const started = Date.now();
-    const status = new StatusLine();
-    const interactive = status.enabled && !this.jsonEnabled();
-    let stats: WorkerStats;
-    let stop: () => void;
-    let done: Promise<unknown>;
-
-    if (flags.processes > 1) {
-      const childArgs = this.argv.filter((a, i, all) => !isFlagOrValue(all, i, ["--processes", "-p", "--exit-when-idle", "--json", "--worker-id"]));
-      const supervisor = new Supervisor(
-        { script: join(this.config.root, "bin", "run.js"), args: (id) => ["work", ...childArgs, "--worker-id", id], restartDelayMs: 200 },
-        {
-          onExit: (id, code, signal, replaced) => {
-            if (replaced) this.logToStderr(`worker ${id} exited (${signal ?? code}); starting a replacement`);
-          },
-        },
-      );
-      for (let i = 0; i < flags.processes; i++) supervisor.spawn();
-      stop = () => void supervisor.stop().then(() => resolveDone());
-      let resolveDone!: () => void;
-      done = new Promise<void>((r) => (resolveDone = r));
-      stats = supervisor.stats();
-      const refresh = setInterval(() => (stats = supervisor.stats()), 250);
-      done = done.then(() => {
-        clearInterval(refresh);
-        stats = supervisor.stats();
-      });
-    } else {
-      const seed = flags.seed ?? randomSeed();
-      const worker = new Worker(
-        nc,
-        {
-          names: settings.names,
-          workerId: flags["worker-id"],
-          concurrency: flags.concurrency,
-          backoff,
-          confirmAck: flags["confirm-ack"],
-          unsafe: flags.unsafe,
-          mover: flags.mover,
-          faults: { crashAfterCommitRate: crashRate, dropAckRate: dropRate },
-        },
-        simulatedHandler({ handlerMs: flags["handler-ms"], failRate, poisonSwitch: flags["poison-switch"] }, seededRng(seed)),
-        seededRng(seed + 1),
-      );
-      stats = worker.stats;
-      stop = () => worker.stop();
-      done = worker.run();
-      if (process.send && process.env.ORDERQ_SUPERVISED) {
-        const report = setInterval(() => process.send?.({ type: "stats", stats: worker.stats } satisfies ChildReport), 250);
-        done = done.finally(() => {
-          clearInterval(report);
-          process.send?.({ type: "stats", stats: worker.stats } satisfies ChildReport);
-        });
-      }
-    }
+    const scaling: ScaleEvent[] = [];
+    const pool = flags.processes > 1 || flags.autoscale ? this.supervised(flags, jsm, settings.names, scaling) : this.inProcess(nc, flags);
 
     let signals = 0;
     const onSignal = () => {
       if (++signals > 1) process.exit(130); // a second Ctrl-C means now
-      stop();
+      pool.stop();
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
 
+    let metricsServer: Server | undefined;
+    if (flags["metrics-port"] !== undefined) metricsServer = await serveMetrics(flags["metrics-port"], () => pool.metrics());
     if (idleMs !== undefined) {
-      const jsm = await jetstreamManager(nc);
       void waitForQuiet(jsm, settings.names, { quietForMs: idleMs, timeoutMs: Number.MAX_SAFE_INTEGER, shouldStop: () => signals > 0 }).then(
-        (quiet) => quiet && stop(),
+        (quiet) => quiet && pool.stop(),
       );
     }
-    if (interactive) {
-      status.start(
-        () =>
-          `${c.green("committed")} ${stats.committed}  ${rate(stats.committed, Date.now() - started)}  ` +
-          `retried ${stats.retried}  suppressed ${stats.suppressedDuplicates}  ${c.yellow("dead-lettered")} ${stats.deadLettered}  in flight ${stats.inFlight}`,
-      );
+    const status = new StatusLine();
+    if (!this.jsonEnabled() && !process.env.ORDERQ_SUPERVISED) {
+      status.start(() => {
+        const s = pool.stats();
+        return (
+          `${c.green("committed")} ${s.committed}  ${rate(s.committed, Date.now() - started)}  workers ${pool.workers()}  ` +
+          `retried ${s.retried}  suppressed ${s.suppressedDuplicates}  ${c.yellow("dead-lettered")} ${s.deadLettered}  in flight ${s.inFlight}`
+        );
+      });
     }
-    await done;
+    await pool.done;
     status.stop();
+    metricsServer?.close();
     await nc.drain();
+    const stats = pool.stats();
     const elapsedMs = Date.now() - started;
-    const result = { ...stats, elapsedMs, rate: Math.round((stats.committed * 1000) / Math.max(1, elapsedMs)) };
     if (!process.env.ORDERQ_SUPERVISED) {
       this.log(
         keyValueTable([
-          ["committed", result.committed],
-          ["suppressed duplicates", result.suppressedDuplicates],
-          ["failed attempts", result.failedAttempts],
-          ["retried", result.retried],
-          ["dead-lettered", result.deadLettered],
-          ["invalid payloads", result.invalid],
-          ["errors", result.errors],
+          ["committed", stats.committed],
+          ["suppressed duplicates", stats.suppressedDuplicates],
+          ["failed attempts", stats.failedAttempts],
+          ["retried", stats.retried],
+          ["dead-lettered", stats.deadLettered],
+          ["invalid payloads", stats.invalid],
+          ["errors", stats.errors],
+          ["scaling decisions", scaling.length],
           ["elapsed", `${(elapsedMs / 1000).toFixed(1)} s`],
-          ["rate", rate(result.committed, elapsedMs)],
+          ["rate", rate(stats.committed, elapsedMs)],
         ]),
       );
     }
-    return result;
+    return { ...stats, elapsedMs, rate: Math.round((stats.committed * 1000) / Math.max(1, elapsedMs)), workers: pool.workers(), scaling };
+  }
+
+  /** One worker in this process; under a supervisor it also reports its stats over IPC. */
+  private inProcess(nc: NatsConnection, flags: WorkFlags): Pool {
+    const seed = flags.seed ?? randomSeed();
+    const supervised = process.send !== undefined && process.env.ORDERQ_SUPERVISED === "1";
+    let worker: Worker | undefined;
+    const metrics = new WorkerMetrics(() => worker!.stats);
+    worker = new Worker(
+      nc,
+      {
+        names: settingsFrom(flags).names,
+        workerId: flags["worker-id"],
+        concurrency: flags.concurrency,
+        backoff: {
+          ...DEFAULT_BACKOFF,
+          baseMs: parseDuration(flags["backoff-base"], "--backoff-base"),
+          maxMs: parseDuration(flags["backoff-max"], "--backoff-max"),
+        },
+        confirmAck: flags["confirm-ack"],
+        unsafe: flags.unsafe,
+        mover: flags.mover,
+        observeLatency: (seconds) => metrics.latency.observe(seconds),
+        faults: {
+          crashAfterCommitRate: probability(Number(flags["crash-after-commit-rate"]), "--crash-after-commit-rate"),
+          dropAckRate: probability(Number(flags["drop-ack-rate"]), "--drop-ack-rate"),
+        },
+      },
+      simulatedHandler(
+        { handlerMs: flags["handler-ms"], failRate: probability(Number(flags["fail-rate"]), "--fail-rate"), poisonSwitch: flags["poison-switch"] },
+        seededRng(seed),
+      ),
+      seededRng(seed + 1),
+    );
+    const w = worker;
+    let done: Promise<unknown> = w.run();
+    if (supervised) {
+      const report = async () => {
+        const snapshot = process.env.ORDERQ_METRICS ? await metrics.registry.getMetricsAsJSON() : undefined;
+        process.send?.({ type: "stats", stats: w.stats, metrics: snapshot } satisfies ChildReport);
+      };
+      const timer = setInterval(() => void report(), 250);
+      done = done.finally(async () => {
+        clearInterval(timer);
+        await report();
+      });
+    }
+    const lagRegistry = pipelineRegistry(async () => {
+      const b = await backlog(await jetstreamManager(nc), settingsFrom(flags).names);
+      return { workers: 1, lag: b.pending + b.ackPending };
+    });
+    return {
+      stats: () => w.stats,
+      workers: () => 1,
+      metrics: async () => ({
+        contentType: metrics.registry.contentType,
+        body: (await metrics.registry.metrics()) + (await lagRegistry.metrics()),
+      }),
+      stop: () => w.stop(),
+      done,
+    };
+  }
+
+  /** Worker processes under a supervisor, optionally autoscaled. */
+  private supervised(flags: WorkFlags, jsm: JetStreamManager, names: Names, scaling: ScaleEvent[]): Pool {
+    const childArgs = withoutFlags(this.argv, SUPERVISOR_ONLY);
+    const metricsOn = flags["metrics-port"] !== undefined;
+    const supervisor = new Supervisor(
+      {
+        script: join(this.config.root, "bin", "run.js"),
+        args: (id) => ["work", ...childArgs, "--worker-id", id],
+        env: metricsOn ? { ORDERQ_METRICS: "1" } : {},
+        restartDelayMs: 200,
+      },
+      {
+        onExit: (id, code, signal, replaced) => {
+          if (replaced) this.logToStderr(`worker ${id} exited (${signal ?? code}); starting a replacement`);
+        },
+      },
+    );
+    const initial = flags.autoscale ? flags.min : flags.processes;
+    for (let i = 0; i < initial; i++) supervisor.spawn();
+    let autoscaler: Autoscaler | undefined;
+    if (flags.autoscale) {
+      autoscaler = new Autoscaler(
+        supervisor,
+        jsm,
+        names,
+        {
+          min: flags.min,
+          max: flags.max,
+          targetLagSeconds: flags["target-lag-seconds"],
+          cooldownMs: parseDuration(flags.cooldown, "--cooldown"),
+          sampleMs: parseDuration(flags["sample-every"], "--sample-every"),
+          maxStepUp: Math.max(1, Math.ceil(flags.max / 4)),
+        },
+        (event) => {
+          scaling.push(event);
+          if (!this.jsonEnabled()) this.logToStderr(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
+        },
+      );
+      autoscaler.start();
+    }
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const lagRegistry = pipelineRegistry(async () => {
+      const b = await backlog(jsm, names);
+      return { workers: supervisor.active, lag: b.pending + b.ackPending };
+    });
+    return {
+      stats: () => supervisor.stats(),
+      workers: () => supervisor.active,
+      metrics: async () => {
+        const merged = mergeMetrics(supervisor.metricsSnapshots());
+        return { contentType: merged.contentType, body: (await merged.metrics()) + (await lagRegistry.metrics()) };
+      },
+      stop: () => {
+        autoscaler?.stop();
+        void supervisor.stop().then(resolveDone);
+      },
+      done,
+    };
   }
 }
 
-/** True when argv[i] is one of `names` (or its value, in `--flag value` form). */
-function isFlagOrValue(argv: string[], i: number, names: string[]): boolean {
-  const arg = argv[i];
-  if (names.some((n) => arg === n || arg.startsWith(`${n}=`))) return true;
-  const prev = argv[i - 1];
-  return prev !== undefined && names.includes(prev) && prev !== "--json" && !arg.startsWith("-");
+type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
+
+/** argv without the given flags (and their values, in `--flag value` form). */
+function withoutFlags(argv: string[], names: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const name = arg.split("=")[0];
+    if (!names.includes(name)) {
+      out.push(arg);
+      continue;
+    }
+    const takesValue = !arg.includes("=") && i + 1 < argv.length && !argv[i + 1].startsWith("-");
+    if (takesValue && !["--json", "--autoscale"].includes(name)) i++;
+  }
+  return out;
 }

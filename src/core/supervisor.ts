@@ -8,13 +8,17 @@ import { emptyStats, type WorkerStats } from "./worker.js";
 export interface ChildReport {
   type: "stats";
   stats: WorkerStats;
+  /** prom-client `getMetricsAsJSON()` of the child, when metrics are on. */
+  metrics?: object[];
 }
 
 export interface SupervisorOptions {
   /** Entry point of the CLI (bin/run.js) and the arguments of one worker process. */
   script: string;
   args: (workerId: string) => string[];
-  /** Delay before a dead worker is replaced. */
+  /** Extra environment of every worker process. */
+  env?: NodeJS.ProcessEnv;
+  /** Delay before a dead worker is replaced; doubled (up to 5 s) while replacements die young. */
   restartDelayMs: number;
 }
 
@@ -23,28 +27,37 @@ export interface SupervisorEvents {
   onSpawn?(workerId: string, pid: number | undefined): void;
 }
 
+/** A worker that dies sooner than this after its start "died young". */
+const YOUNG_MS = 5_000;
+const MAX_RESTART_DELAY_MS = 5_000;
+
 interface Slot {
   id: string;
   child: ChildProcess;
   stats: WorkerStats;
+  metrics?: object[];
   exited: Promise<void>;
   retiring: boolean;
 }
 
 export class Supervisor {
   private readonly slots = new Map<string, Slot>();
-  /** Stats of children that are gone (their last report). */
+  /** Stats and metrics of children that are gone (their last report). */
   private readonly retired = emptyStats();
+  private readonly retiredMetrics: object[][] = [];
   private stopping = false;
   private next = 1;
+  /** Current restart delay per worker id: a worker that cannot start must not spin the CPU. */
+  private readonly delays = new Map<string, number>();
 
   constructor(
     private readonly options: SupervisorOptions,
     private readonly events: SupervisorEvents = {},
   ) {}
 
-  get size(): number {
-    return this.slots.size;
+  /** Workers running and not being retired. */
+  get active(): number {
+    return [...this.slots.values()].filter((s) => !s.retiring).length;
   }
 
   pids(): number[] {
@@ -53,22 +66,31 @@ export class Supervisor {
 
   spawn(id = `w${this.next++}`): void {
     const child = fork(this.options.script, this.options.args(id), {
-      env: { ...process.env, ORDERQ_SUPERVISED: "1" },
+      env: { ...process.env, ...this.options.env, ORDERQ_SUPERVISED: "1" },
       stdio: ["ignore", "ignore", "inherit", "ipc"],
     });
     const slot: Slot = { id, child, stats: emptyStats(), retiring: false, exited: Promise.resolve() };
+    const startedAt = Date.now();
     slot.exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
         this.slots.delete(id);
         addStats(this.retired, { ...slot.stats, inFlight: 0 });
+        if (slot.metrics) this.retiredMetrics.push(slot.metrics);
         const replace = !this.stopping && !slot.retiring;
         this.events.onExit?.(id, code, signal, replace);
-        if (replace) setTimeout(() => !this.stopping && this.spawn(id), this.options.restartDelayMs);
+        if (replace) {
+          const base = this.options.restartDelayMs;
+          const delay = Date.now() - startedAt < YOUNG_MS ? Math.min(MAX_RESTART_DELAY_MS, (this.delays.get(id) ?? base / 2) * 2) : base;
+          this.delays.set(id, delay);
+          setTimeout(() => !this.stopping && this.spawn(id), delay);
+        }
         resolve();
       });
     });
     child.on("message", (msg: ChildReport) => {
-      if (msg?.type === "stats") slot.stats = msg.stats;
+      if (msg?.type !== "stats") return;
+      slot.stats = msg.stats;
+      if (msg.metrics) slot.metrics = msg.metrics;
     });
     this.slots.set(id, slot);
     this.events.onSpawn?.(id, child.pid);
@@ -87,6 +109,12 @@ export class Supervisor {
     const total = { ...this.retired, inFlight: 0 };
     for (const slot of this.slots.values()) addStats(total, slot.stats);
     return total;
+  }
+
+  /** Every child's last metrics snapshot, the gone ones included (their counters still count). */
+  metricsSnapshots(): object[][] {
+    const live = [...this.slots.values()].map((s) => s.metrics).filter((m): m is object[] => m !== undefined);
+    return [...this.retiredMetrics, ...live];
   }
 
   /** Drains every worker; SIGKILL after the grace period. */

@@ -15,7 +15,7 @@ import { Ledger } from "./ledger.js";
 import type { Names } from "./names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "./random.js";
-import { consumerAckWaitMs } from "./topology.js";
+import { consumerAckWaitMs, PULL_EXPIRES_MS } from "./topology.js";
 
 export interface WorkerOptions {
   names: Names;
@@ -29,6 +29,8 @@ export interface WorkerOptions {
   unsafe: boolean;
   /** Run this process's DLQ mover (on by default: every worker process runs one). */
   mover: boolean;
+  /** Called with the seconds from receiving an order to acking it, for each committed order. */
+  observeLatency?: (seconds: number) => void;
   faults: {
     /** Probability of SIGKILLing this process between commit and ack. */
     crashAfterCommitRate: number;
@@ -77,7 +79,7 @@ export class Worker {
   private messages?: ConsumerMessages;
   private mover?: DlqMover;
   private stopping = false;
-  /** Start time of each message in flight, for heartbeats. */
+  /** Start time (performance.now()) of each message in flight, for heartbeats and latency. */
   private readonly inFlight = new Map<JsMsg, number>();
   private slotFreed?: () => void;
   private heartbeat?: NodeJS.Timeout;
@@ -124,7 +126,7 @@ export class Worker {
     this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
 
     const consumer = await this.js.consumers.get(names.stream, names.consumer);
-    this.messages = await consumer.consume({ max_messages: this.options.concurrency });
+    this.messages = await consumer.consume({ max_messages: this.options.concurrency, expires: PULL_EXPIRES_MS });
     if (this.stopping) this.messages.stop();
     for await (const msg of this.messages) {
       if (this.stopping) {
@@ -134,7 +136,7 @@ export class Worker {
       while (this.inFlight.size >= this.options.concurrency) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
       }
-      this.inFlight.set(msg, Date.now());
+      this.inFlight.set(msg, performance.now());
       this.stats.inFlight = this.inFlight.size;
       void this.process(msg).finally(() => {
         this.inFlight.delete(msg);
@@ -155,7 +157,7 @@ export class Worker {
   }
 
   private sendHeartbeats(olderThanMs: number): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [msg, started] of this.inFlight) {
       if (now - started >= olderThanMs) msg.working();
     }
@@ -189,7 +191,9 @@ export class Worker {
     const attempt = msg.info.deliveryCount;
     // A first delivery cannot be committed yet (publishing is de-duplicated), so only a
     // redelivery pays for this read; the create-if-absent below guards every case anyway.
-    const existing = attempt > 1 ? await this.ledger.get(order.id) : undefined;
+    // The unsafe negative control skips it too, so a redelivery of committed work is written again
+    // (with a plain put) and the chaos checker must see the duplicate.
+    const existing = attempt > 1 && !this.options.unsafe ? await this.ledger.get(order.id) : undefined;
     if (existing?.result === "committed") {
       this.stats.suppressedDuplicates++;
       await this.ack(msg);
@@ -222,6 +226,8 @@ export class Worker {
       return;
     }
     await this.ack(msg);
+    const started = this.inFlight.get(msg);
+    if (commit.written && started !== undefined) this.options.observeLatency?.((performance.now() - started) / 1000);
   }
 
   private async onHandlerError(msg: JsMsg, order: Order, err: unknown): Promise<void> {
