@@ -495,4 +495,17 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     assert.equal(r.code, 3);
     assert.match(r.stderr, /stream NO_SUCH_DLQ not found: run `orderq topology ensure`/);
   });
+
+  it("skips a message that is not an orderq entry, and says so, instead of failing", async () => {
+    const ack = await jetstream(fx.nc).publish(dlqSubject(names, "web"), "published here by hand");
+    const before = await depth();
+    const listed = await cli(fx, ["dlq", "list", "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(JSON.parse(listed.stdout).foreign, [ack.seq]);
+    const table = await cli(fx, ["dlq", "list"]);
+    assert.match(table.stderr, new RegExp(`not orderq DLQ entries \\(sequence ${ack.seq}\\); skipped`));
+    const status = await cliJson(fx, ["status"]);
+    assert.equal(status.dlq.foreign, 1);
+    assert.equal(await depth(), before, "nothing deleted");
+  });
 });

@@ -1,34 +1,68 @@
+import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
+import { parseDuration } from "../core/duration.js";
+import { sleep } from "../core/server.js";
 import { readStatus, type Status } from "../core/status.js";
 
 export default class StatusCommand extends OrderqCommand {
   static override summary = "Show the pipeline: stream depth, consumer lag, DLQ depth by reason, ledger size.";
   static override description =
     "`consumer.lag` in --json (pending + ack pending) is the figure an external autoscaler would use; " +
-    "KEDA's NATS JetStream scaler reads the same consumer's pending count.";
-  static override examples = ["<%= config.bin %> status", "<%= config.bin %> status --json | jq .consumer.lag"];
+    "KEDA's NATS JetStream scaler reads the same durable consumer (stream ORDERS, consumer workers) and " +
+    "scales on its pending count, so `lagThreshold` there plays the part of --target-lag-seconds × rate here.\n\n" +
+    "--watch redraws the table every --interval on a terminal (one JSON line per refresh with --json) until Ctrl-C.";
+  static override examples = [
+    "<%= config.bin %> status",
+    "<%= config.bin %> status --watch",
+    "<%= config.bin %> status --json | jq .consumer.lag",
+  ];
 
-  static override flags = { ...nameFlags };
+  static override flags = {
+    ...nameFlags,
+    watch: Flags.boolean({ char: "w", summary: "Refresh until Ctrl-C.", default: false }),
+    interval: Flags.string({ summary: "Refresh period with --watch.", default: "1s" }),
+  };
 
-  async run(): Promise<Status> {
+  async run(): Promise<Status | undefined> {
     const { flags } = await this.parse(StatusCommand);
+    const intervalMs = parseDuration(flags.interval, "--interval");
+    const names = namesFrom(flags);
     const nc = await this.connect(flags);
     try {
-      const s = await readStatus(nc, namesFrom(flags));
-      this.log(
-        keyValueTable([
-          [`stream ${s.stream.name}`, `${s.stream.messages} messages (${s.stream.bytes} bytes)`],
-          [`consumer ${s.consumer.name}`, `pending ${s.consumer.pending}, ack pending ${s.consumer.ackPending}, redelivered ${s.consumer.redelivered}`],
-          ["lag", s.consumer.lag],
-          [`DLQ ${s.dlq.name}`, `${s.dlq.depth} (${Object.entries(s.dlq.byReason).map(([r, n]) => `${r} ${n}`).join(", ")})`],
-          [`ledger ${s.ledger.bucket}`, `${s.ledger.orders} orders, ${s.ledger.writes} writes`],
-          ["advisories waiting for a mover", s.advisoriesWaiting],
-        ]),
-      );
-      return s;
+      if (!flags.watch) {
+        const s = await readStatus(nc, names);
+        this.log(render(s));
+        return s;
+      }
+      let stopped = false;
+      const stop = () => (stopped = true);
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      const tty = process.stdout.isTTY === true;
+      while (!stopped) {
+        const s = await readStatus(nc, names);
+        if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...s }) + "\n");
+        else this.log(`${tty ? "\x1b[2J\x1b[H" : ""}${new Date().toISOString()}\n${render(s)}`);
+        await sleep(intervalMs);
+      }
+      return undefined;
     } finally {
       await nc.close();
     }
   }
+}
+
+function render(s: Status): string {
+  return keyValueTable([
+    [`stream ${s.stream.name}`, `${s.stream.messages} messages (${s.stream.bytes} bytes)`],
+    [`consumer ${s.consumer.name}`, `pending ${s.consumer.pending}, ack pending ${s.consumer.ackPending}, redelivered ${s.consumer.redelivered}`],
+    ["lag", s.consumer.lag],
+    [
+      `DLQ ${s.dlq.name}`,
+      `${s.dlq.depth} (${Object.entries(s.dlq.byReason).map(([r, n]) => `${r} ${n}`).join(", ")}${s.dlq.foreign ? `, not orderq entries ${s.dlq.foreign}` : ""})`,
+    ],
+    [`ledger ${s.ledger.bucket}`, `${s.ledger.orders} orders, ${s.ledger.writes} writes`],
+    ["advisories waiting for a mover", s.advisoriesWaiting],
+  ]);
 }

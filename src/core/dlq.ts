@@ -1,7 +1,7 @@
 /** The DLQ as people use it: list, show, replay, purge. */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { decodeDlqEntry, type DlqReason, type StoredDlqEntry } from "./dlq-entry.js";
+import { decodeDlqEntry, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "./dlq-entry.js";
 import { EnvironmentError, InputError, errorMessage } from "./errors.js";
 import { Ledger, type Outcome } from "./ledger.js";
 import { dlqSubject, orderSubject, type Names } from "./names.js";
@@ -16,18 +16,36 @@ export interface DlqFilter {
   beforeMs?: number;
 }
 
-export async function listDlq(nc: NatsConnection, names: Names, filter: DlqFilter = {}): Promise<StoredDlqEntry[]> {
+export interface DlqScan {
+  entries: StoredDlqEntry[];
+  /** Sequences of messages in the DLQ stream that are not orderq entries (published there by hand). */
+  foreign: number[];
+}
+
+/** Every entry that passes the filter; a foreign message is set aside, never a reason to fail. */
+export async function scanDlq(nc: NatsConnection, names: Names, filter: DlqFilter = {}): Promise<DlqScan> {
   const subject = filter.source ? dlqSubject(names, filter.source) : undefined;
-  const out: StoredDlqEntry[] = [];
+  const out: DlqScan = { entries: [], foreign: [] };
   for await (const msg of readDlqStream(nc, names, subject)) {
-    const entry = decodeDlqEntry(msg.headers, msg.data, msg.seq);
+    let entry: StoredDlqEntry;
+    try {
+      entry = decodeDlqEntry(msg.headers, msg.data, msg.seq);
+    } catch (err) {
+      if (!(err instanceof MalformedDlqEntryError)) throw err;
+      out.foreign.push(msg.seq);
+      continue;
+    }
     const at = Date.parse(entry.deadLetteredAt);
     if (filter.reason && entry.reason !== filter.reason) continue;
     if (filter.sinceMs !== undefined && at < filter.sinceMs) continue;
     if (filter.beforeMs !== undefined && at >= filter.beforeMs) continue;
-    out.push(entry);
+    out.entries.push(entry);
   }
   return out;
+}
+
+export async function listDlq(nc: NatsConnection, names: Names, filter: DlqFilter = {}): Promise<StoredDlqEntry[]> {
+  return (await scanDlq(nc, names, filter)).entries;
 }
 
 async function* readDlqStream(nc: NatsConnection, names: Names, subject?: string) {

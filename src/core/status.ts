@@ -2,7 +2,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { DlqReason } from "./dlq-entry.js";
-import { countByReason, listDlq } from "./dlq.js";
+import { countByReason, scanDlq } from "./dlq.js";
 import { kvStreamName, type Names } from "./names.js";
 
 export interface Status {
@@ -19,7 +19,8 @@ export interface Status {
     /** What an external scaler (e.g. KEDA's NATS JetStream scaler) reads as lag. */
     lag: number;
   };
-  dlq: { name: string; depth: number; byReason: Record<DlqReason, number> };
+  /** `foreign`: messages in the DLQ stream that are not orderq entries. */
+  dlq: { name: string; depth: number; byReason: Record<DlqReason, number>; foreign: number };
   ledger: { bucket: string; orders: number; writes: number };
   advisoriesWaiting: number;
 }
@@ -33,7 +34,7 @@ export async function readStatus(nc: NatsConnection, names: Names): Promise<Stat
     jsm.streams.info(kvStreamName(names.ledgerBucket)),
     jsm.consumers.info(names.advisoryStream, names.moverConsumer),
   ]);
-  const entries = dlq.state.messages > 0 ? await listDlq(nc, names) : [];
+  const scan = dlq.state.messages > 0 ? await scanDlq(nc, names) : { entries: [], foreign: [] };
   return {
     stream: {
       name: names.stream,
@@ -50,7 +51,7 @@ export async function readStatus(nc: NatsConnection, names: Names): Promise<Stat
       waiting: consumer.num_waiting,
       lag: consumer.num_pending + consumer.num_ack_pending,
     },
-    dlq: { name: names.dlqStream, depth: dlq.state.messages, byReason: countByReason(entries) },
+    dlq: { name: names.dlqStream, depth: dlq.state.messages, byReason: countByReason(scan.entries), foreign: scan.foreign.length },
     ledger: { bucket: names.ledgerBucket, orders: ledger.state.num_subjects ?? 0, writes: ledger.state.messages },
     advisoriesWaiting: mover.num_pending + mover.num_ack_pending,
   };

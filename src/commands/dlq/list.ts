@@ -3,7 +3,7 @@ import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, describeReasons, filterFlags, filterFrom, parseSince, plural, summaryView, truncate, when, type DlqSummaryView } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
 import type { DlqReason, StoredDlqEntry } from "../../core/dlq-entry.js";
-import { countByReason, listDlq } from "../../core/dlq.js";
+import { countByReason, scanDlq } from "../../core/dlq.js";
 
 export interface DlqListResult {
   stream: string;
@@ -12,6 +12,8 @@ export interface DlqListResult {
   /** Of those, the ones listed (the newest --limit). */
   shown: number;
   byReason: Record<DlqReason, number>;
+  /** Sequences of messages in the DLQ stream that are not orderq entries (skipped). */
+  foreign: number[];
   entries: DlqSummaryView[];
 }
 
@@ -41,11 +43,12 @@ export default class DlqList extends DlqCommand {
     const { flags } = await this.parse(DlqList);
     const filter = { ...filterFrom(flags), sinceMs: flags.since === undefined ? undefined : parseSince(flags.since) };
     return this.withDlq(flags, async (nc, names) => {
-      const entries = await listDlq(nc, names, filter);
+      const { entries, foreign } = await scanDlq(nc, names, filter);
+      if (foreign.length) this.logToStderr(`orderq: warning: ${foreign.length} message(s) in ${names.dlqStream} are not orderq DLQ entries (sequence ${foreign.join(", ")}); skipped`);
       const shown = flags.limit === undefined ? entries : entries.slice(-flags.limit);
       const byReason = countByReason(entries);
       this.log(render(names.dlqStream, entries.length, shown, byReason, filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined));
-      return { stream: names.dlqStream, total: entries.length, shown: shown.length, byReason, entries: shown.map(summaryView) };
+      return { stream: names.dlqStream, total: entries.length, shown: shown.length, byReason, foreign, entries: shown.map(summaryView) };
     });
   }
 }
