@@ -2,15 +2,13 @@
  * What every orderq command shares: connection flags (`--server` / NATS_URL and credentials),
  * `--json`, and turning any failure into one clear line with a meaningful exit code.
  */
-import { Command, Errors, Flags, type Interfaces } from "@oclif/core";
+import { Command, Errors, Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, DEFAULT_SERVER, type NatsOptions } from "../core/connection.js";
 import { parseDuration } from "../core/duration.js";
 import { OrderqError, InputError } from "../core/errors.js";
 import { DEFAULT_NAMES, namesFor, type Names } from "../core/names.js";
 import { DEFAULT_SETTINGS, type TopologySettings } from "../core/topology.js";
-
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof OrderqCommand)["baseFlags"] & T["flags"]>;
 
 export abstract class OrderqCommand extends Command {
   static override enableJsonFlag = true;
