@@ -50,9 +50,12 @@ const H = {
   at: "Orderq-Dead-Lettered-At",
 } as const;
 
-/** Header values are one line; JSON (escaped newlines) carries anything structured. */
+/**
+ * Header values are one line, and the wire trims them; JSON (escaped newlines) carries anything
+ * structured. What encode does to free text, so that decode(encode(e)) equals e after this.
+ */
 export function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, " ");
+  return text.replace(/[\r\n]+/g, " ").trim();
 }
 
 /** Header names as MsgHdrs yields them (the client keeps the case it was given). */
