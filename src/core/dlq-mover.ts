@@ -9,6 +9,7 @@ import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManag
 import { deadLetter, type DeadLetterContext } from "./dead-letter.js";
 import { errorMessage } from "./errors.js";
 import { guessOrderId, parseOrder } from "./order.js";
+import { sweepOrphans } from "./orphan-sweep.js";
 import { PULL_EXPIRES_MS } from "./topology.js";
 
 /** The fields of io.nats.jetstream.advisory.v1.max_deliver that we use. */
@@ -56,14 +57,20 @@ async function deleteQuietly(jsm: JetStreamManager, stream: string, seq: number)
 }
 
 export interface MoverEvents {
-  onMove?(result: MoveResult, advisory: MaxDeliveriesAdvisory): void;
+  /** `advisory` is absent for an order the orphan sweep moved. */
+  onMove?(result: MoveResult, advisory?: MaxDeliveriesAdvisory): void;
   onError?(err: unknown): void;
 }
 
-/** Runs until stop(): one advisory at a time (this path is rare; simplicity wins). */
+/** How often an idle pipeline is swept for orders whose advisory was lost (see orphan-sweep.ts). */
+const SWEEP_EVERY_MS = 5_000;
+
+/** Runs until stop(): one advisory at a time (this path is rare; simplicity wins), plus the orphan sweep. */
 export class DlqMover {
   private messages?: ConsumerMessages;
   private done?: Promise<void>;
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeping: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -76,6 +83,18 @@ export class DlqMover {
     const consumer = await jetstream(this.nc).consumers.get(this.ctx.names.advisoryStream, this.ctx.names.moverConsumer);
     this.messages = await consumer.consume({ max_messages: 16, expires: PULL_EXPIRES_MS });
     this.done = this.loop(this.messages, jsm);
+    this.sweepTimer = setInterval(() => {
+      this.sweeping = this.sweeping.then(() => this.sweep(jsm));
+    }, SWEEP_EVERY_MS);
+  }
+
+  private async sweep(jsm: JetStreamManager): Promise<void> {
+    try {
+      const results = await sweepOrphans(this.ctx, jsm);
+      for (const result of results) this.events.onMove?.(result, undefined);
+    } catch (err) {
+      this.events.onError?.(err); // the next sweep retries
+    }
   }
 
   private async loop(messages: ConsumerMessages, jsm: JetStreamManager): Promise<void> {
@@ -96,7 +115,8 @@ export class DlqMover {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.sweepTimer);
     this.messages?.stop();
-    await this.done;
+    await Promise.all([this.done, this.sweeping]);
   }
 }

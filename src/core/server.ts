@@ -125,7 +125,8 @@ export class NatsServer {
     const cluster = this.options.cluster;
     if (cluster) {
       const routes = cluster.routes.map((p) => `"nats-route://127.0.0.1:${p}"`).join(", ");
-      lines.push(`cluster { name: "${cluster.name}", listen: "127.0.0.1:${cluster.port}", routes: [${routes}] }`);
+      // no_advertise: clients keep to the URLs they were given (chaos proxies), never learn others.
+      lines.push(`cluster { name: "${cluster.name}", listen: "127.0.0.1:${cluster.port}", routes: [${routes}], no_advertise: true }`);
     }
     writeFileSync(this.configFile, lines.join("\n") + "\n");
   }

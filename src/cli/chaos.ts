@@ -1,0 +1,147 @@
+/** What the `chaos` commands share: running a scenario with live progress and Ctrl-C, and rendering. */
+import { join } from "node:path";
+import type { Config } from "@oclif/core";
+import type { NatsOptions } from "../core/connection.js";
+import type { FaultWindow } from "../core/chaos/nemesis.js";
+import { writeReport } from "../core/chaos/report.js";
+import { runChaos, type ChaosResult, type Progress } from "../core/chaos/runner.js";
+import type { Scenario } from "../core/chaos/scenario.js";
+import { c, keyValueTable, StatusLine, table } from "./render.js";
+
+export function scenariosDir(config: Config): string {
+  return join(config.root, "scenarios");
+}
+
+export interface ScenarioRunOptions {
+  config: Config;
+  seed: number;
+  orders?: number;
+  unsafe: boolean;
+  external?: NatsOptions;
+  reportDir?: string;
+  /** Live progress and fault lines on a TTY (never with --json). */
+  interactive: boolean;
+}
+
+function progressLine(name: string, p: Progress): string {
+  return (
+    `${c.bold(name)} ${(p.elapsedMs / 1000).toFixed(0)}s ${p.phase}  accepted ${p.accepted}  ` +
+    `${c.green("ledger")} ${p.ledgerWrites}  ${c.yellow("dlq")} ${p.deadLettered}  backlog ${p.backlog}  ${c.red("faults")} ${p.faults}`
+  );
+}
+
+function faultLine(w: FaultWindow): string {
+  const mark = w.observed ? c.red("✗") : c.dim("·");
+  return `${mark} ${(w.startMs / 1000).toFixed(1)}s ${w.kind} ${w.target}: ${w.detail}`;
+}
+
+/** Runs one scenario; Ctrl-C aborts it, and a second Ctrl-C exits at once (exit hooks kill children). */
+export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Promise<ChaosResult> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    if (++interrupts > 1) process.exit(130);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const status = new StatusLine();
+  let last: Progress | undefined;
+  if (o.interactive) status.start(() => (last ? progressLine(scenario.name, last) : `${scenario.name}: starting`));
+  const printAbove = (text: string) => {
+    if (!o.interactive) return;
+    process.stderr.write(`\r\x1b[K${text}\n`);
+  };
+  try {
+    const { result, history } = await runChaos(scenario, {
+      seed: o.seed,
+      orders: o.orders,
+      unsafe: o.unsafe,
+      external: o.external,
+      cliScript: join(o.config.root, "bin", "run.js"),
+      signal: controller.signal,
+      events: {
+        onProgress: (p) => (last = p),
+        onFault: (w) => printAbove(faultLine(w)),
+        onNote: (text) => printAbove(c.dim(text)),
+      },
+    });
+    if (o.reportDir) {
+      const files = writeReport(o.reportDir, result, history);
+      if (o.interactive) printAbove(c.dim(`report: ${files.join(", ")}`));
+    }
+    return result;
+  } finally {
+    status.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+export function verdict(valid: boolean): string {
+  return valid ? c.green.bold("VALID") : c.red.bold("INVALID");
+}
+
+export function renderResult(r: ChaosResult): string {
+  const k = r.check.categories;
+  const sample = (ids: string[]) => (ids.length ? ids.slice(0, 5).join(" ") + (ids.length > 5 ? " …" : "") : "");
+  const rows: (string | number)[][] = (
+    [
+      ["ok", "committed exactly once"],
+      ["recovered", "indeterminate publish, processed once"],
+      ["deadLetteredExpected", "marked order, dead-lettered once"],
+      ["deadLetteredUnexpected", "ordinary order, dead-lettered once"],
+      ["lost", "accepted, never processed"],
+      ["duplicated", "processed more than once"],
+      ["unexpected", "processed, never (surely) published"],
+      ["stuck", "still in the stream"],
+      ["unresolved", "indeterminate, not processed"],
+      ["notStored", "publish surely failed"],
+    ] as const
+  ).map(([cat, meaning]) => [cat, k[cat].count, meaning, sample(k[cat].ids)]);
+  const byKind = Object.entries(r.faults.byKind)
+    .map(([kind, n]) => `${kind} ${n.observed}/${n.injected}`)
+    .join(", ");
+  const e = r.effects;
+  const summary = keyValueTable([
+    ["scenario", `${r.scenario}${r.unsafe ? " (unsafe negative control)" : ""}`],
+    ["seed", r.seed],
+    ["orders", `${r.orders} (${r.check.accepted} accepted)`],
+    ["elapsed", `${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? " (time limit reached)" : ""}`],
+    ["faults observed", `${r.faults.observed}${byKind ? `: ${byKind}` : ""}; self-crashes ${r.faults.selfCrashes}, dropped acks ${r.faults.droppedAcks}, marked orders ${r.faults.markedOrders}, re-sends ${r.faults.resends}`],
+    ["redeliveries", `${e.redeliveries} (ledger writes on redelivery ${e.ledgerWritesOnRedelivery}, absorbed by the ledger ${e.suppressedDuplicates}); naks ${e.naks}`],
+    ["producer", `retries ${e.producerRetries}, duplicates absorbed by the stream ${e.duplicatePubAcks}, indeterminate ${e.indeterminatePublishes}`],
+    ["workers", `restarts ${e.workerRestarts}, errors ${e.workerErrors}`],
+    ...(r.scaling.length ? [["autoscaler", r.scaling.map((x) => `${x.from} → ${x.to}`).join(", ")] as [string, string]] : []),
+    ...(r.check.residue.count > 0
+      ? [["residue", `${r.check.residue.count} processed orders still in the stream after a broker crash (not redelivered): ${sample(r.check.residue.ids)}`] as [string, string]]
+      : []),
+    ["latency", `p50 ${r.timeline.latency.p50} ms, p99 ${r.timeline.latency.p99} ms, max ${r.timeline.latency.max} ms`],
+  ]);
+  const expectations = r.check.expectations.map((x) => `${x.ok ? c.green("✓") : c.red("✗")} ${x.name}: ${x.detail}`).join("\n");
+  return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), expectations, `${verdict(r.valid)} ${r.scenario}`].join("\n");
+}
+
+/** One row per scenario, for `chaos all`. */
+export function renderSummary(results: ChaosResult[]): string {
+  return table(
+    ["scenario", "verdict", "orders", "ok", "dead-lettered", "lost", "duplicated", "unexpected", "stuck", "faults", "redeliveries", "time"],
+    results.map((r) => {
+      const k = r.check.categories;
+      return [
+        r.scenario,
+        verdict(r.valid),
+        r.orders,
+        k.ok.count + k.recovered.count,
+        k.deadLetteredExpected.count + k.deadLetteredUnexpected.count,
+        k.lost.count,
+        k.duplicated.count,
+        k.unexpected.count,
+        k.stuck.count,
+        r.faults.observed,
+        r.effects.redeliveries,
+        `${(r.elapsedMs / 1000).toFixed(1)} s`,
+      ];
+    }),
+  );
+}

@@ -1,0 +1,48 @@
+import { Flags } from "@oclif/core";
+import { join } from "node:path";
+import { OrderqCommand } from "../../cli/base.js";
+import { renderSummary, runScenario, scenariosDir, verdict } from "../../cli/chaos.js";
+import { loadScenarioFile, scenarioFiles } from "../../core/chaos/loader.js";
+import type { ChaosResult } from "../../core/chaos/runner.js";
+import { InputError } from "../../core/errors.js";
+import { randomSeed } from "../../core/random.js";
+
+export default class ChaosAll extends OrderqCommand {
+  static override summary = "Run every scenario in scenarios/, one after the other, and print one table.";
+  static override description = "Exit code 0 when every scenario is valid, 1 when any is not.";
+  static override examples = ["<%= config.bin %> chaos all", "<%= config.bin %> chaos all --seed 7 --report ./chaos-reports --json"];
+
+  static override flags = {
+    seed: Flags.integer({ summary: "Seed of every run (random when absent)." }),
+    orders: Flags.integer({ char: "n", summary: "Orders per scenario (overrides each scenario).", min: 1 }),
+    report: Flags.string({ summary: "Write each scenario's report to DIR/<scenario>/." }),
+  };
+
+  async run(): Promise<{ valid: boolean; seed: number; results: ChaosResult[] }> {
+    const { flags } = await this.parse(ChaosAll);
+    const files = scenarioFiles(scenariosDir(this.config));
+    if (files.length === 0) throw new InputError(`no scenarios in ${scenariosDir(this.config)}`);
+    // Validate them all before running any: a typo should not surface after ten minutes.
+    const scenarios = files.map((f) => loadScenarioFile(f));
+    const seed = flags.seed ?? randomSeed();
+    const interactive = process.stderr.isTTY === true && !this.jsonEnabled();
+    const results: ChaosResult[] = [];
+    for (const scenario of scenarios) {
+      const result = await runScenario(scenario, {
+        config: this.config,
+        seed,
+        orders: flags.orders,
+        unsafe: false,
+        reportDir: flags.report ? join(flags.report, scenario.name) : undefined,
+        interactive,
+        });
+      if (interactive) process.stderr.write(`${verdict(result.valid)} ${scenario.name} in ${(result.elapsedMs / 1000).toFixed(1)} s\n`);
+      results.push(result);
+    }
+    const valid = results.every((r) => r.valid);
+    this.log(renderSummary(results));
+    this.log(`${verdict(valid)} ${results.filter((r) => r.valid).length} of ${results.length} scenarios valid (seed ${seed})`);
+    if (!valid) process.exitCode = 1;
+    return { valid, seed, results };
+  }
+}

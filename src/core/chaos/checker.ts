@@ -1,0 +1,212 @@
+/**
+ * The checker: pure functions from what was observed to a verdict. Inputs are the producers' history,
+ * every ledger write, every DLQ entry and what is left in ORDERS; every id is classified once.
+ */
+import type { HistoryEvent, OpKind } from "../history.js";
+import type { LedgerWrite } from "../ledger.js";
+
+export const SAMPLE_SIZE = 20;
+
+/** A DLQ entry or a message left in ORDERS, reduced to its identity. */
+export interface MessageRef {
+  /** The producer's `Nats-Msg-Id` (= the history id), when the headers carry it. */
+  msgId?: string;
+  /** The order id from the payload or the DLQ headers. */
+  orderId?: string;
+}
+
+export interface CheckExpectations {
+  /** only-marked: poison/fatal/crash/invalid orders, and only they, are dead-lettered; all-marked: at least they. */
+  dlq: "only-marked" | "all-marked" | "any";
+  minFaults: number;
+  minRedeliveries: number;
+  /** The scenario injects something, so the run must show an effect of it. */
+  faultsMustHaveEffect: boolean;
+}
+
+/** What the nemesis and the processes saw; the checker only compares it with the expectations. */
+export interface Observed {
+  faults: number;
+  redeliveries: number;
+  /** Redeliveries, producer retries, absorbed duplicates, restarts: any trace a fault left. */
+  effects: number;
+  /** The run ended within its time limit and the system became quiet. */
+  quiet: boolean;
+}
+
+export interface CheckInput {
+  history: HistoryEvent[];
+  ledger: LedgerWrite[];
+  dlq: MessageRef[];
+  remaining: MessageRef[];
+  expect: CheckExpectations;
+  observed: Observed;
+}
+
+export const CATEGORIES = [
+  "ok",
+  "recovered",
+  "deadLetteredExpected",
+  "deadLetteredUnexpected",
+  "lost",
+  "duplicated",
+  "unexpected",
+  "stuck",
+  "notStored",
+  "unresolved",
+] as const;
+export type Category = (typeof CATEGORIES)[number];
+
+export interface CategoryResult {
+  count: number;
+  /** Up to SAMPLE_SIZE ids. */
+  ids: string[];
+}
+
+export interface ExpectationResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface CheckResult {
+  valid: boolean;
+  /**
+   * Processed orders whose message is still in ORDERS though it was acked: nats-server 2.9's file store
+   * can forget recent work-queue deletions on kill -9. Not redelivered (the consumer is past them); the
+   * ledger would absorb it if it were. Reported, not a violation.
+   */
+  residue: CategoryResult;
+  /** Distinct ids the producers tried to publish, and of those the ones with a PubAck. */
+  invoked: number;
+  accepted: number;
+  categories: Record<Category, CategoryResult>;
+  expectations: ExpectationResult[];
+}
+
+/** What happened to one id, gathered from every source. */
+interface IdFacts {
+  kind?: OpKind;
+  accepted: boolean;
+  indeterminate: boolean;
+  commits: number;
+  deadLetterClaims: number;
+  dlqEntries: number;
+  remaining: boolean;
+}
+
+const refId = (ref: MessageRef): string | undefined => ref.msgId ?? ref.orderId;
+
+function gather(input: CheckInput): Map<string, IdFacts> {
+  const facts = new Map<string, IdFacts>();
+  const get = (id: string): IdFacts => {
+    let f = facts.get(id);
+    if (!f) {
+      f = { accepted: false, indeterminate: false, commits: 0, deadLetterClaims: 0, dlqEntries: 0, remaining: false };
+      facts.set(id, f);
+    }
+    return f;
+  };
+  for (const e of input.history) {
+    if (e.type === "invoke") get(e.id).kind = e.kind;
+    else if (e.type === "ok") get(e.id).accepted = true;
+    else if (e.type === "indeterminate") get(e.id).indeterminate = true;
+    else get(e.id);
+  }
+  for (const w of input.ledger) {
+    const f = get(w.orderId);
+    if (w.outcome.result === "committed") f.commits++;
+    else f.deadLetterClaims++;
+  }
+  for (const ref of input.dlq) {
+    const id = refId(ref);
+    get(id ?? "(no id)").dlqEntries++;
+  }
+  for (const ref of input.remaining) get(refId(ref) ?? "(no id)").remaining = true;
+  return facts;
+}
+
+/** The one category of an id. Order matters: the worst finding wins. */
+export function classify(f: IdFacts): Category {
+  if (f.kind === undefined) return "unexpected"; // an outcome for something nobody published
+  const deadLettered = f.dlqEntries > 0;
+  if (f.commits > 1 || f.dlqEntries > 1 || f.deadLetterClaims > 1 || (f.commits > 0 && (deadLettered || f.deadLetterClaims > 0))) {
+    return "duplicated";
+  }
+  const processed = f.commits + f.dlqEntries > 0;
+  if (f.remaining && !processed) return "stuck";
+  if (!f.accepted && !f.indeterminate) return processed ? "unexpected" : "notStored"; // every publish surely failed
+  if (!processed) return f.accepted ? "lost" : "unresolved";
+  if (!f.accepted) return "recovered";
+  if (f.commits === 1) return "ok";
+  return f.kind === "order" ? "deadLetteredUnexpected" : "deadLetteredExpected";
+}
+
+function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories: Record<Category, CategoryResult>): ExpectationResult[] {
+  const { expect, observed } = input;
+  const out: ExpectationResult[] = [];
+  out.push({
+    name: "quiet",
+    ok: observed.quiet,
+    detail: observed.quiet ? "nothing pending, in flight or left in the stream at the end" : "pending, in-flight or leftover orders remained at the time limit",
+  });
+  if (expect.dlq === "only-marked") {
+    const unexpected = categories.deadLetteredUnexpected;
+    out.push({
+      name: "dlq holds only marked orders",
+      ok: unexpected.count === 0,
+      detail: unexpected.count === 0 ? "no ordinary order was dead-lettered" : `${unexpected.count} ordinary orders dead-lettered: ${unexpected.ids.slice(0, 5).join(", ")}`,
+    });
+  }
+  if (expect.dlq !== "any") {
+    const markedCommitted = [...facts.entries()].filter(([, f]) => f.kind !== undefined && f.kind !== "order" && f.commits > 0).map(([id]) => id);
+    out.push({
+      name: "every marked order dead-lettered",
+      ok: markedCommitted.length === 0,
+      detail: markedCommitted.length === 0 ? "no poison, fatal, crash or invalid order was committed" : `${markedCommitted.length} marked orders committed: ${markedCommitted.slice(0, 5).join(", ")}`,
+    });
+  }
+  out.push({
+    name: "faults observed",
+    ok: observed.faults >= expect.minFaults,
+    detail: `${observed.faults} observed, at least ${expect.minFaults} expected`,
+  });
+  if (expect.minRedeliveries > 0) {
+    out.push({
+      name: "redeliveries",
+      ok: observed.redeliveries >= expect.minRedeliveries,
+      detail: `${observed.redeliveries} observed, at least ${expect.minRedeliveries} expected`,
+    });
+  }
+  if (expect.faultsMustHaveEffect) {
+    out.push({
+      name: "faults had an effect",
+      ok: observed.effects > 0,
+      detail: observed.effects > 0 ? `${observed.effects} traces (redeliveries, retries, absorbed duplicates, restarts)` : "the faults changed nothing",
+    });
+  }
+  return out;
+}
+
+export function check(input: CheckInput): CheckResult {
+  const facts = gather(input);
+  const categories = Object.fromEntries(CATEGORIES.map((c) => [c, { count: 0, ids: [] as string[] }])) as Record<Category, CategoryResult>;
+  const residue: CategoryResult = { count: 0, ids: [] };
+  let invoked = 0;
+  let accepted = 0;
+  for (const [id, f] of [...facts.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    if (f.kind !== undefined) invoked++;
+    if (f.accepted) accepted++;
+    const category = classify(f);
+    if (f.remaining && category !== "stuck") {
+      residue.count++;
+      if (residue.ids.length < SAMPLE_SIZE) residue.ids.push(id);
+    }
+    const bucket = categories[category];
+    bucket.count++;
+    if (bucket.ids.length < SAMPLE_SIZE) bucket.ids.push(id);
+  }
+  const expectationResults = expectations(input, facts, categories);
+  const clean = (["lost", "duplicated", "unexpected", "stuck"] as const).every((c) => categories[c].count === 0);
+  return { valid: clean && expectationResults.every((e) => e.ok), residue, invoked, accepted, categories, expectations: expectationResults };
+}

@@ -1,0 +1,107 @@
+/**
+ * Reads scenario files. Every problem is one InputError line: `<file>:<line>: <field>: <what is wrong>`,
+ * with the line found from the YAML node the failing field came from.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, extname, join, relative } from "node:path";
+import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import type { z } from "zod";
+import { InputError, errorMessage } from "../errors.js";
+import { scenarioSchema, toScenario, type Scenario } from "./scenario.js";
+
+type PathKey = string | number;
+
+/** The node at `path`, or the nearest ancestor that exists; for an unknown key, the key itself. */
+function locate(doc: Document, path: PathKey[], unknownKey?: string): Node | undefined {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
+    if (!node || typeof node !== "object" || !("range" in node)) continue;
+    if (unknownKey !== undefined && depth === path.length && isMap(node)) {
+      const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && item.key.value === unknownKey);
+      if (pair && isScalar(pair.key)) return pair.key;
+    }
+    return node as Node;
+  }
+  return undefined;
+}
+
+function fieldName(path: PathKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : out ? `${out}.${key}` : key), "");
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { path: PathKey[]; field: string; message: string; unknownKey?: string } {
+  const path = issue.path.filter((k): k is PathKey => typeof k !== "symbol");
+  if (issue.code === "unrecognized_keys") {
+    const key = issue.keys[0];
+    return { path, unknownKey: key, field: fieldName([...path, key]), message: "unknown field" };
+  }
+  if (issue.code === "invalid_type" && issue.input === undefined) {
+    return { path, field: fieldName(path), message: "required" };
+  }
+  return { path, field: fieldName(path), message: issue.message };
+}
+
+/** The key on `line` or on the closest line above it: the field a YAML syntax error is in. */
+function nearestKey(lines: string[], line: number): string | undefined {
+  for (let i = Math.min(line, lines.length) - 1; i >= 0; i--) {
+    const key = /^\s*-?\s*([\w-]+)\s*:/.exec(lines[i])?.[1];
+    if (key) return key;
+  }
+  return undefined;
+}
+
+/** Parses and validates one scenario's text; `file` is used in messages and for the default name. */
+export function parseScenario(text: string, file: string): Scenario {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const lineOf = (offset: number) => lineCounter.linePos(offset).line;
+  const yamlError = doc.errors[0];
+  if (yamlError) {
+    const line = lineOf(yamlError.pos[0]);
+    const near = nearestKey(text.split("\n"), line);
+    const what = yamlError.message.split("\n")[0];
+    throw new InputError(`${file}:${line}: ${near ? `${near}: ` : ""}invalid YAML: ${what}`);
+  }
+  if (!isMap(doc.contents)) {
+    const line = doc.contents?.range ? lineOf(doc.contents.range[0]) : 1;
+    throw new InputError(`${file}:${line}: (root): a scenario is a mapping of fields (orders, rate, workers, faults, ...)`);
+  }
+  const result = scenarioSchema.safeParse(doc.toJS());
+  if (!result.success) {
+    const issue = describeIssue(result.error.issues[0]);
+    const node = locate(doc, issue.path, issue.unknownKey);
+    const line = node?.range ? lineOf(node.range[0]) : 1;
+    throw new InputError(`${file}:${line}: ${issue.field || "(root)"}: ${issue.message}`);
+  }
+  return toScenario(result.data, file, basename(file, extname(file)));
+}
+
+export function loadScenarioFile(path: string): Scenario {
+  const shown = relative(process.cwd(), path) || path;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new InputError(`${shown}: cannot read the scenario: ${errorMessage(err)}`);
+  }
+  return parseScenario(text, shown.startsWith("..") ? path : shown);
+}
+
+export function scenarioFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/** A path to a YAML file, or the name of a scenario in `dir`. */
+export function resolveScenario(nameOrPath: string, dir: string): Scenario {
+  if (/\.ya?ml$/.test(nameOrPath) || nameOrPath.includes("/")) return loadScenarioFile(nameOrPath);
+  const file = scenarioFiles(dir).find((f) => basename(f, extname(f)) === nameOrPath);
+  if (!file) {
+    const known = scenarioFiles(dir).map((f) => basename(f, extname(f)));
+    throw new InputError(`unknown scenario "${nameOrPath}" (known: ${known.join(", ") || "none"}; or give a path to a .yaml file)`);
+  }
+  return loadScenarioFile(file);
+}

@@ -1,0 +1,153 @@
+/**
+ * `--report DIR`: history.jsonl, result.json and report.html — one self-contained page (inline SVG,
+ * no external assets) with the run's timeline and each fault's window shaded.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { HistoryEvent } from "../history.js";
+import { CATEGORIES } from "./checker.js";
+import type { FaultWindow } from "./nemesis.js";
+import type { ChaosResult } from "./runner.js";
+
+export function writeReport(dir: string, result: ChaosResult, history: HistoryEvent[]): string[] {
+  mkdirSync(dir, { recursive: true });
+  const files = {
+    history: join(dir, "history.jsonl"),
+    result: join(dir, "result.json"),
+    html: join(dir, "report.html"),
+  };
+  writeFileSync(files.history, history.map((e) => JSON.stringify(e)).join("\n") + "\n");
+  writeFileSync(files.result, JSON.stringify(result, null, 2) + "\n");
+  writeFileSync(files.html, renderReport(result));
+  return Object.values(files);
+}
+
+const escape = (text: string) => text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+const FAULT_COLOURS: Record<string, string> = {
+  "kill-worker": "#d62728",
+  "pause-worker": "#ff7f0e",
+  "kill-server": "#9467bd",
+  "cut-network": "#8c564b",
+  "slow-network": "#bcbd22",
+};
+
+interface Series {
+  label: string;
+  colour: string;
+  values: (number | null)[];
+}
+
+const WIDTH = 960;
+const HEIGHT = 240;
+const PAD = { left: 56, right: 16, top: 16, bottom: 28 };
+
+/** A line chart over seconds, with the fault windows shaded behind the lines. */
+function chart(title: string, unit: string, series: Series[], windows: FaultWindow[], seconds: number): string {
+  const max = Math.max(1, ...series.flatMap((s) => s.values.filter((v): v is number => v !== null)));
+  const plotW = WIDTH - PAD.left - PAD.right;
+  const plotH = HEIGHT - PAD.top - PAD.bottom;
+  const x = (sec: number) => PAD.left + (plotW * sec) / Math.max(1, seconds);
+  const y = (v: number) => PAD.top + plotH - (plotH * v) / max;
+  const shades = windows
+    .map((w) => {
+      const x0 = x(w.startMs / 1000);
+      const width = Math.max(2, x(w.endMs / 1000) - x0);
+      const colour = FAULT_COLOURS[w.kind] ?? "#999";
+      return `<rect x="${x0.toFixed(1)}" y="${PAD.top}" width="${width.toFixed(1)}" height="${plotH}" fill="${colour}" fill-opacity="${w.observed ? 0.22 : 0.08}"><title>${escape(`${w.kind} ${w.target} @${(w.startMs / 1000).toFixed(1)}s: ${w.detail}`)}</title></rect>`;
+    })
+    .join("");
+  const lines = series
+    .map((s) => {
+      const segments: string[] = [];
+      let current: string[] = [];
+      s.values.forEach((v, i) => {
+        if (v === null) {
+          if (current.length) segments.push(current.join(" "));
+          current = [];
+        } else current.push(`${x(i + 0.5).toFixed(1)},${y(v).toFixed(1)}`);
+      });
+      if (current.length) segments.push(current.join(" "));
+      return segments.map((pts) => `<polyline points="${pts}" fill="none" stroke="${s.colour}" stroke-width="1.8"/>`).join("");
+    })
+    .join("");
+  const ticks = Array.from({ length: 5 }, (_, i) => (max * i) / 4)
+    .map((v) => `<text x="${PAD.left - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v)}</text><line x1="${PAD.left}" x2="${WIDTH - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`)
+    .join("");
+  const step = Math.max(1, Math.ceil(seconds / 12));
+  const xTicks = Array.from({ length: Math.floor(seconds / step) + 1 }, (_, i) => i * step)
+    .map((sec) => `<text x="${x(sec)}" y="${HEIGHT - 8}" text-anchor="middle">${sec}s</text>`)
+    .join("");
+  const legend = series.map((s) => `<span style="color:${s.colour}">■</span> ${escape(s.label)}`).join(" &nbsp; ");
+  return `<h2>${escape(title)} <small>(${escape(unit)})</small></h2><div class="legend">${legend}</div>
+<svg viewBox="0 0 ${WIDTH} ${HEIGHT}" width="100%" role="img" aria-label="${escape(title)}">${shades}${ticks}${xTicks}${lines}
+<line x1="${PAD.left}" x2="${PAD.left}" y1="${PAD.top}" y2="${PAD.top + plotH}" stroke="#888"/></svg>`;
+}
+
+function table(rows: [string, string | number][]): string {
+  return `<table>${rows.map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(String(v))}</td></tr>`).join("")}</table>`;
+}
+
+export function renderReport(r: ChaosResult): string {
+  const t = r.timeline;
+  const seconds = Math.max(t.accepted.length, Math.ceil(Math.max(0, ...r.faults.windows.map((w) => w.endMs)) / 1000), 1);
+  const verdict = r.valid ? `<span class="ok">VALID</span>` : `<span class="bad">INVALID</span>`;
+  const categories = CATEGORIES.map((c) => {
+    const cat = r.check.categories[c];
+    return `<tr><th>${c}</th><td>${cat.count}</td><td class="ids">${escape(cat.ids.join(" "))}</td></tr>`;
+  }).join("");
+  const expectations = r.check.expectations
+    .map((e) => `<tr><th>${escape(e.name)}</th><td class="${e.ok ? "ok" : "bad"}">${e.ok ? "holds" : "FAILS"}</td><td>${escape(e.detail)}</td></tr>`)
+    .join("");
+  const faultRows = r.faults.windows
+    .map((w) => `<tr><td>${(w.startMs / 1000).toFixed(1)}–${(w.endMs / 1000).toFixed(1)} s</td><td style="color:${FAULT_COLOURS[w.kind]}">${w.kind}</td><td>${escape(w.target)}</td><td>${w.observed ? "yes" : "no"}</td><td>${escape(w.detail)}</td></tr>`)
+    .join("");
+  const legend = Object.entries(FAULT_COLOURS)
+    .map(([kind, colour]) => `<span style="background:${colour};opacity:.5">&nbsp;&nbsp;&nbsp;</span> ${kind}`)
+    .join(" &nbsp; ");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>orderq chaos: ${escape(r.scenario)}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222}
+h1{margin-bottom:4px} h2{font-size:16px;margin:24px 0 4px} small{color:#777;font-weight:normal}
+table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f6f6f6;font-weight:600} .ids{font:12px monospace;color:#555;max-width:560px}
+.ok{color:#1a7f37;font-weight:700} .bad{color:#cf222e;font-weight:700} svg{font:11px system-ui;fill:#555}
+.legend{font-size:12px;color:#555} .grid{display:flex;gap:24px;flex-wrap:wrap}
+</style></head><body>
+<h1>${escape(r.scenario)} — ${verdict}</h1>
+<div>seed ${r.seed}${r.unsafe ? " · <b>unsafe negative control</b>" : ""} · ${r.orders} orders · ${r.servers || "external"} server(s) · ${(r.elapsedMs / 1000).toFixed(1)} s · started ${new Date(r.startedAt).toISOString()}</div>
+<div class="legend" style="margin-top:8px">fault windows: ${legend} (pale: not observed)</div>
+${chart("Orders per second", "per second", [
+    { label: "accepted", colour: "#1f77b4", values: t.accepted },
+    { label: "committed", colour: "#2ca02c", values: t.committed },
+    { label: "dead-lettered", colour: "#d62728", values: t.deadLettered },
+    { label: "ledger writes on a redelivery", colour: "#ff7f0e", values: t.redelivered },
+  ], r.faults.windows, seconds)}
+${chart("Publish-to-commit latency", "ms, of orders committed in each second", [
+    { label: "p50", colour: "#17becf", values: t.latencyP50 },
+    { label: "p99", colour: "#e377c2", values: t.latencyP99 },
+  ], r.faults.windows, seconds)}
+<div class="grid"><div><h2>Latency</h2>${table([
+    ["orders", t.latency.count],
+    ["p50", `${t.latency.p50} ms`],
+    ["p90", `${t.latency.p90} ms`],
+    ["p99", `${t.latency.p99} ms`],
+    ["max", `${t.latency.max} ms`],
+  ])}</div>
+<div><h2>Effects</h2>${table(Object.entries(r.effects))}</div>
+<div><h2>Producer</h2>${table(Object.entries(r.producer))}</div></div>
+<h2>Checker</h2><table><tr><th>category</th><th>count</th><th>sample ids</th></tr>${categories}</table>
+<h2>Expectations</h2><table>${expectations}</table>
+<h2>Faults (${r.faults.observed} observed)</h2>
+${table([
+    ["worker self-crashes", r.faults.selfCrashes],
+    ["dropped acks", r.faults.droppedAcks],
+    ["marked orders (poison, fatal, crash, invalid)", r.faults.markedOrders],
+    ["deliberate re-sends", r.faults.resends],
+  ])}
+<table><tr><th>window</th><th>kind</th><th>target</th><th>observed</th><th>detail</th></tr>${faultRows}</table>
+${r.scaling.length ? `<h2>Autoscaler</h2><table>${r.scaling.map((x) => `<tr><td>${escape(x.time)}</td><td>${x.from} → ${x.to}</td><td>${escape(x.reason)}</td></tr>`).join("")}</table>` : ""}
+</body></html>
+`;
+}

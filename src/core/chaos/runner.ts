@@ -1,0 +1,543 @@
+/**
+ * One chaos run, Jepsen's shape: servers → topology → worker processes → in-process producers
+ * recording a history → the nemesis's fault schedule → heal → quiet → stop → checker.
+ * Everything the run starts is stopped in `finally`, also on abort (Ctrl-C) and on failure.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Autoscaler, type ScaleEvent } from "../autoscaler.js";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { connectNats, type NatsOptions } from "../connection.js";
+import { listDlq } from "../dlq.js";
+import { EnvironmentError, InputError, OrderqError } from "../errors.js";
+import { History, type HistoryEvent } from "../history.js";
+import { readLedgerWrites } from "../ledger.js";
+import { DEFAULT_NAMES, kvStreamName, namesFor, type Names } from "../names.js";
+import { guessOrderId } from "../order.js";
+import { Producer, type ProduceStats } from "../producer.js";
+import { backlog, waitForQuiet } from "../quiescence.js";
+import { seededRng } from "../random.js";
+import { NatsCluster, NatsServer, sleep } from "../server.js";
+import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../topology.js";
+import type { WorkerStats } from "../worker.js";
+import { check, SAMPLE_SIZE, type CheckResult, type MessageRef } from "./checker.js";
+import { Nemesis, type FaultWindow } from "./nemesis.js";
+import { ProxiedPath, type Upstream } from "./proxy.js";
+import { faultKinds, hasFaultKnobs, type Scenario } from "./scenario.js";
+import { buildTimeline, type Timeline } from "./timeline.js";
+import { WorkerPool, type PoolCounters } from "./worker-pool.js";
+
+/** Quiet must last this long: a redelivery or an advisory can be on its way right after a quiet sample. */
+const QUIET_FOR_MS = 2_000;
+/** Even a run that used its whole time limit gets this long to settle before it is checked. */
+const MIN_SETTLE_MS = 10_000;
+/** A few rounds of the DLQ movers' orphan sweep (every 5 s). */
+const EMPTY_WAIT_MS = 12_000;
+const WORKERS_READY_MS = 30_000;
+const WORKER_STOP_GRACE_MS = 10_000;
+/** The stream's duplicate window: producer retries must stay inside it. */
+const DUP_WINDOW_MS = 120_000;
+/** Messages left in ORDERS that the checker reads one by one, at most. */
+const MAX_REMAINING = 10_000;
+
+export interface RunOptions {
+  seed: number;
+  /** Overrides the scenario's order count. */
+  orders?: number;
+  /** Negative control: workers commit with a plain put and skip the redelivery check. */
+  unsafe: boolean;
+  /** A server the user gave: nothing is started; server faults are refused. */
+  external?: NatsOptions;
+  /** The CLI entry point (bin/run.js) that worker processes run. */
+  cliScript: string;
+  signal?: AbortSignal;
+  events?: RunEvents;
+}
+
+export interface Progress {
+  elapsedMs: number;
+  phase: "producing" | "healing" | "settling" | "checking";
+  accepted: number;
+  /** Ledger writes so far (commits and dead-letter claims). */
+  ledgerWrites: number;
+  deadLettered: number;
+  backlog: number;
+  faults: number;
+}
+
+export interface RunEvents {
+  onProgress?(progress: Progress): void;
+  onFault?(window: FaultWindow): void;
+  onNote?(text: string): void;
+}
+
+export interface FaultSummary {
+  /** Nemesis faults whose effect was seen, plus the faults the workload carries. */
+  observed: number;
+  windows: FaultWindow[];
+  byKind: Record<string, { injected: number; observed: number }>;
+  /** Workers that SIGKILLed themselves (crash-after-commit, crash orders). */
+  selfCrashes: number;
+  droppedAcks: number;
+  /** Accepted poison, fatal, crash and invalid orders. */
+  markedOrders: number;
+  /** Orders the producer re-sent on purpose. */
+  resends: number;
+}
+
+export interface Effects {
+  /** Ledger writes on a redelivery plus redeliveries the ledger absorbed. */
+  redeliveries: number;
+  ledgerWritesOnRedelivery: number;
+  suppressedDuplicates: number;
+  /** Failed attempts handed back with nak(delay). */
+  naks: number;
+  /** Most messages seen redelivered and awaiting an ack at one sample. */
+  redeliveredPendingMax: number;
+  producerRetries: number;
+  duplicatePubAcks: number;
+  indeterminatePublishes: number;
+  workerRestarts: number;
+  workerErrors: number;
+}
+
+/** ORDERS and its consumer as the checker found them: the first place to look when something is stuck. */
+export interface FinalState {
+  stream: { messages: number; firstSeq: number; lastSeq: number };
+  consumer: { deliveredStreamSeq: number; ackFloorStreamSeq: number; pending: number; ackPending: number; redelivered: number };
+  /** Stream sequences of the messages left in ORDERS (at most SAMPLE_SIZE). */
+  remainingSeqs: number[];
+}
+
+export interface ChaosResult {
+  scenario: string;
+  file: string;
+  seed: number;
+  unsafe: boolean;
+  orders: number;
+  servers: number;
+  valid: boolean;
+  elapsedMs: number;
+  quiet: boolean;
+  timedOut: boolean;
+  check: CheckResult;
+  faults: FaultSummary;
+  effects: Effects;
+  producer: ProduceStats;
+  workers: WorkerStats & PoolCounters;
+  /** The autoscaler's decisions, when the scenario turns it on. */
+  scaling: ScaleEvent[];
+  timeline: Timeline;
+  final: FinalState;
+  /** Start of the run, ms since epoch; timeline and fault windows count from here. */
+  startedAt: number;
+}
+
+export interface RunOutput {
+  result: ChaosResult;
+  history: HistoryEvent[];
+}
+
+/** Cleanup steps, run last-in first-out; one failing does not stop the others. */
+class Teardown {
+  private readonly steps: (() => Promise<unknown> | unknown)[] = [];
+
+  add(step: () => Promise<unknown> | unknown): void {
+    this.steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    while (this.steps.length) {
+      try {
+        await this.steps.pop()?.();
+      } catch {
+        // keep tearing down
+      }
+    }
+  }
+}
+
+function upstreamsOf(url: string): Upstream[] {
+  return url.split(",").map((u) => {
+    const parsed = new URL(u.trim().includes("://") ? u.trim() : `nats://${u.trim()}`);
+    return { host: parsed.hostname, port: Number(parsed.port || 4222) };
+  });
+}
+
+/** On a server of the user's, a run gets names of its own and removes them afterwards. */
+function runNames(external: boolean, seed: number): Names {
+  if (!external) return DEFAULT_NAMES;
+  const tag = `${seed.toString(36)}_${Date.now().toString(36)}`.toUpperCase();
+  return namesFor({ stream: `CHAOS_${tag}`, consumer: "workers", dlqStream: `CHAOS_${tag}_DLQ`, ledgerBucket: `chaos_${tag.toLowerCase()}_ledger` });
+}
+
+async function removeTopology(jsm: JetStreamManager, names: Names): Promise<void> {
+  const streams = [names.stream, names.dlqStream, names.advisoryStream, kvStreamName(names.ledgerBucket), kvStreamName(names.attemptsBucket)];
+  for (const stream of streams) await jsm.streams.delete(stream).catch(() => false);
+}
+
+function credentialArgs(o: NatsOptions | undefined): string[] {
+  if (!o) return [];
+  const pairs: [string, string | undefined][] = [
+    ["--user", o.user],
+    ["--password", o.password],
+    ["--token", o.token],
+    ["--creds", o.creds],
+    ["--tls-ca", o.tlsCa],
+  ];
+  return pairs.flatMap(([flag, value]) => (value === undefined ? [] : [flag, value]));
+}
+
+/** Messages still in ORDERS (work-queue retention: an acked order is gone), read by sequence. */
+async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{ refs: MessageRef[]; final: FinalState }> {
+  const [info, consumer] = await Promise.all([jsm.streams.info(names.stream), jsm.consumers.info(names.stream, names.consumer)]);
+  const refs: MessageRef[] = [];
+  const seqs: number[] = [];
+  for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq && refs.length < MAX_REMAINING; seq++) {
+    const msg = await jsm.streams.getMessage(names.stream, { seq }).catch(() => null);
+    if (!msg) continue;
+    refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data) });
+    if (seqs.length < SAMPLE_SIZE) seqs.push(seq);
+  }
+  const final: FinalState = {
+    stream: { messages: info.state.messages, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq },
+    consumer: {
+      deliveredStreamSeq: consumer.delivered.stream_seq,
+      ackFloorStreamSeq: consumer.ack_floor.stream_seq,
+      pending: consumer.num_pending,
+      ackPending: consumer.num_ack_pending,
+      redelivered: consumer.num_redelivered,
+    },
+    remainingSeqs: seqs,
+  };
+  return { refs, final };
+}
+
+export async function runChaos(scenario: Scenario, options: RunOptions): Promise<RunOutput> {
+  const s = scenario;
+  const external = options.external;
+  if (external && faultKinds(s).includes("kill-server")) {
+    throw new InputError(`scenario ${s.name} kills servers: it needs servers of its own (run it without --server)`);
+  }
+  const orders = options.orders ?? s.orders;
+  const note = (text: string) => options.events?.onNote?.(text);
+  const teardown = new Teardown();
+  const abort = new AbortController();
+  const onAbort = () => abort.abort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  teardown.add(() => options.signal?.removeEventListener("abort", onAbort));
+  try {
+    // Servers.
+    let servers: NatsServer[] = [];
+    let directUrl: string;
+    if (external) directUrl = external.server;
+    else if (s.servers === 3) {
+      const cluster = await NatsCluster.start(3);
+      teardown.add(() => cluster.dispose());
+      servers = cluster.servers;
+      directUrl = cluster.url;
+    } else {
+      const server = await NatsServer.start();
+      teardown.add(() => server.dispose());
+      servers = [server];
+      directUrl = server.url;
+    }
+    note(`servers ready: ${directUrl}`);
+
+    const names = runNames(external !== undefined, options.seed);
+    const connectOptions: NatsOptions = { ...(external ?? { server: directUrl }), server: directUrl, name: "orderq chaos observer" };
+    const observer: NatsConnection = await connectNats(connectOptions);
+    teardown.add(() => observer.close());
+    const jsm = await jetstreamManager(observer);
+    const replicas = s.servers;
+    const settings: TopologySettings = {
+      ...DEFAULT_SETTINGS,
+      names,
+      replicas,
+      ackWaitMs: s.consumer.ackWaitMs,
+      maxDeliver: s.consumer.maxDeliver,
+      dupWindowMs: DUP_WINDOW_MS,
+    };
+    await ensureTopology(observer, settings);
+    if (external) teardown.add(() => removeTopology(jsm, names));
+
+    // Workers and producers reach the servers through proxies the nemesis can cut or slow.
+    const upstreams = servers.length ? servers.map((srv) => ({ host: "127.0.0.1", port: srv.port })) : upstreamsOf(directUrl);
+    const workerPath = await ProxiedPath.start(upstreams);
+    teardown.add(() => workerPath.close());
+    const producerPath = await ProxiedPath.start(upstreams);
+    teardown.add(() => producerPath.close());
+
+    let spawns = 0;
+    const pool = new WorkerPool(
+      {
+        script: options.cliScript,
+        restartDelayMs: s.workers.restartDelayMs,
+        args: (workerId) => [
+          "work",
+          "--server", workerPath.url,
+          ...credentialArgs(external),
+          "--stream", names.stream,
+          "--consumer", names.consumer,
+          "--dlq-stream", names.dlqStream,
+          "--ledger-bucket", names.ledgerBucket,
+          "--replicas", String(replicas),
+          "--ack-wait", `${s.consumer.ackWaitMs}ms`,
+          "--max-deliver", String(s.consumer.maxDeliver),
+          "--dup-window", `${DUP_WINDOW_MS}ms`,
+          "--concurrency", String(s.workers.concurrency),
+          "--handler-ms", String(s.handler.ms),
+          "--fail-rate", String(s.handler.failRate),
+          "--backoff-base", `${s.consumer.backoffBaseMs}ms`,
+          "--backoff-max", `${s.consumer.backoffMaxMs}ms`,
+          "--crash-after-commit-rate", String(s.workers.crashAfterCommitRate),
+          "--drop-ack-rate", String(s.workers.dropAckRate),
+          "--worker-id", workerId,
+          // A replacement process must not replay its predecessor's random choices.
+          "--seed", String(options.seed + 1000 * ++spawns),
+          ...(options.unsafe ? ["--unsafe"] : []),
+        ],
+      },
+      note,
+    );
+    teardown.add(() => pool.stop(WORKER_STOP_GRACE_MS));
+    const autoscale = s.workers.autoscale;
+    const initialWorkers = autoscale ? autoscale.min : s.workers.processes;
+    pool.start(initialWorkers);
+    await waitForWorkers(jsm, names, initialWorkers, abort.signal);
+    note(`${initialWorkers} workers pulling`);
+    const scaling: ScaleEvent[] = [];
+    let autoscaler: Autoscaler | undefined;
+    if (autoscale) {
+      autoscaler = new Autoscaler(pool.supervisor, jsm, names, { ...autoscale, maxStepUp: Math.max(1, Math.ceil(autoscale.max / 4)) }, (event) => {
+        scaling.push(event);
+        note(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
+      });
+      autoscaler.start();
+      teardown.add(() => autoscaler?.stop());
+    }
+
+    const producerNc = await connectNats({ ...connectOptions, server: producerPath.url, name: "orderq chaos producer" });
+    teardown.add(() => producerNc.close());
+    const history = new History();
+    const h = s.handler;
+    const producer = new Producer(
+      producerNc,
+      {
+        names,
+        count: orders,
+        rate: s.rate,
+        sources: s.sources,
+        poisonRate: h.poisonRate,
+        fatalRate: h.fatalRate,
+        crashRate: h.crashRate,
+        invalidRate: h.invalidRate,
+        duplicateRate: s.producer.duplicateRate,
+        inFlight: s.producer.inFlight,
+        publishTimeoutMs: s.producer.publishTimeoutMs,
+        retryForMs: Math.min(s.producer.retryForMs, DUP_WINDOW_MS / 2),
+        idPrefix: `c${options.seed.toString(36)}`,
+      },
+      seededRng(options.seed),
+      history,
+    );
+
+    // The run.
+    const t0 = Date.now();
+    const nemesis = new Nemesis(s.faults, { workers: pool, servers, leader: () => streamLeader(jsm, names), paths: { workers: workerPath, producers: producerPath } }, options.seed, {
+      onFault: (w) => options.events?.onFault?.(w),
+    });
+    let phase: Progress["phase"] = "producing";
+    const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), options.events?.onProgress);
+    sampler.start();
+    teardown.add(() => sampler.stop());
+
+    let timedOut = false;
+    const stopEverything = () => {
+      producer.stop();
+      nemesis.abort();
+    };
+    const limit = setTimeout(() => {
+      timedOut = true;
+      stopEverything();
+    }, s.timeLimitMs);
+    teardown.add(() => clearTimeout(limit));
+    abort.signal.addEventListener("abort", stopEverything, { once: true });
+
+    nemesis.start(t0);
+    const produced = await producer.run();
+    nemesis.endProduction();
+    phase = "healing";
+    await nemesis.wait();
+    if (abort.signal.aborted) throw new OrderqError("interrupted", 130);
+
+    phase = "settling";
+    const settleBy = Date.now() + Math.max(MIN_SETTLE_MS, t0 + s.timeLimitMs - Date.now());
+    const quiet =
+      (await waitForQuiet(jsm, names, { quietForMs: QUIET_FOR_MS, timeoutMs: settleBy - Date.now(), shouldStop: () => abort.signal.aborted })) &&
+      (await waitForEmptyStream(jsm, names, Math.min(settleBy, Date.now() + EMPTY_WAIT_MS), abort.signal));
+    if (abort.signal.aborted) throw new OrderqError("interrupted", 130);
+    const elapsedMs = Date.now() - t0;
+
+    phase = "checking";
+    sampler.stop();
+    autoscaler?.stop(); // before the drain: it must not start workers while they are being stopped
+    await pool.stop(WORKER_STOP_GRACE_MS);
+    const workerStats = pool.stats();
+    const [ledger, dlqEntries, left] = await Promise.all([readLedgerWrites(observer, names), listDlq(observer, names), remainingMessages(jsm, names)]);
+    const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId }));
+
+    const faults = summarizeFaults(nemesis.windows, pool.counters, workerStats, history.events);
+    const ledgerWritesOnRedelivery = ledger.filter((w) => w.outcome.attempt > 1).length;
+    const effects: Effects = {
+      redeliveries: ledgerWritesOnRedelivery + workerStats.suppressedDuplicates,
+      ledgerWritesOnRedelivery,
+      suppressedDuplicates: workerStats.suppressedDuplicates,
+      naks: workerStats.retried,
+      redeliveredPendingMax: sampler.redeliveredMax,
+      producerRetries: produced.retries,
+      duplicatePubAcks: produced.duplicates,
+      indeterminatePublishes: produced.indeterminate,
+      workerRestarts: pool.counters.restarts,
+      workerErrors: workerStats.errors,
+    };
+    const traces =
+      effects.redeliveries + effects.naks + effects.redeliveredPendingMax + effects.producerRetries + effects.duplicatePubAcks + effects.workerRestarts;
+    const result = check({
+      history: history.events,
+      ledger,
+      dlq,
+      remaining: left.refs,
+      expect: { ...s.expect, faultsMustHaveEffect: hasFaultKnobs(s) },
+      observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut },
+    });
+    const timeline = buildTimeline(
+      t0,
+      history.events,
+      ledger,
+      dlqEntries.map((e) => Date.parse(e.deadLetteredAt)),
+    );
+    return {
+      history: history.events,
+      result: {
+        scenario: s.name,
+        file: s.file,
+        seed: options.seed,
+        unsafe: options.unsafe,
+        orders,
+        servers: external ? 0 : servers.length,
+        valid: result.valid,
+        elapsedMs,
+        quiet,
+        timedOut,
+        check: result,
+        faults,
+        effects,
+        producer: produced,
+        workers: { ...workerStats, ...pool.counters },
+        scaling,
+        timeline,
+        final: left.final,
+        startedAt: t0,
+      },
+    };
+  } finally {
+    await teardown.run();
+  }
+}
+
+function summarizeFaults(windows: FaultWindow[], pool: PoolCounters, workers: WorkerStats, history: HistoryEvent[]): FaultSummary {
+  const byKind: FaultSummary["byKind"] = {};
+  for (const w of windows) {
+    const k = (byKind[w.kind] ??= { injected: 0, observed: 0 });
+    k.injected++;
+    if (w.observed) k.observed++;
+  }
+  const accepted = new Set(history.filter((e) => e.type === "ok").map((e) => e.id));
+  const marked = new Set(history.filter((e) => e.type === "invoke" && e.kind !== "order" && accepted.has(e.id)).map((e) => e.id));
+  const resends = history.filter((e) => e.type === "invoke" && e.resend).length;
+  const nemesisObserved = windows.filter((w) => w.observed).length;
+  return {
+    observed: nemesisObserved + pool.selfCrashes + workers.droppedAcks + marked.size + resends,
+    windows,
+    byKind,
+    selfCrashes: pool.selfCrashes,
+    droppedAcks: workers.droppedAcks,
+    markedOrders: marked.size,
+    resends,
+  };
+}
+
+async function streamLeader(jsm: JetStreamManager, names: Names): Promise<string | undefined> {
+  try {
+    return (await jsm.streams.info(names.stream)).cluster?.leader;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Quiet can hide orders nothing will deliver again (a lost MAX_DELIVERIES advisory): the movers' orphan
+ * sweep moves them when the consumer is idle, so give it a few rounds; the checker reports what is left.
+ */
+async function waitForEmptyStream(jsm: JetStreamManager, names: Names, until: number, signal: AbortSignal): Promise<boolean> {
+  while (!signal.aborted) {
+    const info = await jsm.streams.info(names.stream).catch(() => undefined);
+    if (info?.state.messages === 0) return true;
+    if (Date.now() >= until) return false;
+    await sleep(250);
+  }
+  return false;
+}
+
+/** Each worker process has a pull request waiting once it is ready to work. */
+async function waitForWorkers(jsm: JetStreamManager, names: Names, processes: number, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + WORKERS_READY_MS;
+  while (Date.now() < deadline && !signal.aborted) {
+    const info = await jsm.consumers.info(names.stream, names.consumer).catch(() => undefined);
+    if (info && info.num_waiting >= processes) return;
+    await sleep(100);
+  }
+  if (signal.aborted) throw new OrderqError("interrupted", 130);
+  throw new EnvironmentError(`worker processes did not start pulling within ${WORKERS_READY_MS / 1000} s (is the CLI built? npm run build)`);
+}
+
+/** Samples the pipeline every second for live progress and the redelivery high-water mark. */
+class Sampler {
+  redeliveredMax = 0;
+  private timer?: NodeJS.Timeout;
+  private busy = false;
+
+  constructor(
+    private readonly jsm: JetStreamManager,
+    private readonly names: Names,
+    private readonly base: () => Pick<Progress, "elapsedMs" | "phase" | "accepted" | "faults">,
+    private readonly onProgress?: (p: Progress) => void,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sample(), 1000);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async sample(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const [b, consumer, ledger, dlq] = await Promise.all([
+        backlog(this.jsm, this.names),
+        this.jsm.consumers.info(this.names.stream, this.names.consumer),
+        this.jsm.streams.info(kvStreamName(this.names.ledgerBucket)),
+        this.jsm.streams.info(this.names.dlqStream),
+      ]);
+      this.redeliveredMax = Math.max(this.redeliveredMax, consumer.num_redelivered);
+      this.onProgress?.({ ...this.base(), ledgerWrites: ledger.state.messages, deadLettered: dlq.state.messages, backlog: b.pending + b.ackPending });
+    } catch {
+      // A broker that is down right now is part of the scenario: skip this sample.
+    } finally {
+      this.busy = false;
+    }
+  }
+}

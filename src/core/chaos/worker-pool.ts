@@ -1,0 +1,133 @@
+/**
+ * The chaos run's worker processes: a Supervisor (which replaces any that die) plus what the nemesis
+ * needs — the pid of each worker, SIGKILL with the exit observed, SIGSTOP/SIGCONT — and a count of
+ * the deaths the nemesis did not cause (a worker killing itself after a commit, a crash order).
+ */
+import { Supervisor } from "../supervisor.js";
+import type { WorkerStats } from "../worker.js";
+
+export interface PoolCounters {
+  spawned: number;
+  /** Replacements of workers that died (a scale-up is not one). */
+  restarts: number;
+  /** SIGKILLs the nemesis sent whose exit was seen. */
+  killed: number;
+  /** Workers that died of SIGKILL the nemesis did not send: crash-after-commit, crash orders. */
+  selfCrashes: number;
+  /** Other exits (an error ended the process); the supervisor replaced them too. */
+  otherExits: number;
+}
+
+const EXIT_WAIT_MS = 5_000;
+
+const live = new Set<WorkerPool>();
+// A run that ends abruptly must not leave worker processes behind (nats-servers have their own hook).
+process.on("exit", () => {
+  for (const pool of live) pool.killNow();
+});
+
+export class WorkerPool {
+  readonly counters: PoolCounters = { spawned: 0, restarts: 0, killed: 0, selfCrashes: 0, otherExits: 0 };
+  /** Public for the autoscaler, which adds and retires workers through it. */
+  readonly supervisor: Supervisor;
+  private readonly everSpawned = new Set<string>();
+  private readonly pidById = new Map<string, number>();
+  private readonly nemesisKills = new Set<number>();
+  private readonly exitWaiters = new Map<number, () => void>();
+  private readonly paused = new Set<number>();
+
+  constructor(options: { script: string; args: (workerId: string) => string[]; restartDelayMs: number }, onEvent?: (text: string) => void) {
+    this.supervisor = new Supervisor(options, {
+      onSpawn: (id, pid) => {
+        this.counters.spawned++;
+        if (this.everSpawned.has(id)) this.counters.restarts++;
+        this.everSpawned.add(id);
+        if (pid !== undefined) this.pidById.set(id, pid);
+      },
+      onExit: (id, code, signal) => {
+        const pid = this.pidById.get(id);
+        this.pidById.delete(id);
+        if (pid === undefined) return;
+        this.paused.delete(pid);
+        if (this.nemesisKills.delete(pid)) this.counters.killed++;
+        else if (signal === "SIGKILL") {
+          this.counters.selfCrashes++;
+          onEvent?.(`worker ${id} killed itself`);
+        } else if (code !== 0) this.counters.otherExits++;
+        this.exitWaiters.get(pid)?.();
+        this.exitWaiters.delete(pid);
+      },
+    });
+    live.add(this);
+  }
+
+  start(processes: number): void {
+    for (let i = 0; i < processes; i++) this.supervisor.spawn();
+  }
+
+  /** Worker ids with a live process. */
+  ids(): string[] {
+    return [...this.pidById.keys()];
+  }
+
+  stats(): WorkerStats {
+    return this.supervisor.stats();
+  }
+
+  /** SIGKILL; resolves true once the exit is seen (the supervisor then starts a replacement). */
+  async kill(id: string): Promise<boolean> {
+    const pid = this.pidById.get(id);
+    if (pid === undefined) return false;
+    const exited = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), EXIT_WAIT_MS);
+      this.exitWaiters.set(pid, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    this.nemesisKills.add(pid);
+    if (!signal(pid, "SIGKILL")) {
+      this.nemesisKills.delete(pid);
+      this.exitWaiters.delete(pid);
+      return false;
+    }
+    return exited;
+  }
+
+  /** SIGSTOP; returns the pid to resume, or undefined when the worker is gone. */
+  pause(id: string): number | undefined {
+    const pid = this.pidById.get(id);
+    if (pid === undefined || !signal(pid, "SIGSTOP")) return undefined;
+    this.paused.add(pid);
+    return pid;
+  }
+
+  resume(pid: number): void {
+    this.paused.delete(pid);
+    signal(pid, "SIGCONT");
+  }
+
+  /** Graceful drain (SIGTERM, SIGKILL after the grace period); paused workers are resumed first. */
+  async stop(graceMs: number): Promise<void> {
+    for (const pid of [...this.paused]) this.resume(pid);
+    await this.supervisor.stop(graceMs);
+    live.delete(this);
+  }
+
+  killNow(): void {
+    for (const pid of this.pidById.values()) {
+      signal(pid, "SIGCONT");
+      signal(pid, "SIGKILL");
+    }
+  }
+}
+
+/** Sends a signal; false when the process is already gone. */
+function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}

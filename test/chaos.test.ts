@@ -1,0 +1,129 @@
+/**
+ * Every scenario through the real CLI at CI size (each run starts its own servers and workers), the
+ * negative controls, the report files, and Ctrl-C leaving no process behind.
+ * ORDERQ_CHAOS_ORDERS=N runs every scenario with N orders instead of the scenario's own count.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChaosResult } from "../src/core/chaos/runner.js";
+import { json, runCli, startCli } from "./support/cli.js";
+
+const SCENARIOS = readdirSync(new URL("../scenarios/", import.meta.url))
+  .filter((f) => f.endsWith(".yaml"))
+  .map((f) => f.replace(/\.yaml$/, ""));
+const ORDERS = process.env.ORDERQ_CHAOS_ORDERS ? ["--orders", process.env.ORDERQ_CHAOS_ORDERS] : [];
+const RUN_TIMEOUT_MS = 300_000;
+
+async function chaos(args: string[]): Promise<{ code: number | null; result: ChaosResult }> {
+  const out = await runCli(["chaos", ...args, ...ORDERS, "--json"]);
+  return { code: out.code, result: json<ChaosResult>(out) };
+}
+
+function describeFailure(r: ChaosResult): string {
+  const counts = Object.fromEntries(Object.entries(r.check.categories).map(([k, v]) => [k, v.count]));
+  return JSON.stringify({ counts, expectations: r.check.expectations.filter((e) => !e.ok), faults: r.faults.byKind });
+}
+
+/** Every process below `root`, from `ps`. */
+function descendants(root: number): number[] {
+  const rows = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/).map(Number));
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const parent = queue.shift();
+    for (const [pid, ppid] of rows) {
+      if (ppid === parent) {
+        found.push(pid);
+        queue.push(pid);
+      }
+    }
+  }
+  return found;
+}
+
+/** Gone, or a zombie waiting for a reaper (it runs no code and holds no port). */
+function isGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
+describe("orderq chaos", function () {
+  this.timeout(RUN_TIMEOUT_MS);
+
+  it("lists the scenarios", async () => {
+    const out = await runCli(["chaos", "list", "--json"]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(json<{ name: string }[]>(out).map((s) => s.name).sort(), [...SCENARIOS].sort());
+  });
+
+  SCENARIOS.forEach((name, i) => {
+    it(`${name}: valid, with faults observed and effects seen`, async () => {
+      const { code, result } = await chaos([name, "--seed", String(100 + i)]);
+      assert.equal(result.valid, true, describeFailure(result));
+      assert.equal(code, 0);
+      assert.ok(result.faults.observed > 0, "faults observed");
+      for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const) assert.equal(result.check.categories[bad].count, 0, bad);
+      assert.equal(result.check.accepted, result.orders, "every order accepted");
+    });
+  });
+
+  for (const name of ["worker-crash", "ack-lost"]) {
+    it(`${name} --unsafe (negative control): INVALID with duplicated > 0, exit 1`, async () => {
+      const { code, result } = await chaos([name, "--unsafe", "--seed", "7"]);
+      assert.equal(result.valid, false);
+      assert.ok(result.check.categories.duplicated.count > 0, describeFailure(result));
+      assert.equal(code, 1);
+    });
+  }
+
+  it("writes history.jsonl, result.json and a self-contained report.html", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-report-"));
+    try {
+      const out = await runCli(["chaos", "ack-lost", "--seed", "3", "--orders", "300", "--report", dir]);
+      assert.equal(out.code, 0, out.stderr);
+      const history = readFileSync(join(dir, "history.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      assert.equal(history.filter((e) => e.type === "invoke").length, 300);
+      const result = JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) as ChaosResult;
+      assert.equal(result.valid, true);
+      const html = readFileSync(join(dir, "report.html"), "utf8");
+      assert.match(html, /<svg/);
+      assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=/, "no external assets");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stops every process it started on Ctrl-C", async () => {
+    const run = startCli(["chaos", "network-cut", "--seed", "5"]);
+    const pid = run.child.pid as number;
+    // Wait until the servers and all three workers are up: at least four processes below the run.
+    let children: number[] = [];
+    for (let i = 0; i < 150 && children.length < 4; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      children = descendants(pid);
+    }
+    assert.ok(children.length >= 4, `processes started: ${children.length}`);
+    await new Promise((r) => setTimeout(r, 2000)); // let the first fault happen
+    children = descendants(pid);
+    run.child.kill("SIGINT");
+    const out = await run.done;
+    assert.equal(out.code, 130, out.stderr);
+    const left = children.filter((p) => !isGone(p));
+    assert.deepEqual(left, [], "processes left behind");
+    assert.ok(!existsSync(`/proc/${pid}`) || isGone(pid));
+  });
+});
