@@ -82,6 +82,8 @@ export interface LedgerWrite {
   orderId: string;
   seq: number;
   outcome: Outcome;
+  /** When the server stored the write (ms since the epoch, µs precision): the commit time. */
+  time?: number;
 }
 
 /** Every write ever made to the ledger (from its stream, so a second write of a key is visible). */
@@ -90,7 +92,8 @@ export async function readLedgerWrites(nc: NatsConnection, names: Names): Promis
   const writes: LedgerWrite[] = [];
   for await (const msg of readStream(jetstream(nc), kvStreamName(names.ledgerBucket))) {
     if (msg.data.length === 0) continue; // delete or purge marker
-    writes.push({ orderId: msg.subject.slice(prefix.length), seq: msg.seq, outcome: msg.json<Outcome>() });
+    const time = Number(msg.timestampNanos / 1000n) / 1000;
+    writes.push({ orderId: msg.subject.slice(prefix.length), seq: msg.seq, outcome: msg.json<Outcome>(), time });
   }
   return writes;
 }

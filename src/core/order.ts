@@ -79,6 +79,26 @@ export function makeOrder(id: string, source: Source, rng: Rng, simulate?: Simul
   return order;
 }
 
+/** Bytes one zero-priced padding item adds to an order's JSON, besides its sku. */
+const PAD_ITEM_BYTES = JSON.stringify({ sku: "", qty: 1, price: 0 }).length + 1;
+
+/**
+ * The order as JSON, padded with zero-priced items (amount unchanged) to at least `minBytes`, so a
+ * benchmark can send orders of a chosen size that still validate. Overshoots by at most one item.
+ */
+export function orderJson(order: Order, minBytes = 0): string {
+  const json = JSON.stringify(order);
+  let missing = minBytes - json.length;
+  if (missing <= 0) return json;
+  const items = [...order.items];
+  while (missing > 0) {
+    const sku = "x".repeat(Math.min(64, Math.max(1, missing - PAD_ITEM_BYTES)));
+    items.push({ sku, qty: 1, price: 0 });
+    missing -= PAD_ITEM_BYTES + sku.length;
+  }
+  return JSON.stringify({ ...order, items });
+}
+
 /** Malformed payloads of the kinds a real producer emits, for `--invalid-rate`. */
 export function makeInvalidPayload(id: string, source: Source, rng: Rng): string {
   const kinds = [

@@ -8,7 +8,7 @@ import { JetStreamApiError, jetstream, type JetStreamClient } from "@nats-io/jet
 import { errorMessage } from "./errors.js";
 import type { HistorySink, OpKind } from "./history.js";
 import { orderSubject, type Names, type Source } from "./names.js";
-import { makeInvalidPayload, makeOrder } from "./order.js";
+import { makeInvalidPayload, makeOrder, orderJson } from "./order.js";
 import { pickWeighted, type Rng } from "./random.js";
 import { sleep } from "./server.js";
 
@@ -35,6 +35,8 @@ export interface ProduceOptions {
   /** Retries of one order stop after this long (keep it inside the stream's duplicate window). */
   retryForMs: number;
   idPrefix: string;
+  /** Pad each order's JSON to at least this many bytes (benchmarks); unset: natural size. */
+  payloadBytes?: number;
 }
 
 export interface ProduceStats {
@@ -127,7 +129,7 @@ export class Producer {
     const payload =
       kind === "invalid"
         ? makeInvalidPayload(id, source, rng)
-        : JSON.stringify(makeOrder(id, source, rng, kind === "order" ? undefined : kind));
+        : orderJson(makeOrder(id, source, rng, kind === "order" ? undefined : kind), o.payloadBytes);
     const first: Publication = { id, subject, payload, kind, source, resend: false };
     return o.duplicateRate > 0 && rng() < o.duplicateRate ? [first, { ...first, resend: true }] : [first];
   }

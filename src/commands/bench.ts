@@ -1,0 +1,138 @@
+import { join } from "node:path";
+import { Flags } from "@oclif/core";
+import { OrderqCommand } from "../cli/base.js";
+import { c, StatusLine, table } from "../cli/render.js";
+import { MAX_ORDER_BYTES } from "../core/order.js";
+import { runBench, type BenchResult } from "../core/bench/runner.js";
+import { PHASES } from "../core/bench/summary.js";
+import type { PhaseName, PhaseResult } from "../core/bench/types.js";
+import Work from "./work.js";
+
+export default class Bench extends OrderqCommand {
+  static override summary = "Measure orderq against the raw JetStream baseline, verifying every order was committed exactly once.";
+  static override description =
+    "Each run measures, on fresh streams: (a) the baseline — raw JetStream publish with --in-flight PubAcks outstanding, " +
+    "then a minimal consume + plain ack loop (at-least-once, no ledger); (b) orderq — `produce` throughput and the full " +
+    "exactly-once `work` pipeline in real worker processes; (c) end-to-end latency publish → commit at --rate. " +
+    "After each phase every order is checked to have been committed exactly once; a lost or doubled order fails the " +
+    "phase and the command exits 1. The project's performance targets are reported, not enforced.\n\n" +
+    "It starts its own nats-server in a temp dir unless --server is given on the command line (NATS_URL alone is " +
+    "ignored: a benchmark loads the server and must never pick the machine's shared one by accident).";
+  static override examples = [
+    "<%= config.bin %> bench",
+    "<%= config.bin %> bench --orders 50000 --runs 3",
+    "<%= config.bin %> bench --workers 2 --concurrency 128 --payload-bytes 1024",
+    "<%= config.bin %> bench --orders 2000 --runs 1 --json | jq .summary",
+    "<%= config.bin %> bench --server nats://staging:4222 --runs 1",
+  ];
+
+  static override flags = {
+    orders: Flags.integer({ char: "n", summary: "Orders per throughput phase.", default: 50_000, min: 1 }),
+    workers: Flags.integer({ char: "w", summary: "`orderq work` processes.", default: 1, min: 1 }),
+    concurrency: Flags.integer({
+      char: "c",
+      summary: "Orders in flight per worker process (also the baseline consumer's pull batch).",
+      default: Work.flags.concurrency.default,
+      min: 1,
+    }),
+    "payload-bytes": Flags.integer({ summary: "Size of each order's JSON (padded with zero-priced items).", default: 300, min: 0, max: MAX_ORDER_BYTES - 100 }),
+    "in-flight": Flags.integer({ summary: "PubAcks outstanding, for the baseline publish and for produce.", default: 256, min: 1 }),
+    rate: Flags.integer({ char: "r", summary: "Orders per second in the latency phase.", default: 2000, min: 1 }),
+    "latency-seconds": Flags.integer({ summary: "Length of the latency phase.", default: 5, min: 1 }),
+    runs: Flags.integer({ summary: "Runs; figures are their medians.", default: 3, min: 1 }),
+  };
+
+  async run(): Promise<BenchResult> {
+    const { flags } = await this.parse(Bench);
+    const config = {
+      orders: flags.orders,
+      workers: flags.workers,
+      concurrency: flags.concurrency,
+      payloadBytes: flags["payload-bytes"],
+      inFlight: flags["in-flight"],
+      rate: flags.rate,
+      latencySeconds: flags["latency-seconds"],
+      runs: flags.runs,
+    };
+    // The default handlers would exit without 'exit' hooks: those stop our workers and server.
+    process.once("SIGINT", () => process.exit(130));
+    process.once("SIGTERM", () => process.exit(143));
+    const status = new StatusLine();
+    let progress = "starting";
+    const started = Date.now();
+    status.start(() => `${progress}  ${Math.round((Date.now() - started) / 1000)}s`, 250);
+    let result: BenchResult;
+    try {
+      result = await runBench(
+        config,
+        {
+          server: serverOnCommandLine(this.argv) ? this.natsOptions(flags) : undefined,
+          workerScript: join(this.config.root, "bin", "run.js"),
+        },
+        (text) => (progress = text),
+      );
+    } finally {
+      status.stop();
+    }
+    this.log(render(result));
+    if (!result.verified) process.exitCode = 1;
+    return result;
+  }
+}
+
+/** Only --server / -s on the command line selects a server; NATS_URL and the default never do. */
+function serverOnCommandLine(argv: string[]): boolean {
+  return argv.some((arg) => arg === "--server" || arg.startsWith("--server=") || arg.startsWith("-s"));
+}
+
+const LABELS: Record<PhaseName, (r: BenchResult) => string> = {
+  publish: (r) => `JetStream publish, ${r.config.inFlight} in flight (baseline)`,
+  consume: () => "consume + plain ack, no ledger (baseline)",
+  produce: () => "orderq produce",
+  work: (r) => `orderq work, exactly-once (${r.config.workers} × ${r.config.concurrency})`,
+  latency: (r) => `end-to-end at ${r.config.rate}/s: p50 / p90 / p99 / p99.9`,
+};
+
+function render(r: BenchResult): string {
+  const s = r.summary;
+  const n = (x: number) => x.toLocaleString("en-US");
+  const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1);
+  const phasesOf = (name: PhaseName) => r.runs.map((run) => run.phases.find((p) => p.phase === name) as PhaseResult);
+  const verdict = (name: PhaseName) => {
+    const failed = phasesOf(name).flatMap((p, i) => (p.verification.ok ? [] : [`run ${i + 1}`]));
+    return failed.length ? c.red(`FAILED (${failed.join(", ")})`) : c.green("ok");
+  };
+  const vs: Partial<Record<PhaseName, string>> = { produce: `${s.produceRatio} × publish`, work: `${s.workRatio} × consume` };
+  const l = s.latency;
+  const rows = PHASES.map((name) => {
+    const cpu = s.cpu[name];
+    const median = name === "latency" ? `${ms(l.p50Ms)} / ${ms(l.p90Ms)} / ${ms(l.p99Ms)} / ${ms(l.p999Ms)} ms` : `${n(s.rates[name])}/s`;
+    const each = phasesOf(name).map((p) => (name === "latency" ? `p99 ${ms(p.latency!.p99Ms)}` : n(p.rate))).join("  ");
+    return [LABELS[name](r), median, each, vs[name] ?? "", cpu.clientSeconds, cpu.serverSeconds ?? "n/a", verdict(name)];
+  });
+  const rss = r.runs.map((run) => Math.max(0, ...run.phases.flatMap((p) => p.workerPeakRssMb ?? []))).join("  ");
+  rows.push(["worker peak RSS (largest process)", `${s.workerPeakRssMb} MB`, rss, "", "", "", ""]);
+  const env = r.environment;
+  const lines = [
+    c.bold(`orderq bench: medians of ${r.config.runs} run(s), ${n(r.config.orders)} orders of ${r.config.payloadBytes} bytes`),
+    table(["figure", "median", "each run", "vs baseline", "CPU s client", "CPU s server", "exactly-once"], rows),
+    table(
+      ["performance target", "measured", "met"],
+      r.targets.map((t) => [t.target, t.measured, t.met ? c.green("✓") : c.red("✗")]),
+    ),
+    c.dim(
+      [
+        "windows: publish/produce first publish → last PubAck; consume start → last ack processed; work every worker's first",
+        "commit → last commit (ledger server timestamps, start-up excluded); latency = ledger write server time − publish call.",
+        "CPU client: this process (publish, consume, produce) or the worker processes (work, latency), over the same windows.",
+        `nats-server ${env.server.version} at ${env.server.url} (${env.server.ours ? "started for this run" : "given by --server"}); ` +
+          `node ${env.node}, ${env.cpus} CPUs, load average ${env.loadAverage.before.toFixed(2)} before / ${env.loadAverage.after.toFixed(2)} after (this benchmark included).`,
+        "Client, workers and server share this machine's CPUs: figures from a busy machine are noisy.",
+      ].join("\n"),
+    ),
+  ];
+  for (const run of r.runs) {
+    for (const p of run.phases) if (!p.verification.ok) lines.push(c.red(`FAILED run ${run.run} ${p.phase}: ${p.verification.detail}`));
+  }
+  return lines.join("\n");
+}

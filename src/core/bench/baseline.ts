@@ -1,0 +1,103 @@
+/**
+ * The yardstick: what the official client and the server do with no orderq code in the way. Raw
+ * JetStream publish with many PubAcks in flight, then a minimal consume + plain ack loop (at-least-once,
+ * no ledger) on the same kind of durable pull consumer the workers use.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, type JetStreamManager } from "@nats-io/jetstream";
+import { orderSubject, type Names, type Source } from "../names.js";
+import { makeOrder, orderJson } from "../order.js";
+import { pickWeighted, type Rng } from "../random.js";
+import { PULL_EXPIRES_MS } from "../topology.js";
+import type { Meter } from "./meter.js";
+import { streamMessages } from "./topology.js";
+import { perSecond, type PhaseResult, type Verification } from "./types.js";
+
+/** The source mix of `orderq produce`'s default. */
+export const BENCH_SOURCES: Record<Source, number> = { web: 0.5, mobile: 0.3, api: 0.2 };
+
+export interface Outgoing {
+  id: string;
+  subject: string;
+  payload: string;
+}
+
+/** Valid orders of the benchmark's size, generated before the clock starts. */
+export function baselineOrders(names: Names, count: number, payloadBytes: number, rng: Rng): Outgoing[] {
+  return Array.from({ length: count }, (_, i) => {
+    const id = `base-${i}`;
+    const source = pickWeighted(BENCH_SOURCES, rng);
+    return { id, subject: orderSubject(names, source), payload: orderJson(makeOrder(id, source, rng), payloadBytes) };
+  });
+}
+
+/** js.publish with a msgID, `inFlight` PubAcks outstanding at any time. */
+export async function publishBaseline(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  names: Names,
+  orders: Outgoing[],
+  inFlight: number,
+  meter: Meter,
+): Promise<PhaseResult> {
+  const js = jetstream(nc);
+  let next = 0;
+  let duplicates = 0;
+  // Each lane awaits one PubAck at a time: a fixed number of lanes is a fixed number in flight.
+  const lane = async () => {
+    while (next < orders.length) {
+      const o = orders[next++];
+      if ((await js.publish(o.subject, o.payload, { msgID: o.id })).duplicate) duplicates++;
+    }
+  };
+  const t0 = meter.mark();
+  await Promise.all(Array.from({ length: Math.min(inFlight, orders.length) }, lane));
+  const t1 = meter.mark();
+  const stored = await streamMessages(jsm, names.stream);
+  const verification = check(orders.length, stored, duplicates, `${stored} stored, ${duplicates} PubAcks marked duplicate`);
+  return result("publish", orders.length, t0, t1, "first publish → last PubAck", meter, verification);
+}
+
+/** Pull with the workers' batch size, plain ack (fire and forget), no parsing, no ledger. */
+export async function consumeBaseline(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  names: Names,
+  count: number,
+  batch: number,
+  meter: Meter,
+  stallMs: number,
+): Promise<PhaseResult> {
+  const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
+  const t0 = meter.mark();
+  const messages = await consumer.consume({ max_messages: batch, expires: PULL_EXPIRES_MS });
+  let received = 0;
+  let seen = 0;
+  const stall = setInterval(() => {
+    if (received === seen) messages.stop(); // nothing new for a whole stall period: give up, report lost
+    seen = received;
+  }, stallMs);
+  for await (const msg of messages) {
+    msg.ack();
+    if (++received >= count) messages.stop();
+  }
+  clearInterval(stall);
+  await nc.flush(); // the server has processed every ack once the flush returns
+  const t1 = meter.mark();
+  const left = await streamMessages(jsm, names.stream);
+  // Work-queue retention deletes what is acked: any delivery beyond the deleted ones was a redelivery.
+  const redelivered = Math.max(0, received - (count - left));
+  const verification = check(count, count - left, redelivered, `${received} received and acked, ${redelivered} redelivered, ${left} left in the stream`);
+  return result("consume", received, t0, t1, "consume start → last ack processed (flush)", meter, verification);
+}
+
+function check(expected: number, delivered: number, duplicated: number, detail: string): Verification {
+  const lost = Math.max(0, expected - delivered);
+  const unexpected = Math.max(0, delivered - expected);
+  return { ok: lost + duplicated + unexpected === 0, detail, expected, lost, duplicated, unexpected };
+}
+
+function result(phase: "publish" | "consume", count: number, t0: number, t1: number, window: string, meter: Meter, verification: Verification): PhaseResult {
+  const elapsedMs = t1 - t0;
+  return { phase, count, elapsedMs: Math.round(elapsedMs), rate: perSecond(count, elapsedMs), window, cpu: meter.cpu(t0, t1), verification };
+}

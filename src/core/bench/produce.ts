@@ -1,0 +1,93 @@
+/** orderq's own producer (the real Producer class, in this process) as the benchmark drives it. */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { HistoryEvent, HistorySink } from "../history.js";
+import type { Names } from "../names.js";
+import { Producer, type ProduceOptions } from "../producer.js";
+import { seededRng } from "../random.js";
+import { BENCH_SOURCES } from "./baseline.js";
+import { wallNow, type Meter } from "./meter.js";
+import { streamMessages } from "./topology.js";
+import { perSecond, type PhaseResult } from "./types.js";
+
+/** Keeps what the benchmark needs of the producer's history: accepted ids, and publish times for latency. */
+export class BenchSink implements HistorySink {
+  readonly accepted: string[] = [];
+  /** Wall-clock time of each publish call (the invoke event is recorded just before it). */
+  readonly publishedAt = new Map<string, number>();
+  constructor(private readonly timePublishes: boolean) {}
+
+  record(event: HistoryEvent): void {
+    if (event.type === "invoke") {
+      // The event's own time is Date.now(): whole milliseconds, too coarse for a sub-ms latency.
+      if (this.timePublishes) this.publishedAt.set(event.id, wallNow());
+    } else if (event.type === "ok") this.accepted.push(event.id);
+  }
+}
+
+export interface ProduceSettings {
+  count: number;
+  /** Orders per second; 0 = as fast as the in-flight limit allows. */
+  rate: number;
+  inFlight: number;
+  payloadBytes: number;
+  seed: number;
+  idPrefix: string;
+}
+
+/** `orderq produce`'s defaults, with no faults, duplicates or invalid payloads. */
+export function newProducer(nc: NatsConnection, names: Names, s: ProduceSettings, sink: BenchSink): Producer {
+  const options: ProduceOptions = {
+    names,
+    count: s.count,
+    rate: s.rate,
+    sources: BENCH_SOURCES,
+    poisonRate: 0,
+    fatalRate: 0,
+    crashRate: 0,
+    invalidRate: 0,
+    duplicateRate: 0,
+    inFlight: s.inFlight,
+    publishTimeoutMs: 5_000,
+    retryForMs: 60_000,
+    idPrefix: s.idPrefix,
+    payloadBytes: s.payloadBytes,
+  };
+  return new Producer(nc, options, seededRng(s.seed), sink);
+}
+
+/** Produce throughput; the stream it fills is the work phase's input. */
+export async function producePhase(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  names: Names,
+  settings: Omit<ProduceSettings, "rate">,
+  meter: Meter,
+): Promise<{ result: PhaseResult; acceptedIds: string[] }> {
+  const sink = new BenchSink(false);
+  const producer = newProducer(nc, names, { ...settings, rate: 0 }, sink);
+  const t0 = meter.mark();
+  const stats = await producer.run();
+  const t1 = meter.mark();
+  const stored = await streamMessages(jsm, names.stream);
+  const notStored = stats.failed + stats.indeterminate;
+  const lost = Math.max(0, settings.count - stored);
+  const unexpected = Math.max(0, stored - settings.count);
+  const result: PhaseResult = {
+    phase: "produce",
+    count: stats.accepted,
+    elapsedMs: Math.round(t1 - t0),
+    rate: perSecond(stats.accepted, t1 - t0),
+    window: "Producer.run(): first publish → last PubAck",
+    cpu: meter.cpu(t0, t1),
+    verification: {
+      ok: lost + unexpected + stats.duplicates + notStored === 0,
+      detail: `${stats.accepted} accepted, ${stored} stored, ${stats.duplicates} duplicates, ${notStored} failed or indeterminate, ${stats.retries} retries`,
+      expected: settings.count,
+      lost,
+      duplicated: stats.duplicates,
+      unexpected,
+    },
+  };
+  return { result, acceptedIds: sink.accepted };
+}

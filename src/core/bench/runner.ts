@@ -1,0 +1,139 @@
+/**
+ * `orderq bench`: in each run, (a) the raw JetStream baseline, (b) orderq's produce and exactly-once work,
+ * (c) end-to-end latency at a fixed rate, each on fresh streams and each verified; then medians.
+ */
+import { cpus, loadavg } from "node:os";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsOptions } from "../connection.js";
+import type { Names } from "../names.js";
+import { randomSeed, seededRng } from "../random.js";
+import { baselineOrders, consumeBaseline, publishBaseline } from "./baseline.js";
+import { latencyPhase } from "./latency.js";
+import { Meter } from "./meter.js";
+import { producePhase } from "./produce.js";
+import { checkTargets, summarize, type BenchSummary, type TargetCheck } from "./summary.js";
+import { openTarget, type Target } from "./target.js";
+import { createTopology, dropTopology, phaseNames } from "./topology.js";
+import type { PhaseResult, RunResult } from "./types.js";
+import { workPhase, type WorkerPhaseContext } from "./work.js";
+
+export interface BenchConfig {
+  orders: number;
+  /** Worker processes. */
+  workers: number;
+  /** Orders in flight per worker process; also the baseline consumer's pull batch. */
+  concurrency: number;
+  payloadBytes: number;
+  /** PubAcks outstanding, for the baseline publish and for produce. */
+  inFlight: number;
+  /** Orders per second of the latency phase. */
+  rate: number;
+  latencySeconds: number;
+  runs: number;
+}
+
+export interface BenchSetup {
+  /** The user's server; absent: a nats-server of our own. */
+  server?: NatsOptions;
+  /** bin/run.js, to start `orderq work` processes. */
+  workerScript: string;
+}
+
+/** A phase with no progress for this long ends; what is missing is reported lost. */
+const STALL_MS = 30_000;
+/** Drained flat out by fresh workers before latency is measured: enough for the JIT to settle. */
+const LATENCY_WARMUP_ORDERS = 10_000;
+
+export interface BenchResult {
+  config: BenchConfig;
+  environment: {
+    date: string;
+    node: string;
+    cpus: number;
+    /** 1-minute load average before and after: the figures are only as quiet as the machine. */
+    loadAverage: { before: number; after: number };
+    server: { url: string; version: string; ours: boolean };
+  };
+  runs: RunResult[];
+  summary: BenchSummary;
+  targets: TargetCheck[];
+  /** Every phase of every run delivered every order exactly once. */
+  verified: boolean;
+}
+
+export async function runBench(config: BenchConfig, setup: BenchSetup, progress: (text: string) => void): Promise<BenchResult> {
+  const loadBefore = loadavg()[0];
+  const target = await openTarget(setup.server);
+  try {
+    const tag = randomSeed().toString(36).toUpperCase(); // two benchmarks on one server share nothing
+    const runs: RunResult[] = [];
+    for (let run = 1; run <= config.runs; run++) {
+      const say = (text: string) => progress(`run ${run}/${config.runs} · ${text}`);
+      const phases = await oneRun(config, setup.workerScript, target, `${tag}_${run}`, run, say);
+      runs.push({ run, phases, verified: phases.every((p) => p.verification.ok) });
+    }
+    const summary = summarize(runs);
+    return {
+      config,
+      environment: {
+        date: new Date().toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        loadAverage: { before: loadBefore, after: loadavg()[0] },
+        server: { url: target.url, version: target.version, ours: target.serverPid !== undefined },
+      },
+      runs,
+      summary,
+      targets: checkTargets(summary, config),
+      verified: runs.every((r) => r.verified),
+    };
+  } finally {
+    await target.close();
+  }
+}
+
+async function oneRun(o: BenchConfig, workerScript: string, target: Target, tag: string, run: number, say: (text: string) => void): Promise<PhaseResult[]> {
+  const { nc } = target;
+  const jsm = await jetstreamManager(nc);
+  const phases: PhaseResult[] = [];
+  const meter = new Meter(() => [process.pid], target.serverPid); // phases that run in this process
+  const context = (names: Names): WorkerPhaseContext => ({
+    nc,
+    jsm,
+    names,
+    launch: { script: workerScript, server: target.url, env: target.workerEnv, processes: o.workers, concurrency: o.concurrency },
+    serverPid: target.serverPid,
+    stallMs: STALL_MS,
+    progress: say,
+  });
+  const inFreshTopology = async (phase: string, body: (names: Names) => Promise<void>) => {
+    const names = phaseNames(tag, phase);
+    await createTopology(nc, names);
+    try {
+      await body(names);
+    } finally {
+      await dropTopology(jsm, names);
+    }
+  };
+
+  await inFreshTopology("BASE", async (names) => {
+    const orders = baselineOrders(names, o.orders, o.payloadBytes, seededRng(run));
+    say(`baseline: publishing ${o.orders} orders, ${o.inFlight} in flight`);
+    phases.push(await publishBaseline(nc, jsm, names, orders, o.inFlight, meter));
+    say("baseline: consume + plain ack");
+    phases.push(await consumeBaseline(nc, jsm, names, o.orders, o.concurrency, meter, STALL_MS));
+  });
+  await inFreshTopology("OQ", async (names) => {
+    say(`orderq produce: ${o.orders} orders`);
+    const settings = { count: o.orders, inFlight: o.inFlight, payloadBytes: o.payloadBytes, seed: run, idPrefix: `p${run}` };
+    const produced = await producePhase(nc, jsm, names, settings, meter);
+    phases.push(produced.result);
+    phases.push(await workPhase(context(names), produced.acceptedIds));
+  });
+  await inFreshTopology("LAT", async (names) => {
+    const count = Math.max(1, Math.round(o.rate * o.latencySeconds));
+    const settings = { count, rate: o.rate, inFlight: o.inFlight, payloadBytes: o.payloadBytes, seed: 1000 + run, idPrefix: `l${run}` };
+    phases.push(await latencyPhase(context(names), settings, Math.min(o.orders, LATENCY_WARMUP_ORDERS)));
+  });
+  return phases;
+}

@@ -1,0 +1,56 @@
+/** What one benchmark run measures, phase by phase. */
+import type { CpuUse } from "./meter.js";
+
+export type PhaseName = "publish" | "consume" | "produce" | "work" | "latency";
+
+/** Whether a phase delivered what it must: every order once, none lost, none doubled. */
+export interface Verification {
+  ok: boolean;
+  /** One line: what was checked and what was found. */
+  detail: string;
+  expected: number;
+  lost: number;
+  duplicated: number;
+  /** Orders seen that nobody sent in this phase. */
+  unexpected: number;
+}
+
+export interface LatencySummary {
+  samples: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+export interface PhaseResult {
+  phase: PhaseName;
+  /** Messages in the measured window. */
+  count: number;
+  elapsedMs: number;
+  /** count per second of elapsedMs. */
+  rate: number;
+  /** How elapsedMs was measured. */
+  window: string;
+  cpu: CpuUse;
+  verification: Verification;
+  /** Worker phases: peak resident memory (VmHWM) of each worker process, MB. */
+  workerPeakRssMb?: number[];
+  /** Worker phases: worker processes that died and were replaced. */
+  workerRestarts?: number;
+  /** Worker phases: from spawning the workers to the last commit, start-up included. */
+  wallMs?: number;
+  latency?: LatencySummary;
+}
+
+export interface RunResult {
+  run: number;
+  phases: PhaseResult[];
+  verified: boolean;
+}
+
+export function perSecond(count: number, ms: number): number {
+  return ms > 0 ? Math.round((count * 1000) / ms) : 0;
+}

@@ -1,0 +1,69 @@
+/**
+ * The full exactly-once pipeline: real `orderq work` processes (validation, ledger, ack, DLQ mover live)
+ * drain a pre-filled stream. Timed from the ledger's own server timestamps, not by polling.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { readLedgerWrites } from "../ledger.js";
+import type { Names } from "../names.js";
+import { steadyWindow, verifyCommits, waitForLedger } from "./commits.js";
+import { Meter, wallNow } from "./meter.js";
+import { streamMessages } from "./topology.js";
+import { perSecond, type PhaseResult } from "./types.js";
+import { BenchWorkers, type WorkerLaunch } from "./workers.js";
+
+export interface WorkerPhaseContext {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  names: Names;
+  launch: WorkerLaunch;
+  /** The server's pid when it is ours, for its CPU time. */
+  serverPid?: number;
+  /** A phase with no new commit for this long is over: what is missing is reported lost. */
+  stallMs: number;
+  progress: (text: string) => void;
+}
+
+/** Runs the workers until `expected` ledger writes exist (or progress stalls), then drains them. */
+export async function runWorkersUntil(
+  ctx: WorkerPhaseContext,
+  expected: () => number,
+  label: string,
+  during: (meter: Meter) => Promise<void> = async () => {},
+): Promise<{ meter: Meter; rss: number[]; restarts: number; spawnedAt: number }> {
+  const workers = new BenchWorkers(ctx.launch, ctx.names);
+  const meter = new Meter(() => workers.pids(), ctx.serverPid);
+  const spawnedAt = wallNow();
+  workers.start();
+  meter.start();
+  let rss: number[] = [];
+  try {
+    await during(meter);
+    const total = expected();
+    await waitForLedger(ctx.jsm, ctx.names, total, ctx.stallMs, (n) => ctx.progress(`${label}: ${n}/${total} committed`));
+  } finally {
+    meter.stop(); // before the workers go: their CPU must still be readable
+    rss = workers.peakRssMb();
+    await workers.stop();
+  }
+  return { meter, rss, restarts: workers.restarts, spawnedAt };
+}
+
+export async function workPhase(ctx: WorkerPhaseContext, expectedIds: readonly string[]): Promise<PhaseResult> {
+  const { meter, rss, restarts, spawnedAt } = await runWorkersUntil(ctx, () => expectedIds.length, "work");
+  const left = await streamMessages(ctx.jsm, ctx.names.stream);
+  const writes = await readLedgerWrites(ctx.nc, ctx.names);
+  const window = steadyWindow(writes);
+  return {
+    phase: "work",
+    count: window.count,
+    elapsedMs: Math.round(window.t1 - window.t0),
+    rate: perSecond(window.count, window.t1 - window.t0),
+    window: "every worker's first commit → last commit (ledger server timestamps): start-up excluded",
+    cpu: meter.cpu(window.t0, window.t1),
+    verification: verifyCommits(writes, expectedIds, left),
+    workerPeakRssMb: rss,
+    workerRestarts: restarts,
+    wallMs: Math.round(window.t1 - spawnedAt),
+  };
+}

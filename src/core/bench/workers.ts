@@ -1,0 +1,63 @@
+/** Real `orderq work` processes for the benchmark, under the project's Supervisor. */
+import type { Names } from "../names.js";
+import { Supervisor } from "../supervisor.js";
+import { peakRssMb } from "./procfs.js";
+
+export interface WorkerLaunch {
+  /** bin/run.js of this orderq. */
+  script: string;
+  /** `--server` of the worker processes. */
+  server: string;
+  /** Credentials travel in NATS_* variables, not in arguments that `ps` shows. */
+  env: NodeJS.ProcessEnv;
+  processes: number;
+  concurrency: number;
+}
+
+const live = new Set<BenchWorkers>();
+// A benchmark that ends abruptly (Ctrl-C, an error) must not leave workers running.
+process.on("exit", () => {
+  for (const workers of live) for (const pid of workers.pids()) process.kill(pid, "SIGKILL");
+});
+
+export class BenchWorkers {
+  /** Workers that died during the phase (the supervisor replaced them). */
+  restarts = 0;
+  private readonly supervisor: Supervisor;
+
+  constructor(
+    private readonly launch: WorkerLaunch,
+    names: Names,
+  ) {
+    const nameArgs = ["--stream", names.stream, "--consumer", names.consumer, "--dlq-stream", names.dlqStream, "--ledger-bucket", names.ledgerBucket];
+    this.supervisor = new Supervisor(
+      {
+        script: launch.script,
+        args: (id) => ["work", "--server", launch.server, ...nameArgs, "--concurrency", String(launch.concurrency), "--worker-id", id],
+        env: launch.env,
+        restartDelayMs: 200,
+      },
+      { onExit: (_id, _code, _signal, replaced) => void (replaced && this.restarts++) },
+    );
+  }
+
+  start(): void {
+    live.add(this);
+    for (let i = 0; i < this.launch.processes; i++) this.supervisor.spawn();
+  }
+
+  pids(): number[] {
+    return this.supervisor.pids();
+  }
+
+  /** VmHWM of each live worker: read before stop(), while the processes still exist. */
+  peakRssMb(): number[] {
+    return this.pids().map((pid) => Math.round(peakRssMb(pid) ?? 0));
+  }
+
+  /** Graceful drain (SIGTERM), as an operator would stop them. */
+  async stop(): Promise<void> {
+    await this.supervisor.stop(10_000);
+    live.delete(this);
+  }
+}
