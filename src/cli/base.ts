@@ -40,8 +40,8 @@ export abstract class OrderqCommand extends Command {
     };
   }
 
-  protected connect(flags: Parameters<OrderqCommand["natsOptions"]>[0]): Promise<NatsConnection> {
-    return connectNats(this.natsOptions(flags));
+  protected connect(flags: Parameters<OrderqCommand["natsOptions"]>[0], extra: Partial<NatsOptions> = {}): Promise<NatsConnection> {
+    return connectNats({ ...this.natsOptions(flags), ...extra });
   }
 
   /**

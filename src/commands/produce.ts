@@ -63,7 +63,7 @@ export default class Produce extends OrderqCommand {
       retryForMs,
       idPrefix,
     };
-    const nc = await this.connect(flags);
+    const nc = await this.connect(flags, { coalesceWrites: true });
     await ensureTopology(nc, settings);
     const history = new History(flags.history);
     const producer = new Producer(nc, options, seededRng(seed), history);

@@ -81,7 +81,7 @@ export default class Work extends OrderqCommand {
     const settings = settingsFrom(flags);
     if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
     const idleMs = flags["exit-when-idle"] ? parseDuration(flags["exit-when-idle"], "--exit-when-idle") : undefined;
-    const nc = await this.connect(flags);
+    const nc = await this.connect(flags, { coalesceWrites: true });
     await ensureTopology(nc, settings);
     const jsm = await jetstreamManager(nc);
     const started = Date.now();

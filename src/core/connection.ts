@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator, type NatsConnection, type ConnectionOptions } from "@nats-io/transport-node";
 import { EnvironmentError, InputError, errorMessage } from "./errors.js";
+import { coalesceWrites } from "./write-coalescing.js";
 
 export const DEFAULT_SERVER = "nats://127.0.0.1:4222";
 
@@ -16,6 +17,8 @@ export interface NatsOptions {
   tlsCa?: string;
   /** Connection name shown by the server. */
   name?: string;
+  /** Batch socket writes per event-loop turn (hot paths: worker, producer). */
+  coalesceWrites?: boolean;
 }
 
 /**
@@ -42,7 +45,9 @@ export async function connectNats(options: NatsOptions, timeoutMs = 3000): Promi
   if (options.creds !== undefined) opts.authenticator = credsAuthenticator(readFileOrFail(options.creds, "--creds"));
   if (options.tlsCa !== undefined) opts.tls = { caFile: options.tlsCa };
   try {
-    return await connect(opts);
+    const nc = await connect(opts);
+    if (options.coalesceWrites) coalesceWrites(nc);
+    return nc;
   } catch (err) {
     throw new EnvironmentError(`cannot connect to NATS at ${servers.join(",")}: ${errorMessage(err)}`);
   }

@@ -99,6 +99,7 @@ async function oneRun(o: BenchConfig, workerScript: string, target: Target, tag:
   const meter = new Meter(() => [process.pid], target.serverPid); // phases that run in this process
   const context = (names: Names): WorkerPhaseContext => ({
     nc,
+    producerNc: target.producerNc,
     jsm,
     names,
     launch: { script: workerScript, server: target.url, env: target.workerEnv, processes: o.workers, concurrency: o.concurrency },
@@ -126,7 +127,7 @@ async function oneRun(o: BenchConfig, workerScript: string, target: Target, tag:
   await inFreshTopology("OQ", async (names) => {
     say(`orderq produce: ${o.orders} orders`);
     const settings = { count: o.orders, inFlight: o.inFlight, payloadBytes: o.payloadBytes, seed: run, idPrefix: `p${run}` };
-    const produced = await producePhase(nc, jsm, names, settings, meter);
+    const produced = await producePhase(target.producerNc, jsm, names, settings, meter);
     phases.push(produced.result);
     phases.push(await workPhase(context(names), produced.acceptedIds));
   });

@@ -6,6 +6,8 @@ import { NatsServer } from "../server.js";
 
 export interface Target {
   nc: NatsConnection;
+  /** Connected as `orderq produce` connects (write coalescing on); the baselines use `nc`, as shipped. */
+  producerNc: NatsConnection;
   url: string;
   /** Known only for our own server. */
   serverPid?: number;
@@ -27,13 +29,16 @@ export async function openTarget(server: NatsOptions | undefined): Promise<Targe
   const options: NatsOptions = server ?? { server: own!.url };
   try {
     const nc = await connectNats({ ...options, name: "orderq bench" });
+    const producerNc = await connectNats({ ...options, name: "orderq bench producer", coalesceWrites: true });
     return {
       nc,
+      producerNc,
       url: options.server,
       serverPid: own?.pid,
       version: nc.info?.version ?? "unknown",
       workerEnv: credentialEnv(options),
       close: async () => {
+        await producerNc.close();
         await nc.close();
         await dispose();
       },
