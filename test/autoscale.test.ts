@@ -5,6 +5,12 @@
  */
 import assert from "node:assert/strict";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { check } from "../src/core/chaos/checker.js";
+import { listDlq } from "../src/core/dlq.js";
+import { readHistoryFile } from "../src/core/history.js";
 import { countCommits, readLedgerWrites } from "../src/core/ledger.js";
 import { DEFAULT_NAMES } from "../src/core/names.js";
 import { freePort } from "../src/core/server.js";
@@ -37,7 +43,8 @@ describe("autoscaling workers", function () {
   const fx = useServer();
 
   it("scales up for a backlog, drains it, scales back to --min, and commits each order once", async () => {
-    const produced = await runCli(["produce", "--count", String(ORDERS), "--server", fx.server.url, "--json"]);
+    const historyFile = join(mkdtempSync(join(tmpdir(), "orderq-autoscale-")), "history.jsonl");
+    const produced = await runCli(["produce", "--count", String(ORDERS), "--history", historyFile, "--server", fx.server.url, "--json"]);
     assert.equal(json(produced).accepted, ORDERS);
     const port = await freePort();
     const work = startCli([
@@ -47,14 +54,14 @@ describe("autoscaling workers", function () {
     ]);
 
     try {
-      await checkRun(port, work, fx.nc);
+      await checkRun(port, work, fx.nc, historyFile);
     } finally {
       work.child.kill("SIGKILL"); // only if an assertion failed before it exited
     }
   });
 });
 
-async function checkRun(port: number, work: ReturnType<typeof startCli>, nc: NatsConnection): Promise<void> {
+async function checkRun(port: number, work: ReturnType<typeof startCli>, nc: NatsConnection, historyFile: string): Promise<void> {
   const during = await waitFor("a scrape showing more than one worker, with their metrics", async () => {
     const m = await scrape(port);
     return (m.get("orderq_workers") ?? 0) > 1 && m.has("orderq_processing_seconds_count") ? m : undefined;
@@ -80,8 +87,18 @@ async function checkRun(port: number, work: ReturnType<typeof startCli>, nc: Nat
   assert.equal(stats.scaling.at(-1).to, 1, "back to --min once the backlog was gone");
   for (const e of stats.scaling) assert.match(e.reason, /lag \d+, \d+ orders\/s/);
 
-  const commits = countCommits(await readLedgerWrites(nc, DEFAULT_NAMES));
-  assert.equal(commits.size, ORDERS);
-  assert.deepEqual([...commits.values()].filter((n) => n !== 1), []);
+  // The chaos checker's verdict over the producer's history, every ledger write and the DLQ.
+  const ledger = await readLedgerWrites(nc, DEFAULT_NAMES);
+  const verdict = check({
+    history: readHistoryFile(historyFile),
+    ledger,
+    dlq: (await listDlq(nc, DEFAULT_NAMES)).map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId })),
+    remaining: [],
+    expect: { dlq: "only-marked", minFaults: 0, minRedeliveries: 0, faultsMustHaveEffect: false },
+    observed: { faults: 0, redeliveries: 0, effects: 0, quiet: true },
+  });
+  assert.equal(verdict.valid, true, JSON.stringify(verdict.categories));
+  assert.equal(verdict.categories.ok.count, ORDERS);
+  assert.deepEqual([...countCommits(ledger).values()].filter((n) => n !== 1), []);
   assert.equal(stats.committed, ORDERS);
 }
