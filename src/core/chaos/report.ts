@@ -128,6 +128,7 @@ ${chart("Publish-to-commit latency", "ms, of orders committed in each second", [
     { label: "p50", colour: "#17becf", values: t.latencyP50 },
     { label: "p99", colour: "#e377c2", values: t.latencyP99 },
   ], r.faults.windows, seconds)}
+${chart("Worker processes", "running, sampled each second", [{ label: "workers", colour: "#9467bd", values: t.workers }], r.faults.windows, seconds)}
 <div class="grid"><div><h2>Latency</h2>${table([
     ["orders", t.latency.count],
     ["p50", `${t.latency.p50} ms`],

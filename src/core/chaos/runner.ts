@@ -350,6 +350,9 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), options.events?.onProgress);
     sampler.start();
     teardown.add(() => sampler.stop());
+    const workersEachSecond: number[] = [];
+    const countWorkers = setInterval(() => workersEachSecond.push(pool.supervisor.active), 1000);
+    teardown.add(() => clearInterval(countWorkers));
 
     let timedOut = false;
     const stopEverything = () => {
@@ -415,6 +418,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       history.events,
       ledger,
       dlqEntries.map((e) => Date.parse(e.deadLetteredAt)),
+      workersEachSecond,
     );
     return {
       history: history.events,

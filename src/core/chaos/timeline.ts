@@ -21,6 +21,8 @@ export interface Timeline {
   latencyP50: (number | null)[];
   latencyP99: (number | null)[];
   latency: Percentiles;
+  /** Worker processes running, sampled once a second (the autoscaler's work shows here). */
+  workers: number[];
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -33,7 +35,7 @@ export function percentiles(values: number[]): Percentiles {
   return { count: sorted.length, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? 0 };
 }
 
-export function buildTimeline(t0: number, history: HistoryEvent[], ledger: LedgerWrite[], dlqTimes: number[]): Timeline {
+export function buildTimeline(t0: number, history: HistoryEvent[], ledger: LedgerWrite[], dlqTimes: number[], workers: number[]): Timeline {
   const second = (time: number) => Math.max(0, Math.floor((time - t0) / 1000));
   const series = (): number[] => [];
   const bump = (s: number[], i: number) => {
@@ -80,5 +82,6 @@ export function buildTimeline(t0: number, history: HistoryEvent[], ledger: Ledge
     latencyP50: latencyAt(50),
     latencyP99: latencyAt(99),
     latency: percentiles(all),
+    workers,
   };
 }
