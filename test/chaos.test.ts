@@ -78,6 +78,10 @@ describe("orderq chaos", function () {
       assert.ok(result.faults.observed > 0, "faults observed");
       for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const) assert.equal(result.check.categories[bad].count, 0, bad);
       assert.equal(result.check.accepted, result.orders, "every order accepted");
+      if (name === "slow-worker") {
+        // Autoscaling is on there: the pool grew past its minimum of 2 at some second of the run.
+        assert.ok(Math.max(...result.timeline.workers) > 2, `workers over time: ${result.timeline.workers.join(" ")}`);
+      }
     });
   });
 
