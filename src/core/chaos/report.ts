@@ -42,9 +42,20 @@ const WIDTH = 960;
 const HEIGHT = 240;
 const PAD = { left: 56, right: 16, top: 16, bottom: 28 };
 
+/** The smallest "round" step (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k; whole below 10) at least `v`. */
+function niceStep(v: number): number {
+  const p = 10 ** Math.floor(Math.log10(Math.max(v, 1e-9)));
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
+    const step = m * p;
+    if (step >= v && Number.isInteger(step)) return step;
+  }
+  return 10 * p;
+}
+
 /** A line chart over seconds, with the fault windows shaded behind the lines. */
 function chart(title: string, unit: string, series: Series[], windows: FaultWindow[], seconds: number): string {
-  const max = Math.max(1, ...series.flatMap((s) => s.values.filter((v): v is number => v !== null)));
+  // Four gridlines at round values, so a label names the line it stands on.
+  const max = 4 * niceStep(Math.max(1, ...series.flatMap((s) => s.values.filter((v): v is number => v !== null))) / 4);
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const x = (sec: number) => PAD.left + (plotW * sec) / Math.max(1, seconds);
