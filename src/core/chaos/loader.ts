@@ -4,8 +4,9 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, extname, join, relative } from "node:path";
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import type { z } from "zod";
+import { oneLine } from "../dlq-entry.js";
 import { InputError, errorMessage } from "../errors.js";
 import { scenarioSchema, toScenario, type Scenario } from "./scenario.js";
 
@@ -50,28 +51,52 @@ function nearestKey(lines: string[], line: number): string | undefined {
   return undefined;
 }
 
+/** The first alias whose anchor is not defined before it: yaml reports it only when converting to JS. */
+function unresolvedAlias(doc: Document): Node | undefined {
+  let found: Node | undefined;
+  visit(doc, {
+    Alias(_, alias) {
+      if (alias.resolve(doc) !== undefined) return undefined;
+      found = alias;
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
 /** Parses and validates one scenario's text; `file` is used in messages and for the default name. */
 export function parseScenario(text: string, file: string): Scenario {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  // logLevel "error": yaml would print warnings (a collection used as a key) with process.emitWarning.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, logLevel: "error" });
   const lineOf = (offset: number) => lineCounter.linePos(offset).line;
+  // Field names and values are quoted from the file, so they may hold line breaks: keep one line.
+  const refuse = (line: number, what: string) => new InputError(`${file}:${line}: ${oneLine(what)}`);
   const yamlError = doc.errors[0];
   if (yamlError) {
     const line = lineOf(yamlError.pos[0]);
     const near = nearestKey(text.split("\n"), line);
     const what = yamlError.message.split("\n")[0];
-    throw new InputError(`${file}:${line}: ${near ? `${near}: ` : ""}invalid YAML: ${what}`);
+    throw refuse(line, `${near ? `${near}: ` : ""}invalid YAML: ${what}`);
   }
   if (!isMap(doc.contents)) {
     const line = doc.contents?.range ? lineOf(doc.contents.range[0]) : 1;
-    throw new InputError(`${file}:${line}: (root): a scenario is a mapping of fields (orders, rate, workers, faults, ...)`);
+    throw refuse(line, "(root): a scenario is a mapping of fields (orders, rate, workers, faults, ...)");
   }
-  const result = scenarioSchema.safeParse(doc.toJS());
+  let json: unknown;
+  try {
+    json = doc.toJS();
+  } catch (err) {
+    // An alias to a missing anchor (or an alias bomb) is not among doc.errors: toJS throws a plain Error.
+    const alias = unresolvedAlias(doc);
+    throw refuse(alias?.range ? lineOf(alias.range[0]) : 1, `invalid YAML: ${errorMessage(err)}`);
+  }
+  const result = scenarioSchema.safeParse(json);
   if (!result.success) {
     const issue = describeIssue(result.error.issues[0]);
     const node = locate(doc, issue.path, issue.unknownKey);
     const line = node?.range ? lineOf(node.range[0]) : 1;
-    throw new InputError(`${file}:${line}: ${issue.field || "(root)"}: ${issue.message}`);
+    throw refuse(line, `${issue.field || "(root)"}: ${issue.message}`);
   }
   return toScenario(result.data, file, basename(file, extname(file)));
 }

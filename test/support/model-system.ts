@@ -1,0 +1,254 @@
+/**
+ * The real system the model-based tests drive: a fresh nats-server, the topology, a TCP proxy between
+ * the worker processes and the server, real `orderq work` processes, and a publisher that records a
+ * chaos-checker history. `dispose()` kills every process it started, also after a failure.
+ */
+import type { ChildProcess } from "node:child_process";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { MessageRef } from "../../src/core/chaos/checker.js";
+import { TcpProxy } from "../../src/core/chaos/proxy.js";
+import { connectNats } from "../../src/core/connection.js";
+import { listDlq } from "../../src/core/dlq.js";
+import type { StoredDlqEntry } from "../../src/core/dlq-entry.js";
+import { errorMessage } from "../../src/core/errors.js";
+import { History, type OpKind } from "../../src/core/history.js";
+import { readLedgerWrites, type LedgerWrite } from "../../src/core/ledger.js";
+import { orderSubject } from "../../src/core/names.js";
+import { guessOrderId } from "../../src/core/order.js";
+import { waitForQuiet } from "../../src/core/quiescence.js";
+import { NatsServer, sleep } from "../../src/core/server.js";
+import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../../src/core/topology.js";
+import { startCli } from "./cli.js";
+
+/** Small timings, so that a crashed worker's order comes back and a poison order dies within seconds. */
+export const ACK_WAIT_MS = 1_000;
+export const MAX_DELIVER = 3;
+const SETTINGS: TopologySettings = { ...DEFAULT_SETTINGS, ackWaitMs: ACK_WAIT_MS, maxDeliver: MAX_DELIVER, dupWindowMs: 120_000 };
+const names = SETTINGS.names;
+
+/** Quiet must outlast one ack wait: an unacked order of a dead worker is redelivered after it. */
+const QUIET_FOR_MS = ACK_WAIT_MS + 500;
+const SETTLE_TIMEOUT_MS = 60_000;
+/** An order left in ORDERS with nothing pending waits for a DLQ mover's orphan sweep (every 5 s). */
+const SWEEP_WAIT_MS = 15_000;
+const PUBLISH_RETRY_FOR_MS = 15_000;
+/** How long a worker started to commit once and die is given to find an order. */
+const CRASH_WAIT_MS = 4_000;
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  exited: Promise<void>;
+  log: () => string;
+}
+
+export interface Observation {
+  ledger: LedgerWrite[];
+  dlq: StoredDlqEntry[];
+  /** What is still in ORDERS, by message id and order id. */
+  remaining: MessageRef[];
+}
+
+/** Every message left in ORDERS belongs to an order with a ledger entry or a DLQ entry. */
+function onlyResidue(seen: Observation): boolean {
+  const done = new Set([...seen.ledger.map((w) => w.orderId), ...seen.dlq.flatMap((e) => [e.originalHeaders["Nats-Msg-Id"]?.[0], e.orderId])]);
+  return seen.remaining.every((ref) => done.has(ref.msgId ?? ref.orderId));
+}
+
+export class ModelSystem {
+  readonly history = new History();
+  /** The workers the model knows of, in its order. */
+  readonly workers: WorkerProcess[] = [];
+  /** What was run, with times from the start: printed when a run fails. */
+  readonly steps: string[] = [];
+  private readonly started = new Set<WorkerProcess>();
+  private readonly payloads = new Map<string, { kind: OpKind; payload: string }>();
+  private readonly t0 = Date.now();
+  private spawned = 0;
+  /** Commands run so far. */
+  commands = 0;
+
+  private constructor(
+    private readonly server: NatsServer,
+    private readonly proxy: TcpProxy,
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    /** The broken build: workers commit with a plain put and skip the redelivery check. */
+    private readonly unsafe: boolean,
+  ) {}
+
+  static async start(unsafe: boolean): Promise<ModelSystem> {
+    const server = await NatsServer.start();
+    try {
+      const nc = await connectNats({ server: server.url, name: "orderq model test" });
+      await ensureTopology(nc, SETTINGS);
+      const proxy = await TcpProxy.start({ host: "127.0.0.1", port: server.port });
+      return new ModelSystem(server, proxy, nc, jetstream(nc), await jetstreamManager(nc), unsafe);
+    } catch (err) {
+      await server.dispose();
+      throw err;
+    }
+  }
+
+  /** Records a command (counted) or, with `note`, what happened inside one. */
+  step(text: string): void {
+    this.commands++;
+    this.note(text);
+  }
+
+  note(text: string): void {
+    this.steps.push(`${((Date.now() - this.t0) / 1000).toFixed(2)}s ${text}`);
+  }
+
+  /** Publishes with `Nats-Msg-Id` = id, retrying until a PubAck (the server is up between commands). */
+  async publish(id: string, kind: OpKind, payload: string, resend = false): Promise<PubAck> {
+    this.payloads.set(id, { kind, payload });
+    this.history.record({ type: "invoke", id, kind, source: "web", resend, time: Date.now() });
+    const deadline = Date.now() + PUBLISH_RETRY_FOR_MS;
+    for (let tries = 1; ; tries++) {
+      try {
+        const ack = await this.js.publish(orderSubject(names, "web"), payload, { msgID: id, timeout: 1_000 });
+        this.history.record({ type: "ok", id, seq: ack.seq, duplicate: ack.duplicate, tries, time: Date.now() });
+        return ack;
+      } catch (err) {
+        if (Date.now() >= deadline) {
+          this.history.record({ type: "indeterminate", id, error: errorMessage(err), tries, time: Date.now() });
+          throw err;
+        }
+        await sleep(100);
+      }
+    }
+  }
+
+  /** The same message again: same id, same payload. */
+  republish(id: string): Promise<PubAck> {
+    const sent = this.payloads.get(id);
+    if (!sent) throw new Error(`${id} was never published`);
+    return this.publish(id, sent.kind, sent.payload, true);
+  }
+
+  /** A real `orderq work` process, connected through the proxy. */
+  private spawnWorker(concurrency: number, extra: string[] = []): WorkerProcess {
+    const n = ++this.spawned;
+    const { child, done } = startCli([
+      "work", "--json",
+      "--server", this.proxy.url,
+      "--ack-wait", `${ACK_WAIT_MS}ms`,
+      "--max-deliver", String(MAX_DELIVER),
+      "--dup-window", "2m",
+      "--concurrency", String(concurrency),
+      "--backoff-base", "20ms",
+      "--backoff-max", "100ms",
+      "--worker-id", `m${n}`,
+      "--seed", String(n),
+      ...(this.unsafe ? ["--unsafe"] : []),
+      ...extra,
+    ]);
+    let stderr = "";
+    child.stderr?.on("data", (d) => (stderr += d));
+    const worker: WorkerProcess = { child, exited: done.then(() => undefined), log: () => stderr.trim() };
+    this.started.add(worker);
+    return worker;
+  }
+
+  startWorker(): void {
+    this.workers.push(this.spawnWorker(4));
+  }
+
+  /** SIGKILL, and the exit seen (a stopped process dies of SIGKILL too). */
+  async killWorker(index: number): Promise<void> {
+    const [worker] = this.workers.splice(index, 1);
+    worker.child.kill("SIGKILL");
+    await worker.exited;
+  }
+
+  signalWorker(index: number, signal: "SIGSTOP" | "SIGCONT"): void {
+    this.workers[index].child.kill(signal);
+  }
+
+  /**
+   * A worker that SIGKILLs itself right after its first commit, before the ack, and a fresh order for
+   * it. Another worker may take that order first: the crasher is then killed after a while instead.
+   */
+  async commitThenDie(publish: () => Promise<void>): Promise<boolean> {
+    const crasher = this.spawnWorker(1, ["--crash-after-commit-rate", "1"]);
+    await publish();
+    const exited = await Promise.race([crasher.exited.then(() => true), sleep(CRASH_WAIT_MS).then(() => false)]);
+    if (!exited) {
+      crasher.child.kill("SIGKILL");
+      await crasher.exited;
+      return false;
+    }
+    if (crasher.child.signalCode !== "SIGKILL") throw new Error(`the crasher exited with ${crasher.child.exitCode}: ${crasher.log()}`);
+    return true;
+  }
+
+  /** kill -9, then a restart on the same port and store. */
+  async restartServer(downMs: number): Promise<void> {
+    await this.server.kill();
+    await sleep(downMs);
+    await this.server.restart();
+  }
+
+  cutNetwork(): void {
+    this.proxy.cut();
+  }
+
+  healNetwork(): void {
+    this.proxy.heal();
+  }
+
+  /**
+   * Heals every fault, makes sure a healthy worker runs, waits until nothing is pending, in flight or
+   * waiting for a DLQ mover and ORDERS holds nothing unprocessed, stops the workers, and observes.
+   */
+  async settle(): Promise<Observation> {
+    this.healNetwork();
+    for (const w of this.workers) w.child.kill("SIGCONT");
+    if (!this.workers.some((w) => w.child.exitCode === null && w.child.signalCode === null)) this.startWorker();
+    const quiet = await waitForQuiet(this.jsm, names, { quietForMs: QUIET_FOR_MS, timeoutMs: SETTLE_TIMEOUT_MS, pollMs: 100 });
+    if (!quiet) throw new Error(`not quiet after ${SETTLE_TIMEOUT_MS / 1000} s`);
+    // Residue (a processed order's message that a kill -9 brought back) may stay; anything else must go.
+    const deadline = Date.now() + SWEEP_WAIT_MS;
+    while (Date.now() < deadline && !onlyResidue(await this.observe())) await sleep(250);
+    await this.killAll();
+    return this.observe();
+  }
+
+  async observe(): Promise<Observation> {
+    const [ledger, dlq, remaining] = await Promise.all([readLedgerWrites(this.nc, names), listDlq(this.nc, names), this.remaining()]);
+    return { ledger, dlq, remaining };
+  }
+
+  /** Messages still in ORDERS (work-queue retention: an acked order is gone), read by sequence. */
+  private async remaining(): Promise<MessageRef[]> {
+    const { state } = await this.jsm.streams.info(names.stream);
+    const refs: MessageRef[] = [];
+    for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
+      const msg = await this.jsm.streams.getMessage(names.stream, { seq });
+      if (msg) refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data) });
+    }
+    return refs;
+  }
+
+  /** Stderr of every worker that wrote any, for a failure report. */
+  workerLogs(): string[] {
+    return [...this.started].map((w, i) => (w.log() ? `worker ${i + 1}: ${w.log()}` : "")).filter(Boolean);
+  }
+
+  private async killAll(): Promise<void> {
+    for (const w of this.started) {
+      w.child.kill("SIGCONT");
+      w.child.kill("SIGKILL");
+    }
+    await Promise.all([...this.started].map((w) => w.exited));
+  }
+
+  async dispose(): Promise<void> {
+    await this.killAll();
+    await this.proxy.close();
+    await this.nc.close().catch(() => undefined);
+    await this.server.dispose();
+  }
+}
