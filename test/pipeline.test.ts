@@ -17,7 +17,8 @@ import { Producer } from "../src/core/producer.js";
 import { seededRng } from "../src/core/random.js";
 import { NatsServer } from "../src/core/server.js";
 import { ensureTopology, DEFAULT_SETTINGS } from "../src/core/topology.js";
-import { json, runCli, startCli } from "./support/cli.js";
+import { spawn } from "node:child_process";
+import { BIN, json, runCli, startCli } from "./support/cli.js";
 import { useServer, type ServerFixture } from "./support/server.js";
 import { waitFor } from "./support/wait.js";
 
@@ -319,5 +320,48 @@ describe("write coalescing on the hot-path connections", function () {
     } finally {
       await nc.close();
     }
+  });
+});
+
+describe("pipeline: handlers slower than the ack wait, and shutdown", function () {
+  const fx = useServer();
+
+  it("keeps the lease of every order it holds: none is redelivered while a slow handler runs", async () => {
+    const produced = await runCli(["produce", "--count", "8", "--id-prefix", "slow", "--ack-wait", "1s", "--server", fx.server.url]);
+    assert.equal(produced.code, 0, produced.stderr);
+    // Each handler takes 1.5 ack waits; with 2 in flight the later orders wait for 4+ ack waits.
+    const worked = await runCli(["work", "--concurrency", "2", "--handler-ms", "1500", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"]);
+    assert.equal(worked.code, 0, worked.stderr);
+    const stats = json(worked);
+    assert.equal(stats.committed, 8);
+    assert.equal(stats.suppressedDuplicates, 0, "no order's handler ran twice");
+    const writes = (await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId.startsWith("slow-"));
+    assert.deepEqual(writes.map((w) => w.outcome.attempt), new Array(8).fill(1), "every order committed on its first delivery");
+  });
+
+  it("drains on Ctrl-C to the whole process group under a supervisor: exit 0, nothing abandoned", async () => {
+    const produced = await runCli(["produce", "--count", "400", "--id-prefix", "ctrlc", "--server", fx.server.url]);
+    assert.equal(produced.code, 0, produced.stderr);
+    // Its own process group, as a terminal would make it, so SIGINT reaches the supervisor and its workers.
+    const child = spawn(process.execPath, [BIN, "work", "--processes", "2", "--concurrency", "4", "--handler-ms", "50", "--server", fx.server.url, "--json"], {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    await waitFor("some commits", async () => countCommits(await readLedgerWrites(fx.nc, names)).size >= 40);
+    process.kill(-child.pid!, "SIGINT");
+    assert.equal(await exited, 0, stderr);
+    const stats = JSON.parse(stdout);
+    const commits = countCommits((await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId.startsWith("ctrlc-")));
+    assert.equal(stats.committed, commits.size, "every order the workers took was finished before they exited");
+    assert.deepEqual([...commits.values()].filter((n) => n !== 1), []);
+    const consumer = await (await jetstreamManager(fx.nc)).consumers.info(names.stream, names.consumer);
+    assert.equal(consumer.num_ack_pending, 0, "no order left delivered and unacked");
+    assert.equal(consumer.num_redelivered, 0, "nothing was handed back to be redelivered");
   });
 });

@@ -48,7 +48,7 @@ export default class Work extends OrderqCommand {
   static override flags = {
     ...nameFlags,
     ...topologyFlags,
-    concurrency: Flags.integer({ char: "c", summary: "Orders in flight per process.", default: 64, min: 1 }),
+    concurrency: Flags.integer({ char: "c", summary: "Orders in flight per process.", default: 256, min: 1 }),
     processes: Flags.integer({ char: "p", summary: "Worker processes, under one supervisor that replaces any that die.", default: 1, min: 1 }),
     "handler-ms": Flags.integer({ summary: "Simulated processing time per order, in ms.", default: 0, min: 0 }),
     "fail-rate": Flags.string({ summary: "Probability that an attempt fails with a transient error.", default: "0" }),
@@ -93,8 +93,15 @@ export default class Work extends OrderqCommand {
       if (++signals > 1) process.exit(130); // a second Ctrl-C means now
       pool.stop();
     };
-    process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
+    if (process.env.ORDERQ_SUPERVISED) {
+      // Ctrl-C reaches the whole process group; the supervisor turns it into one SIGTERM per worker,
+      // which drains. A second signal here would mean "exit now" and abandon the orders in flight.
+      process.on("SIGINT", () => {});
+      process.on("disconnect", () => pool.stop()); // the supervisor died: drain and exit
+    } else {
+      process.on("SIGINT", onSignal);
+    }
 
     let metricsServer: Server | undefined;
     if (flags["metrics-port"] !== undefined) metricsServer = await serveMetrics(flags["metrics-port"], () => pool.metrics());
@@ -117,6 +124,8 @@ export default class Work extends OrderqCommand {
     status.stop();
     metricsServer?.close();
     await nc.drain();
+    // A supervised worker has sent its last report: close the IPC channel, which would keep it alive.
+    if (process.env.ORDERQ_SUPERVISED) process.disconnect?.();
     const stats = pool.stats();
     const elapsedMs = Date.now() - started;
     if (!process.env.ORDERQ_SUPERVISED) {
@@ -159,6 +168,7 @@ export default class Work extends OrderqCommand {
         unsafe: flags.unsafe,
         mover: flags.mover,
         observeLatency: (seconds) => metrics.latency.observe(seconds),
+        onError: onceInAWhile((message) => this.logToStderr(`orderq: worker ${flags["worker-id"]}: ${message} (the order is left for redelivery)`)),
         faults: {
           crashAfterCommitRate: probability(Number(flags["crash-after-commit-rate"]), "--crash-after-commit-rate"),
           dropAckRate: probability(Number(flags["drop-ack-rate"]), "--drop-ack-rate"),
@@ -277,4 +287,15 @@ function withoutFlags(argv: string[], names: string[]): string[] {
     if (takesValue && !["--json", "--autoscale"].includes(name)) i++;
   }
   return out;
+}
+
+/** Logs a message, but the same message at most once every 10 s: a broker outage is one line, not thousands. */
+function onceInAWhile(log: (message: string) => void): (message: string) => void {
+  const last = new Map<string, number>();
+  return (message) => {
+    const now = Date.now();
+    if (now - (last.get(message) ?? 0) < 10_000) return;
+    last.set(message, now);
+    log(message);
+  };
 }

@@ -75,8 +75,9 @@ export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput)
     deadLetteredAt: now,
   };
   // The copy's Nats-Msg-Id (dlq:<stream>:<seq>) is set by the codec, which must put it first.
-  await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
+  const ack = await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
     headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq)),
   });
-  return "dead-lettered";
+  // Another mover (or the worker) copied it first: the stream kept one entry, and so do the counts.
+  return ack.duplicate ? "already-dead-lettered" : "dead-lettered";
 }

@@ -102,8 +102,16 @@ export class DlqMover {
   }
 
   private async handle(msg: JsMsg, jsm: JetStreamManager): Promise<void> {
+    let advisory: MaxDeliveriesAdvisory;
     try {
-      const advisory = msg.json<MaxDeliveriesAdvisory>();
+      advisory = msg.json<MaxDeliveriesAdvisory>();
+      if (typeof advisory.stream_seq !== "number") throw new Error("no stream_seq");
+    } catch (err) {
+      msg.ack(); // not an advisory we can act on: retrying cannot help
+      this.events.onError?.(new Error(`ignored a malformed advisory (stream seq ${msg.seq}): ${errorMessage(err)}`));
+      return;
+    }
+    try {
       const result = await moveToDlq(this.ctx, jsm, advisory);
       msg.ack();
       this.events.onMove?.(result, advisory);

@@ -97,12 +97,14 @@ export class Supervisor {
   }
 
   /** Gracefully retires one worker (the newest). */
-  async retireOne(): Promise<void> {
+  async retireOne(graceMs = 30_000): Promise<void> {
     const slot = [...this.slots.values()].filter((s) => !s.retiring).pop();
     if (!slot) return;
     slot.retiring = true;
     slot.child.kill("SIGTERM");
+    const timer = setTimeout(() => slot.child.kill("SIGKILL"), graceMs); // a worker that hangs must not block scaling
     await slot.exited;
+    clearTimeout(timer);
   }
 
   stats(): WorkerStats {

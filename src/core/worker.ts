@@ -4,7 +4,7 @@
  * and on failure: record the attempt → nak with backoff, or dead-letter then ack.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { AttemptLog } from "./attempts.js";
 import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
@@ -15,6 +15,7 @@ import { Ledger } from "./ledger.js";
 import type { Names } from "./names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "./random.js";
+import { sleep } from "./server.js";
 import { consumerAckWaitMs, PULL_EXPIRES_MS } from "./topology.js";
 
 export interface WorkerOptions {
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   unsafe: boolean;
   /** Run this process's DLQ mover (on by default: every worker process runs one). */
   mover: boolean;
+  /** Told of each infrastructure error (the order involved is left for redelivery). */
+  onError?: (message: string) => void;
   /** Called with the seconds from receiving an order to acking it, for each committed order. */
   observeLatency?: (seconds: number) => void;
   faults: {
@@ -76,7 +79,9 @@ export function emptyStats(): WorkerStats {
 export class Worker {
   readonly stats = emptyStats();
   private readonly js: JetStreamClient;
-  private messages?: ConsumerMessages;
+  /** Pulls in progress (stopped on stop()) and the slots they have reserved but not yet filled. */
+  private readonly batches = new Set<ConsumerMessages>();
+  private reserved = 0;
   private mover?: DlqMover;
   private stopping = false;
   /** Start time (performance.now()) of each message in flight, for heartbeats and latency. */
@@ -87,8 +92,6 @@ export class Worker {
   private maxDeliver = -1;
   private ledger!: Ledger;
   private dlq!: DeadLetterContext;
-  /** Last infrastructure error, for logs. */
-  lastError?: string;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -126,34 +129,87 @@ export class Worker {
     this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
 
     const consumer = await this.js.consumers.get(names.stream, names.consumer);
-    this.messages = await consumer.consume({ max_messages: this.options.concurrency, expires: PULL_EXPIRES_MS });
-    if (this.stopping) this.messages.stop();
-    for await (const msg of this.messages) {
-      if (this.stopping) {
-        msg.nak(); // pulled but not started: give it back now rather than after the ack wait
-        continue;
-      }
-      while (this.inFlight.size >= this.options.concurrency) {
-        await new Promise<void>((resolve) => (this.slotFreed = resolve));
-      }
-      this.inFlight.set(msg, performance.now());
-      this.stats.inFlight = this.inFlight.size;
-      void this.process(msg).finally(() => {
-        this.inFlight.delete(msg);
-        this.stats.inFlight = this.inFlight.size;
-        this.slotFreed?.();
-        this.slotFreed = undefined;
-      });
-    }
-    while (this.inFlight.size > 0) await new Promise<void>((resolve) => (this.slotFreed = resolve));
+    await this.pullLoop(consumer);
+    while (this.inFlight.size > 0) await this.slotFree();
     clearInterval(this.heartbeat);
     await this.mover?.stop();
+  }
+
+  /**
+   * Pulls only as many orders as there are free slots, so every order this process holds is in
+   * flight: it gets in-progress acks, and none waits unseen in a client buffer while its ack wait
+   * runs out (consume() prefetches; a handler slower than the ack wait then ran orders twice).
+   * Several pulls may be open at once — slots are reserved when a pull is sent and given back when
+   * it ends short — which keeps the pipeline full without ever holding more than `concurrency`.
+   * On stop nothing is handed back: an order delivered here is processed, since a nak would spend a
+   * delivery and, on the last one, send a healthy order to the DLQ.
+   */
+  private async pullLoop(consumer: Consumer): Promise<void> {
+    const { concurrency } = this.options;
+    // Small pulls cost a request each: wait for a quarter of the slots unless nothing is held.
+    const minBatch = Math.max(1, Math.floor(concurrency / 4));
+    const pulls = new Set<Promise<void>>();
+    while (!this.stopping) {
+      const free = concurrency - this.inFlight.size - this.reserved;
+      if (free < minBatch && this.inFlight.size + this.reserved > 0) {
+        await this.slotFree();
+        continue;
+      }
+      this.reserved += free;
+      const pull = this.pull(consumer, free).finally(() => pulls.delete(pull));
+      pulls.add(pull);
+    }
+    await Promise.all(pulls);
+  }
+
+  private async pull(consumer: Consumer, count: number): Promise<void> {
+    let received = 0;
+    let batch: ConsumerMessages | undefined;
+    try {
+      batch = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
+      this.batches.add(batch);
+      if (this.stopping) batch.stop();
+      for await (const msg of batch) {
+        received++;
+        this.reserved--;
+        this.start(msg);
+      }
+    } catch (err) {
+      // Broker restarting, leader moving, connection cut: count it, pause, pull again.
+      this.fail(err);
+      await sleep(250);
+    } finally {
+      if (batch) this.batches.delete(batch);
+      this.reserved -= count - received;
+      this.wake();
+    }
+  }
+
+  private start(msg: JsMsg): void {
+    this.inFlight.set(msg, performance.now());
+    this.stats.inFlight = this.inFlight.size;
+    void this.process(msg).finally(() => {
+      this.inFlight.delete(msg);
+      this.stats.inFlight = this.inFlight.size;
+      this.wake();
+    });
+  }
+
+  /** Resolves when a slot is freed or a pull ends. */
+  private slotFree(): Promise<void> {
+    return new Promise<void>((resolve) => (this.slotFreed = resolve));
+  }
+
+  private wake(): void {
+    this.slotFreed?.();
+    this.slotFreed = undefined;
   }
 
   /** Graceful stop: no more pulls; orders in flight finish (run() resolves after them). */
   stop(): void {
     this.stopping = true;
-    this.messages?.stop();
+    for (const batch of this.batches) batch.stop();
+    this.wake();
   }
 
   private sendHeartbeats(olderThanMs: number): void {
@@ -165,7 +221,7 @@ export class Worker {
 
   private fail(err: unknown): void {
     this.stats.errors++;
-    this.lastError = errorMessage(err);
+    this.options.onError?.(errorMessage(err));
   }
 
   private async process(msg: JsMsg): Promise<void> {
