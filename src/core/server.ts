@@ -3,7 +3,7 @@
  * directory of their own, a loopback port. Never a server that happens to be running.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync, existsSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -134,9 +134,13 @@ export class NatsServer {
   private async launch(): Promise<void> {
     this.writeConfig();
     const logFile = join(this.storeDir, "nats-server.log");
+    // A panic goes to stderr, not to the log: keep it, so "exited at start" can say why.
+    const stderrFile = join(this.storeDir, "nats-server.stderr");
+    const stderr = openSync(stderrFile, "a");
     const child = spawn(this.options.binary, ["-c", this.configFile, "-l", logFile], {
-      stdio: ["ignore", "ignore", "ignore"],
+      stdio: ["ignore", "ignore", stderr],
     });
+    closeSync(stderr);
     this.child = child;
     live.add(this);
     this.exited = new Promise((resolve) => {
@@ -153,7 +157,7 @@ export class NatsServer {
     while (Date.now() < deadline) {
       if (spawnError) throw new EnvironmentError(`cannot start nats-server: ${spawnError.message}`);
       if (this.child !== child) {
-        throw new EnvironmentError(`nats-server on port ${this.port} exited at start: ${this.logTail(logFile)}`);
+        throw new EnvironmentError(`nats-server on port ${this.port} exited at start: ${this.logTail(stderrFile) || this.logTail(logFile)}`);
       }
       try {
         await this.probeJetStream();
@@ -178,9 +182,9 @@ export class NatsServer {
     }
   }
 
-  private logTail(logFile: string): string {
-    if (!existsSync(logFile)) return "no log";
-    const lines = readFileSync(logFile, "utf8").trim().split("\n");
+  private logTail(file: string): string {
+    if (!existsSync(file)) return "";
+    const lines = readFileSync(file, "utf8").trim().split("\n").filter(Boolean);
     return lines.slice(-3).join(" | ");
   }
 
@@ -194,10 +198,21 @@ export class NatsServer {
     await this.signalAndWait("SIGKILL", STOP_GRACE_MS);
   }
 
-  /** Starts again on the same port and store. */
+  /**
+   * Starts again on the same port and store. A node that dies while recovering from a kill -9 (seen
+   * with nats-server 2.9.10 in a cluster) is given two more tries, as a supervisor would.
+   */
   async restart(): Promise<void> {
     if (this.child) throw new Error(`nats-server ${this.name} is still running`);
-    await this.launch();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.launch();
+        return;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        await sleep(500);
+      }
+    }
   }
 
   pause(): void {
