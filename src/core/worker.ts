@@ -11,7 +11,7 @@ import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead
 import { DlqMover } from "./dlq-mover.js";
 import { errorMessage } from "./errors.js";
 import { NonRetryableError, type Handler } from "./handler.js";
-import { Ledger } from "./ledger.js";
+import { Ledger, type Outcome, type RecordResult } from "./ledger.js";
 import type { Names } from "./names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "./random.js";
@@ -266,7 +266,7 @@ export class Worker {
       await this.onHandlerError(msg, order, err);
       return;
     }
-    const commit = await this.ledger.record(order.id, {
+    const commit = await this.commit(order.id, {
       result: "committed",
       worker: this.options.workerId,
       attempt,
@@ -284,6 +284,27 @@ export class Worker {
     await this.ack(msg);
     const started = this.inFlight.get(msg);
     if (commit.written && started !== undefined) this.options.observeLatency?.((performance.now() - started) / 1000);
+  }
+
+  /**
+   * The commit, retried while the broker is unreachable for up to one ack wait (the order keeps its
+   * lease meanwhile): the handler's work is done, and giving up would spend a delivery — on the last
+   * one, a processed order would be dead-lettered. A retry whose first try did land finds its own
+   * outcome in the ledger, and counts as written.
+   */
+  private async commit(orderId: string, outcome: Outcome): Promise<RecordResult> {
+    const deadline = Date.now() + this.ackWaitMs;
+    for (let pause = 100; ; pause = Math.min(1000, pause * 2)) {
+      try {
+        const result = await this.ledger.record(orderId, outcome);
+        const ours = !result.written && result.existing?.worker === outcome.worker && result.existing.streamSeq === outcome.streamSeq && result.existing.attempt === outcome.attempt;
+        return ours ? { written: true } : result;
+      } catch (err) {
+        if (Date.now() + pause > deadline) throw err;
+        this.fail(err);
+        await sleep(pause);
+      }
+    }
   }
 
   private async onHandlerError(msg: JsMsg, order: Order, err: unknown): Promise<void> {
