@@ -4,7 +4,7 @@
  * and on failure: record the attempt → nak with backoff, or dead-letter then ack.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { AttemptLog } from "./attempts.js";
 import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
@@ -16,7 +16,13 @@ import type { Names } from "./names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "./random.js";
 import { sleep } from "./server.js";
-import { consumerAckWaitMs, PULL_EXPIRES_MS } from "./topology.js";
+import { consumerAckWaitMs } from "./topology.js";
+
+/**
+ * How long one pull waits on the server for orders. It also bounds a graceful stop: open pulls are
+ * left to end on their own (see stop()), so an idle worker takes up to this long to exit.
+ */
+const PULL_EXPIRES_MS = 2_000;
 
 export interface WorkerOptions {
   names: Names;
@@ -79,8 +85,7 @@ export function emptyStats(): WorkerStats {
 export class Worker {
   readonly stats = emptyStats();
   private readonly js: JetStreamClient;
-  /** Pulls in progress (stopped on stop()) and the slots they have reserved but not yet filled. */
-  private readonly batches = new Set<ConsumerMessages>();
+  /** Slots reserved by pulls in progress but not yet filled. */
   private reserved = 0;
   private mover?: DlqMover;
   private stopping = false;
@@ -164,11 +169,8 @@ export class Worker {
 
   private async pull(consumer: Consumer, count: number): Promise<void> {
     let received = 0;
-    let batch: ConsumerMessages | undefined;
     try {
-      batch = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
-      this.batches.add(batch);
-      if (this.stopping) batch.stop();
+      const batch = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
       for await (const msg of batch) {
         received++;
         this.reserved--;
@@ -179,7 +181,6 @@ export class Worker {
       this.fail(err);
       await sleep(250);
     } finally {
-      if (batch) this.batches.delete(batch);
       this.reserved -= count - received;
       this.wake();
     }
@@ -205,10 +206,14 @@ export class Worker {
     this.slotFreed = undefined;
   }
 
-  /** Graceful stop: no more pulls; orders in flight finish (run() resolves after them). */
+  /**
+   * Graceful stop: no new pulls; the open ones run until they are filled or expire, and every order
+   * they deliver is processed (run() resolves after them). Stopping an open pull would unsubscribe
+   * its inbox while the server may already be sending to it: those orders would sit delivered and
+   * unacked until their ack wait ran out, each spending a delivery.
+   */
   stop(): void {
     this.stopping = true;
-    for (const batch of this.batches) batch.stop();
     this.wake();
   }
 
