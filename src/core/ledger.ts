@@ -5,11 +5,12 @@
  * Dead-lettering claims the key the same way (result "dead-lettered") before the DLQ copy, so a worker
  * that wakes up after the DLQ mover took its order cannot commit it too: one key, one outcome.
  */
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiError, jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { DlqReason } from "./dlq-entry.js";
 import { kvStreamName, type Names } from "./names.js";
+import { PubAckRequests } from "./pub-acks.js";
 import { readStream } from "./stream-reader.js";
 
 /** JetStream's "wrong last sequence": the key exists already. */
@@ -29,15 +30,21 @@ export interface Outcome {
 /** "written": this call made the outcome real; otherwise the outcome that was there already. */
 export type RecordResult = { written: true } | { written: false; existing?: Outcome };
 
+/** What kv.create() sends: the write succeeds only if the key has never been written. */
+const CREATE_ONLY = headers();
+CREATE_ONLY.set("Nats-Expected-Last-Subject-Sequence", "0");
+
 export class Ledger {
   private constructor(
     private readonly kv: KV,
+    private readonly publisher: PubAckRequests,
+    private readonly keyPrefix: string,
     /** Negative control only: a plain put, so a redelivery writes the key again. */
     private readonly unsafe: boolean,
   ) {}
 
   static async open(nc: NatsConnection, names: Names, unsafe = false): Promise<Ledger> {
-    return new Ledger(await new Kvm(nc).open(names.ledgerBucket), unsafe);
+    return new Ledger(await new Kvm(nc).open(names.ledgerBucket), new PubAckRequests(nc), `$KV.${names.ledgerBucket}.`, unsafe);
   }
 
   async get(orderId: string): Promise<Outcome | undefined> {
@@ -45,7 +52,12 @@ export class Ledger {
     return entry && entry.operation === "PUT" ? (entry.json() as Outcome) : undefined;
   }
 
-  /** Create-if-absent (a plain put in unsafe mode). */
+  /**
+   * Create-if-absent (a plain put in unsafe mode). `orderId` is a validated order id, so it is a
+   * valid KV key as it is. The first try is kv.create()'s own write sent on the hot-path publisher;
+   * when the key exists, kv.create() itself decides, since a key whose last entry is a delete marker
+   * (a dead-letter claim released for replay) may be created again.
+   */
   async record(orderId: string, outcome: Outcome): Promise<RecordResult> {
     const value = JSON.stringify(outcome);
     if (this.unsafe) {
@@ -53,12 +65,16 @@ export class Ledger {
       return { written: true };
     }
     try {
+      await this.publisher.publish(this.keyPrefix + orderId, value, CREATE_ONLY);
+      return { written: true };
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+    }
+    try {
       await this.kv.create(orderId, value);
       return { written: true };
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
-        return { written: false, existing: await this.get(orderId) };
-      }
+      if (isWrongLastSequence(err)) return { written: false, existing: await this.get(orderId) };
       throw err;
     }
   }
@@ -84,6 +100,10 @@ export interface LedgerWrite {
   outcome: Outcome;
   /** When the server stored the write (ms since the epoch, µs precision): the commit time. */
   time?: number;
+}
+
+function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
 }
 
 /** Every write ever made to the ledger (from its stream, so a second write of a key is visible). */

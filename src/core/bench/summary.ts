@@ -41,7 +41,8 @@ export function summarize(runs: RunResult[]): BenchSummary {
   const cpu = Object.fromEntries(
     PHASES.map((n) => {
       const server = runs.map((r) => phase(r, n).cpu.serverSeconds);
-      return [n, { clientSeconds: of(n, (p) => p.cpu.clientSeconds), serverSeconds: server.includes(null) ? null : median(server as number[]) }];
+      // The median of an even number of runs is a mean: rounded again, or 2.4349999999999996 is printed.
+      return [n, { clientSeconds: round2(of(n, (p) => p.cpu.clientSeconds)), serverSeconds: server.includes(null) ? null : round2(median(server as number[])) }];
     }),
   ) as Record<PhaseName, CpuUse>;
   const lat = (pick: (l: LatencySummary) => number) => of("latency", (p) => pick(p.latency!));
