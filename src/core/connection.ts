@@ -53,6 +53,21 @@ export async function connectNats(options: NatsOptions, timeoutMs = 3000): Promi
   }
 }
 
+/**
+ * The NATS_* variables that the CLI's connection flags read: how credentials reach the worker
+ * processes orderq starts (arguments would show them to anyone running `ps`).
+ */
+export function credentialEnv(o: NatsOptions): NodeJS.ProcessEnv {
+  const pairs: [string, string | undefined][] = [
+    ["NATS_USER", o.user],
+    ["NATS_PASSWORD", o.password],
+    ["NATS_TOKEN", o.token],
+    ["NATS_CREDS", o.creds],
+    ["NATS_CA", o.tlsCa],
+  ];
+  return Object.fromEntries(pairs.filter(([, value]) => value !== undefined));
+}
+
 function readFileOrFail(path: string, flag: string): Uint8Array {
   try {
     return readFileSync(path);

@@ -10,6 +10,7 @@ import { delimiter, join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { EnvironmentError, errorMessage } from "./errors.js";
+import { killOnExit } from "./exit-kill.js";
 
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
@@ -58,12 +59,6 @@ export interface ServerOptions {
   cluster?: { name: string; port: number; routes: number[] };
   binary?: string;
 }
-
-const live = new Set<NatsServer>();
-// A test run or chaos run that dies must not leave servers behind.
-process.on("exit", () => {
-  for (const server of live) server.killNow();
-});
 
 export class NatsServer {
   readonly port: number;
@@ -142,11 +137,10 @@ export class NatsServer {
     });
     closeSync(stderr);
     this.child = child;
-    live.add(this);
+    killOnExit(child);
     this.exited = new Promise((resolve) => {
       child.once("exit", () => {
         if (this.child === child) this.child = undefined;
-        live.delete(this);
         resolve();
       });
     });
@@ -227,11 +221,6 @@ export class NatsServer {
   async dispose(): Promise<void> {
     await this.stop();
     if (this.ownsStore) rmSync(this.storeDir, { recursive: true, force: true });
-  }
-
-  killNow(): void {
-    this.child?.kill("SIGCONT");
-    this.child?.kill("SIGKILL");
   }
 
   private async signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {

@@ -3,6 +3,7 @@
  * which each child reports over IPC. Retiring a child is a graceful drain (SIGTERM).
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { killOnExit } from "./exit-kill.js";
 import { emptyStats, type WorkerStats } from "./worker.js";
 
 export interface ChildReport {
@@ -69,6 +70,7 @@ export class Supervisor {
       env: { ...process.env, ...this.options.env, ORDERQ_SUPERVISED: "1" },
       stdio: ["ignore", "ignore", "inherit", "ipc"],
     });
+    killOnExit(child);
     const slot: Slot = { id, child, stats: emptyStats(), retiring: false, exited: Promise.resolve() };
     const startedAt = Date.now();
     slot.exited = new Promise((resolve) => {

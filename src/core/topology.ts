@@ -15,7 +15,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { EnvironmentError } from "./errors.js";
+import { EnvironmentError, errorMessage } from "./errors.js";
 import { formatDuration } from "./duration.js";
 import { DEFAULT_NAMES, kvStreamName, maxDeliveriesAdvisorySubject, type Names } from "./names.js";
 
@@ -147,6 +147,21 @@ function conflictError(kind: string, name: string, diffs: FieldDiff[], updatable
   const what = diffs.map((d) => `${d.field} is ${d.have}, wanted ${d.want}`).join("; ");
   const hint = updatable ? " (pass --update to apply the change)" : "";
   return new EnvironmentError(`${kind} ${name} exists with a different config: ${what}${hint}`);
+}
+
+/**
+ * Deletes every stream of a topology (the KV buckets are streams too): a chaos run's or benchmark's
+ * own names on a server of the user's. A stream already gone is fine; every stream is tried.
+ */
+export async function deleteTopology(jsm: JetStreamManager, names: Names): Promise<void> {
+  const streams = [names.stream, names.dlqStream, names.advisoryStream, kvStreamName(names.ledgerBucket), kvStreamName(names.attemptsBucket)];
+  const failures: string[] = [];
+  for (const stream of streams) {
+    await jsm.streams.delete(stream).catch((err: unknown) => {
+      if (!isNotFound(err)) failures.push(`${stream}: ${errorMessage(err)}`);
+    });
+  }
+  if (failures.length) throw new EnvironmentError(`could not delete ${failures.join("; ")}`);
 }
 
 function isNotFound(err: unknown): boolean {

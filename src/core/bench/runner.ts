@@ -13,7 +13,8 @@ import { Meter } from "./meter.js";
 import { producePhase } from "./produce.js";
 import { checkTargets, summarize, type BenchSummary, type TargetCheck } from "./summary.js";
 import { openTarget, type Target } from "./target.js";
-import { createTopology, dropTopology, phaseNames } from "./topology.js";
+import { deleteTopology } from "../topology.js";
+import { createTopology, phaseNames } from "./topology.js";
 import type { PhaseResult, RunResult } from "./types.js";
 import { workPhase, type WorkerPhaseContext } from "./work.js";
 
@@ -113,7 +114,7 @@ async function oneRun(o: BenchConfig, workerScript: string, target: Target, tag:
     try {
       await body(names);
     } finally {
-      await dropTopology(jsm, names);
+      await deleteTopology(jsm, names);
     }
   };
 

@@ -1,7 +1,7 @@
 /** The server under test: the user's (--server) or, by default, a nats-server of our own in a temp dir. */
 import { rmSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, type NatsOptions } from "../connection.js";
+import { connectNats, credentialEnv, type NatsOptions } from "../connection.js";
 import { NatsServer } from "../server.js";
 
 export interface Target {
@@ -47,16 +47,4 @@ export async function openTarget(server: NatsOptions | undefined): Promise<Targe
     await dispose();
     throw err;
   }
-}
-
-/** The NATS_* variables that OrderqCommand's connection flags read. */
-function credentialEnv(o: NatsOptions): NodeJS.ProcessEnv {
-  const pairs: [string, string | undefined][] = [
-    ["NATS_USER", o.user],
-    ["NATS_PASSWORD", o.password],
-    ["NATS_TOKEN", o.token],
-    ["NATS_CREDS", o.creds],
-    ["NATS_CA", o.tlsCa],
-  ];
-  return Object.fromEntries(pairs.filter(([, value]) => value !== undefined));
 }

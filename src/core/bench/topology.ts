@@ -1,7 +1,7 @@
 /** Fresh JetStream resources per phase, so no phase measures a stream another phase has used. */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
-import { kvStreamName, namesFor, type Names } from "../names.js";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { namesFor, type Names } from "../names.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../topology.js";
 
 /** Names unique to one phase of one run; `tag` keeps two benchmarks on one server apart. */
@@ -18,17 +18,6 @@ export function phaseNames(tag: string, phase: string): Names {
 /** The whole orderq topology with the default settings (the baseline uses its stream and consumer too). */
 export async function createTopology(nc: NatsConnection, names: Names): Promise<void> {
   await ensureTopology(nc, { ...DEFAULT_SETTINGS, names });
-}
-
-export async function dropTopology(jsm: JetStreamManager, names: Names): Promise<void> {
-  const streams = [names.stream, names.dlqStream, names.advisoryStream, kvStreamName(names.ledgerBucket), kvStreamName(names.attemptsBucket)];
-  for (const stream of streams) {
-    try {
-      await jsm.streams.delete(stream);
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === 10059)) throw err; // 10059: stream not found
-    }
-  }
 }
 
 export async function streamMessages(jsm: JetStreamManager, stream: string): Promise<number> {

@@ -14,12 +14,6 @@ export interface WorkerLaunch {
   concurrency: number;
 }
 
-const live = new Set<BenchWorkers>();
-// A benchmark that ends abruptly (Ctrl-C, an error) must not leave workers running.
-process.on("exit", () => {
-  for (const workers of live) for (const pid of workers.pids()) process.kill(pid, "SIGKILL");
-});
-
 export class BenchWorkers {
   /** Workers that died during the phase (the supervisor replaced them). */
   restarts = 0;
@@ -42,7 +36,6 @@ export class BenchWorkers {
   }
 
   start(): void {
-    live.add(this);
     for (let i = 0; i < this.launch.processes; i++) this.supervisor.spawn();
   }
 
@@ -58,6 +51,5 @@ export class BenchWorkers {
   /** Graceful drain (SIGTERM), as an operator would stop them. */
   async stop(): Promise<void> {
     await this.supervisor.stop(10_000);
-    live.delete(this);
   }
 }

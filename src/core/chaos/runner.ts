@@ -6,7 +6,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Autoscaler, type ScaleEvent } from "../autoscaler.js";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { connectNats, type NatsOptions } from "../connection.js";
+import { connectNats, credentialEnv, type NatsOptions } from "../connection.js";
 import { listDlq } from "../dlq.js";
 import { EnvironmentError, InputError, OrderqError } from "../errors.js";
 import { History, type HistoryEvent } from "../history.js";
@@ -17,7 +17,7 @@ import { Producer, type ProduceStats } from "../producer.js";
 import { backlog, waitForQuiet } from "../quiescence.js";
 import { seededRng } from "../random.js";
 import { NatsCluster, NatsServer, sleep } from "../server.js";
-import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../topology.js";
+import { DEFAULT_SETTINGS, deleteTopology, ensureTopology, type TopologySettings } from "../topology.js";
 import type { WorkerStats } from "../worker.js";
 import { check, SAMPLE_SIZE, type CheckResult, type MessageRef } from "./checker.js";
 import { Nemesis, type FaultWindow } from "./nemesis.js";
@@ -170,23 +170,6 @@ function runNames(external: boolean, seed: number): Names {
   return namesFor({ stream: `CHAOS_${tag}`, consumer: "workers", dlqStream: `CHAOS_${tag}_DLQ`, ledgerBucket: `chaos_${tag.toLowerCase()}_ledger` });
 }
 
-async function removeTopology(jsm: JetStreamManager, names: Names): Promise<void> {
-  const streams = [names.stream, names.dlqStream, names.advisoryStream, kvStreamName(names.ledgerBucket), kvStreamName(names.attemptsBucket)];
-  for (const stream of streams) await jsm.streams.delete(stream).catch(() => false);
-}
-
-function credentialArgs(o: NatsOptions | undefined): string[] {
-  if (!o) return [];
-  const pairs: [string, string | undefined][] = [
-    ["--user", o.user],
-    ["--password", o.password],
-    ["--token", o.token],
-    ["--creds", o.creds],
-    ["--tls-ca", o.tlsCa],
-  ];
-  return pairs.flatMap(([flag, value]) => (value === undefined ? [] : [flag, value]));
-}
-
 /** Messages still in ORDERS (work-queue retention: an acked order is gone), read by sequence. */
 async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{ refs: MessageRef[]; final: FinalState }> {
   const [info, consumer] = await Promise.all([jsm.streams.info(names.stream), jsm.consumers.info(names.stream, names.consumer)]);
@@ -258,7 +241,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       dupWindowMs: DUP_WINDOW_MS,
     };
     await ensureTopology(observer, settings);
-    if (external) teardown.add(() => removeTopology(jsm, names));
+    if (external) teardown.add(() => deleteTopology(jsm, names));
 
     // Workers and producers reach the servers through proxies the nemesis can cut or slow.
     const upstreams = servers.length ? servers.map((srv) => ({ host: "127.0.0.1", port: srv.port })) : upstreamsOf(directUrl);
@@ -271,11 +254,11 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     const pool = new WorkerPool(
       {
         script: options.cliScript,
+        env: external ? credentialEnv(external) : {},
         restartDelayMs: s.workers.restartDelayMs,
         args: (workerId) => [
           "work",
           "--server", workerPath.url,
-          ...credentialArgs(external),
           "--stream", names.stream,
           "--consumer", names.consumer,
           "--dlq-stream", names.dlqStream,

@@ -3,7 +3,7 @@
  * needs — the pid of each worker, SIGKILL with the exit observed, SIGSTOP/SIGCONT — and a count of
  * the deaths the nemesis did not cause (a worker killing itself after a commit, a crash order).
  */
-import { Supervisor } from "../supervisor.js";
+import { Supervisor, type SupervisorOptions } from "../supervisor.js";
 import type { WorkerStats } from "../worker.js";
 
 export interface PoolCounters {
@@ -20,12 +20,6 @@ export interface PoolCounters {
 
 const EXIT_WAIT_MS = 5_000;
 
-const live = new Set<WorkerPool>();
-// A run that ends abruptly must not leave worker processes behind (nats-servers have their own hook).
-process.on("exit", () => {
-  for (const pool of live) pool.killNow();
-});
-
 export class WorkerPool {
   readonly counters: PoolCounters = { spawned: 0, restarts: 0, killed: 0, selfCrashes: 0, otherExits: 0 };
   /** Public for the autoscaler, which adds and retires workers through it. */
@@ -36,7 +30,7 @@ export class WorkerPool {
   private readonly exitWaiters = new Map<number, () => void>();
   private readonly paused = new Set<number>();
 
-  constructor(options: { script: string; args: (workerId: string) => string[]; restartDelayMs: number }, onEvent?: (text: string) => void) {
+  constructor(options: SupervisorOptions, onEvent?: (text: string) => void) {
     this.supervisor = new Supervisor(options, {
       onSpawn: (id, pid) => {
         this.counters.spawned++;
@@ -58,7 +52,6 @@ export class WorkerPool {
         this.exitWaiters.delete(pid);
       },
     });
-    live.add(this);
   }
 
   start(processes: number): void {
@@ -111,14 +104,6 @@ export class WorkerPool {
   async stop(graceMs: number): Promise<void> {
     for (const pid of [...this.paused]) this.resume(pid);
     await this.supervisor.stop(graceMs);
-    live.delete(this);
-  }
-
-  killNow(): void {
-    for (const pid of this.pidById.values()) {
-      signal(pid, "SIGCONT");
-      signal(pid, "SIGKILL");
-    }
   }
 }
 
