@@ -23,6 +23,7 @@ async function chaos(args: string[]): Promise<{ code: number | null; result: Cha
 }
 
 function describeFailure(r: ChaosResult): string {
+  if (!r.check) return JSON.stringify(r); // the run itself failed: its error is all there is
   const counts = Object.fromEntries(Object.entries(r.check.categories).map(([k, v]) => [k, v.count]));
   return JSON.stringify({ counts, expectations: r.check.expectations.filter((e) => !e.ok), faults: r.faults.byKind });
 }

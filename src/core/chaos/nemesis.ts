@@ -59,6 +59,8 @@ export class Nemesis {
   private t0 = 0;
   private running?: Promise<void>;
   private failure?: unknown;
+  /** A server kill in progress, from the kill until its restart has returned. */
+  private serverFault = false;
 
   constructor(
     private readonly specs: FaultSpec[],
@@ -114,7 +116,7 @@ export class Nemesis {
   }
 
   private async inject(kind: FaultKind, spec: FaultSpec, rng: Rng): Promise<FaultWindow> {
-    const startMs = this.now();
+    let startMs = this.now();
     const window = (target: string, observed: boolean, detail: string): FaultWindow => ({ kind, target, startMs, endMs: this.now(), observed, detail });
     // `any` applies each kind's default target: one target name cannot fit every kind.
     const target = spec.kind === "any" ? undefined : spec.target;
@@ -135,14 +137,25 @@ export class Nemesis {
       case "kill-server": {
         const servers = this.targets.servers;
         // One node down at a time: a second loss would take the cluster's quorum, not model a crash.
-        if (servers.some((s) => !s.running)) return window("-", false, "skipped: a server is already down");
-        const name = target === "leader" ? await this.targets.leader() : target && target !== "random" ? target : pick(servers, rng)?.name;
-        const server = servers.find((s) => s.name === name);
-        if (!server) return window(name ?? "-", false, "no such server");
-        await server.kill();
-        await sleep(spec.durationMs, this.aborted.signal);
-        await server.restart();
-        return window(server.name, true, `kill -9, restarted on the same store after ${spec.durationMs} ms`);
+        // So a kill waits until the previous one's node is back (restarting counts as down: killing
+        // a node that is starting again would race its restart).
+        while (this.serverFault || servers.some((s) => !s.running)) {
+          if (this.aborted.signal.aborted) return window("-", false, "skipped: the run ended while a server was down");
+          await sleep(100, this.aborted.signal);
+        }
+        startMs = this.now();
+        this.serverFault = true;
+        try {
+          const name = target === "leader" ? await this.targets.leader() : target && target !== "random" ? target : pick(servers, rng)?.name;
+          const server = servers.find((s) => s.name === name);
+          if (!server) return window(name ?? "-", false, "no such server");
+          await server.kill();
+          await sleep(spec.durationMs, this.aborted.signal);
+          await server.restart();
+          return window(server.name, true, `kill -9, restarted on the same store after ${spec.durationMs} ms`);
+        } finally {
+          this.serverFault = false;
+        }
       }
       case "cut-network":
       case "slow-network": {
