@@ -39,7 +39,7 @@ export class Autoscaler {
   }
 
   private async tick(): Promise<void> {
-    if (this.busy) return; // a retirement (graceful drain) can outlast one period
+    if (this.busy) return; // a sample can outlast one period when the broker is slow
     this.busy = true;
     try {
       const b = await backlog(this.jsm, this.names);
@@ -59,7 +59,9 @@ export class Autoscaler {
       this.events.push(event);
       this.onScale(event);
       for (let n = now.workers; n < decision.workers; n++) this.supervisor.spawn();
-      for (let n = now.workers; n > decision.workers; n--) await this.supervisor.retireOne();
+      // Not awaited: a retiring worker no longer counts as active, and a slow drain must not delay
+      // the next decision (the cooldown already spaces them).
+      for (let n = now.workers; n > decision.workers; n--) void this.supervisor.retireOne();
     } catch {
       // Broker briefly unreachable: skip this sample, the next one decides.
     } finally {

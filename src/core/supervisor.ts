@@ -104,7 +104,7 @@ export class Supervisor {
     if (!slot) return;
     slot.retiring = true;
     slot.child.kill("SIGTERM");
-    const timer = setTimeout(() => slot.child.kill("SIGKILL"), graceMs); // a worker that hangs must not block scaling
+    const timer = setTimeout(() => slot.child.kill("SIGKILL"), graceMs); // a worker that hangs is not left running
     await slot.exited;
     clearTimeout(timer);
   }
