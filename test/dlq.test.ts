@@ -509,3 +509,34 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     assert.equal(await depth(), before, "nothing deleted");
   });
 });
+
+describe("DLQ: a replay that cannot publish", function () {
+  const fx = useServer();
+
+  it("reports it failed, exits 1 and keeps the entry; a later replay sends it back", async () => {
+    await ensureTopology(fx);
+    await publish(fx.nc, orders("lost", 2, { 0: "fatal", 1: "fatal" }));
+    const worked = await cli(fx, ["work", ...WORK, "--exit-when-idle", "1s"]);
+    assert.equal(worked.code, 0, worked.stderr);
+    const jsm = await jetstreamManager(fx.nc);
+    assert.equal(await messages(jsm, names.dlqStream), 2);
+
+    // No stream listens on orders.* any more: every publish back fails.
+    await jsm.streams.delete(names.stream);
+    const failed = await cli(fx, ["dlq", "replay", "--all", "--json"]);
+    assert.equal(failed.code, 1, failed.stderr);
+    const report = json(failed);
+    assert.equal(report.failed, 2);
+    assert.deepEqual(report.results.map((o: { result: string }) => o.result), ["failed", "failed"]);
+    assert.equal(await messages(jsm, names.dlqStream), 2, "nothing removed from the DLQ");
+
+    await ensureTopology(fx);
+    const replayed = await cliJson(fx, ["dlq", "replay", "--all"]);
+    assert.equal(replayed.replayed, 2);
+    assert.equal(await messages(jsm, names.dlqStream), 0);
+    // Handled normally this time: a replayed order runs the handler again, and fails fatally again.
+    const again = await cli(fx, ["work", ...WORK, "--exit-when-idle", "1s"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await messages(jsm, names.dlqStream), 2, "back in the DLQ once each");
+  });
+});

@@ -74,9 +74,9 @@ export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput)
     lastAttemptAt: attempts.at(-1)?.at,
     deadLetteredAt: now,
   };
-  // The copy's Nats-Msg-Id (dlq:<stream>:<seq>) is set by the codec, which must put it first.
+  // The copy's Nats-Msg-Id (see dlqMsgId) is set by the codec, which must put it first.
   const ack = await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
-    headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq)),
+    headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq, input.headers?.get("Nats-Msg-Id") || undefined)),
   });
   // Another mover (or the worker) copied it first: the stream kept one entry, and so do the counts.
   return ack.duplicate ? "already-dead-lettered" : "dead-lettered";

@@ -64,9 +64,15 @@ export function maxDeliveriesAdvisorySubject(names: Names): string {
   return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.stream}.*`;
 }
 
-/** Message id of a DLQ copy: a retried or raced move of the same stream message stays single. */
-export function dlqMsgId(names: Names, streamSeq: number): string {
-  return `dlq:${names.stream}:${streamSeq}`;
+/**
+ * Message id of a DLQ copy: a retried or raced move of the same message stays single. The message is
+ * named by its own Nats-Msg-Id when it has one, by its stream sequence otherwise. DESIGN.md names it
+ * by sequence alone, but sequences start again at 1 in a re-created stream: a new message would then
+ * be taken for an old DLQ entry's duplicate, acked, and lost. By id, a message stored twice under one
+ * id (a publish retried across a broker crash that forgot its duplicate window) is one entry too.
+ */
+export function dlqMsgId(names: Names, streamSeq: number, originalMsgId?: string): string {
+  return originalMsgId ? `dlq:${names.stream}:id:${originalMsgId}` : `dlq:${names.stream}:seq:${streamSeq}`;
 }
 
 /** Subject of the KV stream behind a bucket, for reading every write of a key. */

@@ -45,7 +45,7 @@ export const DEFAULT_SETTINGS: TopologySettings = {
  */
 export const PULL_EXPIRES_MS = 5_000;
 
-/** DLQ copies are de-duplicated by `dlq:<stream>:<seq>`; the window must outlast a mover that was down. */
+/** DLQ copies are de-duplicated by message id (see dlqMsgId); the window must outlast a mover that was down. */
 const DLQ_DUP_WINDOW_MS = 24 * 3_600_000;
 const LEDGER_HISTORY = 5;
 const ATTEMPTS_HISTORY = 64;
