@@ -7,9 +7,9 @@ import { Ledger } from "../src/core/ledger.js";
 import { makeOrder } from "../src/core/order.js";
 import { sweepOrphans } from "../src/core/orphan-sweep.js";
 import { seededRng } from "../src/core/random.js";
-import { sleep } from "../src/core/server.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../src/core/topology.js";
 import { useServer } from "./support/server.js";
+import { waitFor } from "./support/wait.js";
 
 describe("orphan sweep", function () {
   this.timeout(60_000);
@@ -30,7 +30,8 @@ describe("orphan sweep", function () {
     for (let round = 0; round < 4; round++) {
       for await (const m of await consumer.fetch({ max_messages: 3, expires: 1500 })) if (m.seq === 1) m.ack();
     }
-    await sleep(500);
+    // Both advisories must be stored before the purge, or a late one would survive it.
+    await waitFor("the two MAX_DELIVERIES advisories", async () => (await jsm.streams.info(names.advisoryStream)).state.messages === 2);
     await jsm.streams.purge(names.advisoryStream); // as if the advisory stream had had no leader
     const before = await jsm.consumers.info(names.stream, names.consumer);
     assert.equal(before.num_pending + before.num_ack_pending, 0, "nothing will deliver them again");

@@ -86,7 +86,7 @@ export default class Work extends OrderqCommand {
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
     const scaling: ScaleEvent[] = [];
-    const pool = flags.processes > 1 || flags.autoscale ? this.supervised(flags, jsm, settings.names, scaling) : this.inProcess(nc, flags);
+    const pool = flags.processes > 1 || flags.autoscale ? this.supervised(flags, jsm, settings.names, scaling) : this.inProcess(nc, jsm, flags);
 
     let signals = 0;
     const onSignal = () => {
@@ -148,7 +148,7 @@ export default class Work extends OrderqCommand {
   }
 
   /** One worker in this process; under a supervisor it also reports its stats over IPC. */
-  private inProcess(nc: NatsConnection, flags: WorkFlags): Pool {
+  private inProcess(nc: NatsConnection, jsm: JetStreamManager, flags: WorkFlags): Pool {
     const seed = flags.seed ?? randomSeed();
     const supervised = process.send !== undefined && process.env.ORDERQ_SUPERVISED === "1";
     let worker: Worker | undefined;
@@ -194,7 +194,7 @@ export default class Work extends OrderqCommand {
       });
     }
     const lagRegistry = pipelineRegistry(async () => {
-      const b = await backlog(await jetstreamManager(nc), settingsFrom(flags).names);
+      const b = await backlog(jsm, settingsFrom(flags).names);
       return { workers: 1, lag: b.pending + b.ackPending };
     });
     return {
