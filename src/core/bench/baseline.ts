@@ -10,7 +10,7 @@ import { makeOrder, orderJson } from "../order.js";
 import { pickWeighted, type Rng } from "../random.js";
 import { PULL_EXPIRES_MS } from "../topology.js";
 import type { Meter } from "./meter.js";
-import { streamMessages } from "./topology.js";
+import { settledStreamMessages, streamMessages } from "./topology.js";
 import { perSecond, type PhaseResult, type Verification } from "./types.js";
 
 /** The source mix of `orderq produce`'s default. */
@@ -84,7 +84,7 @@ export async function consumeBaseline(
   clearInterval(stall);
   await nc.flush(); // the server has processed every ack once the flush returns
   const t1 = meter.mark();
-  const left = await streamMessages(jsm, names.stream);
+  const left = await settledStreamMessages(jsm, names.stream);
   // Work-queue retention deletes what is acked: any delivery beyond the deleted ones was a redelivery.
   const redelivered = Math.max(0, received - (count - left));
   const verification = check(count, count - left, redelivered, `${received} received and acked, ${redelivered} redelivered, ${left} left in the stream`);

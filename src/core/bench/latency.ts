@@ -10,7 +10,7 @@ import { commitTimes, verifyCommits, waitForLedger } from "./commits.js";
 import { summarizeLatency } from "./histogram.js";
 import { wallNow } from "./meter.js";
 import { BenchSink, newProducer, type ProduceSettings } from "./produce.js";
-import { streamMessages } from "./topology.js";
+import { settledStreamMessages } from "./topology.js";
 import { perSecond, type PhaseResult } from "./types.js";
 import { runWorkersUntil, type WorkerPhaseContext } from "./work.js";
 
@@ -32,7 +32,7 @@ export async function latencyPhase(ctx: WorkerPhaseContext, settings: ProduceSet
       sentAt = wallNow();
     },
   );
-  const left = await streamMessages(ctx.jsm, ctx.names.stream);
+  const left = await settledStreamMessages(ctx.jsm, ctx.names.stream);
   const writes = await readLedgerWrites(ctx.nc, ctx.names);
   const latencies: number[] = [];
   let lastCommit = t0;

@@ -2,6 +2,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { namesFor, type Names } from "../names.js";
+import { sleep } from "../server.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../topology.js";
 
 /** Names unique to one phase of one run; `tag` keeps two benchmarks on one server apart. */
@@ -22,4 +23,21 @@ export async function createTopology(nc: NatsConnection, names: Names): Promise<
 
 export async function streamMessages(jsm: JetStreamManager, stream: string): Promise<number> {
   return (await jsm.streams.info(stream)).state.messages;
+}
+
+/**
+ * Messages left in a work-queue stream once the acks already sent have been applied. The server
+ * applies an ack after answering the flush that followed it, so a count read at once can still hold
+ * acked messages (a baseline run was reported with 153 "left"). Waits until the count holds still.
+ */
+export async function settledStreamMessages(jsm: JetStreamManager, stream: string, stillMs = 500, timeoutMs = 5_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let count = await streamMessages(jsm, stream);
+  let stillSince = Date.now();
+  while (count > 0 && Date.now() - stillSince < stillMs && Date.now() < deadline) {
+    await sleep(50);
+    const now = await streamMessages(jsm, stream);
+    if (now !== count) [count, stillSince] = [now, Date.now()];
+  }
+  return count;
 }

@@ -8,7 +8,7 @@ import { readLedgerWrites } from "../ledger.js";
 import type { Names } from "../names.js";
 import { steadyWindow, verifyCommits, waitForLedger } from "./commits.js";
 import { Meter, wallNow } from "./meter.js";
-import { streamMessages } from "./topology.js";
+import { settledStreamMessages } from "./topology.js";
 import { perSecond, type PhaseResult } from "./types.js";
 import { BenchWorkers, type WorkerLaunch } from "./workers.js";
 
@@ -53,7 +53,7 @@ export async function runWorkersUntil(
 
 export async function workPhase(ctx: WorkerPhaseContext, expectedIds: readonly string[]): Promise<PhaseResult> {
   const { meter, rss, restarts, spawnedAt } = await runWorkersUntil(ctx, () => expectedIds.length, "work");
-  const left = await streamMessages(ctx.jsm, ctx.names.stream);
+  const left = await settledStreamMessages(ctx.jsm, ctx.names.stream);
   const writes = await readLedgerWrites(ctx.nc, ctx.names);
   const window = steadyWindow(writes);
   return {
