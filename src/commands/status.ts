@@ -3,7 +3,7 @@ import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
 import { parseDuration } from "../core/duration.js";
 import { sleep } from "../core/server.js";
-import { readStatus, type Status } from "../core/status.js";
+import { StatusReader, type Status } from "../core/status.js";
 
 export default class StatusCommand extends OrderqCommand {
   static override summary = "Show the pipeline: stream depth, consumer lag, DLQ depth by reason, ledger size.";
@@ -30,8 +30,9 @@ export default class StatusCommand extends OrderqCommand {
     const names = namesFrom(flags);
     const nc = await this.connect(flags);
     try {
+      const reader = new StatusReader(nc, names);
       if (!flags.watch) {
-        const s = await readStatus(nc, names);
+        const s = await reader.read();
         this.log(render(s));
         return s;
       }
@@ -41,7 +42,7 @@ export default class StatusCommand extends OrderqCommand {
       process.once("SIGTERM", stop);
       const tty = process.stdout.isTTY === true;
       while (!stopped) {
-        const s = await readStatus(nc, names);
+        const s = await reader.read();
         if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...s }) + "\n");
         else this.log(`${tty ? "\x1b[2J\x1b[H" : ""}${new Date().toISOString()}\n${render(s)}`);
         await sleep(intervalMs);

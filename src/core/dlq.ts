@@ -14,6 +14,9 @@ export interface DlqFilter {
   sinceMs?: number;
   /** Dead-lettered before this time (for purge --older-than). */
   beforeMs?: number;
+  /** Only entries at or after this DLQ sequence (and at or before `toSeq`). */
+  fromSeq?: number;
+  toSeq?: number;
 }
 
 export interface DlqScan {
@@ -26,7 +29,8 @@ export interface DlqScan {
 export async function scanDlq(nc: NatsConnection, names: Names, filter: DlqFilter = {}): Promise<DlqScan> {
   const subject = filter.source ? dlqSubject(names, filter.source) : undefined;
   const out: DlqScan = { entries: [], foreign: [] };
-  for await (const msg of readDlqStream(nc, names, subject)) {
+  for await (const msg of readDlqStream(nc, names, subject, filter.fromSeq)) {
+    if (filter.toSeq !== undefined && msg.seq > filter.toSeq) continue; // read on: the reader ends itself
     let entry: StoredDlqEntry;
     try {
       entry = decodeDlqEntry(msg.headers, msg.data, msg.seq);
@@ -48,9 +52,9 @@ export async function listDlq(nc: NatsConnection, names: Names, filter: DlqFilte
   return (await scanDlq(nc, names, filter)).entries;
 }
 
-async function* readDlqStream(nc: NatsConnection, names: Names, subject?: string) {
+async function* readDlqStream(nc: NatsConnection, names: Names, subject?: string, fromSeq?: number) {
   try {
-    yield* readStream(jetstream(nc), names.dlqStream, subject);
+    yield* readStream(jetstream(nc), names.dlqStream, subject, fromSeq);
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
       throw new EnvironmentError(`stream ${names.dlqStream} not found: run \`orderq topology ensure\` or pass --dlq-stream`);

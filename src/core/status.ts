@@ -1,8 +1,9 @@
 /** What `orderq status` shows: depth and lag of the pipeline, DLQ by reason, ledger size. */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { DlqReason } from "./dlq-entry.js";
-import { countByReason, scanDlq } from "./dlq.js";
+import { scanDlq } from "./dlq.js";
+import { EnvironmentError } from "./errors.js";
 import { kvStreamName, type Names } from "./names.js";
 
 export interface Status {
@@ -25,34 +26,100 @@ export interface Status {
   advisoriesWaiting: number;
 }
 
-export async function readStatus(nc: NatsConnection, names: Names): Promise<Status> {
-  const jsm = await jetstreamManager(nc);
-  const [stream, consumer, dlq, ledger, mover] = await Promise.all([
-    jsm.streams.info(names.stream),
-    jsm.consumers.info(names.stream, names.consumer),
-    jsm.streams.info(names.dlqStream),
-    jsm.streams.info(kvStreamName(names.ledgerBucket)),
-    jsm.consumers.info(names.advisoryStream, names.moverConsumer),
-  ]);
-  const scan = dlq.state.messages > 0 ? await scanDlq(nc, names) : { entries: [], foreign: [] };
-  return {
-    stream: {
-      name: names.stream,
-      messages: stream.state.messages,
-      bytes: stream.state.bytes,
-      firstSeq: stream.state.first_seq,
-      lastSeq: stream.state.last_seq,
-    },
-    consumer: {
-      name: names.consumer,
-      pending: consumer.num_pending,
-      ackPending: consumer.num_ack_pending,
-      redelivered: consumer.num_redelivered,
-      waiting: consumer.num_waiting,
-      lag: consumer.num_pending + consumer.num_ack_pending,
-    },
-    dlq: { name: names.dlqStream, depth: dlq.state.messages, byReason: countByReason(scan.entries), foreign: scan.foreign.length },
-    ledger: { bucket: names.ledgerBucket, orders: ledger.state.num_subjects ?? 0, writes: ledger.state.messages },
-    advisoriesWaiting: mover.num_pending + mover.num_ack_pending,
-  };
+/**
+ * Reads the status; kept across the refreshes of `status --watch`, where the DLQ tally reads only the
+ * entries added since the last refresh instead of the whole DLQ every second.
+ */
+export class StatusReader {
+  private readonly tally = new DlqTally();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly names: Names,
+  ) {}
+
+  async read(): Promise<Status> {
+    const { nc, names } = this;
+    const jsm = await jetstreamManager(nc);
+    const [stream, consumer, dlq, ledger, mover] = await Promise.all([
+      found(jsm.streams.info(names.stream), `stream ${names.stream}`),
+      found(jsm.consumers.info(names.stream, names.consumer), `consumer ${names.consumer} on ${names.stream}`),
+      found(jsm.streams.info(names.dlqStream), `stream ${names.dlqStream}`),
+      found(jsm.streams.info(kvStreamName(names.ledgerBucket)), `ledger bucket ${names.ledgerBucket}`),
+      found(jsm.consumers.info(names.advisoryStream, names.moverConsumer), `consumer ${names.moverConsumer} on ${names.advisoryStream}`),
+    ]);
+    const reasons = await this.tally.update(nc, names, dlq.state);
+    return {
+      stream: {
+        name: names.stream,
+        messages: stream.state.messages,
+        bytes: stream.state.bytes,
+        firstSeq: stream.state.first_seq,
+        lastSeq: stream.state.last_seq,
+      },
+      consumer: {
+        name: names.consumer,
+        pending: consumer.num_pending,
+        ackPending: consumer.num_ack_pending,
+        redelivered: consumer.num_redelivered,
+        waiting: consumer.num_waiting,
+        lag: consumer.num_pending + consumer.num_ack_pending,
+      },
+      dlq: { name: names.dlqStream, depth: dlq.state.messages, ...reasons },
+      ledger: { bucket: names.ledgerBucket, orders: ledger.state.num_subjects ?? 0, writes: ledger.state.messages },
+      advisoriesWaiting: mover.num_pending + mover.num_ack_pending,
+    };
+  }
+}
+
+/** A missing stream or consumer is named, with what to do about it. */
+async function found<T>(info: Promise<T>, what: string): Promise<T> {
+  try {
+    return await info;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)) {
+      throw new EnvironmentError(`${what} not found: run \`orderq topology ensure\` (or pass the names this deployment uses)`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * The DLQ's entries by reason, updated from the stream's state: entries below its first sequence are
+ * dropped, new ones are read. When the result disagrees with the depth (an entry in the middle was
+ * replayed or purged, or the stream was re-created) everything is read again.
+ */
+export class DlqTally {
+  /** DLQ sequence → reason; "foreign" for a message that is not an orderq entry. */
+  private readonly bySeq = new Map<number, DlqReason | "foreign">();
+  private nextSeq = 1;
+
+  async update(nc: NatsConnection, names: Names, state: { messages: number; first_seq: number; last_seq: number }): Promise<Pick<Status["dlq"], "byReason" | "foreign">> {
+    if (state.last_seq + 1 < this.nextSeq) this.reset(); // a re-created stream starts again at 1
+    for (const seq of this.bySeq.keys()) if (seq < state.first_seq) this.bySeq.delete(seq);
+    if (state.messages > 0 && state.last_seq >= this.nextSeq) await this.read(nc, names, Math.max(this.nextSeq, state.first_seq), state.last_seq);
+    if (this.bySeq.size !== state.messages) {
+      this.reset();
+      if (state.messages > 0) await this.read(nc, names, state.first_seq, state.last_seq);
+    }
+    this.nextSeq = state.last_seq + 1;
+    const byReason: Record<DlqReason, number> = { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 };
+    let foreign = 0;
+    for (const reason of this.bySeq.values()) {
+      if (reason === "foreign") foreign++;
+      else byReason[reason]++;
+    }
+    return { byReason, foreign };
+  }
+
+  private async read(nc: NatsConnection, names: Names, fromSeq: number, toSeq: number): Promise<void> {
+    const scan = await scanDlq(nc, names, { fromSeq, toSeq });
+    for (const entry of scan.entries) this.bySeq.set(entry.dlqSeq, entry.reason);
+    for (const seq of scan.foreign) this.bySeq.set(seq, "foreign");
+  }
+
+  private reset(): void {
+    this.bySeq.clear();
+    this.nextSeq = 1;
+  }
 }

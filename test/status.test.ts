@@ -1,0 +1,99 @@
+/** The DLQ tally behind `orderq status --watch`: incremental, and right after every kind of change. */
+import assert from "node:assert/strict";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { encodeDlqHeaders, type DlqEntry, type DlqReason } from "../src/core/dlq-entry.js";
+import { DEFAULT_NAMES, dlqSubject } from "../src/core/names.js";
+import { DlqTally } from "../src/core/status.js";
+import { DEFAULT_SETTINGS, ensureTopology } from "../src/core/topology.js";
+import { runCli } from "./support/cli.js";
+import { useServer } from "./support/server.js";
+
+const names = DEFAULT_NAMES;
+
+function entry(n: number, reason: DlqReason): DlqEntry {
+  const at = new Date().toISOString();
+  return {
+    reason,
+    lastError: "boom",
+    orderId: `t-${n}`,
+    source: "web",
+    originalStream: names.stream,
+    originalSubject: "orders.web",
+    originalSeq: n,
+    originalHeaders: { "Nats-Msg-Id": [`t-${n}`] },
+    consumer: names.consumer,
+    deliveries: 1,
+    attempts: [],
+    deadLetteredAt: at,
+  };
+}
+
+describe("DLQ tally (status --watch)", function () {
+  const fx = useServer();
+  let n = 0;
+
+  const add = async (reason: DlqReason) => {
+    n++;
+    await jetstream(fx.nc).publish(dlqSubject(names, "web"), "{}", { headers: encodeDlqHeaders(entry(n, reason), `tally-${n}`) });
+  };
+
+  /** Updates the tally and returns its counts, with the sequence ranges it read. */
+  const update = async (tally: DlqTally) => {
+    const reads: [number, number][] = [];
+    const spy = tally as unknown as { read: (nc: unknown, names: unknown, from: number, to: number) => Promise<void> };
+    const read = spy.read.bind(tally);
+    spy.read = (nc, nm, from, to) => {
+      reads.push([from, to]);
+      return read(nc, nm, from, to);
+    };
+    const state = (await (await jetstreamManager(fx.nc)).streams.info(names.dlqStream)).state;
+    return { ...(await tally.update(fx.nc, names, state)), reads };
+  };
+
+  it("status names the missing stream on a server without orderq's topology (exit 3)", async () => {
+    const out = await runCli(["status", "--server", fx.server.url]);
+    assert.equal(out.code, 3);
+    assert.match(out.stderr, /^orderq: stream ORDERS not found: run `orderq topology ensure`/);
+  });
+
+  it("reads only what was added, and stays right after deletions, purges and a re-created stream", async () => {
+    await ensureTopology(fx.nc, DEFAULT_SETTINGS);
+    const jsm = await jetstreamManager(fx.nc);
+    const tally = new DlqTally();
+
+    let r = await update(tally);
+    assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0, []], "an empty DLQ reads nothing");
+
+    await add("invalid-payload");
+    await add("non-retryable");
+    await add("max-deliveries");
+    await jetstream(fx.nc).publish(dlqSubject(names, "web"), "by hand");
+    r = await update(tally);
+    assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 1, "non-retryable": 1, "max-deliveries": 1 }, 1, [[1, 4]]]);
+
+    r = await update(tally);
+    assert.deepEqual(r.reads, [], "nothing new: nothing read");
+
+    await add("max-deliveries");
+    r = await update(tally);
+    assert.deepEqual([r.byReason["max-deliveries"], r.reads], [2, [[5, 5]]], "only the new entry read");
+
+    await jsm.streams.deleteMessage(names.dlqStream, 1); // the first: below the new first sequence
+    r = await update(tally);
+    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 2 }, []]);
+
+    await jsm.streams.deleteMessage(names.dlqStream, 3); // one in the middle: the counts disagree with the depth
+    r = await update(tally);
+    assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 1 }, 1, [[2, 5]]]);
+
+    await jsm.streams.purge(names.dlqStream);
+    r = await update(tally);
+    assert.deepEqual([r.byReason, r.foreign], [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0]);
+
+    await jsm.streams.delete(names.dlqStream);
+    await ensureTopology(fx.nc, DEFAULT_SETTINGS);
+    await add("non-retryable");
+    r = await update(tally);
+    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 0 }, [[1, 1]]], "a re-created stream is read from 1");
+  });
+});
