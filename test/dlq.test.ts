@@ -540,3 +540,21 @@ describe("DLQ: a replay that cannot publish", function () {
     assert.equal(await messages(jsm, names.dlqStream), 2, "back in the DLQ once each");
   });
 });
+
+describe("DLQ: two different messages under one message id", function () {
+  const fx = useServer();
+
+  it("an invalid payload and, after the duplicate window, a valid order with its id: two entries", async () => {
+    await ensureTopology(fx, [...TOPOLOGY, "--dup-window", "1s"]);
+    const js = jetstream(fx.nc);
+    await js.publish(orderSubject(names, "web"), "not an order", { msgID: "same-1" });
+    assert.equal((await cli(fx, ["work", ...WORK, "--exit-when-idle", "1s"])).code, 0);
+    await sleep(1500); // until ORDERS forgets the id: the same id is then stored again
+    const order = makeOrder("same-1", "web", seededRng(3), "fatal");
+    const again = await js.publish(orderSubject(names, "web"), JSON.stringify(order), { msgID: "same-1" });
+    assert.equal(again.duplicate, false);
+    assert.equal((await cli(fx, ["work", ...WORK, "--exit-when-idle", "1s"])).code, 0);
+    const entries = (await cliJson(fx, ["dlq", "list"])).entries.map((e: { reason: string; orderId?: string }) => [e.reason, e.orderId]);
+    assert.deepEqual(entries, [["invalid-payload", undefined], ["non-retryable", "same-1"]], "the valid order is not taken for the invalid payload's duplicate");
+  });
+});

@@ -29,6 +29,7 @@ describe("ledger commit", function () {
     assert.equal(second.written === false && second.existing?.worker, "w1");
     const writes = (await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId === "once-1");
     assert.equal(writes.length, 1, "the refused write left no trace in the ledger's stream");
+    ledger.close();
   });
 
   it("commits a key whose dead-letter claim was released for replay (a delete marker is not a commit)", async () => {
@@ -39,6 +40,7 @@ describe("ledger commit", function () {
     assert.deepEqual(await ledger.record("replayed-1", outcome("committed", "w2")), { written: true });
     assert.equal((await ledger.get("replayed-1"))?.result, "committed");
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w3"))).written, false, "and only once");
+    ledger.close();
   });
 
   it("refuses to release a committed order", async () => {
@@ -46,6 +48,7 @@ describe("ledger commit", function () {
     await ledger.record("kept-1", outcome("committed", "w1"));
     assert.equal((await ledger.releaseDeadLetter("kept-1"))?.worker, "w1");
     assert.equal((await ledger.get("kept-1"))?.result, "committed");
+    ledger.close();
   });
 });
 

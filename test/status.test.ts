@@ -46,8 +46,8 @@ describe("DLQ tally (status --watch)", function () {
       reads.push([from, to]);
       return read(nc, nm, from, to);
     };
-    const state = (await (await jetstreamManager(fx.nc)).streams.info(names.dlqStream)).state;
-    return { ...(await tally.update(fx.nc, names, state)), reads };
+    const info = await (await jetstreamManager(fx.nc)).streams.info(names.dlqStream);
+    return { ...(await tally.update(fx.nc, names, info)), reads };
   };
 
   it("status names the missing stream on a server without orderq's topology (exit 3)", async () => {
@@ -95,5 +95,12 @@ describe("DLQ tally (status --watch)", function () {
     await add("non-retryable");
     r = await update(tally);
     assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 0 }, [[1, 1]]], "a re-created stream is read from 1");
+
+    // Re-created again, and grown past where the tally stood before the next refresh.
+    await jsm.streams.delete(names.dlqStream);
+    await ensureTopology(fx.nc, DEFAULT_SETTINGS);
+    for (let i = 0; i < 3; i++) await add("invalid-payload");
+    r = await update(tally);
+    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 3, "non-retryable": 0, "max-deliveries": 0 }, [[1, 3]]]);
   });
 });

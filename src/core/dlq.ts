@@ -110,6 +110,7 @@ export async function replay(
       out.push({ dlqSeq: entry.dlqSeq, orderId: entry.orderId, result: "failed", reason: errorMessage(err) });
     }
   }
+  ctx.ledger.close();
   return out;
 }
 

@@ -6,15 +6,15 @@
  * that wakes up after the DLQ mover took its order cannot commit it too: one key, one outcome.
  */
 import { headers, type NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiError, jetstream } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { DlqReason } from "./dlq-entry.js";
 import { kvStreamName, type Names } from "./names.js";
 import { PubAckRequests } from "./pub-acks.js";
 import { readStream } from "./stream-reader.js";
 
-/** JetStream's "wrong last sequence": the key exists already. */
-const WRONG_LAST_SEQUENCE = 10071;
+/** JetStream's "wrong last sequence" (and its newer variant): the key exists already. */
+const WRONG_LAST_SEQUENCE: number[] = [JetStreamApiCodes.StreamWrongLastSequence, JetStreamApiCodes.StreamWrongLastSequenceUnknown];
 
 export interface Outcome {
   result: "committed" | "dead-lettered";
@@ -45,6 +45,11 @@ export class Ledger {
 
   static async open(nc: NatsConnection, names: Names, unsafe = false): Promise<Ledger> {
     return new Ledger(await new Kvm(nc).open(names.ledgerBucket), new PubAckRequests(nc), `$KV.${names.ledgerBucket}.`, unsafe);
+  }
+
+  /** Ends the hot-path publisher (its subscription and timer); what is still waiting fails. */
+  close(): void {
+    this.publisher.close();
   }
 
   async get(orderId: string): Promise<Outcome | undefined> {
@@ -103,7 +108,7 @@ export interface LedgerWrite {
 }
 
 function isWrongLastSequence(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
+  return err instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.includes(err.code);
 }
 
 /** Every write ever made to the ledger (from its stream, so a second write of a key is visible). */

@@ -65,14 +65,15 @@ export function maxDeliveriesAdvisorySubject(names: Names): string {
 }
 
 /**
- * Message id of a DLQ copy: a retried or raced move of the same message stays single. The message is
- * named by its own Nats-Msg-Id when it has one, by its stream sequence otherwise. DESIGN.md names it
- * by sequence alone, but sequences start again at 1 in a re-created stream: a new message would then
- * be taken for an old DLQ entry's duplicate, acked, and lost. By id, a message stored twice under one
- * id (a publish retried across a broker crash that forgot its duplicate window) is one entry too.
+ * Message id of a DLQ copy, so a retried or raced move of the same stream message stays single:
+ * DESIGN.md's `dlq:<stream>:<seq>`, followed by the message's own Nats-Msg-Id when it has one.
+ * Sequences start again at 1 in a re-created stream, and the DLQ remembers ids for 24 h: by sequence
+ * alone, a new message dead-lettered there was taken for an old entry's duplicate, acked, and lost.
+ * Not by the id alone either: two different messages may carry one id (an invalid payload and, later,
+ * a valid order under the same id).
  */
 export function dlqMsgId(names: Names, streamSeq: number, originalMsgId?: string): string {
-  return originalMsgId ? `dlq:${names.stream}:id:${originalMsgId}` : `dlq:${names.stream}:seq:${streamSeq}`;
+  return originalMsgId ? `dlq:${names.stream}:${streamSeq}:${originalMsgId}` : `dlq:${names.stream}:${streamSeq}`;
 }
 
 /** Subject of the KV stream behind a bucket, for reading every write of a key. */

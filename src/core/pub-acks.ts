@@ -42,7 +42,7 @@ export class PubAckRequests {
   publish(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): Promise<PubAck> {
     const id = this.next++;
     return new Promise<PubAck>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs });
+      this.waiting.set(id, { resolve, reject, deadline: performance.now() + this.timeoutMs });
       try {
         this.nc.publish(subject, payload, { reply: this.prefix + id, headers });
       } catch (err) {
@@ -77,8 +77,9 @@ export class PubAckRequests {
   }
 
   private expire(): void {
-    const now = Date.now();
-    // Every request has the same timeout, so the map (in insertion order) is ordered by deadline.
+    const now = performance.now();
+    // Every request has the same timeout and a monotonic clock, so the map (in insertion order) is
+    // ordered by deadline.
     for (const [id, waiting] of this.waiting) {
       if (waiting.deadline > now) break;
       this.waiting.delete(id);

@@ -48,7 +48,7 @@ export class StatusReader {
       found(jsm.streams.info(kvStreamName(names.ledgerBucket)), `ledger bucket ${names.ledgerBucket}`),
       found(jsm.consumers.info(names.advisoryStream, names.moverConsumer), `consumer ${names.moverConsumer} on ${names.advisoryStream}`),
     ]);
-    const reasons = await this.tally.update(nc, names, dlq.state);
+    const reasons = await this.tally.update(nc, names, dlq);
     return {
       stream: {
         name: names.stream,
@@ -85,17 +85,25 @@ async function found<T>(info: Promise<T>, what: string): Promise<T> {
 }
 
 /**
- * The DLQ's entries by reason, updated from the stream's state: entries below its first sequence are
- * dropped, new ones are read. When the result disagrees with the depth (an entry in the middle was
- * replayed or purged, or the stream was re-created) everything is read again.
+ * The DLQ's entries by reason, updated from the stream's info: entries below its first sequence are
+ * dropped, new ones are read. A re-created stream (another creation time) is read from the start; when
+ * the result disagrees with the depth (an entry in the middle was replayed or purged) everything is
+ * read again.
  */
 export class DlqTally {
   /** DLQ sequence → reason; "foreign" for a message that is not an orderq entry. */
   private readonly bySeq = new Map<number, DlqReason | "foreign">();
   private nextSeq = 1;
+  private created?: string;
 
-  async update(nc: NatsConnection, names: Names, state: { messages: number; first_seq: number; last_seq: number }): Promise<Pick<Status["dlq"], "byReason" | "foreign">> {
-    if (state.last_seq + 1 < this.nextSeq) this.reset(); // a re-created stream starts again at 1
+  async update(
+    nc: NatsConnection,
+    names: Names,
+    info: { created: string; state: { messages: number; first_seq: number; last_seq: number } },
+  ): Promise<Pick<Status["dlq"], "byReason" | "foreign">> {
+    const { state } = info;
+    if (info.created !== this.created) this.reset();
+    this.created = info.created;
     for (const seq of this.bySeq.keys()) if (seq < state.first_seq) this.bySeq.delete(seq);
     if (state.messages > 0 && state.last_seq >= this.nextSeq) await this.read(nc, names, Math.max(this.nextSeq, state.first_seq), state.last_seq);
     if (this.bySeq.size !== state.messages) {

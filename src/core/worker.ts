@@ -139,6 +139,7 @@ export class Worker {
     while (this.inFlight.size > 0) await this.slotFree();
     clearInterval(this.heartbeat);
     await this.mover?.stop();
+    this.ledger.close();
   }
 
   /**

@@ -100,7 +100,7 @@ export class Nemesis {
       if (signals.some((s) => s.aborted)) return;
       const kind = spec.kind === "any" ? (pick(spec.of, rng) as FaultKind) : spec.kind;
       try {
-        const window = await this.inject(kind, spec, rng);
+        const window = await this.inject(kind, spec, rng, signals);
         this.windows.push(window);
         this.events.onFault?.(window);
       } catch (err) {
@@ -115,7 +115,8 @@ export class Nemesis {
     return Date.now() - this.t0;
   }
 
-  private async inject(kind: FaultKind, spec: FaultSpec, rng: Rng): Promise<FaultWindow> {
+  /** `until`: a fault still waiting for its turn when one of these aborts is skipped. */
+  private async inject(kind: FaultKind, spec: FaultSpec, rng: Rng, until: AbortSignal[]): Promise<FaultWindow> {
     let startMs = this.now();
     const window = (target: string, observed: boolean, detail: string): FaultWindow => ({ kind, target, startMs, endMs: this.now(), observed, detail });
     // `any` applies each kind's default target: one target name cannot fit every kind.
@@ -140,8 +141,8 @@ export class Nemesis {
         // So a kill waits until the previous one's node is back (restarting counts as down: killing
         // a node that is starting again would race its restart).
         while (this.serverFault || servers.some((s) => !s.running)) {
-          if (this.aborted.signal.aborted) return window("-", false, "skipped: the run ended while a server was down");
-          await sleep(100, this.aborted.signal);
+          if (until.some((s) => s.aborted)) return window("-", false, "skipped: its schedule ended while a server was down");
+          await sleep(100, ...until);
         }
         startMs = this.now();
         this.serverFault = true;
