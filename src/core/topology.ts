@@ -39,8 +39,7 @@ export const DEFAULT_SETTINGS: TopologySettings = {
 };
 
 /**
- * Lifetime of one pull request of the DLQ mover (and the bench baseline; workers use their own, see
- * worker.ts). The client notices a pull lost to a stream
+ * Lifetime of one pull request of a worker or DLQ mover. The client notices a pull lost to a stream
  * leader change or a reconnect only after two missed idle heartbeats (expires/2 each): with the client's
  * default of 30 s, workers stood idle ~30 s after a cluster node died (chaos scenario cluster-node-loss).
  */

@@ -4,7 +4,7 @@
  * and on failure: record the attempt → nak with backoff, or dead-letter then ack.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type Consumer, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { AttemptLog } from "./attempts.js";
 import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
@@ -16,14 +16,8 @@ import type { Names } from "./names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "./random.js";
 import { sleep } from "./server.js";
-import { consumerAckWaitMs } from "./topology.js";
-
-/**
- * How long one pull waits on the server for orders: the client's minimum. It bounds a graceful stop,
- * since open pulls are left to end on their own (see stop()): an idle worker exits within a second.
- * Under load pulls end when filled, long before; idle, each open pull costs one request a second.
- */
-const PULL_EXPIRES_MS = 1_000;
+import { withdrawPull } from "./pull-withdrawal.js";
+import { consumerAckWaitMs, PULL_EXPIRES_MS } from "./topology.js";
 
 export interface WorkerOptions {
   names: Names;
@@ -86,7 +80,8 @@ export function emptyStats(): WorkerStats {
 export class Worker {
   readonly stats = emptyStats();
   private readonly js: JetStreamClient;
-  /** Slots reserved by pulls in progress but not yet filled. */
+  /** Pulls in progress (withdrawn on stop()) and the slots they have reserved but not yet filled. */
+  private readonly pulls = new Set<ConsumerMessages>();
   private reserved = 0;
   private mover?: DlqMover;
   private stopping = false;
@@ -173,8 +168,11 @@ export class Worker {
 
   private async pull(consumer: Consumer, count: number): Promise<void> {
     let received = 0;
+    let batch: ConsumerMessages | undefined;
     try {
-      const batch = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
+      batch = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
+      this.pulls.add(batch);
+      if (this.stopping) withdrawPull(batch);
       for await (const msg of batch) {
         received++;
         this.reserved--;
@@ -185,6 +183,7 @@ export class Worker {
       this.fail(err);
       await sleep(250);
     } finally {
+      if (batch) this.pulls.delete(batch);
       this.reserved -= count - received;
       this.wake();
     }
@@ -211,13 +210,12 @@ export class Worker {
   }
 
   /**
-   * Graceful stop: no new pulls; the open ones run until they are filled or expire, and every order
-   * they deliver is processed (run() resolves after them). Stopping an open pull would unsubscribe
-   * its inbox while the server may already be sending to it: those orders would sit delivered and
-   * unacked until their ack wait ran out, each spending a delivery.
+   * Graceful stop: no new pulls; the open ones are withdrawn (see pull-withdrawal.ts), and every order
+   * they deliver meanwhile is processed. run() resolves after them.
    */
   stop(): void {
     this.stopping = true;
+    for (const pull of this.pulls) withdrawPull(pull);
     this.wake();
   }
 
