@@ -60,7 +60,7 @@ export class Autoscaler {
       this.onScale(event);
       for (let n = now.workers; n < decision.workers; n++) this.supervisor.spawn();
       // Not awaited: a retiring worker no longer counts as active, and a slow drain must not delay
-      // the next decision (the cooldown already spaces them). So for the second or so of a drain,
+      // the next decision (the cooldown already spaces them). So while a drain lasts,
       // a scale-up may briefly run one process more than --max.
       for (let n = now.workers; n > decision.workers; n--) void this.supervisor.retireOne();
     } catch {
