@@ -81,7 +81,7 @@ export class Worker {
   readonly stats = emptyStats();
   private readonly js: JetStreamClient;
   /** Pulls in progress (withdrawn on stop()) and the slots they have reserved but not yet filled. */
-  private readonly pulls = new Set<ConsumerMessages>();
+  private readonly openPulls = new Set<ConsumerMessages>();
   private reserved = 0;
   private mover?: DlqMover;
   private stopping = false;
@@ -171,7 +171,7 @@ export class Worker {
     let batch: ConsumerMessages | undefined;
     try {
       batch = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
-      this.pulls.add(batch);
+      this.openPulls.add(batch);
       if (this.stopping) withdrawPull(batch);
       for await (const msg of batch) {
         received++;
@@ -183,7 +183,7 @@ export class Worker {
       this.fail(err);
       await sleep(250);
     } finally {
-      if (batch) this.pulls.delete(batch);
+      if (batch) this.openPulls.delete(batch);
       this.reserved -= count - received;
       this.wake();
     }
@@ -215,7 +215,7 @@ export class Worker {
    */
   stop(): void {
     this.stopping = true;
-    for (const pull of this.pulls) withdrawPull(pull);
+    for (const pull of this.openPulls) withdrawPull(pull);
     this.wake();
   }
 
