@@ -4,8 +4,8 @@ import { OrderqCommand } from "../cli/base.js";
 import { c, StatusLine, table } from "../cli/render.js";
 import { MAX_ORDER_BYTES } from "../core/order.js";
 import { runBench, type BenchResult } from "../core/bench/runner.js";
-import { PHASES } from "../core/bench/summary.js";
-import type { PhaseName, PhaseResult } from "../core/bench/types.js";
+import { PHASES, phase } from "../core/bench/summary.js";
+import type { PhaseName } from "../core/bench/types.js";
 import Work from "./work.js";
 
 export default class Bench extends OrderqCommand {
@@ -97,10 +97,13 @@ function render(r: BenchResult): string {
   const s = r.summary;
   const n = (x: number) => x.toLocaleString("en-US");
   const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1);
-  const phasesOf = (name: PhaseName) => r.runs.map((run) => run.phases.find((p) => p.phase === name) as PhaseResult);
+  const phasesOf = (name: PhaseName) => r.runs.map((run) => phase(run, name));
   const verdict = (name: PhaseName) => {
     const failed = phasesOf(name).flatMap((p, i) => (p.verification.ok ? [] : [`run ${i + 1}`]));
-    return failed.length ? c.red(`FAILED (${failed.join(", ")})`) : c.green("ok");
+    // A worker that died inside a measured window makes its figure say less: say so beside it.
+    const restarts = phasesOf(name).reduce((sum, p) => sum + (p.workerRestarts ?? 0), 0);
+    const note = restarts ? c.yellow(` (${restarts} worker ${restarts === 1 ? "restart" : "restarts"})`) : "";
+    return (failed.length ? c.red(`FAILED (${failed.join(", ")})`) : c.green("ok")) + note;
   };
   const vs: Partial<Record<PhaseName, string>> = { produce: `${s.produceRatio} × publish`, work: `${s.workRatio} × consume` };
   const l = s.latency;

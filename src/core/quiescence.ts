@@ -8,6 +8,8 @@ export interface Backlog {
   pending: number;
   /** Delivered, not yet acked (includes orders nak'd with a delay). */
   ackPending: number;
+  /** Of those, delivered more than once. */
+  redelivered: number;
   /** MAX_DELIVERIES advisories the DLQ movers have not finished. */
   advisories: number;
 }
@@ -20,6 +22,7 @@ export async function backlog(jsm: JetStreamManager, names: Names): Promise<Back
   return {
     pending: workers.num_pending,
     ackPending: workers.num_ack_pending,
+    redelivered: workers.num_redelivered,
     advisories: mover.num_pending + mover.num_ack_pending,
   };
 }

@@ -16,7 +16,7 @@ import { perSecond, type PhaseResult, type Verification } from "./types.js";
 /** The source mix of `orderq produce`'s default. */
 export const BENCH_SOURCES: Record<Source, number> = { web: 0.5, mobile: 0.3, api: 0.2 };
 
-export interface Outgoing {
+interface Outgoing {
   id: string;
   subject: string;
   payload: string;
@@ -77,11 +77,14 @@ export async function consumeBaseline(
     if (received === seen) messages.stop(); // nothing new for a whole stall period: give up, report lost
     seen = received;
   }, stallMs);
-  for await (const msg of messages) {
-    msg.ack();
-    if (++received >= count) messages.stop();
+  try {
+    for await (const msg of messages) {
+      msg.ack();
+      if (++received >= count) messages.stop();
+    }
+  } finally {
+    clearInterval(stall);
   }
-  clearInterval(stall);
   await nc.flush(); // the server has processed every ack once the flush returns
   const t1 = meter.mark();
   const left = await settledStreamMessages(jsm, names.stream);

@@ -20,7 +20,7 @@ export async function waitForLedger(
     if (writes !== last) [last, lastChange] = [writes, Date.now()];
     progress(writes);
     if (writes >= expected || Date.now() - lastChange > stallMs) return writes;
-    await sleep(50);
+    await sleep(250); // the timing comes from the ledger's own timestamps: no need to ask more often
   }
 }
 

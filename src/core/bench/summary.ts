@@ -29,7 +29,7 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function phase(run: RunResult, name: PhaseName): PhaseResult {
+export function phase(run: RunResult, name: PhaseName): PhaseResult {
   const found = run.phases.find((p) => p.phase === name);
   if (!found) throw new Error(`run ${run.run} has no ${name} phase`);
   return found;

@@ -40,8 +40,6 @@ export interface PhaseResult {
   workerPeakRssMb?: number[];
   /** Worker phases: worker processes that died and were replaced. */
   workerRestarts?: number;
-  /** Worker phases: from spawning the workers to the last commit, start-up included. */
-  wallMs?: number;
   latency?: LatencySummary;
 }
 

@@ -7,7 +7,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import { readLedgerWrites } from "../ledger.js";
 import type { Names } from "../names.js";
 import { steadyWindow, verifyCommits, waitForLedger } from "./commits.js";
-import { Meter, wallNow } from "./meter.js";
+import { Meter } from "./meter.js";
 import { settledStreamMessages } from "./topology.js";
 import { perSecond, type PhaseResult } from "./types.js";
 import { BenchWorkers, type WorkerLaunch } from "./workers.js";
@@ -32,10 +32,9 @@ export async function runWorkersUntil(
   expected: () => number,
   label: string,
   during: (meter: Meter) => Promise<void> = async () => {},
-): Promise<{ meter: Meter; rss: number[]; restarts: number; spawnedAt: number }> {
+): Promise<{ meter: Meter; rss: number[]; restarts: number }> {
   const workers = new BenchWorkers(ctx.launch, ctx.names);
   const meter = new Meter(() => workers.pids(), ctx.serverPid);
-  const spawnedAt = wallNow();
   workers.start();
   meter.start();
   let rss: number[] = [];
@@ -48,11 +47,11 @@ export async function runWorkersUntil(
     rss = workers.peakRssMb();
     await workers.stop();
   }
-  return { meter, rss, restarts: workers.restarts, spawnedAt };
+  return { meter, rss, restarts: workers.restarts };
 }
 
 export async function workPhase(ctx: WorkerPhaseContext, expectedIds: readonly string[]): Promise<PhaseResult> {
-  const { meter, rss, restarts, spawnedAt } = await runWorkersUntil(ctx, () => expectedIds.length, "work");
+  const { meter, rss, restarts } = await runWorkersUntil(ctx, () => expectedIds.length, "work");
   const left = await settledStreamMessages(ctx.jsm, ctx.names.stream);
   const writes = await readLedgerWrites(ctx.nc, ctx.names);
   const window = steadyWindow(writes);
@@ -66,6 +65,5 @@ export async function workPhase(ctx: WorkerPhaseContext, expectedIds: readonly s
     verification: verifyCommits(writes, expectedIds, left),
     workerPeakRssMb: rss,
     workerRestarts: restarts,
-    wallMs: Math.round(window.t1 - spawnedAt),
   };
 }

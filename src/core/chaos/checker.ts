@@ -127,7 +127,7 @@ function gather(input: CheckInput): Map<string, IdFacts> {
 }
 
 /** The one category of an id. Order matters: the worst finding wins. */
-export function classify(f: IdFacts): Category {
+function classify(f: IdFacts): Category {
   if (f.kind === undefined) return "unexpected"; // an outcome for something nobody published
   const deadLettered = f.dlqEntries > 0;
   if (f.commits > 1 || f.dlqEntries > 1 || f.deadLetterClaims > 1 || (f.commits > 0 && (deadLettered || f.deadLetterClaims > 0))) {

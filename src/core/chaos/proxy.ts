@@ -5,9 +5,6 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 
 export interface ProxyCounters {
-  connections: number;
-  /** Connections destroyed by a cut. */
-  cut: number;
   /** Connections refused while cut. */
   refused: number;
   /** Chunks held back while slow. */
@@ -56,7 +53,7 @@ export interface Upstream {
 }
 
 export class TcpProxy {
-  readonly counters: ProxyCounters = { connections: 0, cut: 0, refused: 0, delayed: 0 };
+  readonly counters: ProxyCounters = { refused: 0, delayed: 0 };
   private mode: "open" | "cut" = "open";
   private delayMs = 0;
   private readonly pairs = new Set<[Socket, Socket]>();
@@ -91,7 +88,6 @@ export class TcpProxy {
       client.destroy();
       return;
     }
-    this.counters.connections++;
     const upstream = connect(this.upstream.port, this.upstream.host);
     const pair: [Socket, Socket] = [client, upstream];
     this.pairs.add(pair);
@@ -125,7 +121,6 @@ export class TcpProxy {
       upstream.destroy();
     }
     this.pairs.clear();
-    this.counters.cut += destroyed;
     return destroyed;
   }
 
@@ -170,7 +165,7 @@ export class ProxiedPath {
   }
 
   counters(): ProxyCounters {
-    const total: ProxyCounters = { connections: 0, cut: 0, refused: 0, delayed: 0 };
+    const total: ProxyCounters = { refused: 0, delayed: 0 };
     for (const p of this.proxies) for (const k of Object.keys(total) as (keyof ProxyCounters)[]) total[k] += p.counters[k];
     return total;
   }

@@ -99,7 +99,7 @@ function table(rows: [string, string | number][]): string {
   return `<table>${rows.map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(String(v))}</td></tr>`).join("")}</table>`;
 }
 
-export function renderReport(r: ChaosResult): string {
+function renderReport(r: ChaosResult): string {
   const t = r.timeline;
   const seconds = Math.max(t.accepted.length, Math.ceil(Math.max(0, ...r.faults.windows.map((w) => w.endMs)) / 1000), 1);
   const verdict = r.valid ? `<span class="ok">VALID</span>` : `<span class="bad">INVALID</span>`;

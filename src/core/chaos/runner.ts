@@ -22,7 +22,7 @@ import type { WorkerStats } from "../worker.js";
 import { check, SAMPLE_SIZE, type CheckResult, type MessageRef } from "./checker.js";
 import { Nemesis, type FaultWindow } from "./nemesis.js";
 import { ProxiedPath, type Upstream } from "./proxy.js";
-import { faultKinds, hasFaultKnobs, type Scenario } from "./scenario.js";
+import { faultKinds, faultNames, type Scenario } from "./scenario.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
 
@@ -175,7 +175,9 @@ async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{
   const [info, consumer] = await Promise.all([jsm.streams.info(names.stream), jsm.consumers.info(names.stream, names.consumer)]);
   const refs: MessageRef[] = [];
   const seqs: number[] = [];
-  for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq && refs.length < MAX_REMAINING; seq++) {
+  // Deleted sequences lie between first and last: stop once every stored message is found.
+  const wanted = Math.min(info.state.messages, MAX_REMAINING);
+  for (let seq = info.state.first_seq; refs.length < wanted && seq <= info.state.last_seq; seq++) {
     const msg = await jsm.streams.getMessage(names.stream, { seq }).catch(() => null);
     if (!msg) continue;
     refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data) });
@@ -288,11 +290,9 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     pool.start(initialWorkers);
     await waitForWorkers(jsm, names, initialWorkers, abort.signal);
     note(`${initialWorkers} workers pulling`);
-    const scaling: ScaleEvent[] = [];
     let autoscaler: Autoscaler | undefined;
     if (autoscale) {
       autoscaler = new Autoscaler(pool.supervisor, jsm, names, { ...autoscale, maxStepUp: Math.max(1, Math.ceil(autoscale.max / 4)) }, (event) => {
-        scaling.push(event);
         note(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
       });
       autoscaler.start();
@@ -393,7 +393,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       ledger,
       dlq,
       remaining: left.refs,
-      expect: { ...s.expect, faultsMustHaveEffect: hasFaultKnobs(s) },
+      expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
       observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut },
     });
     const timeline = buildTimeline(
@@ -421,7 +421,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
         effects,
         producer: produced,
         workers: { ...workerStats, ...pool.counters },
-        scaling,
+        scaling: autoscaler?.events ?? [],
         timeline,
         final: left.final,
         startedAt: t0,
@@ -513,13 +513,12 @@ class Sampler {
     if (this.busy) return;
     this.busy = true;
     try {
-      const [b, consumer, ledger, dlq] = await Promise.all([
+      const [b, ledger, dlq] = await Promise.all([
         backlog(this.jsm, this.names),
-        this.jsm.consumers.info(this.names.stream, this.names.consumer),
         this.jsm.streams.info(kvStreamName(this.names.ledgerBucket)),
         this.jsm.streams.info(this.names.dlqStream),
       ]);
-      this.redeliveredMax = Math.max(this.redeliveredMax, consumer.num_redelivered);
+      this.redeliveredMax = Math.max(this.redeliveredMax, b.redelivered);
       this.onProgress?.({ ...this.base(), ledgerWrites: ledger.state.messages, deadLettered: dlq.state.messages, backlog: b.pending + b.ackPending });
     } catch {
       // A broker that is down right now is part of the scenario: skip this sample.

@@ -11,7 +11,6 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 const SCHEDULE_KINDS = [...FAULT_KINDS, "any"] as const;
 
 export const NETWORK_PATHS = ["workers", "producers", "all"] as const;
-export type NetworkPath = (typeof NETWORK_PATHS)[number];
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
@@ -145,7 +144,6 @@ const scenarioSchema = z.strictObject({
     .prefault({}),
 });
 
-export type ScenarioInput = z.input<typeof scenarioSchema>;
 type Parsed = z.output<typeof scenarioSchema>;
 
 export interface FaultSpec {
@@ -267,14 +265,3 @@ export function faultNames(s: Scenario): string[] {
   return [...faultKinds(s), ...knobs.filter(([, rate]) => rate > 0).map(([name]) => name)];
 }
 
-/** True when the scenario injects anything at all: such a run must show that its faults had an effect. */
-export function hasFaultKnobs(s: Scenario): boolean {
-  const h = s.handler;
-  return (
-    s.faults.length > 0 ||
-    s.workers.crashAfterCommitRate > 0 ||
-    s.workers.dropAckRate > 0 ||
-    h.poisonRate + h.fatalRate + h.crashRate + h.invalidRate + h.failRate > 0 ||
-    s.producer.duplicateRate > 0
-  );
-}
