@@ -3,6 +3,7 @@
  * are slow and shared). It starts its own nats-server; NATS_URL must not lead it to another one.
  */
 import assert from "node:assert/strict";
+import { checkCounts } from "../src/core/bench/baseline.js";
 import { commitTimes, steadyWindow, verifyCommits } from "../src/core/bench/commits.js";
 import { summarizeLatency } from "../src/core/bench/histogram.js";
 import type { BenchResult } from "../src/core/bench/runner.js";
@@ -22,6 +23,13 @@ describe("bench: verdicts and figures", () => {
     assert.equal(v.ok, false);
     assert.deepEqual([v.lost, v.duplicated, v.unexpected], [1, 1, 1]);
     assert.equal(verifyCommits(writes.slice(0, 2), ["a", "b"], 0).ok, true);
+  });
+
+  it("the baselines' verdict fails a phase with a message lost, doubled or extra, and passes an exact one", () => {
+    assert.deepEqual(checkCounts(10, 10, 0, "d"), { ok: true, detail: "d", expected: 10, lost: 0, duplicated: 0, unexpected: 0 });
+    assert.deepEqual(checkCounts(10, 9, 0, "d"), { ok: false, detail: "d", expected: 10, lost: 1, duplicated: 0, unexpected: 0 });
+    assert.deepEqual(checkCounts(10, 10, 2, "d"), { ok: false, detail: "d", expected: 10, lost: 0, duplicated: 2, unexpected: 0 });
+    assert.deepEqual(checkCounts(10, 11, 0, "d"), { ok: false, detail: "d", expected: 10, lost: 0, duplicated: 0, unexpected: 1 });
   });
 
   it("times work from the moment every worker has committed, and latency from the first commit", () => {

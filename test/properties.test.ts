@@ -477,4 +477,23 @@ describe("scenario validation (properties)", () => {
       { numRuns: RUNS },
     );
   });
+
+  it("refuses an unknown field added to any object of a valid scenario, naming the file and a line", () => {
+    // Every field name of the format is lower-case with hyphens; "<<" and "__proto__" mean more than a key.
+    const unknownKey = fc.string({ unit: "binary", minLength: 1 }).filter((k) => !/^[a-z-]*$/.test(k) && k !== "<<" && k !== "__proto__");
+    fc.assert(
+      fc.property(validScenario, fc.nat(), unknownKey, anyJson, ({ yamlForm }, pick, key, value) => {
+        const objects = [[], ...paths(yamlForm)].filter((path) => {
+          const v = path.reduce<Json>((node, k) => (node as Record<string | number, Json>)[k], yamlForm);
+          return v !== null && typeof v === "object" && !Array.isArray(v);
+        });
+        const at = objects[pick % objects.length];
+        assert.throws(
+          () => parseScenario(stringifyYaml(setIn(yamlForm, [...at, key], value)), FILE),
+          (err: unknown) => err instanceof InputError && /^s\.yaml:\d+: /.test(err.message),
+        );
+      }),
+      { numRuns: RUNS },
+    );
+  });
 });

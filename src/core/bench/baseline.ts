@@ -54,7 +54,7 @@ export async function publishBaseline(
   await Promise.all(Array.from({ length: Math.min(inFlight, orders.length) }, lane));
   const t1 = meter.mark();
   const stored = await streamMessages(jsm, names.stream);
-  const verification = check(orders.length, stored, duplicates, `${stored} stored, ${duplicates} PubAcks marked duplicate`);
+  const verification = checkCounts(orders.length, stored, duplicates, `${stored} stored, ${duplicates} PubAcks marked duplicate`);
   return result("publish", orders.length, t0, t1, "first publish → last PubAck", meter, verification);
 }
 
@@ -90,11 +90,12 @@ export async function consumeBaseline(
   const left = await settledStreamMessages(jsm, names.stream);
   // Work-queue retention deletes what is acked: any delivery beyond the deleted ones was a redelivery.
   const redelivered = Math.max(0, received - (count - left));
-  const verification = check(count, count - left, redelivered, `${received} received and acked, ${redelivered} redelivered, ${left} left in the stream`);
+  const verification = checkCounts(count, count - left, redelivered, `${received} received and acked, ${redelivered} redelivered, ${left} left in the stream`);
   return result("consume", received, t0, t1, "consume start → last ack processed (flush)", meter, verification);
 }
 
-function check(expected: number, delivered: number, duplicated: number, detail: string): Verification {
+/** The baselines' verdict from counts alone (they have no ledger): what is missing is lost, what is extra unexpected. */
+export function checkCounts(expected: number, delivered: number, duplicated: number, detail: string): Verification {
   const lost = Math.max(0, expected - delivered);
   const unexpected = Math.max(0, delivered - expected);
   return { ok: lost + duplicated + unexpected === 0, detail, expected, lost, duplicated, unexpected };
