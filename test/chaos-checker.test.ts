@@ -38,6 +38,19 @@ describe("chaos checker", () => {
     assert.equal(r.accepted, 4);
   });
 
+  it("is invalid when a fault kind the schedule names never had an effect, however many other faults there were", () => {
+    const input = cleanRun();
+    input.observed = { ...input.observed, faults: 100, unseenKinds: [] };
+    assert.equal(check(input).valid, true);
+    input.observed.unseenKinds = ["cut-network"];
+    const r = check(input);
+    assert.equal(r.valid, false);
+    assert.deepEqual(
+      r.expectations.filter((e) => !e.ok).map((e) => [e.name, e.detail]),
+      [["every scheduled fault seen at work", "never seen at work: cut-network"]],
+    );
+  });
+
   it("catches a lost order: accepted, never committed nor dead-lettered", () => {
     const input = cleanRun();
     input.ledger = input.ledger.filter((w) => w.orderId !== "b");

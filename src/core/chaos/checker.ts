@@ -32,6 +32,11 @@ export interface Observed {
   effects: number;
   /** The run ended within its time limit and the system became quiet. */
   quiet: boolean;
+  /**
+   * Fault kinds the scenario schedules by name that no window showed at work. `faults` also counts the
+   * workload's own (marked orders, re-sends), which alone can meet `minFaults`.
+   */
+  unseenKinds?: string[];
 }
 
 export interface CheckInput {
@@ -171,6 +176,13 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
     ok: observed.faults >= expect.minFaults,
     detail: `${observed.faults} observed, at least ${expect.minFaults} expected`,
   });
+  if (observed.unseenKinds !== undefined) {
+    out.push({
+      name: "every scheduled fault seen at work",
+      ok: observed.unseenKinds.length === 0,
+      detail: observed.unseenKinds.length === 0 ? "each fault kind the schedule names had an effect at least once" : `never seen at work: ${observed.unseenKinds.join(", ")}`,
+    });
+  }
   if (expect.minRedeliveries > 0) {
     out.push({
       name: "redeliveries",

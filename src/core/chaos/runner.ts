@@ -394,7 +394,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       dlq,
       remaining: left.refs,
       expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
-      observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut },
+      observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut, unseenKinds: unseenKinds(s, faults) },
     });
     const timeline = buildTimeline(
       t0,
@@ -430,6 +430,12 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
   } finally {
     await teardown.run();
   }
+}
+
+/** Kinds the schedule names (not drawn by `any`, which may draw a kind once, when it can do nothing) never seen at work. */
+function unseenKinds(s: Scenario, faults: FaultSummary): string[] {
+  const named = new Set(s.faults.flatMap((f) => (f.kind === "any" ? [] : [f.kind])));
+  return [...named].filter((kind) => (faults.byKind[kind]?.observed ?? 0) === 0);
 }
 
 function summarizeFaults(windows: FaultWindow[], pool: PoolCounters, workers: WorkerStats, history: HistoryEvent[]): FaultSummary {
