@@ -1,20 +1,33 @@
 /**
- * Child processes (nats-servers, worker processes) that must not outlive this process: a test run,
- * chaos run or benchmark that dies abruptly (an uncaught error, a second Ctrl-C) would otherwise leave
- * them running. A graceful stop ends them first; this is the last resort, so SIGKILL.
+ * What must not outlive this process: child processes (nats-servers, worker processes) and the temp
+ * stores orderq made for its own servers. A test run, chaos run or benchmark that dies abruptly (an
+ * uncaught error, a second Ctrl-C) would otherwise leave servers running and stores filling the disk.
+ * A graceful stop ends them first; this is the last resort, so SIGKILL.
  */
 import type { ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
 
 const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
 
 process.on("exit", () => {
   for (const child of children) {
     child.kill("SIGCONT"); // a stopped process (chaos pause) is killed all the same; this keeps it tidy
     child.kill("SIGKILL");
   }
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 export function killOnExit(child: ChildProcess): void {
   children.add(child);
   child.once("exit", () => children.delete(child));
+}
+
+/** Removes `dir` when this process exits; the returned function removes it now instead. */
+export function removeOnExit(dir: string): () => void {
+  dirs.add(dir);
+  return () => {
+    dirs.delete(dir);
+    rmSync(dir, { recursive: true, force: true });
+  };
 }

@@ -3,14 +3,14 @@
  * directory of their own, a loopback port. Never a server that happens to be running.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { EnvironmentError, errorMessage } from "./errors.js";
-import { killOnExit } from "./exit-kill.js";
+import { killOnExit, removeOnExit } from "./exit-kill.js";
 
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
@@ -70,7 +70,8 @@ export class NatsServer {
 
   private constructor(
     private readonly options: ServerOptions & { port: number; storeDir: string; binary: string },
-    private readonly ownsStore: boolean,
+    /** Set when this object made the store: removes it (at dispose, or when this process exits). */
+    private readonly removeStore: (() => void) | undefined,
   ) {
     this.port = options.port;
     this.storeDir = options.storeDir;
@@ -80,19 +81,19 @@ export class NatsServer {
 
   static async start(options: ServerOptions = {}): Promise<NatsServer> {
     const binary = options.binary ?? findNatsServerBinary();
-    const ownsStore = !options.storeDir;
     const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "orderq-nats-"));
+    const removeStore = options.storeDir ? undefined : removeOnExit(storeDir);
     mkdirSync(storeDir, { recursive: true });
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
-      const server = new NatsServer({ ...options, port, storeDir, binary }, ownsStore);
+      const server = new NatsServer({ ...options, port, storeDir, binary }, removeStore);
       try {
         await server.launch();
         return server;
       } catch (err) {
         // A free port can be taken between freePort() and the bind: pick another one.
         if (options.port !== undefined || attempt >= 3) {
-          if (ownsStore) rmSync(storeDir, { recursive: true, force: true });
+          removeStore?.();
           throw err;
         }
       }
@@ -220,7 +221,7 @@ export class NatsServer {
   /** Stops the process and removes the store if this object created it. */
   async dispose(): Promise<void> {
     await this.stop();
-    if (this.ownsStore) rmSync(this.storeDir, { recursive: true, force: true });
+    this.removeStore?.();
   }
 
   private async signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {
@@ -238,12 +239,13 @@ export class NatsServer {
 export class NatsCluster {
   private constructor(
     readonly servers: NatsServer[],
-    private readonly ownedDir?: string,
+    /** Set when this object made the base directory (see NatsServer's removeStore). */
+    private readonly removeDir?: () => void,
   ) {}
 
   static async start(size = 3, options: { baseDir?: string; binary?: string } = {}): Promise<NatsCluster> {
-    const ownedDir = options.baseDir ? undefined : mkdtempSync(join(tmpdir(), "orderq-cluster-"));
-    const baseDir = options.baseDir ?? (ownedDir as string);
+    const baseDir = options.baseDir ?? mkdtempSync(join(tmpdir(), "orderq-cluster-"));
+    const removeDir = options.baseDir ? undefined : removeOnExit(baseDir);
     const clientPorts: number[] = [];
     const routePorts: number[] = [];
     for (let i = 0; i < size; i++) {
@@ -262,7 +264,7 @@ export class NatsCluster {
         }),
       ),
     );
-    return new NatsCluster(servers, ownedDir);
+    return new NatsCluster(servers, removeDir);
   }
 
   /** Every node's URL, so a client fails over when one node dies. */
@@ -276,7 +278,7 @@ export class NatsCluster {
 
   async dispose(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.stop()));
-    if (this.ownedDir) rmSync(this.ownedDir, { recursive: true, force: true });
+    this.removeDir?.();
   }
 }
 

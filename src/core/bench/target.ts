@@ -1,5 +1,4 @@
 /** The server under test: the user's (--server) or, by default, a nats-server of our own in a temp dir. */
-import { rmSync } from "node:fs";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, credentialEnv, type NatsOptions } from "../connection.js";
 import { NatsServer } from "../server.js";
@@ -19,12 +18,9 @@ export interface Target {
 
 export async function openTarget(server: NatsOptions | undefined): Promise<Target> {
   const own = server ? undefined : await NatsServer.start();
-  // server.ts kills our server if this process exits early (Ctrl-C); its store is large, remove it too.
-  const removeStore = () => own && rmSync(own.storeDir, { recursive: true, force: true });
-  process.on("exit", removeStore);
+  // If this process exits early (Ctrl-C), exit-kill.ts kills our server and removes its store.
   const dispose = async () => {
     await own?.dispose();
-    process.off("exit", removeStore);
   };
   const options: NatsOptions = server ?? { server: own!.url };
   try {
