@@ -8,13 +8,17 @@ const UNITS: Record<string, number> = {
   d: 86_400_000,
 };
 
-/** Parses `500ms`, `2s`, `1.5m`, `1h`, `7d` into milliseconds. `what` names the flag or field in errors. */
-export function parseDuration(text: string, what = "duration"): number {
+/** `500ms`, `2s`, `1.5m`, `1h`, `7d` in milliseconds; undefined when `text` is not a duration. */
+export function durationMs(text: string): number | undefined {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(text);
-  if (!match) {
-    throw new InputError(`${what}: "${text}" is not a duration (write e.g. 500ms, 2s, 1m, 7d)`);
-  }
-  return Math.round(Number(match[1]) * UNITS[match[2]]);
+  return match ? Math.round(Number(match[1]) * UNITS[match[2]]) : undefined;
+}
+
+/** durationMs, or an InputError; `what` names the flag or field. */
+export function parseDuration(text: string, what = "duration"): number {
+  const ms = durationMs(text);
+  if (ms === undefined) throw new InputError(`${what}: "${text}" is not a duration (write e.g. 500ms, 2s, 1m, 7d)`);
+  return ms;
 }
 
 export function formatDuration(ms: number): string {

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { SOURCES, type Source } from "../names.js";
+import { durationMs } from "../duration.js";
 
 /** Faults the nemesis can inject; `any` picks one of `of` at each occurrence, from the seed. */
 export const FAULT_KINDS = ["kill-worker", "pause-worker", "kill-server", "cut-network", "slow-network"] as const;
@@ -12,18 +13,15 @@ const SCHEDULE_KINDS = [...FAULT_KINDS, "any"] as const;
 
 export const NETWORK_PATHS = ["workers", "producers", "all"] as const;
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
-
 const duration = z
   .string({ error: "write a duration such as 500ms, 2s or 1m" })
   .transform((text, ctx) => {
-    const match = DURATION.exec(text.trim());
-    if (!match) {
+    const ms = durationMs(text);
+    if (ms === undefined) {
       ctx.issues.push({ code: "custom", message: `"${text}" is not a duration (write e.g. 500ms, 2s, 1m)`, input: text });
       return z.NEVER;
     }
-    return Math.round(Number(match[1]) * UNIT_MS[match[2]]);
+    return ms;
   });
 
 const probability = z.number({ error: "must be a number between 0 and 1" }).min(0, "must be between 0 and 1").max(1, "must be between 0 and 1");
