@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
+import { constantHeaders } from "../src/core/constant-headers.js";
 import { Ledger, readLedgerWrites, type Outcome } from "../src/core/ledger.js";
 import { DEFAULT_NAMES } from "../src/core/names.js";
 import { PubAckRequests } from "../src/core/pub-acks.js";
@@ -52,6 +53,27 @@ describe("ledger commit", function () {
   });
 });
 
+describe("constant headers", () => {
+  type Encodable = { encode(): Uint8Array };
+
+  it("are encoded once, to the bytes the client would send", () => {
+    const plain = headers();
+    plain.set("Nats-Expected-Last-Subject-Sequence", "0");
+    assert.equal(typeof (plain as unknown as Encodable).encode, "function", "the client's headers changed shape: the cache is off");
+    const constant = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" }) as unknown as Encodable;
+    assert.deepEqual(constant.encode(), (plain as unknown as Encodable).encode());
+    assert.equal(constant.encode(), constant.encode(), "the same bytes each time, not a new encoding");
+  });
+
+  it("refuse changes, which the cached bytes would not follow", () => {
+    const constant = constantHeaders({ a: "1" });
+    assert.throws(() => constant.set("a", "2"), /constant headers cannot be changed/);
+    assert.throws(() => constant.append("b", "1"), /constant headers cannot be changed/);
+    assert.throws(() => constant.delete("a"), /constant headers cannot be changed/);
+    assert.equal(constant.get("a"), "1");
+  });
+});
+
 describe("PubAck requests on one subscription", function () {
   const fx = useServer();
   before(() => ensureTopology(fx.nc, DEFAULT_SETTINGS));
@@ -91,7 +113,7 @@ describe("PubAck requests on one subscription", function () {
 
   it("rejects a publish the server never answers, after the timeout, and still works afterwards", async () => {
     const publisher = new PubAckRequests(fx.nc, 300);
-    fx.server.pause();
+    await fx.server.pause();
     try {
       await assert.rejects(publisher.publish(`$KV.${names.ledgerBucket}.paused`, "x"), /timeout: no PubAck within 300 ms/);
     } finally {
@@ -107,7 +129,7 @@ describe("PubAck requests on one subscription", function () {
 
   it("fails what is still waiting when closed", async () => {
     const publisher = new PubAckRequests(fx.nc);
-    fx.server.pause();
+    await fx.server.pause();
     try {
       const waiting = publisher.publish(`$KV.${names.ledgerBucket}.closed`, "x");
       publisher.close();

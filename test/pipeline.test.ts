@@ -138,7 +138,7 @@ describe("pipeline: publishing the same order more than once", function () {
         seededRng(1),
         history,
       );
-      server.pause();
+      await server.pause();
       const run = producer.run();
       await new Promise((r) => setTimeout(r, 1200));
       server.resume();

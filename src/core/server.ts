@@ -3,7 +3,7 @@
  * directory of their own, a loopback port. Never a server that happens to be running.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -13,6 +13,18 @@ import { EnvironmentError, errorMessage } from "./errors.js";
 import { killOnExit, removeOnExit } from "./exit-kill.js";
 
 const READY_TIMEOUT_MS = 30_000;
+
+/** Whether /proc shows every thread of `pid` stopped; true where /proc cannot tell (not Linux, process gone). */
+function allThreadsStopped(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      return /^[Tt]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+    });
+  } catch {
+    return true;
+  }
+}
 const STOP_GRACE_MS = 5_000;
 
 /** `$NATS_SERVER_BIN`, then `PATH`, then Debian's `/usr/sbin/nats-server`. */
@@ -210,8 +222,17 @@ export class NatsServer {
     }
   }
 
-  pause(): void {
+  /**
+   * Stops the process (SIGSTOP) and resolves once every thread of it has stopped: kill() returns
+   * before the stop takes effect, and a server thread that was running could still answer a request
+   * sent just after it (seen once in six runs of a test).
+   */
+  async pause(): Promise<void> {
+    const pid = this.child?.pid;
+    if (pid === undefined) return;
     this.child?.kill("SIGSTOP");
+    const deadline = Date.now() + 2_000;
+    while (!allThreadsStopped(pid) && Date.now() < deadline) await sleep(1);
   }
 
   resume(): void {
