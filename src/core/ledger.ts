@@ -5,9 +5,10 @@
  * Dead-lettering claims the key the same way (result "dead-lettered") before the DLQ copy, so a worker
  * that wakes up after the DLQ mover took its order cannot commit it too: one key, one outcome.
  */
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import { constantHeaders } from "./constant-headers.js";
 import type { DlqReason } from "./dlq-entry.js";
 import { kvStreamName, type Names } from "./names.js";
 import { PubAckRequests } from "./pub-acks.js";
@@ -31,8 +32,7 @@ export interface Outcome {
 export type RecordResult = { written: true } | { written: false; existing?: Outcome };
 
 /** What kv.create() sends: the write succeeds only if the key has never been written. */
-const CREATE_ONLY = headers();
-CREATE_ONLY.set("Nats-Expected-Last-Subject-Sequence", "0");
+const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
 
 export class Ledger {
   private constructor(
