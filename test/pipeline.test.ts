@@ -7,13 +7,13 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { countCommits, readLedgerWrites } from "../src/core/ledger.js";
 import { listDlq } from "../src/core/dlq.js";
 import { History, type HistoryEvent } from "../src/core/history.js";
 import { DEFAULT_NAMES } from "../src/core/names.js";
 import { makeOrder, MAX_ORDER_BYTES } from "../src/core/order.js";
-import { Producer } from "../src/core/producer.js";
+import { Producer, type ProduceOptions } from "../src/core/producer.js";
 import { seededRng } from "../src/core/random.js";
 import { NatsServer } from "../src/core/server.js";
 import { ensureTopology, DEFAULT_SETTINGS } from "../src/core/topology.js";
@@ -43,6 +43,25 @@ async function assertCommittedOnce(fx: ServerFixture, ids: string[]): Promise<vo
 function acceptedIds(historyFile: string): string[] {
   const events = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent);
   return [...new Set(events.filter((e) => e.type === "ok").map((e) => e.id))];
+}
+
+/** A producer of one valid order, PubAck timeout 300 ms, recording to `history`. */
+function oneOrderProducer(nc: NatsConnection, o: Pick<ProduceOptions, "retryForMs" | "idPrefix"> & Partial<ProduceOptions>, history: History): Producer {
+  const options: ProduceOptions = {
+    names,
+    count: 1,
+    rate: 0,
+    sources: { web: 1 },
+    poisonRate: 0,
+    fatalRate: 0,
+    crashRate: 0,
+    invalidRate: 0,
+    duplicateRate: 0,
+    inFlight: 1,
+    publishTimeoutMs: 300,
+    ...o,
+  };
+  return new Producer(nc, options, seededRng(1), history);
 }
 
 describe("pipeline: produce → work → ledger", function () {
@@ -118,26 +137,7 @@ describe("pipeline: publishing the same order more than once", function () {
     try {
       await ensureTopology(nc, DEFAULT_SETTINGS);
       const history = new History();
-      const producer = new Producer(
-        nc,
-        {
-          names,
-          count: 1,
-          rate: 0,
-          sources: { web: 1 },
-          poisonRate: 0,
-          fatalRate: 0,
-          crashRate: 0,
-          invalidRate: 0,
-          duplicateRate: 0,
-          inFlight: 1,
-          publishTimeoutMs: 300,
-          retryForMs: 30_000,
-          idPrefix: "retry",
-        },
-        seededRng(1),
-        history,
-      );
+      const producer = oneOrderProducer(nc, { retryForMs: 30_000, idPrefix: "retry" }, history);
       await server.pause();
       const run = producer.run();
       await new Promise((r) => setTimeout(r, 1200));
@@ -152,6 +152,31 @@ describe("pipeline: publishing the same order more than once", function () {
       const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", server.url, "--json"]);
       assert.equal(json(worked).committed, 1);
       assert.deepEqual([...countCommits(await readLedgerWrites(nc, names))], [["retry-000000", 1]]);
+    } finally {
+      await nc.close();
+      await server.dispose();
+    }
+  });
+
+  it("gives up on a publish: failed when no stream listens, indeterminate when the server went silent", async () => {
+    const server = await NatsServer.start();
+    const nc = await connect({ servers: server.url });
+    try {
+      // No stream yet: every try is answered "no responders", which proves the order was not stored.
+      const refused = new History();
+      const noStream = await oneOrderProducer(nc, { retryForMs: 500, idPrefix: "nostream" }, refused).run();
+      assert.deepEqual([noStream.accepted, noStream.failed, noStream.indeterminate], [0, 1, 0]);
+      assert.match(JSON.stringify(refused.events.find((e) => e.type === "fail")), /no responders/);
+
+      await ensureTopology(nc, DEFAULT_SETTINGS);
+      await server.pause();
+      try {
+        // A PubAck that never came: the order may have been stored.
+        const silent = await oneOrderProducer(nc, { retryForMs: 500, idPrefix: "silent" }, new History()).run();
+        assert.deepEqual([silent.accepted, silent.failed, silent.indeterminate], [0, 0, 1]);
+      } finally {
+        server.resume();
+      }
     } finally {
       await nc.close();
       await server.dispose();
