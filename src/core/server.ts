@@ -70,6 +70,8 @@ export interface ServerOptions {
   name?: string;
   cluster?: { name: string; port: number; routes: number[] };
   binary?: string;
+  /** Clients must log in with this user and password (tests of the credential flags). */
+  auth?: { user: string; password: string };
 }
 
 export class NatsServer {
@@ -130,6 +132,8 @@ export class NatsServer {
       `listen: "127.0.0.1:${this.port}"`,
       `jetstream { store_dir: "${join(this.storeDir, "js")}" }`,
     ];
+    const auth = this.options.auth;
+    if (auth) lines.push(`authorization { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)} }`);
     const cluster = this.options.cluster;
     if (cluster) {
       const routes = cluster.routes.map((p) => `"nats-route://127.0.0.1:${p}"`).join(", ");
@@ -180,7 +184,7 @@ export class NatsServer {
 
   /** Ready means JetStream answers, not just that the port is open (a cluster needs a meta leader). */
   private async probeJetStream(): Promise<void> {
-    const nc = await connect({ servers: this.url, timeout: 1000, reconnect: false });
+    const nc = await connect({ servers: this.url, timeout: 1000, reconnect: false, user: this.options.auth?.user, pass: this.options.auth?.password });
     try {
       const jsm = await jetstreamManager(nc, { timeout: 1000 });
       await jsm.getAccountInfo();
