@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChaosResult } from "../src/core/chaos/runner.js";
@@ -107,6 +107,24 @@ describe("orderq chaos", function () {
       const html = readFileSync(join(dir, "report.html"), "utf8");
       assert.match(html, /<svg/);
       assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=/, "no external assets");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a run that hits its time limit is INVALID (not quiet), with what it did publish still checked, exit 1", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-limit-"));
+    try {
+      const file = join(dir, "limit.yaml");
+      // 15 s of production at this rate, stopped after 2 s.
+      writeFileSync(file, "description: cut short\norders: 3000\nrate: 200\nworkers:\n  processes: 1\n  concurrency: 8\ntime-limit: 2s\nexpect:\n  min-faults: 0\n");
+      const { code, result } = await chaos([file, "--seed", "11"]);
+      assert.equal(code, 1);
+      assert.equal(result.timedOut, true);
+      assert.equal(result.valid, false);
+      assert.deepEqual(result.check.expectations.filter((e) => !e.ok).map((e) => [e.name, e.detail]), [["quiet", "the time limit ended the run before its schedule did"]]);
+      assert.ok(result.check.accepted > 0 && result.check.accepted < 3000, `accepted ${result.check.accepted}`);
+      assert.equal(result.check.categories.ok.count, result.check.accepted, describeFailure(result));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -394,7 +394,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       dlq,
       remaining: left.refs,
       expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
-      observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut, unseenKinds: unseenKinds(s, faults) },
+      observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut, timedOut, unseenKinds: unseenKinds(s, faults) },
     });
     const timeline = buildTimeline(
       t0,
