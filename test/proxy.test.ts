@@ -1,0 +1,81 @@
+/**
+ * The chaos engine's TCP proxy on its own, between a plain echo server and a client: what passes while
+ * open, slowed, cut and healed.
+ */
+import assert from "node:assert/strict";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { TcpProxy } from "../src/core/chaos/proxy.js";
+
+/** A client through the proxy that collects what comes back and notices when it is closed. */
+async function dial(port: number): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
+  const socket = connect(port, "127.0.0.1");
+  let data = "";
+  socket.on("data", (chunk) => (data += chunk));
+  socket.on("error", () => {}); // a cut shows as a close
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  return { socket, received: () => data, closed };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+}
+
+describe("chaos TCP proxy", () => {
+  let echo: Server;
+  let proxy: TcpProxy;
+  before(async () => {
+    echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
+    const address = echo.address();
+    proxy = await TcpProxy.start({ host: "127.0.0.1", port: typeof address === "object" && address ? address.port : 0 });
+  });
+  after(async () => {
+    await proxy.close();
+    echo.close();
+  });
+
+  it("forwards both ways while open", async () => {
+    const c = await dial(proxy.port);
+    c.socket.write("hello");
+    await until(() => c.received() === "hello");
+    c.socket.destroy();
+  });
+
+  it("delays every chunk while slow, keeping their order, and counts them", async () => {
+    const c = await dial(proxy.port);
+    proxy.slow(50);
+    for (const part of ["a", "b", "c", "d"]) {
+      c.socket.write(part);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await until(() => c.received().length === 4);
+    assert.equal(c.received(), "abcd");
+    assert.ok(proxy.counters.delayed >= 4, `delayed ${proxy.counters.delayed}`);
+    proxy.heal();
+    c.socket.destroy();
+  });
+
+  it("cut closes the connections it carries and refuses new ones; heal lets them through again", async () => {
+    const open = await dial(proxy.port);
+    open.socket.write("x");
+    await until(() => open.received() === "x");
+    assert.equal(proxy.cut(), 1, "connections destroyed");
+    await open.closed;
+
+    const refusedBefore = proxy.counters.refused;
+    const refused = await dial(proxy.port); // the listener accepts, then the proxy destroys it
+    await refused.closed;
+    assert.equal(refused.received(), "");
+    assert.equal(proxy.counters.refused, refusedBefore + 1);
+
+    proxy.heal();
+    const again = await dial(proxy.port);
+    again.socket.write("back");
+    await until(() => again.received() === "back");
+    again.socket.destroy();
+  });
+});
