@@ -223,7 +223,7 @@ export default class Work extends OrderqCommand {
         restartDelayMs: 200,
       },
       {
-        onExit: (id, code, signal, replaced) => {
+        onExit: ({ id, code, signal, replaced }) => {
           if (replaced) this.logToStderr(`worker ${id} exited (${signal ?? code}); starting a replacement`);
         },
       },

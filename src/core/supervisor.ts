@@ -23,8 +23,17 @@ export interface SupervisorOptions {
   restartDelayMs: number;
 }
 
+export interface WorkerExit {
+  id: string;
+  pid: number | undefined;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** A replacement is on its way (the worker was neither retired nor stopped). */
+  replaced: boolean;
+}
+
 export interface SupervisorEvents {
-  onExit?(workerId: string, code: number | null, signal: NodeJS.Signals | null, replaced: boolean): void;
+  onExit?(exit: WorkerExit): void;
   onSpawn?(workerId: string, pid: number | undefined): void;
 }
 
@@ -65,6 +74,17 @@ export class Supervisor {
     return [...this.slots.values()].map((s) => s.child.pid).filter((p): p is number => p !== undefined);
   }
 
+  /** Ids of the workers with a live process (those being retired included). */
+  ids(): string[] {
+    return [...this.slots.keys()];
+  }
+
+  /** The live process of worker `id` and its exit; undefined when it has none. */
+  process(id: string): { pid: number | undefined; exited: Promise<void> } | undefined {
+    const slot = this.slots.get(id);
+    return slot && { pid: slot.child.pid, exited: slot.exited };
+  }
+
   spawn(id = `w${this.next++}`): void {
     const child = fork(this.options.script, this.options.args(id), {
       env: { ...process.env, ...this.options.env, ORDERQ_SUPERVISED: "1" },
@@ -79,7 +99,7 @@ export class Supervisor {
         addStats(this.retired, { ...slot.stats, inFlight: 0 });
         if (slot.metrics) this.retiredMetrics.push(slot.metrics);
         const replace = !this.stopping && !slot.retiring;
-        this.events.onExit?.(id, code, signal, replace);
+        this.events.onExit?.({ id, pid: child.pid, code, signal, replaced: replace });
         if (replace) {
           const base = this.options.restartDelayMs;
           const delay = Date.now() - startedAt < YOUNG_MS ? Math.min(MAX_RESTART_DELAY_MS, (this.delays.get(id) ?? base / 2) * 2) : base;

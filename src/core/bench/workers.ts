@@ -31,7 +31,7 @@ export class BenchWorkers {
         env: launch.env,
         restartDelayMs: 200,
       },
-      { onExit: (_id, _code, _signal, replaced) => void (replaced && this.restarts++) },
+      { onExit: ({ replaced }) => void (replaced && this.restarts++) },
     );
   }
 

@@ -25,22 +25,18 @@ export class WorkerPool {
   /** Public for the autoscaler, which adds and retires workers through it. */
   readonly supervisor: Supervisor;
   private readonly everSpawned = new Set<string>();
-  private readonly pidById = new Map<string, number>();
+  /** Pids the nemesis sent SIGKILL, until their exit is seen. */
   private readonly nemesisKills = new Set<number>();
-  private readonly exitWaiters = new Map<number, () => void>();
   private readonly paused = new Set<number>();
 
   constructor(options: SupervisorOptions, onEvent?: (text: string) => void) {
     this.supervisor = new Supervisor(options, {
-      onSpawn: (id, pid) => {
+      onSpawn: (id) => {
         this.counters.spawned++;
         if (this.everSpawned.has(id)) this.counters.restarts++;
         this.everSpawned.add(id);
-        if (pid !== undefined) this.pidById.set(id, pid);
       },
-      onExit: (id, code, signal) => {
-        const pid = this.pidById.get(id);
-        this.pidById.delete(id);
+      onExit: ({ id, pid, code, signal }) => {
         if (pid === undefined) return;
         this.paused.delete(pid);
         if (this.nemesisKills.delete(pid)) this.counters.killed++;
@@ -48,8 +44,6 @@ export class WorkerPool {
           this.counters.selfCrashes++;
           onEvent?.(`worker ${id} killed itself`);
         } else if (code !== 0) this.counters.otherExits++;
-        this.exitWaiters.get(pid)?.();
-        this.exitWaiters.delete(pid);
       },
     });
   }
@@ -60,7 +54,7 @@ export class WorkerPool {
 
   /** Worker ids with a live process. */
   ids(): string[] {
-    return [...this.pidById.keys()];
+    return this.supervisor.ids();
   }
 
   stats(): WorkerStats {
@@ -69,27 +63,24 @@ export class WorkerPool {
 
   /** SIGKILL; resolves true once the exit is seen (the supervisor then starts a replacement). */
   async kill(id: string): Promise<boolean> {
-    const pid = this.pidById.get(id);
-    if (pid === undefined) return false;
-    const exited = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), EXIT_WAIT_MS);
-      this.exitWaiters.set(pid, () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
+    const worker = this.supervisor.process(id);
+    const pid = worker?.pid;
+    if (!worker || pid === undefined) return false;
     this.nemesisKills.add(pid);
     if (!signal(pid, "SIGKILL")) {
       this.nemesisKills.delete(pid);
-      this.exitWaiters.delete(pid);
       return false;
     }
-    return exited;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), EXIT_WAIT_MS)));
+    const seen = await Promise.race([worker.exited.then(() => true), timedOut]);
+    clearTimeout(timer);
+    return seen;
   }
 
   /** SIGSTOP; returns the pid to resume, or undefined when the worker is gone. */
   pause(id: string): number | undefined {
-    const pid = this.pidById.get(id);
+    const pid = this.supervisor.process(id)?.pid;
     if (pid === undefined || !signal(pid, "SIGSTOP")) return undefined;
     this.paused.add(pid);
     return pid;
