@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { encodeDlqHeaders, type DlqEntry, type DlqReason } from "../src/core/dlq-entry.js";
+import { scanDlq } from "../src/core/dlq.js";
 import { DEFAULT_NAMES, dlqSubject } from "../src/core/names.js";
 import { DlqTally } from "../src/core/status.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../src/core/topology.js";
@@ -37,17 +38,21 @@ describe("DLQ tally (status --watch)", function () {
     await jetstream(fx.nc).publish(dlqSubject(names, "web"), "{}", { headers: encodeDlqHeaders(entry(n, reason), `tally-${n}`) });
   };
 
-  /** Updates the tally and returns its counts, with the sequence ranges it read. */
-  const update = async (tally: DlqTally) => {
+  /** A tally whose DLQ reads are recorded as [from, to] ranges. */
+  const recordingTally = () => {
     const reads: [number, number][] = [];
-    const spy = tally as unknown as { read: (nc: unknown, names: unknown, from: number, to: number) => Promise<void> };
-    const read = spy.read.bind(tally);
-    spy.read = (nc, nm, from, to) => {
-      reads.push([from, to]);
-      return read(nc, nm, from, to);
-    };
+    const tally = new DlqTally((nc, nm, range) => {
+      reads.push([range.fromSeq ?? 1, range.toSeq ?? Infinity]);
+      return scanDlq(nc, nm, range);
+    });
+    return { tally, reads };
+  };
+
+  /** Updates the tally and returns its counts, with the sequence ranges it read meanwhile. */
+  const update = async ({ tally, reads }: ReturnType<typeof recordingTally>) => {
+    reads.length = 0;
     const info = await (await jetstreamManager(fx.nc)).streams.info(names.dlqStream);
-    return { ...(await tally.update(fx.nc, names, info)), reads };
+    return { ...(await tally.update(fx.nc, names, info)), reads: [...reads] };
   };
 
   it("status names the missing stream on a server without orderq's topology (exit 3)", async () => {
@@ -59,7 +64,7 @@ describe("DLQ tally (status --watch)", function () {
   it("reads only what was added, and stays right after deletions, purges and a re-created stream", async () => {
     await ensureTopology(fx.nc, DEFAULT_SETTINGS);
     const jsm = await jetstreamManager(fx.nc);
-    const tally = new DlqTally();
+    const tally = recordingTally();
 
     let r = await update(tally);
     assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0, []], "an empty DLQ reads nothing");

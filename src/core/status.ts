@@ -96,6 +96,9 @@ export class DlqTally {
   private nextSeq = 1;
   private created?: string;
 
+  /** `scan` reads a range of DLQ sequences (a test passes one that records the ranges). */
+  constructor(private readonly scan: typeof scanDlq = scanDlq) {}
+
   async update(
     nc: NatsConnection,
     names: Names,
@@ -121,7 +124,7 @@ export class DlqTally {
   }
 
   private async read(nc: NatsConnection, names: Names, fromSeq: number, toSeq: number): Promise<void> {
-    const scan = await scanDlq(nc, names, { fromSeq, toSeq });
+    const scan = await this.scan(nc, names, { fromSeq, toSeq });
     for (const entry of scan.entries) this.bySeq.set(entry.dlqSeq, entry.reason);
     for (const seq of scan.foreign) this.bySeq.set(seq, "foreign");
   }
