@@ -68,7 +68,7 @@ describe("orderq bench", function () {
     assert.equal(r.verified, true);
     assert.equal(r.runs.length, 1);
     const phases = r.runs[0].phases;
-    assert.deepEqual(phases.map((p) => p.phase), ["publish", "consume", "produce", "work", "latency"]);
+    assert.deepEqual(phases.map((p) => p.phase), ["publish", "consume", "floor", "produce", "work", "latency"]);
     for (const p of phases) {
       assert.equal(p.verification.ok, true, `${p.phase}: ${p.verification.detail}`);
       assert.ok(p.rate > 0 && p.elapsedMs > 0 && p.count > 0, `${p.phase} figures: ${JSON.stringify(p)}`);
@@ -84,7 +84,7 @@ describe("orderq bench", function () {
     }
     const s = r.summary;
     for (const rate of Object.values(s.rates)) assert.ok(rate > 0);
-    assert.ok(s.produceRatio > 0 && s.workRatio > 0 && s.workerPeakRssMb > 0);
+    assert.ok(s.produceRatio > 0 && s.workRatio > 0 && s.floorRatio > 0 && s.workToFloor > 0 && s.workerPeakRssMb > 0);
     const l = s.latency;
     assert.ok(l.p50Ms > 0 && l.p50Ms <= l.p90Ms && l.p90Ms <= l.p99Ms && l.p99Ms <= l.p999Ms && l.p999Ms <= l.maxMs, JSON.stringify(l));
     assert.equal(r.targets.length, 5);

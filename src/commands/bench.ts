@@ -12,7 +12,8 @@ export default class Bench extends OrderqCommand {
   static override summary = "Measure orderq against the raw JetStream baseline, verifying every order was committed exactly once.";
   static override description =
     "Each run measures, on fresh streams: (a) the baseline — raw JetStream publish with --in-flight PubAcks outstanding, " +
-    "then a minimal consume + plain ack loop (at-least-once, no ledger); (b) orderq — `produce` throughput and the full " +
+    "then a minimal consume + plain ack loop (at-least-once, no ledger), and the exactly-once floor: the same loop with " +
+    "a ledger write (create-if-absent) before each ack and nothing else; (b) orderq — `produce` throughput and the full " +
     "exactly-once `work` pipeline in real worker processes; (c) end-to-end latency publish → commit at --rate. " +
     "After each phase every order is checked to have been committed exactly once; a lost or doubled order fails the " +
     "phase and the command exits 1. The project's performance targets are reported, not enforced.\n\n" +
@@ -88,6 +89,7 @@ function serverOnCommandLine(argv: string[]): boolean {
 const LABELS: Record<PhaseName, (r: BenchResult) => string> = {
   publish: (r) => `JetStream publish, ${r.config.inFlight} in flight (baseline)`,
   consume: () => "consume + plain ack, no ledger (baseline)",
+  floor: () => "consume + ledger write + ack, nothing else (floor)",
   produce: () => "orderq produce",
   work: (r) => `orderq work, exactly-once (${r.config.workers} × ${r.config.concurrency})`,
   latency: (r) => `end-to-end at ${r.config.rate}/s: p50 / p90 / p99 / p99.9`,
@@ -105,7 +107,11 @@ function render(r: BenchResult): string {
     const note = restarts ? c.yellow(` (${restarts} worker ${restarts === 1 ? "restart" : "restarts"})`) : "";
     return (failed.length ? c.red(`FAILED (${failed.join(", ")})`) : c.green("ok")) + note;
   };
-  const vs: Partial<Record<PhaseName, string>> = { produce: `${s.produceRatio} × publish`, work: `${s.workRatio} × consume` };
+  const vs: Partial<Record<PhaseName, string>> = {
+    floor: `${s.floorRatio} × consume`,
+    produce: `${s.produceRatio} × publish`,
+    work: `${s.workRatio} × consume, ${s.workToFloor} × floor`,
+  };
   const l = s.latency;
   const rows = PHASES.map((name) => {
     const cpu = s.cpu[name];

@@ -1,12 +1,15 @@
 /**
  * The yardstick: what the official client and the server do with no orderq code in the way. Raw
  * JetStream publish with many PubAcks in flight, then a minimal consume + plain ack loop (at-least-once,
- * no ledger) on the same kind of durable pull consumer the workers use.
+ * no ledger) on the same kind of durable pull consumer the workers use; and the floor of exactly-once,
+ * the same loop with the ledger write in it.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type JetStreamManager } from "@nats-io/jetstream";
-import { orderSubject, type Names, type Source } from "../names.js";
+import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { CREATE_ONLY } from "../ledger.js";
+import { kvStreamName, orderSubject, type Names, type Source } from "../names.js";
 import { makeOrder, orderJson } from "../order.js";
+import { PubAckRequests } from "../pub-acks.js";
 import { pickWeighted, type Rng } from "../random.js";
 import { PULL_EXPIRES_MS } from "../topology.js";
 import type { Meter } from "./meter.js";
@@ -23,9 +26,9 @@ interface Outgoing {
 }
 
 /** Valid orders of the benchmark's size, generated before the clock starts. */
-export function baselineOrders(names: Names, count: number, payloadBytes: number, rng: Rng): Outgoing[] {
+export function baselineOrders(names: Names, idPrefix: string, count: number, payloadBytes: number, rng: Rng): Outgoing[] {
   return Array.from({ length: count }, (_, i) => {
-    const id = `base-${i}`;
+    const id = `${idPrefix}-${i}`;
     const source = pickWeighted(BENCH_SOURCES, rng);
     return { id, subject: orderSubject(names, source), payload: orderJson(makeOrder(id, source, rng), payloadBytes) };
   });
@@ -40,7 +43,16 @@ export async function publishBaseline(
   inFlight: number,
   meter: Meter,
 ): Promise<PhaseResult> {
-  const js = jetstream(nc);
+  const t0 = meter.mark();
+  const duplicates = await publishAll(jetstream(nc), orders, inFlight);
+  const t1 = meter.mark();
+  const stored = await streamMessages(jsm, names.stream);
+  const verification = checkCounts(orders.length, stored, duplicates, `${stored} stored, ${duplicates} PubAcks marked duplicate`);
+  return result("publish", orders.length, t0, t1, "first publish → last PubAck", meter, verification);
+}
+
+/** Returns how many PubAcks said duplicate. */
+export async function publishAll(js: JetStreamClient, orders: Outgoing[], inFlight: number): Promise<number> {
   let next = 0;
   let duplicates = 0;
   // Each lane awaits one PubAck at a time: a fixed number of lanes is a fixed number in flight.
@@ -50,12 +62,8 @@ export async function publishBaseline(
       if ((await js.publish(o.subject, o.payload, { msgID: o.id })).duplicate) duplicates++;
     }
   };
-  const t0 = meter.mark();
   await Promise.all(Array.from({ length: Math.min(inFlight, orders.length) }, lane));
-  const t1 = meter.mark();
-  const stored = await streamMessages(jsm, names.stream);
-  const verification = checkCounts(orders.length, stored, duplicates, `${stored} stored, ${duplicates} PubAcks marked duplicate`);
-  return result("publish", orders.length, t0, t1, "first publish → last PubAck", meter, verification);
+  return duplicates;
 }
 
 /** Pull with the workers' batch size, plain ack (fire and forget), no parsing, no ledger. */
@@ -94,6 +102,65 @@ export async function consumeBaseline(
   return result("consume", received, t0, t1, "consume start → last ack processed (flush)", meter, verification);
 }
 
+/**
+ * The least an exactly-once consumer does per message with this client and server: consume, write a
+ * ledger outcome with create-if-absent (on the worker's own PubAck requests), ack once it is stored.
+ * No validation, no handler, no worker bookkeeping, keyed by stream sequence; at most `batch` in
+ * flight, like one worker. orderq's work phase is compared with it.
+ */
+export async function floorBaseline(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  names: Names,
+  count: number,
+  batch: number,
+  meter: Meter,
+  stallMs: number,
+): Promise<PhaseResult> {
+  const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
+  const publisher = new PubAckRequests(nc);
+  const keyPrefix = `$KV.${names.ledgerBucket}.`;
+  let inFlight = 0;
+  let refused = 0;
+  let slotFreed: (() => void) | undefined;
+  const t0 = meter.mark();
+  const messages = await consumer.consume({ max_messages: batch, expires: PULL_EXPIRES_MS });
+  let received = 0;
+  let seen = 0;
+  const stall = setInterval(() => {
+    if (received === seen) messages.stop(); // nothing new for a whole stall period: give up, report lost
+    seen = received;
+  }, stallMs);
+  try {
+    for await (const msg of messages) {
+      if (++received >= count) messages.stop();
+      inFlight++;
+      const outcome = { result: "committed", worker: "floor", attempt: msg.info.deliveryCount, streamSeq: msg.seq, at: new Date().toISOString() };
+      void publisher
+        .publish(keyPrefix + msg.seq, JSON.stringify(outcome), CREATE_ONLY)
+        .then(
+          () => msg.ack(),
+          () => refused++, // a redelivery whose key exists (or an error): left unacked, seen below
+        )
+        .finally(() => {
+          inFlight--;
+          slotFreed?.();
+        });
+      while (inFlight >= batch) await new Promise<void>((resolve) => (slotFreed = resolve));
+    }
+    while (inFlight > 0) await new Promise<void>((resolve) => (slotFreed = resolve));
+  } finally {
+    clearInterval(stall);
+    publisher.close();
+  }
+  await nc.flush();
+  const t1 = meter.mark();
+  const left = await settledStreamMessages(jsm, names.stream);
+  const written = await streamMessages(jsm, kvStreamName(names.ledgerBucket));
+  const verification = checkCounts(count, written, refused + left, `${written} ledger writes, ${refused} refused, ${left} left unacked in the stream`);
+  return result("floor", received, t0, t1, "consume start → last ack processed (flush)", meter, verification);
+}
+
 /** The baselines' verdict from counts alone (they have no ledger): what is missing is lost, what is extra unexpected. */
 export function checkCounts(expected: number, delivered: number, duplicated: number, detail: string): Verification {
   const lost = Math.max(0, expected - delivered);
@@ -101,7 +168,7 @@ export function checkCounts(expected: number, delivered: number, duplicated: num
   return { ok: lost + duplicated + unexpected === 0, detail, expected, lost, duplicated, unexpected };
 }
 
-function result(phase: "publish" | "consume", count: number, t0: number, t1: number, window: string, meter: Meter, verification: Verification): PhaseResult {
+function result(phase: "publish" | "consume" | "floor", count: number, t0: number, t1: number, window: string, meter: Meter, verification: Verification): PhaseResult {
   const elapsedMs = t1 - t0;
   return { phase, count, elapsedMs: Math.round(elapsedMs), rate: perSecond(count, elapsedMs), window, cpu: meter.cpu(t0, t1), verification };
 }

@@ -24,11 +24,11 @@ export async function latencyPhase(ctx: WorkerPhaseContext, settings: ProduceSet
     "latency",
     async (m) => {
       ctx.progress(`latency: warming the workers up with ${warmupOrders} orders`);
-      await newProducer(ctx.producerNc, ctx.names, { ...settings, count: warmupOrders, rate: 0, idPrefix: `${settings.idPrefix}w` }, warmup).run();
+      await newProducer(ctx.hotNc, ctx.names, { ...settings, count: warmupOrders, rate: 0, idPrefix: `${settings.idPrefix}w` }, warmup).run();
       await waitForLedger(ctx.jsm, ctx.names, warmup.accepted.length, ctx.stallMs, () => {});
       ctx.progress(`latency: publishing ${settings.count} orders at ${settings.rate}/s`);
       t0 = m.mark();
-      await newProducer(ctx.producerNc, ctx.names, settings, sink).run();
+      await newProducer(ctx.hotNc, ctx.names, settings, sink).run();
       sentAt = wallNow();
     },
   );

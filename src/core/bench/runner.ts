@@ -1,13 +1,13 @@
 /**
- * `orderq bench`: in each run, (a) the raw JetStream baseline, (b) orderq's produce and exactly-once work,
+ * `orderq bench`: in each run, (a) the raw JetStream baseline and the exactly-once floor, (b) orderq's produce and exactly-once work,
  * (c) end-to-end latency at a fixed rate, each on fresh streams and each verified; then medians.
  */
 import { cpus, loadavg } from "node:os";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsOptions } from "../connection.js";
 import type { Names } from "../names.js";
 import { randomSeed, seededRng } from "../random.js";
-import { baselineOrders, consumeBaseline, publishBaseline } from "./baseline.js";
+import { baselineOrders, consumeBaseline, floorBaseline, publishAll, publishBaseline } from "./baseline.js";
 import { latencyPhase } from "./latency.js";
 import { Meter } from "./meter.js";
 import { producePhase } from "./produce.js";
@@ -100,7 +100,7 @@ async function oneRun(o: BenchConfig, workerScript: string, target: Target, tag:
   const meter = new Meter(() => [process.pid], target.serverPid); // phases that run in this process
   const context = (names: Names): WorkerPhaseContext => ({
     nc,
-    producerNc: target.producerNc,
+    hotNc: target.hotNc,
     jsm,
     names,
     launch: { script: workerScript, server: target.url, env: target.workerEnv, processes: o.workers, concurrency: o.concurrency },
@@ -119,16 +119,22 @@ async function oneRun(o: BenchConfig, workerScript: string, target: Target, tag:
   };
 
   await inFreshTopology("BASE", async (names) => {
-    const orders = baselineOrders(names, o.orders, o.payloadBytes, seededRng(run));
+    const orders = baselineOrders(names, "base", o.orders, o.payloadBytes, seededRng(run));
     say(`baseline: publishing ${o.orders} orders, ${o.inFlight} in flight`);
     phases.push(await publishBaseline(nc, jsm, names, orders, o.inFlight, meter));
     say("baseline: consume + plain ack");
     phases.push(await consumeBaseline(nc, jsm, names, o.orders, o.concurrency, meter, STALL_MS));
   });
+  await inFreshTopology("FLOOR", async (names) => {
+    say(`exactly-once floor: filling the stream with ${o.orders} orders (not measured)`);
+    await publishAll(jetstream(nc), baselineOrders(names, "floor", o.orders, o.payloadBytes, seededRng(run)), o.inFlight);
+    say("exactly-once floor: consume + ledger write + ack");
+    phases.push(await floorBaseline(target.hotNc, jsm, names, o.orders, o.concurrency, meter, STALL_MS));
+  });
   await inFreshTopology("OQ", async (names) => {
     say(`orderq produce: ${o.orders} orders`);
     const settings = { count: o.orders, inFlight: o.inFlight, payloadBytes: o.payloadBytes, seed: run, idPrefix: `p${run}` };
-    const produced = await producePhase(target.producerNc, jsm, names, settings, meter);
+    const produced = await producePhase(target.hotNc, jsm, names, settings, meter);
     phases.push(produced.result);
     phases.push(await workPhase(context(names), produced.acceptedIds));
   });

@@ -9,6 +9,10 @@ export interface BenchSummary {
   produceRatio: number;
   /** exactly-once work ÷ consume + plain ack. */
   workRatio: number;
+  /** The exactly-once floor (consume + ledger write + ack) ÷ consume + plain ack: the most workRatio could be. */
+  floorRatio: number;
+  /** exactly-once work ÷ the floor: how much of the floor's rate orderq's worker keeps. */
+  workToFloor: number;
   latency: Omit<LatencySummary, "samples">;
   /** Largest worker process's peak RSS (work and latency phases), MB. */
   workerPeakRssMb: number;
@@ -21,7 +25,7 @@ export interface TargetCheck {
   met: boolean;
 }
 
-export const PHASES: PhaseName[] = ["publish", "consume", "produce", "work", "latency"];
+export const PHASES: PhaseName[] = ["publish", "consume", "floor", "produce", "work", "latency"];
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -51,6 +55,8 @@ export function summarize(runs: RunResult[]): BenchSummary {
     // Ratios of each run, then their median: a noisy moment hits both figures of the same run.
     produceRatio: round2(median(runs.map((r) => phase(r, "produce").rate / phase(r, "publish").rate))),
     workRatio: round2(median(runs.map((r) => phase(r, "work").rate / phase(r, "consume").rate))),
+    floorRatio: round2(median(runs.map((r) => phase(r, "floor").rate / phase(r, "consume").rate))),
+    workToFloor: round2(median(runs.map((r) => phase(r, "work").rate / phase(r, "floor").rate))),
     latency: {
       p50Ms: lat((l) => l.p50Ms),
       p90Ms: lat((l) => l.p90Ms),

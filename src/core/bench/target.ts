@@ -5,8 +5,8 @@ import { NatsServer } from "../server.js";
 
 export interface Target {
   nc: NatsConnection;
-  /** Connected as `orderq produce` connects (write coalescing on); the baselines use `nc`, as shipped. */
-  producerNc: NatsConnection;
+  /** Connected as `orderq produce` and `work` connect (write coalescing on), for produce and the exactly-once floor; the other baselines use `nc`, as shipped. */
+  hotNc: NatsConnection;
   url: string;
   /** Known only for our own server. */
   serverPid?: number;
@@ -25,16 +25,16 @@ export async function openTarget(server: NatsOptions | undefined): Promise<Targe
   const options: NatsOptions = server ?? { server: own!.url };
   try {
     const nc = await connectNats({ ...options, name: "orderq bench" });
-    const producerNc = await connectNats({ ...options, name: "orderq bench producer", coalesceWrites: true });
+    const hotNc = await connectNats({ ...options, name: "orderq bench hot path", coalesceWrites: true });
     return {
       nc,
-      producerNc,
+      hotNc,
       url: options.server,
       serverPid: own?.pid,
       version: nc.info?.version ?? "unknown",
       workerEnv: credentialEnv(options),
       close: async () => {
-        await producerNc.close();
+        await hotNc.close();
         await nc.close();
         await dispose();
       },

@@ -1,7 +1,7 @@
 /** What one benchmark run measures, phase by phase. */
 import type { CpuUse } from "./meter.js";
 
-export type PhaseName = "publish" | "consume" | "produce" | "work" | "latency";
+export type PhaseName = "publish" | "consume" | "floor" | "produce" | "work" | "latency";
 
 /** Whether a phase delivered what it must: every order once, none lost, none doubled. */
 export interface Verification {

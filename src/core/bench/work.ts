@@ -15,7 +15,7 @@ import { BenchWorkers, type WorkerLaunch } from "./workers.js";
 export interface WorkerPhaseContext {
   nc: NatsConnection;
   /** For orderq's producer: connected as `orderq produce` connects. */
-  producerNc: NatsConnection;
+  hotNc: NatsConnection;
   jsm: JetStreamManager;
   names: Names;
   launch: WorkerLaunch;
