@@ -133,10 +133,15 @@ describe("chaos checker", () => {
     assert.deepEqual(failed, ["faults observed", "redeliveries", "faults had an effect"]);
   });
 
-  it("fails a run that never became quiet", () => {
+  it("fails a run that never became quiet, and says whether the time limit cut its schedule short", () => {
     const input = cleanRun();
     input.observed.quiet = false;
+    const quiet = (i: CheckInput) => check(i).expectations.find((e) => e.name === "quiet");
     assert.equal(check(input).valid, false);
+    assert.match(quiet(input)?.detail ?? "", /leftover orders remained/);
+    input.observed.cutShort = true;
+    assert.equal(check(input).valid, false);
+    assert.equal(quiet(input)?.detail, "the time limit ended the run before its schedule did");
   });
 
   it("keeps at most 20 sample ids per category", () => {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { PHASES } from "../src/core/bench/summary.js";
 import type { ChaosResult } from "../src/core/chaos/runner.js";
 import { NatsServer } from "../src/core/server.js";
 import { json, runCli } from "./support/cli.js";
@@ -93,7 +94,7 @@ describe("an authenticating server", function () {
     const phases = json(out).runs[0].phases as { phase: string; verification: { ok: boolean } }[];
     assert.deepEqual(
       phases.map((p) => [p.phase, p.verification.ok]),
-      ["publish", "consume", "produce", "work", "latency"].map((phase) => [phase, true]),
+      PHASES.map((phase) => [phase, true]),
     );
     assert.deepEqual(await streamNames(nc), before, "streams after the run");
   });

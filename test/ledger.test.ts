@@ -127,13 +127,14 @@ describe("PubAck requests on one subscription", function () {
     }
   });
 
-  it("fails what is still waiting when closed", async () => {
+  it("fails what is still waiting when closed, and refuses what comes after", async () => {
     const publisher = new PubAckRequests(fx.nc);
     await fx.server.pause();
     try {
       const waiting = publisher.publish(`$KV.${names.ledgerBucket}.closed`, "x");
       publisher.close();
       await assert.rejects(waiting, /publisher closed/);
+      await assert.rejects(publisher.publish(`$KV.${names.ledgerBucket}.later`, "y"), /publisher closed/);
     } finally {
       fx.server.resume();
     }

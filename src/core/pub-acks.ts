@@ -38,17 +38,21 @@ export class PubAckRequests {
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private next = 0;
+  private closed = false;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs = 5_000,
   ) {
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => (err ? this.failAll(err) : this.answer(msg)) });
-    this.sweeper = setInterval(() => this.expire(), Math.min(1000, timeoutMs));
+    // A request fails between timeoutMs and timeoutMs + a fifth of it (at most a second later).
+    this.sweeper = setInterval(() => this.expire(), Math.max(10, Math.min(1000, timeoutMs / 5)));
     this.sweeper.unref();
   }
 
   publish(subject: string, payload: Uint8Array | string, headers?: MsgHdrs): Promise<PubAck> {
+    // After close() nothing would answer or expire a request: refuse it at once.
+    if (this.closed) return Promise.reject(new Error("publisher closed"));
     const id = this.next++;
     return new Promise<PubAck>((resolve, reject) => {
       this.waiting.set(id, { subject, resolve, reject, deadline: performance.now() + this.timeoutMs });
@@ -62,6 +66,7 @@ export class PubAckRequests {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.sweeper);
     this.sub.unsubscribe();
     this.failAll(new Error("publisher closed"));

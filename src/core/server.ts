@@ -13,19 +13,29 @@ import { EnvironmentError, errorMessage } from "./errors.js";
 import { killOnExit, removeOnExit } from "./exit-kill.js";
 
 const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
 
-/** Whether /proc shows every thread of `pid` stopped; true where /proc cannot tell (not Linux, process gone). */
+/**
+ * Whether /proc shows every thread of `pid` stopped (a thread that is gone counts as stopped); true
+ * where /proc cannot tell (not Linux, process gone).
+ */
 function allThreadsStopped(pid: number): boolean {
+  let tids: string[];
   try {
-    return readdirSync(`/proc/${pid}/task`).every((tid) => {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      return /^[Tt]/.test(stat.slice(stat.lastIndexOf(")") + 2));
-    });
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
     return true;
   }
+  return tids.every((tid) => {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      return true; // the thread ended meanwhile
+    }
+    return /^[Tt]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+  });
 }
-const STOP_GRACE_MS = 5_000;
 
 /** `$NATS_SERVER_BIN`, then `PATH`, then Debian's `/usr/sbin/nats-server`. */
 export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
@@ -236,7 +246,10 @@ export class NatsServer {
     if (pid === undefined) return;
     this.child?.kill("SIGSTOP");
     const deadline = Date.now() + 2_000;
-    while (!allThreadsStopped(pid) && Date.now() < deadline) await sleep(1);
+    while (!allThreadsStopped(pid)) {
+      if (Date.now() > deadline) throw new Error(`nats-server ${pid} did not stop within 2 s of SIGSTOP`);
+      await sleep(1);
+    }
   }
 
   resume(): void {

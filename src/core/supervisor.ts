@@ -34,7 +34,7 @@ export interface WorkerExit {
 
 export interface SupervisorEvents {
   onExit?(exit: WorkerExit): void;
-  onSpawn?(workerId: string, pid: number | undefined): void;
+  onSpawn?(workerId: string): void;
 }
 
 /** A worker that dies sooner than this after its start "died young". */
@@ -115,7 +115,7 @@ export class Supervisor {
       if (msg.metrics) slot.metrics = msg.metrics;
     });
     this.slots.set(id, slot);
-    this.events.onSpawn?.(id, child.pid);
+    this.events.onSpawn?.(id);
   }
 
   /** Gracefully retires one worker (the newest). */

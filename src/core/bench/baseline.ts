@@ -5,7 +5,8 @@
  * the same loop with the ledger write in it.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { InFlight } from "../in-flight.js";
 import { CREATE_ONLY } from "../ledger.js";
 import { kvStreamName, orderSubject, type Names, type Source } from "../names.js";
 import { makeOrder, orderJson } from "../order.js";
@@ -80,11 +81,7 @@ export async function consumeBaseline(
   const t0 = meter.mark();
   const messages = await consumer.consume({ max_messages: batch, expires: PULL_EXPIRES_MS });
   let received = 0;
-  let seen = 0;
-  const stall = setInterval(() => {
-    if (received === seen) messages.stop(); // nothing new for a whole stall period: give up, report lost
-    seen = received;
-  }, stallMs);
+  const stall = stopWhenStalled(messages, stallMs, () => received);
   try {
     for await (const msg of messages) {
       msg.ack();
@@ -118,37 +115,32 @@ export async function floorBaseline(
   stallMs: number,
 ): Promise<PhaseResult> {
   const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
-  const publisher = new PubAckRequests(nc);
   const keyPrefix = `$KV.${names.ledgerBucket}.`;
-  let inFlight = 0;
-  let refused = 0;
-  let slotFreed: (() => void) | undefined;
-  const t0 = meter.mark();
-  const messages = await consumer.consume({ max_messages: batch, expires: PULL_EXPIRES_MS });
+  const inFlight = new InFlight();
   let received = 0;
-  let seen = 0;
-  const stall = setInterval(() => {
-    if (received === seen) messages.stop(); // nothing new for a whole stall period: give up, report lost
-    seen = received;
-  }, stallMs);
+  let failed = 0;
+  const t0 = meter.mark();
+  const publisher = new PubAckRequests(nc);
+  let stall: NodeJS.Timeout | undefined;
   try {
+    const messages = await consumer.consume({ max_messages: batch, expires: PULL_EXPIRES_MS });
+    stall = stopWhenStalled(messages, stallMs, () => received);
+    const commitThenAck = async (msg: JsMsg) => {
+      const outcome = { result: "committed", worker: "floor", attempt: msg.info.deliveryCount, streamSeq: msg.seq, at: new Date().toISOString() };
+      try {
+        await publisher.publish(keyPrefix + msg.seq, JSON.stringify(outcome), CREATE_ONLY);
+        msg.ack();
+      } catch {
+        failed++; // left unacked: it shows in the count of what is left below
+      }
+    };
     for await (const msg of messages) {
       if (++received >= count) messages.stop();
-      inFlight++;
-      const outcome = { result: "committed", worker: "floor", attempt: msg.info.deliveryCount, streamSeq: msg.seq, at: new Date().toISOString() };
-      void publisher
-        .publish(keyPrefix + msg.seq, JSON.stringify(outcome), CREATE_ONLY)
-        .then(
-          () => msg.ack(),
-          () => refused++, // a redelivery whose key exists (or an error): left unacked, seen below
-        )
-        .finally(() => {
-          inFlight--;
-          slotFreed?.();
-        });
-      while (inFlight >= batch) await new Promise<void>((resolve) => (slotFreed = resolve));
+      inFlight.add();
+      void commitThenAck(msg).finally(() => inFlight.done());
+      await inFlight.below(batch);
     }
-    while (inFlight > 0) await new Promise<void>((resolve) => (slotFreed = resolve));
+    await inFlight.drained();
   } finally {
     clearInterval(stall);
     publisher.close();
@@ -157,8 +149,17 @@ export async function floorBaseline(
   const t1 = meter.mark();
   const left = await settledStreamMessages(jsm, names.stream);
   const written = await streamMessages(jsm, kvStreamName(names.ledgerBucket));
-  const verification = checkCounts(count, written, refused + left, `${written} ledger writes, ${refused} refused, ${left} left unacked in the stream`);
-  return result("floor", received, t0, t1, "consume start → last ack processed (flush)", meter, verification);
+  const counts = checkCounts(count, written, 0, `${written} ledger writes, ${failed} writes or acks failed, ${left} left unacked in the stream`);
+  return result("floor", received, t0, t1, "consume start → last ack processed (flush)", meter, { ...counts, ok: counts.ok && left === 0 });
+}
+
+/** Stops a consume() when `progress()` has not moved for a whole `stallMs`: what is missing is then reported lost. */
+function stopWhenStalled(messages: ConsumerMessages, stallMs: number, progress: () => number): NodeJS.Timeout {
+  let seen = 0;
+  return setInterval(() => {
+    if (progress() === seen) messages.stop();
+    seen = progress();
+  }, stallMs);
 }
 
 /** The baselines' verdict from counts alone (they have no ledger): what is missing is lost, what is extra unexpected. */

@@ -32,8 +32,8 @@ export interface Observed {
   effects: number;
   /** The run ended within its time limit and the system became quiet. */
   quiet: boolean;
-  /** The time limit stopped the producer or the faults before the schedule ended. */
-  timedOut?: boolean;
+  /** The time limit stopped the producer or the faults before they were done. */
+  cutShort?: boolean;
   /**
    * Fault kinds the scenario schedules by name that no window showed at work. `faults` also counts the
    * workload's own (marked orders, re-sends), which alone can meet `minFaults`.
@@ -157,7 +157,7 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
     ok: observed.quiet,
     detail: observed.quiet
       ? "nothing pending, in flight or left in the stream at the end"
-      : observed.timedOut
+      : observed.cutShort
         ? "the time limit ended the run before its schedule did"
         : "pending, in-flight or leftover orders remained at the time limit",
   });

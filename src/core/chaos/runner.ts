@@ -338,12 +338,15 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     teardown.add(() => clearInterval(countWorkers));
 
     let timedOut = false;
+    /** The time limit came before the producer and the nemesis were done (not just while settling). */
+    let cutShort = false;
     const stopEverything = () => {
       producer.stop();
       nemesis.abort();
     };
     const limit = setTimeout(() => {
       timedOut = true;
+      cutShort = phase === "producing" || phase === "healing";
       stopEverything();
     }, s.timeLimitMs);
     teardown.add(() => clearTimeout(limit));
@@ -394,7 +397,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       dlq,
       remaining: left.refs,
       expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
-      observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut, timedOut, unseenKinds: unseenKinds(s, faults) },
+      observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut, cutShort, unseenKinds: unseenKinds(s, faults) },
     });
     const timeline = buildTimeline(
       t0,

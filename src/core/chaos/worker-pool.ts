@@ -1,7 +1,7 @@
 /**
  * The chaos run's worker processes: a Supervisor (which replaces any that die) plus what the nemesis
- * needs — the pid of each worker, SIGKILL with the exit observed, SIGSTOP/SIGCONT — and a count of
- * the deaths the nemesis did not cause (a worker killing itself after a commit, a crash order).
+ * needs — SIGKILL with the exit observed, SIGSTOP/SIGCONT — and a count of the deaths the nemesis
+ * did not cause (a worker killing itself after a commit, a crash order).
  */
 import { Supervisor, type SupervisorOptions } from "../supervisor.js";
 import type { WorkerStats } from "../worker.js";
