@@ -96,9 +96,9 @@ export class Producer {
   async run(): Promise<ProduceStats> {
     const o = this.options;
     // The same PubAck requests as the worker's ledger commit (see pub-acks.ts): js.publish() costs an
-    // Error with a stack per PubAck. With the in-flight counter (Promise.race over the publishes in
-    // flight subscribed to each of them, for every order), bench with 50,000 orders, 3 runs: produce
-    // 30,000 → 58,000–65,000 orders/s, 0.77 → 1.5–1.6 × the js.publish baseline.
+    // Error with a stack per PubAck. And a counter of publishes in flight, where Promise.race over them
+    // subscribed to every one for each new order. Together, bench (50,000 orders, two A/B invocations
+    // of 3 runs): 32,000–34,000 → 63,000–65,000 orders/s, 0.75–0.77 → 1.52–1.58 × the js.publish baseline.
     const publisher = new PubAckRequests(this.nc, o.publishTimeoutMs);
     const started = Date.now();
     const ended = () => this.stopped || this.failure !== undefined || (o.durationMs !== undefined && Date.now() - started >= o.durationMs);

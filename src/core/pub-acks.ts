@@ -4,8 +4,8 @@
  *
  * Why not `js.publish()`: each of its requests builds a RequestOne with its own timer and, on success,
  * cancels it by allocating an Error with a captured stack — about a tenth of a worker's CPU at
- * 10,000 orders/s and a sixth of the producer's, plus the garbage. Here a request is a map entry keyed by a counter in its reply
- * subject; one timer sweeps the expired ones. The wire protocol is the same: a PUB with a reply
+ * 10,000 orders/s and a sixth of the producer's, plus the garbage. Here a request is a map entry keyed
+ * by a counter in its reply subject; one timer sweeps the expired ones. The wire protocol is the same: a PUB with a reply
  * subject, answered by a PubAck or a JetStream API error (or a 503 status when no stream listens).
  */
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";

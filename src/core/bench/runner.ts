@@ -1,6 +1,7 @@
 /**
- * `orderq bench`: in each run, (a) the raw JetStream baseline and the exactly-once floor, (b) orderq's produce and exactly-once work,
- * (c) end-to-end latency at a fixed rate, each on fresh streams and each verified; then medians.
+ * `orderq bench`: in each run, (a) the raw JetStream baseline and the exactly-once floor, (b) orderq's
+ * produce and exactly-once work, (c) end-to-end latency at a fixed rate, each on fresh streams and each
+ * verified; then medians.
  */
 import { cpus, loadavg } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";

@@ -5,7 +5,10 @@ import { NatsServer } from "../server.js";
 
 export interface Target {
   nc: NatsConnection;
-  /** Connected as `orderq produce` and `work` connect (write coalescing on), for produce and the exactly-once floor; the other baselines use `nc`, as shipped. */
+  /**
+   * Connected as `orderq produce` and `work` connect (write coalescing on), for produce and the
+   * exactly-once floor; the other baselines use `nc`, as shipped.
+   */
   hotNc: NatsConnection;
   url: string;
   /** Known only for our own server. */
