@@ -3,13 +3,28 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { backoffCeiling, backoffDelay, DEFAULT_BACKOFF } from "../src/core/backoff.js";
 import { formatDuration, parseDuration } from "../src/core/duration.js";
-import { InputError } from "../src/core/errors.js";
+import { TimeoutError } from "@nats-io/transport-node";
+import { describeFailure, EnvironmentError, InputError } from "../src/core/errors.js";
 import { makeInvalidPayload, makeOrder, MAX_ORDER_BYTES, parseOrder } from "../src/core/order.js";
 import { seededRng } from "../src/core/random.js";
 import { parseWeights } from "../src/cli/base.js";
 
 const encode = (v: unknown) => new TextEncoder().encode(typeof v === "string" ? v : JSON.stringify(v));
 const RUNS = Number(process.env.ORDERQ_PROPERTY_RUNS ?? 200);
+
+describe("failures as one line and an exit code", () => {
+  it("names the client's bare timeout as an environment problem (exit 3)", () => {
+    const { message, exitCode } = describeFailure(new TimeoutError());
+    assert.equal(exitCode, 3);
+    assert.match(message, /^timeout: NATS did not answer a request in time \(/);
+  });
+
+  it("keeps orderq's own exit codes, and folds any other error into one line with exit 1", () => {
+    assert.deepEqual(describeFailure(new InputError("--rate: not a number")), { message: "--rate: not a number", exitCode: 2 });
+    assert.deepEqual(describeFailure(new EnvironmentError("no nats-server")), { message: "no nats-server", exitCode: 3 });
+    assert.deepEqual(describeFailure(new Error("first\n   second")), { message: "first second", exitCode: 1 });
+  });
+});
 
 describe("durations", () => {
   it("parses every unit", () => {

@@ -6,7 +6,7 @@ import { Command, Errors, Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, DEFAULT_SERVER, type NatsOptions } from "../core/connection.js";
 import { parseDuration } from "../core/duration.js";
-import { OrderqError, InputError } from "../core/errors.js";
+import { describeFailure, InputError } from "../core/errors.js";
 import { DEFAULT_NAMES, namesFor, type Names } from "../core/names.js";
 import { DEFAULT_SETTINGS, type TopologySettings } from "../core/topology.js";
 
@@ -50,12 +50,11 @@ export abstract class OrderqCommand extends Command {
    */
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err;
-    const exit = err instanceof OrderqError ? err.exitCode : (err.oclif?.exit ?? 1);
-    const message = (err.message || String(err)).replace(/\s*\n\s*/g, " ").trim();
+    const { message, exitCode } = describeFailure(err);
     if (process.env.DEBUG) this.logToStderr(err.stack ?? String(err));
-    if (this.jsonEnabled()) this.logJson({ error: { message, exitCode: exit } });
+    if (this.jsonEnabled()) this.logJson({ error: { message, exitCode } });
     else this.logToStderr(`orderq: ${message}`);
-    return this.exit(exit);
+    return this.exit(exitCode);
   }
 }
 

@@ -1,3 +1,5 @@
+import { TimeoutError } from "@nats-io/transport-node";
+
 /**
  * Errors that the CLI turns into one clear line and an exit code.
  * Exit codes follow the chaos runner's contract: 1 invalid result, 2 bad input, 3 environment.
@@ -21,6 +23,19 @@ export class EnvironmentError extends OrderqError {
   constructor(message: string) {
     super(message, 3);
   }
+}
+
+/**
+ * The one line and exit code the CLI shows for a failure. The client's bare "timeout" (a request
+ * nobody answered in time) is named for what it is, an environment problem.
+ */
+export function describeFailure(err: unknown): { message: string; exitCode: number } {
+  if (err instanceof TimeoutError) {
+    return { message: "timeout: NATS did not answer a request in time (server restarting, overloaded, or JetStream without a leader)", exitCode: 3 };
+  }
+  const e = err as Error & { oclif?: { exit?: number } };
+  const exitCode = err instanceof OrderqError ? err.exitCode : (e?.oclif?.exit ?? 1);
+  return { message: (errorMessage(err) || String(err)).replace(/\s*\n\s*/g, " ").trim(), exitCode };
 }
 
 export function errorMessage(err: unknown): string {

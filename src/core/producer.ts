@@ -9,7 +9,7 @@ import type { HistorySink, OpKind } from "./history.js";
 import { orderSubject, type Names, type Source } from "./names.js";
 import { makeInvalidPayload, makeOrder, orderJson } from "./order.js";
 import { InFlight } from "./in-flight.js";
-import { NoRespondersError, PubAckRequests, type PubAck } from "./pub-acks.js";
+import { NoStreamError, PubAckRequests, type PubAck } from "./pub-acks.js";
 import { pickWeighted, type Rng } from "./random.js";
 import { sleep } from "./server.js";
 
@@ -61,7 +61,7 @@ export function emptyProduceStats(): ProduceStats {
 /** Neither a JetStream refusal nor "no responders" proves the message was not stored. */
 function mayHaveBeenStored(err: unknown): boolean {
   if (err instanceof JetStreamApiError) return false;
-  if (err instanceof NoRespondersError) return false;
+  if (err instanceof NoStreamError) return false;
   return true;
 }
 

@@ -17,11 +17,11 @@ export interface PubAck {
   duplicate?: boolean;
 }
 
-/** No stream listens on the subject (a 503 status): the message was certainly not stored. */
-export class NoRespondersError extends Error {
+/** No stream listens on the subject (a 503 "no responders" status): the message was certainly not stored. */
+export class NoStreamError extends Error {
   constructor(subject: string) {
     super(`no responders: no stream for ${subject}`);
-    this.name = "NoRespondersError";
+    this.name = "NoStreamError";
   }
 }
 
@@ -78,7 +78,7 @@ export class PubAckRequests {
     if (!waiting) return; // already timed out
     this.waiting.delete(id);
     if (msg.headers?.hasError) {
-      waiting.reject(msg.headers.code === 503 ? new NoRespondersError(waiting.subject) : new Error(`${msg.headers.code} ${msg.headers.description}`));
+      waiting.reject(msg.headers.code === 503 ? new NoStreamError(waiting.subject) : new Error(`${msg.headers.code} ${msg.headers.description}`));
       return;
     }
     try {
