@@ -4,7 +4,7 @@
  * server (`--server`) must leave that server's streams as it found them.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -76,9 +76,11 @@ describe("an authenticating server", function () {
 
   it("chaos --server: its workers get the credentials, the run is VALID, and it removes what it created", async () => {
     const before = await streamNames(nc);
-    const file = join(mkdtempSync(join(tmpdir(), "orderq-creds-")), "creds.yaml");
+    const dir = mkdtempSync(join(tmpdir(), "orderq-creds-"));
+    const file = join(dir, "creds.yaml");
     writeFileSync(file, SCENARIO);
     const out = await runCli(["chaos", file, "--server", server.url, "--seed", "7", "--json", ...LOGIN]);
+    rmSync(dir, { recursive: true, force: true });
     const result = json<ChaosResult>(out);
     assert.equal(out.code, 0, out.stderr);
     assert.equal(result.valid, true);

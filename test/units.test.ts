@@ -1,4 +1,4 @@
-/** Pure modules: durations, backoff, order validation, flag parsing. */
+/** Pure modules: durations, backoff, order validation, flag parsing, failure lines. */
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { backoffCeiling, backoffDelay, DEFAULT_BACKOFF } from "../src/core/backoff.js";
