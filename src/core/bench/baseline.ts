@@ -5,7 +5,7 @@
  * the same loop with the ledger write in it.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { InFlight } from "../in-flight.js";
 import { CREATE_ONLY } from "../ledger.js";
 import { kvStreamName, orderSubject, type Names, type Source } from "../names.js";
@@ -77,21 +77,7 @@ export async function consumeBaseline(
   meter: Meter,
   stallMs: number,
 ): Promise<PhaseResult> {
-  const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
-  const t0 = meter.mark();
-  const messages = await consumer.consume({ max_messages: batch, expires: PULL_EXPIRES_MS });
-  let received = 0;
-  const stall = stopWhenStalled(messages, stallMs, () => received);
-  try {
-    for await (const msg of messages) {
-      msg.ack();
-      if (++received >= count) messages.stop();
-    }
-  } finally {
-    clearInterval(stall);
-  }
-  await nc.flush(); // the server has processed every ack once the flush returns
-  const t1 = meter.mark();
+  const { received, t0, t1 } = await consumeTimed(nc, names, { count, batch, meter, stallMs }, (msg) => msg.ack());
   const left = await settledStreamMessages(jsm, names.stream);
   // Work-queue retention deletes what is acked: any delivery beyond the deleted ones was a redelivery.
   const redelivered = Math.max(0, received - (count - left));
@@ -114,52 +100,63 @@ export async function floorBaseline(
   meter: Meter,
   stallMs: number,
 ): Promise<PhaseResult> {
-  const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
   const keyPrefix = `$KV.${names.ledgerBucket}.`;
   const inFlight = new InFlight();
-  let received = 0;
   let failed = 0;
-  const t0 = meter.mark();
   const publisher = new PubAckRequests(nc);
-  let stall: NodeJS.Timeout | undefined;
-  try {
-    const messages = await consumer.consume({ max_messages: batch, expires: PULL_EXPIRES_MS });
-    stall = stopWhenStalled(messages, stallMs, () => received);
-    const commitThenAck = async (msg: JsMsg) => {
-      const outcome = { result: "committed", worker: "floor", attempt: msg.info.deliveryCount, streamSeq: msg.seq, at: new Date().toISOString() };
-      try {
-        await publisher.publish(keyPrefix + msg.seq, JSON.stringify(outcome), CREATE_ONLY);
-        msg.ack();
-      } catch {
-        failed++; // left unacked: it shows in the count of what is left below
-      }
-    };
-    for await (const msg of messages) {
-      if (++received >= count) messages.stop();
-      inFlight.add();
-      void commitThenAck(msg).finally(() => inFlight.done());
-      await inFlight.below(batch);
+  const commitThenAck = async (msg: JsMsg) => {
+    const outcome = { result: "committed", worker: "floor", attempt: msg.info.deliveryCount, streamSeq: msg.seq, at: new Date().toISOString() };
+    try {
+      await publisher.publish(keyPrefix + msg.seq, JSON.stringify(outcome), CREATE_ONLY);
+      msg.ack();
+    } catch {
+      failed++; // left unacked: it shows in the count of what is left below
     }
-    await inFlight.drained();
-  } finally {
-    clearInterval(stall);
-    publisher.close();
-  }
-  await nc.flush();
-  const t1 = meter.mark();
+  };
+  const { received, t0, t1 } = await consumeTimed(nc, names, { count, batch, meter, stallMs, settle: () => inFlight.drained() }, (msg) => {
+    inFlight.add();
+    void commitThenAck(msg).finally(() => inFlight.done());
+    return inFlight.below(batch);
+  }).finally(() => publisher.close());
   const left = await settledStreamMessages(jsm, names.stream);
   const written = await streamMessages(jsm, kvStreamName(names.ledgerBucket));
   const counts = checkCounts(count, written, 0, `${written} ledger writes, ${failed} writes or acks failed, ${left} left unacked in the stream`);
   return result("floor", received, t0, t1, "consume start → last ack processed (flush)", meter, { ...counts, ok: counts.ok && left === 0 });
 }
 
-/** Stops a consume() when `progress()` has not moved for a whole `stallMs`: what is missing is then reported lost. */
-function stopWhenStalled(messages: ConsumerMessages, stallMs: number, progress: () => number): NodeJS.Timeout {
+/**
+ * The consume loop both consumer baselines share: `count` messages through `handle` (awaited only when
+ * it returns a promise, so the plain-ack loop pays no await per message), stopped early when nothing
+ * arrives for a whole `stallMs` (what is missing is then reported lost). Timed from before the consume
+ * to after the flush that follows the last ack, once `settle` (work still in flight) has resolved.
+ */
+async function consumeTimed(
+  nc: NatsConnection,
+  names: Names,
+  o: { count: number; batch: number; meter: Meter; stallMs: number; settle?: () => Promise<void> },
+  handle: (msg: JsMsg) => void | Promise<void>,
+): Promise<{ received: number; t0: number; t1: number }> {
+  const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
+  const t0 = o.meter.mark();
+  const messages = await consumer.consume({ max_messages: o.batch, expires: PULL_EXPIRES_MS });
+  let received = 0;
   let seen = 0;
-  return setInterval(() => {
-    if (progress() === seen) messages.stop();
-    seen = progress();
-  }, stallMs);
+  const stall = setInterval(() => {
+    if (received === seen) messages.stop();
+    seen = received;
+  }, o.stallMs);
+  try {
+    for await (const msg of messages) {
+      if (++received >= o.count) messages.stop();
+      const pending = handle(msg);
+      if (pending) await pending;
+    }
+    await o.settle?.();
+  } finally {
+    clearInterval(stall);
+  }
+  await nc.flush(); // the server has processed every ack once the flush returns
+  return { received, t0, t1: o.meter.mark() };
 }
 
 /** The baselines' verdict from counts alone (they have no ledger): what is missing is lost, what is extra unexpected. */
