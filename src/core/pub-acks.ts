@@ -5,8 +5,9 @@
  * Why not `js.publish()`: each of its requests builds a RequestOne with its own timer and, on success,
  * cancels it by allocating an Error with a captured stack — about a tenth of a worker's CPU at
  * 10,000 orders/s and a sixth of the producer's, plus the garbage. Here a request is a map entry keyed
- * by a counter in its reply subject; one timer sweeps the expired ones. The wire protocol is the same: a PUB with a reply
- * subject, answered by a PubAck or a JetStream API error (or a 503 status when no stream listens).
+ * by a counter in its reply subject; one timer sweeps the expired ones. The wire protocol is the same:
+ * a PUB with a reply subject, answered by a PubAck or a JetStream API error (or a 503 status when no
+ * stream listens).
  */
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
@@ -19,16 +20,15 @@ export interface PubAck {
 
 /** No stream listens on the subject (a 503 "no responders" status): the message was certainly not stored. */
 export class NoStreamError extends Error {
-  // The subject is kept out of the message: a worker logs each distinct message once in a while, and
-  // a ledger key per order made every one distinct (241 lines in one chaos run while a leader moved).
-  constructor(readonly subject: string) {
+  // No subject in the message: a worker logs each distinct message once in a while, and a ledger key
+  // per order made every one distinct (241 lines in one chaos run while a leader moved).
+  constructor() {
     super("no responders: no stream for this subject");
     this.name = "NoStreamError";
   }
 }
 
 interface Waiting {
-  subject: string;
   resolve: (ack: PubAck) => void;
   reject: (err: Error) => void;
   deadline: number;
@@ -57,7 +57,7 @@ export class PubAckRequests {
     if (this.closed) return Promise.reject(new Error("publisher closed"));
     const id = this.next++;
     return new Promise<PubAck>((resolve, reject) => {
-      this.waiting.set(id, { subject, resolve, reject, deadline: performance.now() + this.timeoutMs });
+      this.waiting.set(id, { resolve, reject, deadline: performance.now() + this.timeoutMs });
       try {
         this.nc.publish(subject, payload, { reply: this.prefix + id, headers });
       } catch (err) {
@@ -80,7 +80,7 @@ export class PubAckRequests {
     if (!waiting) return; // already timed out
     this.waiting.delete(id);
     if (msg.headers?.hasError) {
-      waiting.reject(msg.headers.code === 503 ? new NoStreamError(waiting.subject) : new Error(`${msg.headers.code} ${msg.headers.description}`));
+      waiting.reject(msg.headers.code === 503 ? new NoStreamError() : new Error(`${msg.headers.code} ${msg.headers.description}`));
       return;
     }
     try {
