@@ -164,8 +164,9 @@ export async function purge(nc: NatsConnection, names: Names, entries: StoredDlq
   return purged;
 }
 
-export function countByReason(entries: StoredDlqEntry[]): Record<DlqReason, number> {
+/** Entries (or their reasons) counted by reason, every reason present. */
+export function countByReason(entries: Iterable<{ reason: DlqReason } | DlqReason>): Record<DlqReason, number> {
   const counts: Record<DlqReason, number> = { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 };
-  for (const e of entries) counts[e.reason]++;
+  for (const e of entries) counts[typeof e === "string" ? e : e.reason]++;
   return counts;
 }

@@ -1,10 +1,11 @@
 /** What `orderq status` shows: depth and lag of the pipeline, DLQ by reason, ledger size. */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { DlqReason } from "./dlq-entry.js";
-import { scanDlq } from "./dlq.js";
+import { countByReason, scanDlq } from "./dlq.js";
 import { EnvironmentError } from "./errors.js";
 import { kvStreamName, type Names } from "./names.js";
+import { isNotFound } from "./topology.js";
 
 export interface Status {
   stream: { name: string; messages: number; bytes: number; firstSeq: number; lastSeq: number };
@@ -32,6 +33,7 @@ export interface Status {
  */
 export class StatusReader {
   private readonly tally = new DlqTally();
+  private jsm?: JetStreamManager;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -40,7 +42,9 @@ export class StatusReader {
 
   async read(): Promise<Status> {
     const { nc, names } = this;
-    const jsm = await jetstreamManager(nc);
+    // Made once: jetstreamManager() asks the server for its account info each time it is called.
+    this.jsm ??= await jetstreamManager(nc);
+    const jsm = this.jsm;
     const [stream, consumer, dlq, ledger, mover] = await Promise.all([
       found(jsm.streams.info(names.stream), `stream ${names.stream}`),
       found(jsm.consumers.info(names.stream, names.consumer), `consumer ${names.consumer} on ${names.stream}`),
@@ -77,9 +81,7 @@ async function found<T>(info: Promise<T>, what: string): Promise<T> {
   try {
     return await info;
   } catch (err) {
-    if (err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)) {
-      throw new EnvironmentError(`${what} not found: run \`orderq topology ensure\` (or pass the names this deployment uses)`);
-    }
+    if (isNotFound(err)) throw new EnvironmentError(`${what} not found: run \`orderq topology ensure\` (or pass the names this deployment uses)`);
     throw err;
   }
 }
@@ -114,13 +116,8 @@ export class DlqTally {
       if (state.messages > 0) await this.read(nc, names, state.first_seq, state.last_seq);
     }
     this.nextSeq = state.last_seq + 1;
-    const byReason: Record<DlqReason, number> = { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 };
-    let foreign = 0;
-    for (const reason of this.bySeq.values()) {
-      if (reason === "foreign") foreign++;
-      else byReason[reason]++;
-    }
-    return { byReason, foreign };
+    const reasons = [...this.bySeq.values()].filter((r): r is DlqReason => r !== "foreign");
+    return { byReason: countByReason(reasons), foreign: this.bySeq.size - reasons.length };
   }
 
   private async read(nc: NatsConnection, names: Names, fromSeq: number, toSeq: number): Promise<void> {

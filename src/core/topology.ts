@@ -6,6 +6,7 @@ import { nanos, millis, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
@@ -164,8 +165,9 @@ export async function deleteTopology(jsm: JetStreamManager, names: Names): Promi
   if (failures.length) throw new EnvironmentError(`could not delete ${failures.join("; ")}`);
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
+/** JetStream's "stream not found" or "consumer not found". */
+export function isNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound);
 }
 
 async function ensureStream(

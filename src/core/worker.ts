@@ -289,8 +289,9 @@ export class Worker {
       return;
     }
     await this.ack(msg);
-    const started = this.inFlight.get(msg);
-    if (commit.written && started !== undefined) this.options.observeLatency?.((performance.now() - started) / 1000);
+    const { observeLatency } = this.options;
+    const started = observeLatency && commit.written ? this.inFlight.get(msg) : undefined;
+    if (started !== undefined) observeLatency?.((performance.now() - started) / 1000);
   }
 
   /**
