@@ -4,12 +4,12 @@
  * ORDERQ_CHAOS_ORDERS=N runs every scenario with N orders instead of the scenario's own count.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChaosResult } from "../src/core/chaos/runner.js";
 import { json, runCli, startCli } from "./support/cli.js";
+import { descendants, isGone } from "./support/processes.js";
 
 const SCENARIOS = readdirSync(new URL("../scenarios/", import.meta.url))
   .filter((f) => f.endsWith(".yaml"))
@@ -26,40 +26,6 @@ function describeFailure(r: ChaosResult): string {
   if (!r.check) return JSON.stringify(r); // the run itself failed: its error is all there is
   const counts = Object.fromEntries(Object.entries(r.check.categories).map(([k, v]) => [k, v.count]));
   return JSON.stringify({ counts, expectations: r.check.expectations.filter((e) => !e.ok), faults: r.faults.byKind });
-}
-
-/** Every process below `root`, from `ps`. */
-function descendants(root: number): number[] {
-  const rows = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" })
-    .trim()
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/).map(Number));
-  const found: number[] = [];
-  const queue = [root];
-  while (queue.length) {
-    const parent = queue.shift();
-    for (const [pid, ppid] of rows) {
-      if (ppid === parent) {
-        found.push(pid);
-        queue.push(pid);
-      }
-    }
-  }
-  return found;
-}
-
-/** Gone, or a zombie waiting for a reaper (it runs no code and holds no port). */
-function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
 }
 
 describe("orderq chaos", function () {
