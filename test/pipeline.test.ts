@@ -20,6 +20,7 @@ import { ensureTopology, DEFAULT_SETTINGS } from "../src/core/topology.js";
 import { spawn } from "node:child_process";
 import { BIN, json, runCli, startCli } from "./support/cli.js";
 import { useServer, type ServerFixture } from "./support/server.js";
+import { descendants, isGone } from "./support/processes.js";
 import { waitFor } from "./support/wait.js";
 
 const names = DEFAULT_NAMES;
@@ -380,6 +381,36 @@ describe("pipeline: handlers slower than the ack wait, and shutdown", function (
     const consumer = await (await jetstreamManager(fx.nc)).consumers.info(names.stream, names.consumer);
     assert.equal(consumer.num_ack_pending, 0, "no order left delivered and unacked");
     assert.equal(consumer.num_redelivered, 0, "nothing was handed back to be redelivered");
+  });
+
+  it("a second Ctrl-C ends the supervisor at once (exit 130) and its workers still finish what they hold", async () => {
+    const produced = await runCli(["produce", "--count", "200", "--id-prefix", "twice", "--server", fx.server.url]);
+    assert.equal(produced.code, 0, produced.stderr);
+    const commitsBefore = (await readLedgerWrites(fx.nc, names)).length; // the stream may still hold the test above's orders
+    // Slow handlers, so the workers are still draining when the second signal comes.
+    const child = spawn(process.execPath, [BIN, "work", "--processes", "2", "--concurrency", "4", "--handler-ms", "1500", "--server", fx.server.url], {
+      detached: true,
+      stdio: "ignore",
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    let workers: number[] = [];
+    try {
+      await waitFor("some commits", async () => (await readLedgerWrites(fx.nc, names)).length >= commitsBefore + 8);
+      workers = descendants(child.pid!);
+      assert.equal(workers.length, 2, "two worker processes");
+      process.kill(-child.pid!, "SIGINT");
+      await new Promise((r) => setTimeout(r, 200));
+      process.kill(-child.pid!, "SIGINT");
+      assert.equal(await exited, 130);
+      await waitFor("the workers to finish and exit", () => workers.every(isGone), 30_000);
+    } finally {
+      for (const pid of [child.pid!, ...workers]) if (!isGone(pid)) process.kill(pid, "SIGKILL"); // a failed test leaves nothing running
+    }
+    const commits = countCommits(await readLedgerWrites(fx.nc, names));
+    assert.deepEqual([...commits.values()].filter((n) => n !== 1), []);
+    const consumer = await (await jetstreamManager(fx.nc)).consumers.info(names.stream, names.consumer);
+    assert.equal(consumer.num_ack_pending, 0, "no order left delivered and unacked: the workers were not killed mid-order");
   });
 });
 

@@ -187,7 +187,10 @@ export default class Work extends OrderqCommand {
     if (supervised) {
       const report = async () => {
         const snapshot = process.env.ORDERQ_METRICS ? await metrics.registry.getMetricsAsJSON() : undefined;
-        process.send?.({ type: "stats", stats: w.stats, metrics: snapshot } satisfies ChildReport);
+        // Once the supervisor is gone (a second Ctrl-C, a crash) there is nobody to tell, and a send
+        // on the closed channel would throw from this timer and end the drain with orders in hand.
+        if (!process.connected) return;
+        process.send?.({ type: "stats", stats: w.stats, metrics: snapshot } satisfies ChildReport, undefined, undefined, () => {});
       };
       const timer = setInterval(() => void report(), 250);
       done = done.finally(async () => {

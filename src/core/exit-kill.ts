@@ -1,6 +1,6 @@
 /**
- * What must not outlive this process: child processes (nats-servers, worker processes) and the temp
- * stores orderq made for its own servers. A test run, chaos run or benchmark that dies abruptly (an
+ * What must not outlive this process: child processes (nats-servers, the worker processes of chaos
+ * runs and benchmarks) and the temp stores orderq made for its own servers. A test run, chaos run or benchmark that dies abruptly (an
  * uncaught error, a second Ctrl-C) would otherwise leave servers running and stores filling the disk.
  * A graceful stop ends them first; this is the last resort, so SIGKILL.
  */

@@ -21,6 +21,12 @@ export interface SupervisorOptions {
   env?: NodeJS.ProcessEnv;
   /** Delay before a dead worker is replaced; doubled (up to 5 s) while replacements die young. */
   restartDelayMs: number;
+  /**
+   * SIGKILL the workers if this process exits without stopping them (chaos runs, benchmarks: nothing
+   * may outlive them). Off for `orderq work`: its workers drain what they hold and exit on their own
+   * when the supervisor goes (a second Ctrl-C, a crash).
+   */
+  killOnExit?: boolean;
 }
 
 export interface WorkerExit {
@@ -90,7 +96,7 @@ export class Supervisor {
       env: { ...process.env, ...this.options.env, ORDERQ_SUPERVISED: "1" },
       stdio: ["ignore", "ignore", "inherit", "ipc"],
     });
-    killOnExit(child);
+    if (this.options.killOnExit) killOnExit(child);
     const slot: Slot = { id, child, stats: emptyStats(), retiring: false, exited: Promise.resolve() };
     const startedAt = Date.now();
     slot.exited = new Promise((resolve) => {

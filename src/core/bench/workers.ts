@@ -30,6 +30,7 @@ export class BenchWorkers {
         args: (id) => ["work", "--server", launch.server, ...nameArgs, "--concurrency", String(launch.concurrency), "--worker-id", id],
         env: launch.env,
         restartDelayMs: 200,
+        killOnExit: true,
       },
       { onExit: ({ replaced }) => void (replaced && this.restarts++) },
     );

@@ -258,6 +258,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
         script: options.cliScript,
         env: external ? credentialEnv(external) : {},
         restartDelayMs: s.workers.restartDelayMs,
+        killOnExit: true,
         args: (workerId) => [
           "work",
           "--server", workerPath.url,
