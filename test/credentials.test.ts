@@ -4,7 +4,7 @@
  * server (`--server`) must leave that server's streams as it found them.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -12,7 +12,9 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { PHASES } from "../src/core/bench/summary.js";
 import type { ChaosResult } from "../src/core/chaos/runner.js";
 import { NatsServer } from "../src/core/server.js";
-import { json, runCli } from "./support/cli.js";
+import { json, runCli, startCli } from "./support/cli.js";
+import { descendants } from "./support/processes.js";
+import { waitFor } from "./support/wait.js";
 
 const USER = "orderq";
 const PASSWORD = "s3cret pass";
@@ -64,12 +66,31 @@ describe("an authenticating server", function () {
   });
 
   it("produce with the flags, then work -p 2 with NATS_USER / NATS_PASSWORD: the child workers log in too", async () => {
-    const produced = await runCli(["produce", "--count", "40", "--server", server.url, "--json", ...LOGIN]);
+    const produced = await runCli(["produce", "--count", "40", "--id-prefix", "env", "--server", server.url, "--json", ...LOGIN]);
     assert.equal(json(produced).accepted, 40, produced.stderr);
     const worked = await runCli(["work", "--processes", "2", "--exit-when-idle", "1s", "--server", server.url, "--json"], {
       NATS_USER: USER,
       NATS_PASSWORD: PASSWORD,
     });
+    assert.equal(worked.code, 0, worked.stderr);
+    assert.equal(json(worked).committed, 40);
+  });
+
+  it("work -p 2 with --user/--password flags: the children log in, and the password is not on their command line", async () => {
+    const produced = await runCli(["produce", "--count", "40", "--id-prefix", "flags", "--server", server.url, "--json", ...LOGIN]);
+    assert.equal(json(produced).accepted, 40, produced.stderr);
+    // 3 s before idle counts, so the workers are there to look at.
+    const run = startCli(["work", "--processes", "2", "--exit-when-idle", "3s", "--server", server.url, "--json", ...LOGIN]);
+    const workers = await waitFor("two worker processes", () => {
+      const found = descendants(run.child.pid!);
+      return found.length === 2 && found;
+    });
+    for (const pid of workers) {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      assert.ok(argv.includes("work"), argv.join(" "));
+      assert.ok(!argv.some((a) => a.includes(PASSWORD) || a === "--password" || a === "--user"), `worker ${pid}: ${argv.join(" ")}`);
+    }
+    const worked = await run.done;
     assert.equal(worked.code, 0, worked.stderr);
     assert.equal(json(worked).committed, 40);
   });

@@ -7,6 +7,7 @@ import { OrderqCommand, nameFlags, probability, settingsFrom, topologyFlags } fr
 import { c, keyValueTable, rate, StatusLine } from "../cli/render.js";
 import { Autoscaler, type ScaleEvent } from "../core/autoscaler.js";
 import { DEFAULT_BACKOFF } from "../core/backoff.js";
+import { credentialEnv } from "../core/connection.js";
 import { parseDuration } from "../core/duration.js";
 import { InputError } from "../core/errors.js";
 import { simulatedHandler } from "../core/handler.js";
@@ -20,6 +21,8 @@ import { Worker, type WorkerStats } from "../core/worker.js";
 
 /** Flags that only the supervising process acts on; its children must not see them. */
 const SUPERVISOR_ONLY = ["--processes", "-p", "--exit-when-idle", "--json", "--worker-id", "--autoscale", "--min", "--max", "--target-lag-seconds", "--cooldown", "--sample-every", "--metrics-port"];
+/** Credentials reach the children in NATS_* variables (credentialEnv), not in arguments that `ps` shows. */
+const CREDENTIAL_FLAGS = ["--user", "--password", "--token", "--creds", "--tls-ca"];
 
 /** A running pool: one in-process worker, or a supervisor of worker processes. */
 interface Pool {
@@ -86,7 +89,7 @@ export default class Work extends OrderqCommand {
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
     const scaling: ScaleEvent[] = [];
-    const pool = flags.processes > 1 || flags.autoscale ? this.supervised(flags, jsm, settings.names, scaling) : this.inProcess(nc, jsm, flags);
+    const pool = flags.processes > 1 || flags.autoscale ? this.supervised(flags, jsm, settings.names, scaling, credentialEnv(this.natsOptions(flags))) : this.inProcess(nc, jsm, flags);
 
     let signals = 0;
     const onSignal = () => {
@@ -215,14 +218,14 @@ export default class Work extends OrderqCommand {
   }
 
   /** Worker processes under a supervisor, optionally autoscaled. */
-  private supervised(flags: WorkFlags, jsm: JetStreamManager, names: Names, scaling: ScaleEvent[]): Pool {
-    const childArgs = withoutFlags(this.argv, SUPERVISOR_ONLY);
+  private supervised(flags: WorkFlags, jsm: JetStreamManager, names: Names, scaling: ScaleEvent[], credentials: NodeJS.ProcessEnv): Pool {
+    const childArgs = withoutFlags(this.argv, [...SUPERVISOR_ONLY, ...CREDENTIAL_FLAGS]);
     const metricsOn = flags["metrics-port"] !== undefined;
     const supervisor = new Supervisor(
       {
         script: join(this.config.root, "bin", "run.js"),
         args: (id) => ["work", ...childArgs, "--worker-id", id],
-        env: metricsOn ? { ORDERQ_METRICS: "1" } : {},
+        env: { ...credentials, ...(metricsOn ? { ORDERQ_METRICS: "1" } : {}) },
         restartDelayMs: 200,
       },
       {
@@ -278,7 +281,10 @@ export default class Work extends OrderqCommand {
 
 type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
 
-/** argv without the given flags (and their values, in `--flag value` form). */
+/**
+ * argv without the given flags and their values (`--flag value` or `--flag=value`): every one of them
+ * but --json and --autoscale takes a value.
+ */
 function withoutFlags(argv: string[], names: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -288,8 +294,7 @@ function withoutFlags(argv: string[], names: string[]): string[] {
       out.push(arg);
       continue;
     }
-    const takesValue = !arg.includes("=") && i + 1 < argv.length && !argv[i + 1].startsWith("-");
-    if (takesValue && !["--json", "--autoscale"].includes(name)) i++;
+    if (!arg.includes("=") && !["--json", "--autoscale"].includes(name)) i++;
   }
   return out;
 }
