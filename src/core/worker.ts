@@ -108,33 +108,37 @@ export class Worker {
     const { names } = this.options;
     ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = await consumerAckWaitMs(this.nc, names));
     this.ledger = await Ledger.open(this.nc, names, this.options.unsafe);
-    this.dlq = {
-      js: this.js,
-      names,
-      ledger: this.ledger,
-      attempts: await AttemptLog.open(this.nc, names),
-      worker: this.options.workerId,
-    };
-    if (this.options.mover) {
-      this.mover = new DlqMover(this.nc, this.dlq, {
-        onMove: (result) => {
-          if (result === "moved") this.stats.deadLettered++;
-        },
-        onError: (err) => this.fail(err),
-      });
-      await this.mover.start();
-    }
-    // One timer for all messages: in-progress acks every ack-wait/3 keep a slow order's lease,
-    // while a dead process stops sending them and loses it within one ack wait.
-    const beat = Math.max(100, Math.floor(this.ackWaitMs / 3));
-    this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
+    // A failure on the way (the broker gone at start) must not leave the publisher and the timer running.
+    try {
+      this.dlq = {
+        js: this.js,
+        names,
+        ledger: this.ledger,
+        attempts: await AttemptLog.open(this.nc, names),
+        worker: this.options.workerId,
+      };
+      if (this.options.mover) {
+        this.mover = new DlqMover(this.nc, this.dlq, {
+          onMove: (result) => {
+            if (result === "moved") this.stats.deadLettered++;
+          },
+          onError: (err) => this.fail(err),
+        });
+        await this.mover.start();
+      }
+      // One timer for all messages: in-progress acks every ack-wait/3 keep a slow order's lease,
+      // while a dead process stops sending them and loses it within one ack wait.
+      const beat = Math.max(100, Math.floor(this.ackWaitMs / 3));
+      this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
 
-    const consumer = await this.js.consumers.get(names.stream, names.consumer);
-    await this.pullLoop(consumer);
-    while (this.inFlight.size > 0) await this.slotFree();
-    clearInterval(this.heartbeat);
-    await this.mover?.stop();
-    this.ledger.close();
+      const consumer = await this.js.consumers.get(names.stream, names.consumer);
+      await this.pullLoop(consumer);
+      while (this.inFlight.size > 0) await this.slotFree();
+      await this.mover?.stop();
+    } finally {
+      clearInterval(this.heartbeat);
+      this.ledger.close();
+    }
   }
 
   /**
