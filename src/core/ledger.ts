@@ -32,7 +32,7 @@ export interface Outcome {
 export type RecordResult = { written: true } | { written: false; existing?: Outcome };
 
 /** What kv.create() sends: the write succeeds only if the key has never been written. */
-export const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
+const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
 
 export class Ledger {
   private constructor(

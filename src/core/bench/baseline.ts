@@ -7,10 +7,9 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { InFlight } from "../in-flight.js";
-import { CREATE_ONLY } from "../ledger.js";
+import { Ledger, type Outcome } from "../ledger.js";
 import { kvStreamName, orderSubject, type Names, type Source } from "../names.js";
 import { makeOrder, orderJson } from "../order.js";
-import { PubAckRequests } from "../pub-acks.js";
 import { pickWeighted, type Rng } from "../random.js";
 import { PULL_EXPIRES_MS } from "../topology.js";
 import type { Meter } from "./meter.js";
@@ -86,10 +85,10 @@ export async function consumeBaseline(
 }
 
 /**
- * The least an exactly-once consumer does per message with this client and server: consume, write a
- * ledger outcome with create-if-absent (on the worker's own PubAck requests), ack once it is stored.
- * No validation, no handler, no worker bookkeeping, keyed by stream sequence; at most `batch` in
- * flight, like one worker. orderq's work phase is compared with it.
+ * The least an exactly-once consumer does per message with this client and server: consume, record a
+ * ledger outcome (the worker's own Ledger.record: create-if-absent on its PubAck requests), ack. No
+ * validation, no handler, no worker bookkeeping, keyed by stream sequence; at most `batch` in flight,
+ * like one worker. orderq's work phase is compared with it.
  */
 export async function floorBaseline(
   nc: NatsConnection,
@@ -100,24 +99,17 @@ export async function floorBaseline(
   meter: Meter,
   stallMs: number,
 ): Promise<PhaseResult> {
-  const keyPrefix = `$KV.${names.ledgerBucket}.`;
-  const inFlight = new InFlight();
+  const ledger = await Ledger.open(nc, names);
   let failed = 0;
-  const publisher = new PubAckRequests(nc);
-  const commitThenAck = async (msg: JsMsg) => {
-    const outcome = { result: "committed", worker: "floor", attempt: msg.info.deliveryCount, streamSeq: msg.seq, at: new Date().toISOString() };
+  const { received, t0, t1 } = await consumeTimed(nc, names, { count, batch, meter, stallMs }, async (msg) => {
+    const outcome: Outcome = { result: "committed", worker: "floor", attempt: msg.info.deliveryCount, streamSeq: msg.seq, at: new Date().toISOString() };
     try {
-      await publisher.publish(keyPrefix + msg.seq, JSON.stringify(outcome), CREATE_ONLY);
+      await ledger.record(String(msg.seq), outcome); // written, or already there (a redelivery): ack either way
       msg.ack();
     } catch {
       failed++; // left unacked: it shows in the count of what is left below
     }
-  };
-  const { received, t0, t1 } = await consumeTimed(nc, names, { count, batch, meter, stallMs, settle: () => inFlight.drained() }, (msg) => {
-    inFlight.add();
-    void commitThenAck(msg).finally(() => inFlight.done());
-    return inFlight.below(batch);
-  }).finally(() => publisher.close());
+  }).finally(() => ledger.close());
   const left = await settledStreamMessages(jsm, names.stream);
   const written = await streamMessages(jsm, kvStreamName(names.ledgerBucket));
   const counts = checkCounts(count, written, 0, `${written} ledger writes, ${failed} writes or acks failed, ${left} left unacked in the stream`);
@@ -125,18 +117,20 @@ export async function floorBaseline(
 }
 
 /**
- * The consume loop both consumer baselines share: `count` messages through `handle` (awaited only when
- * it returns a promise, so the plain-ack loop pays no await per message), stopped early when nothing
- * arrives for a whole `stallMs` (what is missing is then reported lost). Timed from before the consume
- * to after the flush that follows the last ack, once `settle` (work still in flight) has resolved.
+ * The consume loop both consumer baselines share: `count` messages through `handle`, stopped early
+ * when nothing arrives for a whole `stallMs` (what is missing is then reported lost). A handler that
+ * returns a promise runs with at most `batch` in flight, all finished before the clock stops; a
+ * synchronous one (plain ack) costs no await per message. Timed from before the consume to after the
+ * flush that follows the last ack.
  */
 async function consumeTimed(
   nc: NatsConnection,
   names: Names,
-  o: { count: number; batch: number; meter: Meter; stallMs: number; settle?: () => Promise<void> },
+  o: { count: number; batch: number; meter: Meter; stallMs: number },
   handle: (msg: JsMsg) => void | Promise<void>,
 ): Promise<{ received: number; t0: number; t1: number }> {
   const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
+  const inFlight = new InFlight();
   const t0 = o.meter.mark();
   const messages = await consumer.consume({ max_messages: o.batch, expires: PULL_EXPIRES_MS });
   let received = 0;
@@ -149,9 +143,12 @@ async function consumeTimed(
     for await (const msg of messages) {
       if (++received >= o.count) messages.stop();
       const pending = handle(msg);
-      if (pending) await pending;
+      if (!pending) continue;
+      inFlight.add();
+      void pending.finally(() => inFlight.done());
+      await inFlight.below(o.batch);
     }
-    await o.settle?.();
+    await inFlight.drained();
   } finally {
     clearInterval(stall);
   }
