@@ -31,7 +31,7 @@ describe("orphan sweep", function () {
       for await (const m of await consumer.fetch({ max_messages: 3, expires: 1500 })) if (m.seq === 1) m.ack();
     }
     // Both advisories must be stored before the purge, or a late one would survive it.
-    await waitFor("the two MAX_DELIVERIES advisories", async () => (await jsm.streams.info(names.advisoryStream)).state.messages === 2);
+    await waitFor("the two MAX_DELIVERIES advisories", async () => (await jsm.streams.info(names.advisoryStream)).state.messages === 2, 15_000);
     await jsm.streams.purge(names.advisoryStream); // as if the advisory stream had had no leader
     const before = await jsm.consumers.info(names.stream, names.consumer);
     assert.equal(before.num_pending + before.num_ack_pending, 0, "nothing will deliver them again");

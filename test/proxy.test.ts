@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { TcpProxy } from "../src/core/chaos/proxy.js";
+import { waitFor } from "./support/wait.js";
 
 /** A client through the proxy that collects what comes back and notices when it is closed. */
 async function dial(port: number): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
@@ -20,28 +21,29 @@ async function dial(port: number): Promise<{ socket: Socket; received: () => str
   return { socket, received: () => data, closed };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((r) => setTimeout(r, 5));
-}
+/** Waits (up to 5 s) for what a socket receives or a counter shows. */
+const until = (what: string, condition: () => boolean) => waitFor(what, condition, 5_000, 5);
 
 describe("chaos TCP proxy", () => {
   let echo: Server;
-  let proxy: TcpProxy;
+  let upstream: { host: string; port: number };
+  let proxy: TcpProxy; // a fresh one per test: no test counts another's connections
   before(async () => {
     echo = createServer((s) => s.pipe(s));
     await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
     const address = echo.address();
-    proxy = await TcpProxy.start({ host: "127.0.0.1", port: typeof address === "object" && address ? address.port : 0 });
+    upstream = { host: "127.0.0.1", port: typeof address === "object" && address ? address.port : 0 };
   });
-  after(async () => {
-    await proxy.close();
-    echo.close();
+  beforeEach(async () => {
+    proxy = await TcpProxy.start(upstream);
   });
+  afterEach(() => proxy.close());
+  after(() => echo.close());
 
   it("forwards both ways while open", async () => {
     const c = await dial(proxy.port);
     c.socket.write("hello");
-    await until(() => c.received() === "hello");
+    await until("the echo", () => c.received() === "hello");
     c.socket.destroy();
     await c.closed;
   });
@@ -51,10 +53,10 @@ describe("chaos TCP proxy", () => {
     const before = proxy.counters.delayed;
     proxy.slow(300);
     c.socket.write("a");
-    await until(() => proxy.counters.delayed > before); // "a" is held in the proxy
+    await until("a delayed chunk", () => proxy.counters.delayed > before); // "a" is held in the proxy
     proxy.heal();
     c.socket.write("b"); // no delay now, but it must wait behind "a"
-    await until(() => c.received().length === 2);
+    await until("both chunks", () => c.received().length === 2);
     assert.equal(c.received(), "ab");
     c.socket.destroy();
     await c.closed;
@@ -65,8 +67,8 @@ describe("chaos TCP proxy", () => {
     const other = await dial(proxy.port);
     open.socket.write("x");
     other.socket.write("y");
-    await until(() => open.received() === "x" && other.received() === "y");
-    assert.equal(proxy.cut(), 2, "connections destroyed (the earlier tests' are closed)");
+    await until("both echoes", () => open.received() === "x" && other.received() === "y");
+    assert.equal(proxy.cut(), 2, "connections destroyed");
     await other.closed;
     await open.closed;
 
@@ -79,7 +81,7 @@ describe("chaos TCP proxy", () => {
     proxy.heal();
     const again = await dial(proxy.port);
     again.socket.write("back");
-    await until(() => again.received() === "back");
+    await until("the echo after heal", () => again.received() === "back");
     again.socket.destroy();
   });
 });

@@ -5,6 +5,7 @@ import { DEFAULT_NAMES } from "../src/core/names.js";
 import { withdrawPull } from "../src/core/pull-withdrawal.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../src/core/topology.js";
 import { useServer } from "./support/server.js";
+import { waitFor } from "./support/wait.js";
 
 const names = DEFAULT_NAMES;
 
@@ -31,8 +32,13 @@ describe("withdrawing a pull", function () {
     assert.deepEqual(seen, ["before-0", "before-1", "before-2"]);
 
     await js.publish("orders.web", "after");
-    const info = await jsm.consumers.info(names.stream, names.consumer);
-    assert.deepEqual([info.num_pending, info.num_ack_pending, info.num_waiting], [1, 0, 0], "the new order waits for the next pull");
+    // The server drops the withdrawn pull when it next tries to deliver, asynchronously: wait for that.
+    // Had the pull survived, "after" would be delivered to it and num_pending would never read 1.
+    const info = await waitFor("the pull to be dropped", async () => {
+      const i = await jsm.consumers.info(names.stream, names.consumer);
+      return i.num_waiting === 0 && i.num_pending === 1 && i;
+    }, 5_000, 50);
+    assert.equal(info.num_ack_pending, 0, "the new order waits for the next pull");
   });
 
   it("leaves alone a pull it does not know how to withdraw", () => {
