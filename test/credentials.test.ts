@@ -7,13 +7,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { PHASES } from "../src/core/bench/summary.js";
 import type { ChaosResult } from "../src/core/chaos/runner.js";
-import { NatsServer } from "../src/core/server.js";
 import { json, runCli, startCli } from "./support/cli.js";
 import { descendants } from "./support/processes.js";
+import { useServer } from "./support/server.js";
 import { waitFor } from "./support/wait.js";
 
 const USER = "orderq";
@@ -43,22 +43,11 @@ async function streamNames(nc: NatsConnection): Promise<string[]> {
 }
 
 describe("an authenticating server", function () {
-  let server: NatsServer;
-  let nc: NatsConnection;
-  before(async function () {
-    this.timeout(60_000);
-    server = await NatsServer.start({ auth: { user: USER, password: PASSWORD } });
-    nc = await connect({ servers: server.url, user: USER, pass: PASSWORD });
-  });
-  after(async function () {
-    this.timeout(30_000);
-    await nc?.close();
-    await server?.dispose();
-  });
+  const fx = useServer({ auth: { user: USER, password: PASSWORD } });
 
   it("refuses a command without credentials, or with a wrong password, in one line with exit 3", async () => {
     for (const login of [[], ["--user", USER, "--password", "wrong"]]) {
-      const out = await runCli(["produce", "--count", "1", "--server", server.url, ...login]);
+      const out = await runCli(["produce", "--count", "1", "--server", fx.server.url, ...login]);
       assert.equal(out.code, 3, out.stderr);
       assert.equal(out.stderr.trim().split("\n").length, 1, out.stderr);
       assert.match(out.stderr, /cannot connect to NATS at .*: Authorization Violation/);
@@ -66,9 +55,9 @@ describe("an authenticating server", function () {
   });
 
   it("produce with the flags, then work -p 2 with NATS_USER / NATS_PASSWORD: the child workers log in too", async () => {
-    const produced = await runCli(["produce", "--count", "40", "--id-prefix", "env", "--server", server.url, "--json", ...LOGIN]);
+    const produced = await runCli(["produce", "--count", "40", "--id-prefix", "env", "--server", fx.server.url, "--json", ...LOGIN]);
     assert.equal(json(produced).accepted, 40, produced.stderr);
-    const worked = await runCli(["work", "--processes", "2", "--exit-when-idle", "1s", "--server", server.url, "--json"], {
+    const worked = await runCli(["work", "--processes", "2", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"], {
       NATS_USER: USER,
       NATS_PASSWORD: PASSWORD,
     });
@@ -77,10 +66,10 @@ describe("an authenticating server", function () {
   });
 
   it("work -p 2 with --user/--password flags: the children log in, and the password is not on their command line", async () => {
-    const produced = await runCli(["produce", "--count", "40", "--id-prefix", "flags", "--server", server.url, "--json", ...LOGIN]);
+    const produced = await runCli(["produce", "--count", "40", "--id-prefix", "flags", "--server", fx.server.url, "--json", ...LOGIN]);
     assert.equal(json(produced).accepted, 40, produced.stderr);
     // 3 s before idle counts, so the workers are there to look at.
-    const run = startCli(["work", "--processes", "2", "--exit-when-idle", "3s", "--server", server.url, "--json", ...LOGIN]);
+    const run = startCli(["work", "--processes", "2", "--exit-when-idle", "3s", "--server", fx.server.url, "--json", ...LOGIN]);
     const workers = await waitFor("two worker processes", () => {
       const found = descendants(run.child.pid!);
       return found.length === 2 && found;
@@ -96,29 +85,29 @@ describe("an authenticating server", function () {
   });
 
   it("chaos --server: its workers get the credentials, the run is VALID, and it removes what it created", async () => {
-    const before = await streamNames(nc);
+    const before = await streamNames(fx.nc);
     const dir = mkdtempSync(join(tmpdir(), "orderq-creds-"));
     const file = join(dir, "creds.yaml");
     writeFileSync(file, SCENARIO);
-    const out = await runCli(["chaos", file, "--server", server.url, "--seed", "7", "--json", ...LOGIN]);
+    const out = await runCli(["chaos", file, "--server", fx.server.url, "--seed", "7", "--json", ...LOGIN]);
     rmSync(dir, { recursive: true, force: true });
     const result = json<ChaosResult>(out);
     assert.equal(out.code, 0, out.stderr);
     assert.equal(result.valid, true);
     assert.equal(result.check?.categories.ok.count, 60);
     assert.ok((result.faults.byKind["kill-worker"]?.injected ?? 0) >= 1, "the worker kill happened");
-    assert.deepEqual(await streamNames(nc), before, "streams after the run");
+    assert.deepEqual(await streamNames(fx.nc), before, "streams after the run");
   });
 
   it("bench --server: its workers get the credentials, every phase verifies, and it removes what it created", async () => {
-    const before = await streamNames(nc);
-    const out = await runCli(["bench", "--server", server.url, "--orders", "300", "--runs", "1", "--latency-seconds", "1", "--rate", "200", "--json", ...LOGIN]);
+    const before = await streamNames(fx.nc);
+    const out = await runCli(["bench", "--server", fx.server.url, "--orders", "300", "--runs", "1", "--latency-seconds", "1", "--rate", "200", "--json", ...LOGIN]);
     assert.equal(out.code, 0, out.stderr);
     const phases = json(out).runs[0].phases as { phase: string; verification: { ok: boolean } }[];
     assert.deepEqual(
       phases.map((p) => [p.phase, p.verification.ok]),
       PHASES.map((phase) => [phase, true]),
     );
-    assert.deepEqual(await streamNames(nc), before, "streams after the run");
+    assert.deepEqual(await streamNames(fx.nc), before, "streams after the run");
   });
 });
