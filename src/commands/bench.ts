@@ -131,9 +131,9 @@ function render(r: BenchResult): string {
     ),
     c.dim(
       [
-        "windows: publish/produce first publish → last PubAck; consume start → last ack processed; work every worker's first",
-        "commit → last commit (ledger server timestamps, start-up excluded); latency = ledger write server time − publish call.",
-        "CPU client: this process (publish, consume, produce) or the worker processes (work, latency), over the same windows.",
+        "windows: publish/produce first publish → last PubAck; consume/floor start → last ack processed; work every worker's",
+        "first commit → last commit (ledger server timestamps, start-up excluded); latency = ledger write server time − publish call.",
+        "CPU client: this process (publish, consume, floor, produce) or the worker processes (work, latency), over the same windows.",
         `nats-server ${env.server.version} at ${env.server.url} (${env.server.ours ? "started for this run" : "given by --server"}); ` +
           `node ${env.node}, ${env.cpus} CPUs, load average ${env.loadAverage.before.toFixed(2)} before / ${env.loadAverage.after.toFixed(2)} after (this benchmark included).`,
         "Client, workers and server share this machine's CPUs: figures from a busy machine are noisy.",

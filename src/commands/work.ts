@@ -89,7 +89,7 @@ export default class Work extends OrderqCommand {
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
     const scaling: ScaleEvent[] = [];
-    const pool = flags.processes > 1 || flags.autoscale ? this.supervised(flags, jsm, settings.names, scaling, credentialEnv(this.natsOptions(flags))) : this.inProcess(nc, jsm, flags);
+    const pool = flags.processes > 1 || flags.autoscale ? this.supervised(flags, jsm, settings.names, scaling, credentialEnv(this.natsOptions(flags))) : this.inProcess(nc, jsm, flags, settings.names);
 
     let signals = 0;
     const onSignal = () => {
@@ -151,7 +151,7 @@ export default class Work extends OrderqCommand {
   }
 
   /** One worker in this process; under a supervisor it also reports its stats over IPC. */
-  private inProcess(nc: NatsConnection, jsm: JetStreamManager, flags: WorkFlags): Pool {
+  private inProcess(nc: NatsConnection, jsm: JetStreamManager, flags: WorkFlags, names: Names): Pool {
     const seed = flags.seed ?? randomSeed();
     const supervised = process.send !== undefined && process.env.ORDERQ_SUPERVISED === "1";
     let worker: Worker | undefined;
@@ -160,7 +160,7 @@ export default class Work extends OrderqCommand {
     worker = new Worker(
       nc,
       {
-        names: settingsFrom(flags).names,
+        names,
         workerId: flags["worker-id"],
         concurrency: flags.concurrency,
         backoff: {
@@ -189,7 +189,7 @@ export default class Work extends OrderqCommand {
     let done: Promise<unknown> = w.run();
     if (supervised) {
       const report = async () => {
-        const snapshot = process.env.ORDERQ_METRICS ? await metrics.registry.getMetricsAsJSON() : undefined;
+        const snapshot = metricsServed ? await metrics.registry.getMetricsAsJSON() : undefined;
         // Once the supervisor is gone (a second Ctrl-C, a crash) there is nobody to tell, and a send
         // on the closed channel would throw from this timer and end the drain with orders in hand.
         if (!process.connected) return;
@@ -202,7 +202,7 @@ export default class Work extends OrderqCommand {
       });
     }
     const lagRegistry = pipelineRegistry(async () => {
-      const b = await backlog(jsm, settingsFrom(flags).names);
+      const b = await backlog(jsm, names);
       return { workers: 1, lag: b.pending + b.ackPending };
     });
     return {

@@ -3,7 +3,7 @@
  * directory of their own, a loopback port. Never a server that happens to be running.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -11,31 +11,10 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { EnvironmentError, errorMessage } from "./errors.js";
 import { killOnExit, removeOnExit } from "./exit-kill.js";
+import { threadStates } from "./procfs.js";
 
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
-
-/**
- * Whether /proc shows every thread of `pid` stopped (a thread that is gone counts as stopped); true
- * where /proc cannot tell (not Linux, process gone).
- */
-function allThreadsStopped(pid: number): boolean {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return true;
-  }
-  return tids.every((tid) => {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-    } catch {
-      return true; // the thread ended meanwhile
-    }
-    return /^[Tt]/.test(stat.slice(stat.lastIndexOf(")") + 2));
-  });
-}
 
 /** `$NATS_SERVER_BIN`, then `PATH`, then Debian's `/usr/sbin/nats-server`. */
 export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
@@ -246,7 +225,9 @@ export class NatsServer {
     if (pid === undefined) return;
     this.child?.kill("SIGSTOP");
     const deadline = Date.now() + 2_000;
-    while (!allThreadsStopped(pid)) {
+    // Every thread stopped, or /proc cannot tell (not Linux, process gone).
+    const stopped = () => threadStates(pid)?.every((state) => state === "T" || state === "t") ?? true;
+    while (!stopped()) {
       if (Date.now() > deadline) throw new Error(`nats-server ${pid} did not stop within 2 s of SIGSTOP`);
       await sleep(1);
     }

@@ -20,11 +20,8 @@ export interface Target {
 }
 
 export async function openTarget(server: NatsOptions | undefined): Promise<Target> {
-  const own = server ? undefined : await NatsServer.start();
   // If this process exits early (Ctrl-C), exit-kill.ts kills our server and removes its store.
-  const dispose = async () => {
-    await own?.dispose();
-  };
+  const own = server ? undefined : await NatsServer.start();
   const options: NatsOptions = server ?? { server: own!.url };
   try {
     const nc = await connectNats({ ...options, name: "orderq bench" });
@@ -39,11 +36,11 @@ export async function openTarget(server: NatsOptions | undefined): Promise<Targe
       close: async () => {
         await hotNc.close();
         await nc.close();
-        await dispose();
+        await own?.dispose();
       },
     };
   } catch (err) {
-    await dispose();
+    await own?.dispose();
     throw err;
   }
 }
