@@ -46,7 +46,7 @@ function acceptedIds(historyFile: string): string[] {
   return [...new Set(events.filter((e) => e.type === "ok").map((e) => e.id))];
 }
 
-/** A producer of one valid order, PubAck timeout 300 ms, recording to `history`. */
+/** A producer of one valid order (unless `count` says more), PubAck timeout 300 ms, recording to `history`. */
 function oneOrderProducer(nc: NatsConnection, o: Pick<ProduceOptions, "retryForMs" | "idPrefix"> & Partial<ProduceOptions>, history: History): Producer {
   const options: ProduceOptions = {
     names,
@@ -153,6 +153,32 @@ describe("pipeline: publishing the same order more than once", function () {
       const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", server.url, "--json"]);
       assert.equal(json(worked).committed, 1);
       assert.deepEqual([...countCommits(await readLedgerWrites(nc, names))], [["retry-000000", 1]]);
+    } finally {
+      await nc.close();
+      await server.dispose();
+    }
+  });
+
+  it("stops and rethrows when its history sink fails, after the publishes in flight are done, without re-sending", async () => {
+    const server = await NatsServer.start();
+    const nc = await connect({ servers: server.url });
+    try {
+      await ensureTopology(nc, DEFAULT_SETTINGS);
+      class FailingSink extends History {
+        override record(event: HistoryEvent): void {
+          super.record(event);
+          if (event.type === "ok") throw new Error("history disk full");
+        }
+      }
+      const sink = new FailingSink();
+      const producer = oneOrderProducer(nc, { retryForMs: 30_000, idPrefix: "sink", count: 50, inFlight: 4 }, sink);
+      await assert.rejects(producer.run(), /history disk full/);
+      const invoked = sink.events.filter((e) => e.type === "invoke").length;
+      assert.ok(invoked < 50, `it stopped early (${invoked} of 50 started)`);
+      assert.equal(producer.stats.retries, 0, "an accepted publish is not retried because the sink failed");
+      assert.equal(producer.stats.accepted, invoked, "every publish it started was answered before it returned");
+      const jsm = await jetstreamManager(nc);
+      assert.equal((await jsm.streams.info(names.stream)).state.messages, invoked, "each stored once");
     } finally {
       await nc.close();
       await server.dispose();

@@ -61,6 +61,19 @@ describe("DLQ tally (status --watch)", function () {
     assert.match(out.stderr, /^orderq: stream ORDERS not found: run `orderq topology ensure`/);
   });
 
+  it("status names a missing consumer on a stream that exists (exit 3)", async () => {
+    await ensureTopology(fx.nc, DEFAULT_SETTINGS);
+    const jsm = await jetstreamManager(fx.nc);
+    await jsm.consumers.delete(names.stream, names.consumer);
+    try {
+      const out = await runCli(["status", "--server", fx.server.url]);
+      assert.equal(out.code, 3);
+      assert.match(out.stderr, /^orderq: consumer workers on ORDERS not found: run `orderq topology ensure`/);
+    } finally {
+      await ensureTopology(fx.nc, DEFAULT_SETTINGS); // the next test expects the whole topology
+    }
+  });
+
   it("reads only what was added, and stays right after deletions, purges and a re-created stream", async () => {
     await ensureTopology(fx.nc, DEFAULT_SETTINGS);
     const jsm = await jetstreamManager(fx.nc);
