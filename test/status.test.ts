@@ -42,7 +42,7 @@ describe("DLQ tally (status --watch)", function () {
   const recordingTally = () => {
     const reads: [number, number][] = [];
     const tally = new DlqTally((nc, nm, range) => {
-      reads.push([range.fromSeq ?? 1, range.toSeq ?? Infinity]);
+      reads.push([range?.fromSeq ?? 1, range?.toSeq ?? Infinity]);
       return scanDlq(nc, nm, range);
     });
     return { tally, reads };
