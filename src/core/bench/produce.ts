@@ -5,7 +5,7 @@ import type { HistoryEvent, HistorySink } from "../history.js";
 import type { Names } from "../names.js";
 import { Producer, type ProduceOptions } from "../producer.js";
 import { seededRng } from "../random.js";
-import { BENCH_SOURCES } from "./baseline.js";
+import { BENCH_SOURCES, checkCounts } from "./baseline.js";
 import { wallNow, type Meter } from "./meter.js";
 import { streamMessages } from "./topology.js";
 import { perSecond, type PhaseResult } from "./types.js";
@@ -71,8 +71,12 @@ export async function producePhase(
   const t1 = meter.mark();
   const stored = await streamMessages(jsm, names.stream);
   const notStored = stats.failed + stats.indeterminate;
-  const lost = Math.max(0, settings.count - stored);
-  const unexpected = Math.max(0, stored - settings.count);
+  const counts = checkCounts(
+    settings.count,
+    stored,
+    stats.duplicates,
+    `${stats.accepted} accepted, ${stored} stored, ${stats.duplicates} duplicates, ${notStored} failed or indeterminate, ${stats.retries} retries`,
+  );
   const result: PhaseResult = {
     phase: "produce",
     count: stats.accepted,
@@ -80,14 +84,7 @@ export async function producePhase(
     rate: perSecond(stats.accepted, t1 - t0),
     window: "Producer.run(): first publish → last PubAck",
     cpu: meter.cpu(t0, t1),
-    verification: {
-      ok: lost + unexpected + stats.duplicates + notStored === 0,
-      detail: `${stats.accepted} accepted, ${stored} stored, ${stats.duplicates} duplicates, ${notStored} failed or indeterminate, ${stats.retries} retries`,
-      expected: settings.count,
-      lost,
-      duplicated: stats.duplicates,
-      unexpected,
-    },
+    verification: { ...counts, ok: counts.ok && notStored === 0 },
   };
   return { result, acceptedIds: sink.accepted };
 }
