@@ -4,11 +4,11 @@
  */
 import { Command, Errors, Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, DEFAULT_SERVER, type NatsOptions } from "../core/connection.js";
-import { parseDuration } from "../core/duration.js";
-import { describeFailure, InputError } from "../core/errors.js";
-import { DEFAULT_NAMES, namesFor, type Names } from "../core/names.js";
-import { DEFAULT_SETTINGS, type TopologySettings } from "../core/topology.js";
+import { connectNats, DEFAULT_SERVER, type NatsOptions } from "../core/nats/connection.js";
+import { parseDuration } from "../core/base/duration.js";
+import { describeFailure, InputError } from "../core/base/errors.js";
+import { DEFAULT_NAMES, namesFor, type Names } from "../core/nats/names.js";
+import { DEFAULT_SETTINGS, type TopologySettings } from "../core/nats/topology.js";
 
 export abstract class OrderqCommand extends Command {
   static override enableJsonFlag = true;

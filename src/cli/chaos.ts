@@ -1,7 +1,7 @@
 /** What the `chaos` commands share: running a scenario with live progress and Ctrl-C, and rendering. */
 import { join } from "node:path";
 import type { Config } from "@oclif/core";
-import type { NatsOptions } from "../core/connection.js";
+import type { NatsOptions } from "../core/nats/connection.js";
 import type { FaultWindow } from "../core/chaos/nemesis.js";
 import { writeReport } from "../core/chaos/report.js";
 import { runChaos, type ChaosResult, type Progress } from "../core/chaos/runner.js";

@@ -5,11 +5,11 @@
  */
 import { Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { DLQ_REASONS, type DlqEntry, type DlqReason, type StoredDlqEntry } from "../core/dlq-entry.js";
-import { listDlq, select, type DlqFilter } from "../core/dlq.js";
-import { parseDuration } from "../core/duration.js";
-import { InputError } from "../core/errors.js";
-import { SOURCES, type Names } from "../core/names.js";
+import { DLQ_REASONS, type DlqEntry, type DlqReason, type StoredDlqEntry } from "../core/pipeline/dlq-entry.js";
+import { listDlq, select, type DlqFilter } from "../core/ops/dlq-admin.js";
+import { parseDuration } from "../core/base/duration.js";
+import { InputError } from "../core/base/errors.js";
+import { SOURCES, type Names } from "../core/nats/names.js";
 import { OrderqCommand, namesFrom } from "./base.js";
 
 type ConnectFlags = Parameters<OrderqCommand["connect"]>[0];

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { OrderqCommand } from "../cli/base.js";
 import { c, StatusLine, table } from "../cli/render.js";
-import { MAX_ORDER_BYTES } from "../core/order.js";
+import { MAX_ORDER_BYTES } from "../core/pipeline/order.js";
 import { runBench, type BenchResult } from "../core/bench/runner.js";
 import { PHASES, phase } from "../core/bench/summary.js";
 import type { PhaseName } from "../core/bench/types.js";

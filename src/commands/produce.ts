@@ -2,12 +2,12 @@ import { Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
 import { OrderqCommand, nameFlags, parseWeights, probability, settingsFrom, topologyFlags } from "../cli/base.js";
 import { keyValueTable, rate } from "../cli/render.js";
-import { parseDuration } from "../core/duration.js";
-import { History } from "../core/history.js";
-import { SOURCES } from "../core/names.js";
-import { Producer, type ProduceStats } from "../core/producer.js";
-import { randomSeed, seededRng } from "../core/random.js";
-import { ensureTopology } from "../core/topology.js";
+import { parseDuration } from "../core/base/duration.js";
+import { History } from "../core/pipeline/history.js";
+import { SOURCES } from "../core/nats/names.js";
+import { Producer, type ProduceStats } from "../core/pipeline/producer.js";
+import { randomSeed, seededRng } from "../core/base/random.js";
+import { ensureTopology } from "../core/nats/topology.js";
 
 export default class Produce extends OrderqCommand {
   static override summary = "Publish orders from several sources, each stored once (Nats-Msg-Id = order id).";

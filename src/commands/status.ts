@@ -1,9 +1,9 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
-import { parseDuration } from "../core/duration.js";
-import { sleep } from "../core/server.js";
-import { StatusReader, type Status } from "../core/status.js";
+import { parseDuration } from "../core/base/duration.js";
+import { sleep } from "../core/fleet/nats-server.js";
+import { StatusReader, type Status } from "../core/ops/status.js";
 
 export default class StatusCommand extends OrderqCommand {
   static override summary = "Show the pipeline: stream depth, consumer lag, DLQ depth by reason, ledger size.";

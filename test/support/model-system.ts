@@ -8,17 +8,17 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { MessageRef } from "../../src/core/chaos/checker.js";
 import { TcpProxy } from "../../src/core/chaos/proxy.js";
-import { connectNats } from "../../src/core/connection.js";
-import { listDlq } from "../../src/core/dlq.js";
-import type { StoredDlqEntry } from "../../src/core/dlq-entry.js";
-import { errorMessage } from "../../src/core/errors.js";
-import { History, type OpKind } from "../../src/core/history.js";
-import { readLedgerWrites, type LedgerWrite } from "../../src/core/ledger.js";
-import { orderSubject } from "../../src/core/names.js";
-import { guessOrderId } from "../../src/core/order.js";
-import { waitForQuiet } from "../../src/core/quiescence.js";
-import { NatsServer, sleep } from "../../src/core/server.js";
-import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../../src/core/topology.js";
+import { connectNats } from "../../src/core/nats/connection.js";
+import { listDlq } from "../../src/core/ops/dlq-admin.js";
+import type { StoredDlqEntry } from "../../src/core/pipeline/dlq-entry.js";
+import { errorMessage } from "../../src/core/base/errors.js";
+import { History, type OpKind } from "../../src/core/pipeline/history.js";
+import { readLedgerWrites, type LedgerWrite } from "../../src/core/pipeline/ledger.js";
+import { orderSubject } from "../../src/core/nats/names.js";
+import { guessOrderId } from "../../src/core/pipeline/order.js";
+import { waitForQuiet } from "../../src/core/fleet/quiescence.js";
+import { NatsServer, sleep } from "../../src/core/fleet/nats-server.js";
+import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../../src/core/nats/topology.js";
 import { startCli } from "./cli.js";
 
 /** Small timings, so that a crashed worker's order comes back and a poison order dies within seconds. */

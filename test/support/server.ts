@@ -1,6 +1,6 @@
 /** A fresh nats-server per test file (JetStream, temp store, free loopback port), stopped afterwards. */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { NatsServer, type ServerOptions } from "../../src/core/server.js";
+import { NatsServer, type ServerOptions } from "../../src/core/fleet/nats-server.js";
 
 export interface ServerFixture {
   server: NatsServer;

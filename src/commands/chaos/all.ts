@@ -4,8 +4,8 @@ import { OrderqCommand } from "../../cli/base.js";
 import { renderSummary, runScenario, scenariosDir, verdict } from "../../cli/chaos.js";
 import { loadScenarioFile, scenarioFiles } from "../../core/chaos/loader.js";
 import type { ChaosResult } from "../../core/chaos/runner.js";
-import { InputError } from "../../core/errors.js";
-import { randomSeed } from "../../core/random.js";
+import { InputError } from "../../core/base/errors.js";
+import { randomSeed } from "../../core/base/random.js";
 
 export default class ChaosAll extends OrderqCommand {
   static override summary = "Run every scenario in scenarios/, one after the other, and print one table.";

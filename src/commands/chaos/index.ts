@@ -3,7 +3,7 @@ import { OrderqCommand } from "../../cli/base.js";
 import { renderResult, runScenario, scenariosDir } from "../../cli/chaos.js";
 import { resolveScenario } from "../../core/chaos/loader.js";
 import type { ChaosResult } from "../../core/chaos/runner.js";
-import { randomSeed } from "../../core/random.js";
+import { randomSeed } from "../../core/base/random.js";
 
 export default class Chaos extends OrderqCommand {
   static override summary = "Run a chaos scenario: real faults on real processes, then a checker proves exactly-once.";

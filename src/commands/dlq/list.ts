@@ -2,8 +2,8 @@ import { Flags } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, describeReasons, filterFlags, filterFrom, parseSince, plural, summaryView, truncate, when, type DlqSummaryView } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
-import type { DlqReason, StoredDlqEntry } from "../../core/dlq-entry.js";
-import { countByReason, scanDlq } from "../../core/dlq.js";
+import type { DlqReason, StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
+import { countByReason, scanDlq } from "../../core/ops/dlq-admin.js";
 
 export interface DlqListResult {
   stream: string;

@@ -2,10 +2,10 @@ import { createInterface } from "node:readline/promises";
 import { Flags } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, describeReasons, filterFlags, filterFrom, given, loadSelection, plural, validateSelection } from "../../cli/dlq.js";
-import type { StoredDlqEntry } from "../../core/dlq-entry.js";
-import { countByReason, purge } from "../../core/dlq.js";
-import { parseDuration } from "../../core/duration.js";
-import { InputError } from "../../core/errors.js";
+import type { StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
+import { countByReason, purge } from "../../core/ops/dlq-admin.js";
+import { parseDuration } from "../../core/base/duration.js";
+import { InputError } from "../../core/base/errors.js";
 
 export interface DlqPurgeResult {
   /** Entries the selection matched. */

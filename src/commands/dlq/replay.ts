@@ -2,7 +2,7 @@ import { Flags } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, filterFlags, filterFrom, given, loadSelection, plural, validateSelection } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
-import { replay, type ReplayOutcome } from "../../core/dlq.js";
+import { replay, type ReplayOutcome } from "../../core/ops/dlq-admin.js";
 
 export interface DlqReplayResult {
   dryRun: boolean;

@@ -2,8 +2,8 @@ import { Args } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, fullView, when, type DlqFullView } from "../../cli/dlq.js";
 import { c, keyValueTable, table } from "../../cli/render.js";
-import { listDlq, select } from "../../core/dlq.js";
-import { InputError } from "../../core/errors.js";
+import { listDlq, select } from "../../core/ops/dlq-admin.js";
+import { InputError } from "../../core/base/errors.js";
 
 export default class DlqShow extends DlqCommand {
   static override summary = "Show one DLQ entry whole: why, the payload, every failed attempt.";

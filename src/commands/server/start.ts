@@ -1,6 +1,6 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand } from "../../cli/base.js";
-import { NatsCluster, NatsServer } from "../../core/server.js";
+import { NatsCluster, NatsServer } from "../../core/fleet/nats-server.js";
 
 export default class ServerStart extends OrderqCommand {
   static override summary = "Start a local nats-server (or a 3-node cluster) with JetStream, in the foreground until Ctrl-C.";

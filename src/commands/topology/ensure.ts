@@ -1,7 +1,7 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../../cli/base.js";
 import { table } from "../../cli/render.js";
-import { ensureTopology, type ResourceReport } from "../../core/topology.js";
+import { ensureTopology, type ResourceReport } from "../../core/nats/topology.js";
 
 export default class TopologyEnsure extends OrderqCommand {
   static override summary = "Create or verify the streams, consumers and KV buckets orderq needs.";

@@ -1,6 +1,6 @@
 import { OrderqCommand, nameFlags, namesFrom } from "../../cli/base.js";
 import { c, table } from "../../cli/render.js";
-import { describeTopology, type ResourceState } from "../../core/topology.js";
+import { describeTopology, type ResourceState } from "../../core/nats/topology.js";
 
 export default class TopologyShow extends OrderqCommand {
   static override summary = "Show the streams, consumers and KV buckets as they are on the server.";

@@ -6,12 +6,12 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
-import { InFlight } from "../in-flight.js";
-import { Ledger, type Outcome } from "../ledger.js";
-import { kvStreamName, orderSubject, type Names, type Source } from "../names.js";
-import { makeOrder, orderJson } from "../order.js";
-import { pickWeighted, type Rng } from "../random.js";
-import { PULL_EXPIRES_MS } from "../topology.js";
+import { InFlight } from "../pipeline/in-flight.js";
+import { Ledger, type Outcome } from "../pipeline/ledger.js";
+import { kvStreamName, orderSubject, type Names, type Source } from "../nats/names.js";
+import { makeOrder, orderJson } from "../pipeline/order.js";
+import { pickWeighted, type Rng } from "../base/random.js";
+import { PULL_EXPIRES_MS } from "../nats/topology.js";
 import type { Meter } from "./meter.js";
 import { settledStreamMessages, streamMessages } from "./topology.js";
 import { perSecond, type PhaseResult, type Verification } from "./types.js";

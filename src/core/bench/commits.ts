@@ -1,8 +1,8 @@
 /** Reading the outcome of a worker phase back from the ledger: progress, verdict, timing. */
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { countCommits, type LedgerWrite } from "../ledger.js";
-import { kvStreamName, type Names } from "../names.js";
-import { sleep } from "../server.js";
+import { countCommits, type LedgerWrite } from "../pipeline/ledger.js";
+import { kvStreamName, type Names } from "../nats/names.js";
+import { sleep } from "../fleet/nats-server.js";
 import type { Verification } from "./types.js";
 
 /** Polls the ledger until it holds `expected` writes, or none arrive for `stallMs`. Returns the count. */

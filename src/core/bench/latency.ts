@@ -5,7 +5,7 @@
  * Freshly started workers are cold (JIT): they first drain a warm-up batch flat out, and the fixed-rate
  * publishing starts once it is committed. Warm-up orders are verified too, but not in the histogram.
  */
-import { readLedgerWrites } from "../ledger.js";
+import { readLedgerWrites } from "../pipeline/ledger.js";
 import { commitTimes, verifyCommits, waitForLedger } from "./commits.js";
 import { summarizeLatency } from "./histogram.js";
 import { wallNow } from "./meter.js";

@@ -3,7 +3,7 @@
  * and the nats-server are sampled every 50 ms, so the CPU of a window known only afterwards (first to
  * last ledger write) can be interpolated, leaving process start-up and shutdown out.
  */
-import { cpuSeconds } from "../procfs.js";
+import { cpuSeconds } from "../fleet/procfs.js";
 
 /** Wall-clock ms with sub-ms precision, comparable with the server's message timestamps (same host). */
 export function wallNow(): number {

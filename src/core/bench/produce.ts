@@ -1,10 +1,10 @@
 /** orderq's own producer (the real Producer class, in this process) as the benchmark drives it. */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
-import type { HistoryEvent, HistorySink } from "../history.js";
-import type { Names } from "../names.js";
-import { Producer, type ProduceOptions } from "../producer.js";
-import { seededRng } from "../random.js";
+import type { HistoryEvent, HistorySink } from "../pipeline/history.js";
+import type { Names } from "../nats/names.js";
+import { Producer, type ProduceOptions } from "../pipeline/producer.js";
+import { seededRng } from "../base/random.js";
 import { BENCH_SOURCES, checkCounts } from "./baseline.js";
 import { wallNow, type Meter } from "./meter.js";
 import { streamMessages } from "./topology.js";

@@ -5,16 +5,16 @@
  */
 import { cpus, loadavg } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsOptions } from "../connection.js";
-import type { Names } from "../names.js";
-import { randomSeed, seededRng } from "../random.js";
+import type { NatsOptions } from "../nats/connection.js";
+import type { Names } from "../nats/names.js";
+import { randomSeed, seededRng } from "../base/random.js";
 import { baselineOrders, consumeBaseline, floorBaseline, publishAll, publishBaseline } from "./baseline.js";
 import { latencyPhase } from "./latency.js";
 import { Meter } from "./meter.js";
 import { producePhase } from "./produce.js";
 import { checkTargets, summarize, type BenchSummary, type TargetCheck } from "./summary.js";
 import { openTarget, type Target } from "./target.js";
-import { deleteTopology } from "../topology.js";
+import { deleteTopology } from "../nats/topology.js";
 import { createTopology, phaseNames } from "./topology.js";
 import type { PhaseResult, RunResult } from "./types.js";
 import { workPhase, type WorkerPhaseContext } from "./work.js";

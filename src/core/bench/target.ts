@@ -1,7 +1,7 @@
 /** The server under test: the user's (--server) or, by default, a nats-server of our own in a temp dir. */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, credentialEnv, type NatsOptions } from "../connection.js";
-import { NatsServer } from "../server.js";
+import { connectNats, credentialEnv, type NatsOptions } from "../nats/connection.js";
+import { NatsServer } from "../fleet/nats-server.js";
 
 export interface Target {
   nc: NatsConnection;

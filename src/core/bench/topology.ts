@@ -1,9 +1,9 @@
 /** Fresh JetStream resources per phase, so no phase measures a stream another phase has used. */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { namesFor, type Names } from "../names.js";
-import { sleep } from "../server.js";
-import { DEFAULT_SETTINGS, ensureTopology } from "../topology.js";
+import { namesFor, type Names } from "../nats/names.js";
+import { sleep } from "../fleet/nats-server.js";
+import { DEFAULT_SETTINGS, ensureTopology } from "../nats/topology.js";
 
 /** Names unique to one phase of one run; `tag` keeps two benchmarks on one server apart. */
 export function phaseNames(tag: string, phase: string): Names {

@@ -4,8 +4,8 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { readLedgerWrites } from "../ledger.js";
-import type { Names } from "../names.js";
+import { readLedgerWrites } from "../pipeline/ledger.js";
+import type { Names } from "../nats/names.js";
 import { steadyWindow, verifyCommits, waitForLedger } from "./commits.js";
 import { Meter } from "./meter.js";
 import { settledStreamMessages } from "./topology.js";

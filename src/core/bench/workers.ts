@@ -1,7 +1,7 @@
 /** Real `orderq work` processes for the benchmark, under the project's Supervisor. */
-import type { Names } from "../names.js";
-import { Supervisor } from "../supervisor.js";
-import { peakRssMb } from "../procfs.js";
+import type { Names } from "../nats/names.js";
+import { Supervisor } from "../fleet/supervisor.js";
+import { peakRssMb } from "../fleet/procfs.js";
 
 export interface WorkerLaunch {
   /** bin/run.js of this orderq. */

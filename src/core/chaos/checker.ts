@@ -2,8 +2,8 @@
  * The checker: pure functions from what was observed to a verdict. Inputs are the producers' history,
  * every ledger write, every DLQ entry and what is left in ORDERS; every id is classified once.
  */
-import type { HistoryEvent, OpKind } from "../history.js";
-import type { LedgerWrite } from "../ledger.js";
+import type { HistoryEvent, OpKind } from "../pipeline/history.js";
+import type { LedgerWrite } from "../pipeline/ledger.js";
 
 export const SAMPLE_SIZE = 20;
 

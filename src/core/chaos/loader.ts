@@ -6,8 +6,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, extname, join, relative } from "node:path";
 import { isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import type { z } from "zod";
-import { oneLine } from "../dlq-entry.js";
-import { InputError, errorMessage } from "../errors.js";
+import { oneLine } from "../pipeline/dlq-entry.js";
+import { InputError, errorMessage } from "../base/errors.js";
 import { scenarioSchema, toScenario, type Scenario } from "./scenario.js";
 
 type PathKey = string | number;

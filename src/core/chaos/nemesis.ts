@@ -3,8 +3,8 @@
  * window and whether it was really observed (a SIGKILL whose exit was seen, a cut that destroyed
  * connections...). Every fault is healed before its occurrence ends, also when the run is aborted.
  */
-import type { NatsServer } from "../server.js";
-import { seededRng, type Rng } from "../random.js";
+import type { NatsServer } from "../fleet/nats-server.js";
+import { seededRng, type Rng } from "../base/random.js";
 import type { ProxiedPath } from "./proxy.js";
 import type { FaultKind, FaultSpec } from "./scenario.js";
 import type { WorkerPool } from "./worker-pool.js";

@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { HistoryEvent } from "../history.js";
+import type { HistoryEvent } from "../pipeline/history.js";
 import { CATEGORIES } from "./checker.js";
 import type { FaultWindow } from "./nemesis.js";
 import type { ChaosResult } from "./runner.js";

@@ -4,21 +4,21 @@
  * Everything the run starts is stopped in `finally`, also on abort (Ctrl-C) and on failure.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Autoscaler, type ScaleEvent } from "../autoscaler.js";
+import { Autoscaler, type ScaleEvent } from "../fleet/autoscaler.js";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { connectNats, credentialEnv, type NatsOptions } from "../connection.js";
-import { listDlq } from "../dlq.js";
-import { EnvironmentError, InputError, OrderqError } from "../errors.js";
-import { History, type HistoryEvent } from "../history.js";
-import { readLedgerWrites } from "../ledger.js";
-import { DEFAULT_NAMES, kvStreamName, namesFor, type Names } from "../names.js";
-import { guessOrderId } from "../order.js";
-import { Producer, type ProduceStats } from "../producer.js";
-import { backlog, waitForQuiet } from "../quiescence.js";
-import { seededRng } from "../random.js";
-import { NatsCluster, NatsServer, sleep } from "../server.js";
-import { DEFAULT_SETTINGS, deleteTopology, ensureTopology, type TopologySettings } from "../topology.js";
-import type { WorkerStats } from "../worker.js";
+import { connectNats, credentialEnv, type NatsOptions } from "../nats/connection.js";
+import { listDlq } from "../ops/dlq-admin.js";
+import { EnvironmentError, InputError, OrderqError } from "../base/errors.js";
+import { History, type HistoryEvent } from "../pipeline/history.js";
+import { readLedgerWrites } from "../pipeline/ledger.js";
+import { DEFAULT_NAMES, kvStreamName, namesFor, type Names } from "../nats/names.js";
+import { guessOrderId } from "../pipeline/order.js";
+import { Producer, type ProduceStats } from "../pipeline/producer.js";
+import { backlog, waitForQuiet } from "../fleet/quiescence.js";
+import { seededRng } from "../base/random.js";
+import { NatsCluster, NatsServer, sleep } from "../fleet/nats-server.js";
+import { DEFAULT_SETTINGS, deleteTopology, ensureTopology, type TopologySettings } from "../nats/topology.js";
+import type { WorkerStats } from "../pipeline/worker.js";
 import { check, SAMPLE_SIZE, type CheckResult, type MessageRef } from "./checker.js";
 import { Nemesis, type FaultWindow } from "./nemesis.js";
 import { ProxiedPath, type Upstream } from "./proxy.js";

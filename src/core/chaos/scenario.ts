@@ -3,8 +3,8 @@
  * hold afterwards. The YAML uses the CLI's kebab-case words; `Scenario` is its typed, defaulted form.
  */
 import { z } from "zod";
-import { SOURCES, type Source } from "../names.js";
-import { durationMs } from "../duration.js";
+import { SOURCES, type Source } from "../nats/names.js";
+import { durationMs } from "../base/duration.js";
 
 /** Faults the nemesis can inject; `any` picks one of `of` at each occurrence, from the seed. */
 export const FAULT_KINDS = ["kill-worker", "pause-worker", "kill-server", "cut-network", "slow-network"] as const;

@@ -1,6 +1,6 @@
 /** Per-second series of a chaos run, computed after the fact from the history, ledger and DLQ. */
-import type { HistoryEvent } from "../history.js";
-import type { LedgerWrite } from "../ledger.js";
+import type { HistoryEvent } from "../pipeline/history.js";
+import type { LedgerWrite } from "../pipeline/ledger.js";
 
 export interface Percentiles {
   count: number;

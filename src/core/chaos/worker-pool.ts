@@ -3,8 +3,8 @@
  * needs — SIGKILL with the exit observed, SIGSTOP/SIGCONT — and a count of the deaths the nemesis
  * did not cause (a worker killing itself after a commit, a crash order).
  */
-import { Supervisor, type SupervisorOptions } from "../supervisor.js";
-import type { WorkerStats } from "../worker.js";
+import { Supervisor, type SupervisorOptions } from "../fleet/supervisor.js";
+import type { WorkerStats } from "../pipeline/worker.js";
 
 export interface PoolCounters {
   spawned: number;

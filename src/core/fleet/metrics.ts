@@ -1,0 +1,104 @@
+/**
+ * Prometheus metrics (prom-client). Counters are read from the worker's stats at scrape time, so the
+ * per-message path pays only for the latency histogram. A supervisor merges its children's registries.
+ */
+import { createServer, type Server } from "node:http";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { WorkerStats } from "../pipeline/worker.js";
+
+type CounterName = Exclude<keyof WorkerStats, "inFlight">;
+
+const COUNTERS: [CounterName, string, string][] = [
+  ["committed", "orderq_orders_committed_total", "Orders committed to the ledger by this worker."],
+  ["failedAttempts", "orderq_attempts_failed_total", "Handler errors (each one failed attempt)."],
+  ["retried", "orderq_attempts_retried_total", "Failed attempts given back with a backoff delay."],
+  ["suppressedDuplicates", "orderq_duplicates_suppressed_total", "Redeliveries of committed work absorbed by the ledger."],
+  ["deadLettered", "orderq_orders_dead_lettered_total", "Orders written to the dead-letter stream."],
+  ["invalid", "orderq_payloads_invalid_total", "Payloads that were not a valid order."],
+  ["errors", "orderq_errors_total", "Infrastructure errors; the order was left for redelivery."],
+];
+
+/** Seconds from receiving an order to its ack, for committed orders. */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  readonly latency: Histogram;
+
+  constructor(stats: () => WorkerStats) {
+    for (const [key, name, help] of COUNTERS) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(stats()[key]);
+        },
+      });
+    }
+    new Gauge({
+      name: "orderq_orders_in_flight",
+      help: "Orders being processed now.",
+      registers: [this.registry],
+      collect() {
+        this.set(stats().inFlight);
+      },
+    });
+    this.latency = new Histogram({
+      name: "orderq_processing_seconds",
+      help: "Time from receiving an order to acking it, for committed orders.",
+      buckets: LATENCY_BUCKETS,
+      registers: [this.registry],
+    });
+  }
+}
+
+/** Gauges only the supervising process knows: how many workers, and the consumer's lag. */
+export function pipelineRegistry(sample: () => Promise<{ workers: number; lag: number }>): Registry {
+  const registry = new Registry();
+  let last: Promise<{ workers: number; lag: number }> | undefined;
+  // Both gauges come from one sample per scrape.
+  const current = () => (last ??= sample().finally(() => setTimeout(() => (last = undefined), 100)));
+  new Gauge({
+    name: "orderq_workers",
+    help: "Worker processes running.",
+    registers: [registry],
+    async collect() {
+      this.set((await current()).workers);
+    },
+  });
+  new Gauge({
+    name: "orderq_consumer_lag",
+    help: "Orders not yet acked (consumer pending + ack pending): what an autoscaler reads.",
+    registers: [registry],
+    async collect() {
+      this.set((await current()).lag);
+    },
+  });
+  return registry;
+}
+
+/** Merges registries' JSON snapshots (e.g. from worker processes) by summing like series. */
+export function mergeMetrics(snapshots: object[][]): Registry {
+  return AggregatorRegistry.aggregate(snapshots);
+}
+
+/** Serves `GET /metrics` in Prometheus text format on loopback-or-any `port`. */
+export async function serveMetrics(port: number, render: () => Promise<{ contentType: string; body: string }>): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end("see /metrics\n");
+      return;
+    }
+    render().then(
+      ({ contentType, body }) => res.writeHead(200, { "Content-Type": contentType }).end(body),
+      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, resolve);
+  });
+  return server;
+}

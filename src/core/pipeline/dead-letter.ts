@@ -1,0 +1,83 @@
+/**
+ * The one way into the DLQ, shared by workers (invalid payload, non-retryable error, last attempt
+ * failed) and the advisory-driven mover. Claim in the ledger, then copy; both steps are idempotent.
+ */
+import type { MsgHdrs } from "@nats-io/transport-node";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import type { AttemptLog } from "./attempts.js";
+import { encodeDlqHeaders, headersToRecord, type DlqEntry, type DlqReason } from "./dlq-entry.js";
+import type { Ledger } from "./ledger.js";
+import { dlqMsgId, dlqSubject, type Names } from "../nats/names.js";
+
+export interface DeadLetterContext {
+  js: JetStreamClient;
+  names: Names;
+  ledger: Ledger;
+  attempts: AttemptLog;
+  worker: string;
+}
+
+export interface DeadLetterInput {
+  subject: string;
+  streamSeq: number;
+  payload: Uint8Array;
+  headers?: MsgHdrs;
+  deliveries: number;
+  reason: DlqReason;
+  /** The error of this attempt; otherwise the last recorded attempt's. */
+  lastError?: string;
+  /** Id of a valid order: its ledger key is claimed so it cannot also be committed. */
+  validOrderId?: string;
+  /** Best-effort id of an invalid payload, for people reading the DLQ. */
+  displayOrderId?: string;
+}
+
+/**
+ * "already-dead-lettered": the order id was dead-lettered from another stream message (it was
+ * published twice, outside the duplicate window); this copy is a duplicate, not a second entry.
+ */
+export type DeadLetterResult = "dead-lettered" | "already-committed" | "already-dead-lettered";
+
+export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput): Promise<DeadLetterResult> {
+  const now = new Date().toISOString();
+  if (input.validOrderId !== undefined) {
+    const claim = await ctx.ledger.record(input.validOrderId, {
+      result: "dead-lettered",
+      worker: ctx.worker,
+      attempt: input.deliveries,
+      streamSeq: input.streamSeq,
+      at: now,
+      reason: input.reason,
+      error: input.lastError,
+    });
+    // A committed order is done; a dead-letter claim left by a move of this same message that
+    // died before its copy is finished below.
+    if (!claim.written && claim.existing?.result === "committed") return "already-committed";
+    if (!claim.written && claim.existing && claim.existing.streamSeq !== input.streamSeq) return "already-dead-lettered";
+  }
+  const attempts = await ctx.attempts.list(input.streamSeq);
+  const source = input.subject.split(".").pop() ?? "unknown";
+  const entry: DlqEntry = {
+    reason: input.reason,
+    lastError:
+      input.lastError ?? attempts.at(-1)?.error ?? "no attempt reported an error: the worker crashed or hung on it",
+    orderId: input.validOrderId ?? input.displayOrderId,
+    source,
+    originalStream: ctx.names.stream,
+    originalSubject: input.subject,
+    originalSeq: input.streamSeq,
+    originalHeaders: headersToRecord(input.headers),
+    consumer: ctx.names.consumer,
+    deliveries: input.deliveries,
+    attempts,
+    firstAttemptAt: attempts[0]?.at,
+    lastAttemptAt: attempts.at(-1)?.at,
+    deadLetteredAt: now,
+  };
+  // The copy's Nats-Msg-Id (see dlqMsgId) is set by the codec, which must put it first.
+  const ack = await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
+    headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq, input.headers?.get("Nats-Msg-Id") || undefined)),
+  });
+  // Another mover (or the worker) copied it first: the stream kept one entry, and so do the counts.
+  return ack.duplicate ? "already-dead-lettered" : "dead-lettered";
+}

@@ -1,0 +1,130 @@
+/**
+ * The DLQ mover: the path for orders no worker could report on (one that crashes every worker, a
+ * worker killed on the last attempt). It reads MAX_DELIVERIES advisories from the stream that made
+ * them durable, copies the original by sequence, deletes it from ORDERS, then acks the advisory.
+ * Every step is idempotent, so each worker process runs one and they may race.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { deadLetter, type DeadLetterContext } from "./dead-letter.js";
+import { errorMessage } from "../base/errors.js";
+import { guessOrderId, parseOrder } from "./order.js";
+import { sweepOrphans } from "./orphan-sweep.js";
+import { PULL_EXPIRES_MS } from "../nats/topology.js";
+
+/** The fields of io.nats.jetstream.advisory.v1.max_deliver that we use. */
+export interface MaxDeliveriesAdvisory {
+  stream: string;
+  consumer: string;
+  stream_seq: number;
+  deliveries: number;
+}
+
+export type MoveResult = "moved" | "already-gone" | "already-committed" | "already-dead-lettered" | "not-ours";
+
+export async function moveToDlq(
+  ctx: DeadLetterContext,
+  jsm: JetStreamManager,
+  advisory: MaxDeliveriesAdvisory,
+): Promise<MoveResult> {
+  if (advisory.stream !== ctx.names.stream || advisory.consumer !== ctx.names.consumer) return "not-ours";
+  const seq = advisory.stream_seq;
+  const original = await jsm.streams.getMessage(ctx.names.stream, { seq });
+  // Acked (or moved by another mover) since the advisory fired: nothing to do.
+  if (!original) return "already-gone";
+  const parsed = parseOrder(original.data);
+  const result = await deadLetter(ctx, {
+    subject: original.subject,
+    streamSeq: seq,
+    payload: original.data,
+    headers: original.header,
+    deliveries: advisory.deliveries,
+    reason: "max-deliveries",
+    validOrderId: parsed.ok ? parsed.order.id : undefined,
+    displayOrderId: parsed.ok ? undefined : guessOrderId(original.data),
+  });
+  await deleteQuietly(jsm, ctx.names.stream, seq);
+  return result === "dead-lettered" ? "moved" : result;
+}
+
+async function deleteQuietly(jsm: JetStreamManager, stream: string, seq: number): Promise<void> {
+  try {
+    await jsm.streams.deleteMessage(stream, seq, false);
+  } catch (err) {
+    // Another mover deleted it first: the goal is reached.
+    if (!/no message found|not found/i.test(errorMessage(err))) throw err;
+  }
+}
+
+export interface MoverEvents {
+  /** `advisory` is absent for an order the orphan sweep moved. */
+  onMove?(result: MoveResult, advisory?: MaxDeliveriesAdvisory): void;
+  onError?(err: unknown): void;
+}
+
+/** How often an idle pipeline is swept for orders whose advisory was lost (see orphan-sweep.ts). */
+const SWEEP_EVERY_MS = 5_000;
+
+/** Runs until stop(): one advisory at a time (this path is rare; simplicity wins), plus the orphan sweep. */
+export class DlqMover {
+  private messages?: ConsumerMessages;
+  private done?: Promise<void>;
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeping: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly ctx: DeadLetterContext,
+    private readonly events: MoverEvents = {},
+  ) {}
+
+  async start(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    const consumer = await jetstream(this.nc).consumers.get(this.ctx.names.advisoryStream, this.ctx.names.moverConsumer);
+    this.messages = await consumer.consume({ max_messages: 16, expires: PULL_EXPIRES_MS });
+    this.done = this.loop(this.messages, jsm);
+    this.sweepTimer = setInterval(() => {
+      this.sweeping = this.sweeping.then(() => this.sweep(jsm));
+    }, SWEEP_EVERY_MS);
+  }
+
+  private async sweep(jsm: JetStreamManager): Promise<void> {
+    try {
+      const results = await sweepOrphans(this.ctx, jsm);
+      for (const result of results) this.events.onMove?.(result, undefined);
+    } catch (err) {
+      this.events.onError?.(err); // the next sweep retries
+    }
+  }
+
+  private async loop(messages: ConsumerMessages, jsm: JetStreamManager): Promise<void> {
+    for await (const msg of messages) await this.handle(msg, jsm);
+  }
+
+  private async handle(msg: JsMsg, jsm: JetStreamManager): Promise<void> {
+    let advisory: MaxDeliveriesAdvisory;
+    try {
+      advisory = msg.json<MaxDeliveriesAdvisory>();
+      if (typeof advisory.stream_seq !== "number") throw new Error("no stream_seq");
+    } catch (err) {
+      msg.ack(); // not an advisory we can act on: retrying cannot help
+      this.events.onError?.(new Error(`ignored a malformed advisory (stream seq ${msg.seq}): ${errorMessage(err)}`));
+      return;
+    }
+    try {
+      const result = await moveToDlq(this.ctx, jsm, advisory);
+      msg.ack();
+      this.events.onMove?.(result, advisory);
+    } catch (err) {
+      // Left unacked work is retried: nak with a pause so a broken broker is not hammered.
+      msg.nak(1000);
+      this.events.onError?.(err);
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    this.messages?.stop();
+    await Promise.all([this.done, this.sweeping]);
+  }
+}

@@ -1,0 +1,111 @@
+/** The order document, its validation and a generator for producers and tests. */
+import { z } from "zod";
+import { SOURCES, type Source } from "../nats/names.js";
+import type { Rng } from "../base/random.js";
+
+/** Larger payloads are rejected as invalid: an order is a small document. */
+export const MAX_ORDER_BYTES = 64 * 1024;
+
+/**
+ * Behaviour the simulated handler gives an order, for chaos work: `poison` fails every attempt
+ * (retryable), `fatal` fails with a non-retryable error, `crash` kills the worker process.
+ */
+export const SIMULATIONS = ["poison", "fatal", "crash"] as const;
+export type Simulation = (typeof SIMULATIONS)[number];
+
+export const orderSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -"),
+  source: z.enum(SOURCES),
+  items: z
+    .array(
+      z.strictObject({
+        sku: z.string().min(1).max(64),
+        qty: z.number().int().positive(),
+        price: z.number().nonnegative(),
+      }),
+    )
+    .min(1),
+  amount: z.number().nonnegative(),
+  createdAt: z.iso.datetime(),
+  simulate: z.enum(SIMULATIONS).optional(),
+});
+
+export type Order = z.infer<typeof orderSchema>;
+
+export type ParseResult = { ok: true; order: Order } | { ok: false; reason: string };
+
+const decoder = new TextDecoder();
+
+/** Validates a raw payload; the reason names the field at fault. Never throws. */
+export function parseOrder(payload: Uint8Array): ParseResult {
+  if (payload.length > MAX_ORDER_BYTES) {
+    return { ok: false, reason: `payload is ${payload.length} bytes, more than ${MAX_ORDER_BYTES}` };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(payload));
+  } catch (err) {
+    return { ok: false, reason: `not JSON: ${(err as Error).message}` };
+  }
+  const result = orderSchema.safeParse(json);
+  if (result.success) return { ok: true, order: result.data };
+  const issue = result.error.issues[0];
+  const path = issue.path.length ? issue.path.join(".") : "(root)";
+  return { ok: false, reason: `${path}: ${issue.message}` };
+}
+
+/** Best effort order id of a payload that may be invalid, for DLQ entries and logs. */
+export function guessOrderId(payload: Uint8Array): string | undefined {
+  try {
+    const id = (JSON.parse(decoder.decode(payload)) as { id?: unknown }).id;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const SKUS = ["book-001", "lamp-204", "mug-330", "pen-017", "desk-900", "sock-123", "cable-450", "tea-077"];
+
+export function makeOrder(id: string, source: Source, rng: Rng, simulate?: Simulation): Order {
+  const count = 1 + Math.floor(rng() * 3);
+  const items = Array.from({ length: count }, () => ({
+    sku: SKUS[Math.floor(rng() * SKUS.length)],
+    qty: 1 + Math.floor(rng() * 4),
+    price: Math.round(rng() * 10_000) / 100,
+  }));
+  const amount = Math.round(items.reduce((sum, i) => sum + i.qty * i.price, 0) * 100) / 100;
+  const order: Order = { id, source, items, amount, createdAt: new Date().toISOString() };
+  if (simulate) order.simulate = simulate;
+  return order;
+}
+
+/** Bytes one zero-priced padding item adds to an order's JSON, besides its sku. */
+const PAD_ITEM_BYTES = JSON.stringify({ sku: "", qty: 1, price: 0 }).length + 1;
+
+/**
+ * The order as JSON, padded with zero-priced items (amount unchanged) to at least `minBytes`, so a
+ * benchmark can send orders of a chosen size that still validate. Overshoots by at most one item.
+ */
+export function orderJson(order: Order, minBytes = 0): string {
+  const json = JSON.stringify(order);
+  let missing = minBytes - json.length;
+  if (missing <= 0) return json;
+  const items = [...order.items];
+  while (missing > 0) {
+    const sku = "x".repeat(Math.min(64, Math.max(1, missing - PAD_ITEM_BYTES)));
+    items.push({ sku, qty: 1, price: 0 });
+    missing -= PAD_ITEM_BYTES + sku.length;
+  }
+  return JSON.stringify({ ...order, items });
+}
+
+/** Malformed payloads of the kinds a real producer emits, for `--invalid-rate`. */
+export function makeInvalidPayload(id: string, source: Source, rng: Rng): string {
+  const kinds = [
+    () => `{"id":"${id}","source":"${source}",`, // truncated JSON
+    () => JSON.stringify({ source, items: [], amount: 1, createdAt: new Date().toISOString() }), // no id
+    () => JSON.stringify({ id, source, items: "many", amount: "ten", createdAt: 7 }), // wrong types
+    () => JSON.stringify({ id, source, items: [{ sku: "x".repeat(MAX_ORDER_BYTES), qty: 1, price: 1 }], amount: 1, createdAt: new Date().toISOString() }), // oversize
+  ];
+  return kinds[Math.floor(rng() * kinds.length)]();
+}

@@ -1,0 +1,371 @@
+/**
+ * One worker process's pipeline, following DESIGN.md's protocol step by step:
+ * pull → validate → (redelivery?) ledger check → handler with heartbeats → commit → ack,
+ * and on failure: record the attempt → nak with backoff, or dead-letter then ack.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { AttemptLog } from "./attempts.js";
+import { backoffDelay, type BackoffPolicy } from "./backoff.js";
+import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
+import { DlqMover } from "./dlq-mover.js";
+import { errorMessage } from "../base/errors.js";
+import { NonRetryableError, type Handler } from "./handler.js";
+import { Ledger, type Outcome, type RecordResult } from "./ledger.js";
+import type { Names } from "../nats/names.js";
+import { guessOrderId, parseOrder, type Order } from "./order.js";
+import type { Rng } from "../base/random.js";
+import { sleep } from "../fleet/nats-server.js";
+import { withdrawPull } from "../nats/pull-withdrawal.js";
+import { consumerAckWaitMs, PULL_EXPIRES_MS } from "../nats/topology.js";
+
+export interface WorkerOptions {
+  names: Names;
+  workerId: string;
+  /** Orders in flight at once in this process. */
+  concurrency: number;
+  backoff: BackoffPolicy;
+  /** Await a confirmed ack (double ack) instead of a fire-and-forget one. */
+  confirmAck: boolean;
+  /** Negative control: commit with a plain put instead of create-if-absent. */
+  unsafe: boolean;
+  /** Run this process's DLQ mover (on by default: every worker process runs one). */
+  mover: boolean;
+  /** Told of each infrastructure error (the order involved is left for redelivery). */
+  onError?: (message: string) => void;
+  /** Called with the seconds from receiving an order to acking it, for each committed order. */
+  observeLatency?: (seconds: number) => void;
+  faults: {
+    /** Probability of SIGKILLing this process between commit and ack. */
+    crashAfterCommitRate: number;
+    /** Probability of committing and then never acking. */
+    dropAckRate: number;
+  };
+}
+
+export interface WorkerStats {
+  /** Orders this process committed. */
+  committed: number;
+  /** Redeliveries of committed (or dead-lettered) work, absorbed by the ledger. */
+  suppressedDuplicates: number;
+  /** Handler errors (each is one failed attempt). */
+  failedAttempts: number;
+  /** Failed attempts given back with nak(delay). */
+  retried: number;
+  /** Orders this process wrote to the DLQ (itself or through its mover). */
+  deadLettered: number;
+  /** Of those, payloads that were not a valid order. */
+  invalid: number;
+  /** Acks deliberately not sent (fault knob). */
+  droppedAcks: number;
+  /** Infrastructure errors (broker down, timeouts); the message is left for redelivery. */
+  errors: number;
+  inFlight: number;
+}
+
+export function emptyStats(): WorkerStats {
+  return {
+    committed: 0,
+    suppressedDuplicates: 0,
+    failedAttempts: 0,
+    retried: 0,
+    deadLettered: 0,
+    invalid: 0,
+    droppedAcks: 0,
+    errors: 0,
+    inFlight: 0,
+  };
+}
+
+export class Worker {
+  readonly stats = emptyStats();
+  private readonly js: JetStreamClient;
+  /** Pulls in progress (withdrawn on stop()) and the slots they have reserved but not yet filled. */
+  private readonly openPulls = new Set<ConsumerMessages>();
+  private reserved = 0;
+  private mover?: DlqMover;
+  private stopping = false;
+  /** Start time (performance.now()) of each message in flight, for heartbeats and latency. */
+  private readonly inFlight = new Map<JsMsg, number>();
+  private slotFreed?: () => void;
+  private heartbeat?: NodeJS.Timeout;
+  private ackWaitMs = 30_000;
+  private maxDeliver = -1;
+  private ledger!: Ledger;
+  private dlq!: DeadLetterContext;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly options: WorkerOptions,
+    private readonly handler: Handler,
+    private readonly rng: Rng,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  /** Runs until stop() and every order in flight is finished. */
+  async run(): Promise<void> {
+    const { names } = this.options;
+    ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = await consumerAckWaitMs(this.nc, names));
+    this.ledger = await Ledger.open(this.nc, names, this.options.unsafe);
+    // A failure on the way (the broker gone at start) must not leave the publisher and the timer running.
+    try {
+      this.dlq = {
+        js: this.js,
+        names,
+        ledger: this.ledger,
+        attempts: await AttemptLog.open(this.nc, names),
+        worker: this.options.workerId,
+      };
+      if (this.options.mover) {
+        this.mover = new DlqMover(this.nc, this.dlq, {
+          onMove: (result) => {
+            if (result === "moved") this.stats.deadLettered++;
+          },
+          onError: (err) => this.fail(err),
+        });
+        await this.mover.start();
+      }
+      // One timer for all messages: in-progress acks every ack-wait/3 keep a slow order's lease,
+      // while a dead process stops sending them and loses it within one ack wait.
+      const beat = Math.max(100, Math.floor(this.ackWaitMs / 3));
+      this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
+
+      const consumer = await this.js.consumers.get(names.stream, names.consumer);
+      await this.pullLoop(consumer);
+      while (this.inFlight.size > 0) await this.slotFree();
+      await this.mover?.stop();
+    } finally {
+      clearInterval(this.heartbeat);
+      this.ledger.close();
+    }
+  }
+
+  /**
+   * Pulls only as many orders as there are free slots, so every order this process holds is in
+   * flight: it gets in-progress acks, and none waits unseen in a client buffer while its ack wait
+   * runs out (consume() prefetches; a handler slower than the ack wait then ran orders twice).
+   * Several pulls may be open at once — slots are reserved when a pull is sent and given back when
+   * it ends short — which keeps the pipeline full without ever holding more than `concurrency`.
+   * On stop nothing is handed back: an order delivered here is processed, since a nak would spend a
+   * delivery and, on the last one, send a healthy order to the DLQ.
+   */
+  private async pullLoop(consumer: Consumer): Promise<void> {
+    const { concurrency } = this.options;
+    // Small pulls cost a request each, so wait for an eighth of the slots (unless nothing is held).
+    // bench at 256: a quarter left the pipeline too empty (18,000/s), a sixteenth was no faster
+    // than an eighth (about 21,000/s).
+    const minBatch = Math.max(1, Math.floor(concurrency / 8));
+    const pulls = new Set<Promise<void>>();
+    while (!this.stopping) {
+      const free = concurrency - this.inFlight.size - this.reserved;
+      if (free < minBatch && this.inFlight.size + this.reserved > 0) {
+        await this.slotFree();
+        continue;
+      }
+      this.reserved += free;
+      const pull = this.pull(consumer, free).finally(() => pulls.delete(pull));
+      pulls.add(pull);
+    }
+    await Promise.all(pulls);
+  }
+
+  private async pull(consumer: Consumer, count: number): Promise<void> {
+    let received = 0;
+    let batch: ConsumerMessages | undefined;
+    try {
+      batch = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
+      this.openPulls.add(batch);
+      if (this.stopping) withdrawPull(batch);
+      for await (const msg of batch) {
+        received++;
+        this.reserved--;
+        this.start(msg);
+      }
+    } catch (err) {
+      // Broker restarting, leader moving, connection cut: count it, pause, pull again.
+      this.fail(err);
+      await sleep(250);
+    } finally {
+      if (batch) this.openPulls.delete(batch);
+      this.reserved -= count - received;
+      this.wake();
+    }
+  }
+
+  private start(msg: JsMsg): void {
+    this.inFlight.set(msg, performance.now());
+    this.stats.inFlight = this.inFlight.size;
+    void this.process(msg).finally(() => {
+      this.inFlight.delete(msg);
+      this.stats.inFlight = this.inFlight.size;
+      this.wake();
+    });
+  }
+
+  /** Resolves when a slot is freed or a pull ends. */
+  private slotFree(): Promise<void> {
+    return new Promise<void>((resolve) => (this.slotFreed = resolve));
+  }
+
+  private wake(): void {
+    this.slotFreed?.();
+    this.slotFreed = undefined;
+  }
+
+  /**
+   * Graceful stop: no new pulls; the open ones are withdrawn (see pull-withdrawal.ts), and every order
+   * they deliver meanwhile is processed. run() resolves after them.
+   */
+  stop(): void {
+    this.stopping = true;
+    for (const pull of this.openPulls) withdrawPull(pull);
+    this.wake();
+  }
+
+  private sendHeartbeats(olderThanMs: number): void {
+    const now = performance.now();
+    for (const [msg, started] of this.inFlight) {
+      if (now - started >= olderThanMs) msg.working();
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.stats.errors++;
+    this.options.onError?.(errorMessage(err));
+  }
+
+  private async process(msg: JsMsg): Promise<void> {
+    try {
+      const parsed = parseOrder(msg.data);
+      if (!parsed.ok) {
+        await this.toDlq(msg, {
+          reason: "invalid-payload",
+          lastError: `invalid-payload: ${parsed.reason}`,
+          displayOrderId: guessOrderId(msg.data),
+        });
+        this.stats.invalid++;
+        return;
+      }
+      await this.processOrder(msg, parsed.order);
+    } catch (err) {
+      // Broker unreachable, a timeout...: leave the message unacked; its redelivery is absorbed.
+      this.fail(err);
+    }
+  }
+
+  private async processOrder(msg: JsMsg, order: Order): Promise<void> {
+    const attempt = msg.info.deliveryCount;
+    // A first delivery cannot be committed yet (publishing is de-duplicated), so only a
+    // redelivery pays for this read; the create-if-absent below guards every case anyway.
+    // The unsafe negative control skips it too, so a redelivery of committed work is written again
+    // (with a plain put) and the chaos checker must see the duplicate.
+    const existing = attempt > 1 && !this.options.unsafe ? await this.ledger.get(order.id) : undefined;
+    if (existing?.result === "committed") {
+      this.stats.suppressedDuplicates++;
+      await this.ack(msg);
+      return;
+    }
+    if (existing?.result === "dead-lettered") {
+      // A dead-letter move died between its ledger claim and its ack: finish it as it began.
+      await this.toDlq(msg, { reason: existing.reason ?? "max-deliveries", lastError: existing.error, validOrderId: order.id });
+      return;
+    }
+    try {
+      await this.handler(order, attempt);
+    } catch (err) {
+      await this.onHandlerError(msg, order, err);
+      return;
+    }
+    const commit = await this.commit(order.id, {
+      result: "committed",
+      worker: this.options.workerId,
+      attempt,
+      streamSeq: msg.info.streamSequence,
+      at: new Date().toISOString(),
+    });
+    if (commit.written) this.stats.committed++;
+    else this.stats.suppressedDuplicates++; // another delivery won the race
+    const { crashAfterCommitRate, dropAckRate } = this.options.faults;
+    if (crashAfterCommitRate > 0 && this.rng() < crashAfterCommitRate) process.kill(process.pid, "SIGKILL");
+    if (dropAckRate > 0 && this.rng() < dropAckRate) {
+      this.stats.droppedAcks++;
+      return;
+    }
+    await this.ack(msg);
+    const { observeLatency } = this.options;
+    const started = observeLatency && commit.written ? this.inFlight.get(msg) : undefined;
+    if (started !== undefined) observeLatency?.((performance.now() - started) / 1000);
+  }
+
+  /**
+   * The commit, retried while the broker is unreachable for up to one ack wait (the order keeps its
+   * lease meanwhile): the handler's work is done, and giving up would spend a delivery — on the last
+   * one, a processed order would be dead-lettered. A retry whose first try did land finds its own
+   * outcome in the ledger, and counts as written.
+   */
+  private async commit(orderId: string, outcome: Outcome): Promise<RecordResult> {
+    const deadline = Date.now() + this.ackWaitMs;
+    for (let pause = 100; ; pause = Math.min(1000, pause * 2)) {
+      try {
+        const result = await this.ledger.record(orderId, outcome);
+        const ours = !result.written && result.existing?.worker === outcome.worker && result.existing.streamSeq === outcome.streamSeq && result.existing.attempt === outcome.attempt;
+        return ours ? { written: true } : result;
+      } catch (err) {
+        if (Date.now() + pause > deadline) throw err;
+        this.fail(err);
+        await sleep(pause);
+      }
+    }
+  }
+
+  private async onHandlerError(msg: JsMsg, order: Order, err: unknown): Promise<void> {
+    const attempt = msg.info.deliveryCount;
+    const error = errorMessage(err);
+    this.stats.failedAttempts++;
+    await this.dlq.attempts.record({
+      orderId: order.id,
+      streamSeq: msg.info.streamSequence,
+      attempt,
+      worker: this.options.workerId,
+      error,
+      errorClass: err instanceof Error ? err.name : typeof err,
+      at: new Date().toISOString(),
+    });
+    const retryable = !(err instanceof NonRetryableError);
+    const attemptsLeft = this.maxDeliver < 0 || attempt < this.maxDeliver;
+    if (retryable && attemptsLeft) {
+      this.stats.retried++;
+      msg.nak(backoffDelay(attempt, this.options.backoff, this.rng));
+      return;
+    }
+    await this.toDlq(msg, {
+      reason: retryable ? "max-deliveries" : "non-retryable",
+      lastError: error,
+      validOrderId: order.id,
+    });
+  }
+
+  /** Copy first, then ack: under work-queue retention an ack (or term) deletes the original. */
+  private async toDlq(
+    msg: JsMsg,
+    input: Pick<DeadLetterInput, "reason" | "lastError" | "validOrderId" | "displayOrderId">,
+  ): Promise<void> {
+    const result = await deadLetter(this.dlq, {
+      ...input,
+      subject: msg.subject,
+      streamSeq: msg.info.streamSequence,
+      payload: msg.data,
+      headers: msg.headers,
+      deliveries: msg.info.deliveryCount,
+    });
+    if (result === "dead-lettered") this.stats.deadLettered++;
+    else this.stats.suppressedDuplicates++;
+    await this.ack(msg);
+  }
+
+  private async ack(msg: JsMsg): Promise<void> {
+    if (this.options.confirmAck) await msg.ackAck();
+    else msg.ack();
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Every scenario through the real CLI at CI size (each run starts its own servers and workers), the
+ * negative controls, the report files, and Ctrl-C leaving no process behind.
+ * ORDERQ_CHAOS_ORDERS=N runs every scenario with N orders instead of the scenario's own count.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChaosResult } from "../../src/core/chaos/runner.js";
+import { json, runCli, startCli } from "../support/cli.js";
+import { descendants, isGone } from "../support/processes.js";
+
+const SCENARIOS = readdirSync(new URL("../../scenarios/", import.meta.url))
+  .filter((f) => f.endsWith(".yaml"))
+  .map((f) => f.replace(/\.yaml$/, ""));
+const ORDERS = process.env.ORDERQ_CHAOS_ORDERS ? ["--orders", process.env.ORDERQ_CHAOS_ORDERS] : [];
+const RUN_TIMEOUT_MS = 300_000;
+
+async function chaos(args: string[]): Promise<{ code: number | null; result: ChaosResult }> {
+  const out = await runCli(["chaos", ...args, ...ORDERS, "--json"]);
+  return { code: out.code, result: json<ChaosResult>(out) };
+}
+
+function describeFailure(r: ChaosResult): string {
+  if (!r.check) return JSON.stringify(r); // the run itself failed: its error is all there is
+  const counts = Object.fromEntries(Object.entries(r.check.categories).map(([k, v]) => [k, v.count]));
+  return JSON.stringify({ counts, expectations: r.check.expectations.filter((e) => !e.ok), faults: r.faults.byKind });
+}
+
+describe("orderq chaos", function () {
+  this.timeout(RUN_TIMEOUT_MS);
+
+  it("lists the scenarios", async () => {
+    const out = await runCli(["chaos", "list", "--json"]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(json<{ name: string }[]>(out).map((s) => s.name).sort(), [...SCENARIOS].sort());
+  });
+
+  SCENARIOS.forEach((name, i) => {
+    it(`${name}: valid, with faults observed and effects seen`, async () => {
+      const { code, result } = await chaos([name, "--seed", String(100 + i)]);
+      assert.equal(result.valid, true, describeFailure(result));
+      assert.equal(code, 0);
+      assert.ok(result.faults.observed > 0, "faults observed");
+      for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const) assert.equal(result.check.categories[bad].count, 0, bad);
+      assert.equal(result.check.accepted, result.orders, "every order accepted");
+      if (name === "slow-worker") {
+        // Autoscaling is on there: the pool grew past its minimum of 2 at some second of the run.
+        assert.ok(Math.max(...result.timeline.workers) > 2, `workers over time: ${result.timeline.workers.join(" ")}`);
+      }
+    });
+  });
+
+  for (const name of ["worker-crash", "ack-lost"]) {
+    it(`${name} --unsafe (negative control): INVALID with duplicated > 0, exit 1`, async () => {
+      const { code, result } = await chaos([name, "--unsafe", "--seed", "7"]);
+      assert.equal(result.valid, false);
+      assert.ok(result.check.categories.duplicated.count > 0, describeFailure(result));
+      assert.equal(code, 1);
+    });
+  }
+
+  it("writes history.jsonl, result.json and a self-contained report.html", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-report-"));
+    try {
+      const out = await runCli(["chaos", "ack-lost", "--seed", "3", "--orders", "300", "--report", dir]);
+      assert.equal(out.code, 0, out.stderr);
+      const history = readFileSync(join(dir, "history.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      assert.equal(history.filter((e) => e.type === "invoke").length, 300);
+      const result = JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) as ChaosResult;
+      assert.equal(result.valid, true);
+      const html = readFileSync(join(dir, "report.html"), "utf8");
+      assert.match(html, /<svg/);
+      assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=/, "no external assets");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a run that hits its time limit is INVALID (not quiet), with what it did publish still checked, exit 1", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-limit-"));
+    try {
+      const file = join(dir, "limit.yaml");
+      // 15 s of production at this rate, stopped after 2 s.
+      writeFileSync(file, "description: cut short\norders: 3000\nrate: 200\nworkers:\n  processes: 1\n  concurrency: 8\ntime-limit: 2s\nexpect:\n  min-faults: 0\n");
+      const { code, result } = await chaos([file, "--seed", "11"]);
+      assert.equal(code, 1);
+      assert.equal(result.timedOut, true);
+      assert.equal(result.valid, false);
+      assert.deepEqual(result.check.expectations.filter((e) => !e.ok).map((e) => [e.name, e.detail]), [["quiet", "the time limit ended the run before its schedule did"]]);
+      assert.ok(result.check.accepted > 0 && result.check.accepted < 3000, `accepted ${result.check.accepted}`);
+      assert.equal(result.check.categories.ok.count, result.check.accepted, describeFailure(result));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stops every process it started on Ctrl-C", async () => {
+    const run = startCli(["chaos", "network-cut", "--seed", "5"]);
+    const pid = run.child.pid as number;
+    // Wait until the servers and all three workers are up: at least four processes below the run.
+    let children: number[] = [];
+    for (let i = 0; i < 150 && children.length < 4; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      children = descendants(pid);
+    }
+    assert.ok(children.length >= 4, `processes started: ${children.length}`);
+    await new Promise((r) => setTimeout(r, 2000)); // let the first fault happen
+    children = descendants(pid);
+    run.child.kill("SIGINT");
+    const out = await run.done;
+    assert.equal(out.code, 130, out.stderr);
+    const left = children.filter((p) => !isGone(p));
+    assert.deepEqual(left, [], "processes left behind");
+    assert.ok(!existsSync(`/proc/${pid}`) || isGone(pid));
+  });
+});
