@@ -2,7 +2,7 @@ import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
 import { parseDuration } from "../core/base/duration.js";
-import { sleep } from "../core/fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { StatusReader, type Status } from "../core/ops/status.js";
 
 export default class StatusCommand extends OrderqCommand {

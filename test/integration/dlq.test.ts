@@ -13,7 +13,7 @@ import { countCommits, Ledger, readLedgerWrites, type LedgerWrite } from "../../
 import { DEFAULT_NAMES, dlqSubject, orderSubject } from "../../src/core/nats/names.js";
 import { makeOrder, type Order, type Simulation } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
-import { sleep } from "../../src/core/fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { json, runCli, startCli, type CliResult } from "../support/cli.js";
 import { useServer, type ServerFixture } from "../support/server.js";
 

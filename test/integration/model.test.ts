@@ -16,7 +16,7 @@ import { errorMessage } from "../../src/core/base/errors.js";
 import type { OpKind } from "../../src/core/pipeline/history.js";
 import { makeInvalidPayload, makeOrder, orderJson } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
-import { sleep } from "../../src/core/fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ModelSystem, type Observation } from "../support/model-system.js";
 
 const RUNS = Number(process.env.ORDERQ_MODEL_RUNS ?? 6);

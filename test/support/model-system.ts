@@ -17,7 +17,8 @@ import { readLedgerWrites, type LedgerWrite } from "../../src/core/pipeline/ledg
 import { orderSubject } from "../../src/core/nats/names.js";
 import { guessOrderId } from "../../src/core/pipeline/order.js";
 import { waitForQuiet } from "../../src/core/fleet/quiescence.js";
-import { NatsServer, sleep } from "../../src/core/fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { NatsServer } from "../../src/core/fleet/nats-server.js";
 import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../../src/core/nats/topology.js";
 import { startCli } from "./cli.js";
 

@@ -2,7 +2,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { countCommits, type LedgerWrite } from "../pipeline/ledger.js";
 import { kvStreamName, type Names } from "../nats/names.js";
-import { sleep } from "../fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Verification } from "./types.js";
 
 /** Polls the ledger until it holds `expected` writes, or none arrive for `stallMs`. Returns the count. */

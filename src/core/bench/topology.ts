@@ -2,7 +2,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { namesFor, type Names } from "../nats/names.js";
-import { sleep } from "../fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { DEFAULT_SETTINGS, ensureTopology } from "../nats/topology.js";
 
 /** Names unique to one phase of one run; `tag` keeps two benchmarks on one server apart. */

@@ -7,6 +7,7 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, o
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { EnvironmentError, errorMessage } from "../base/errors.js";
@@ -299,8 +300,4 @@ export class NatsCluster {
     await Promise.all(this.servers.map((s) => s.stop()));
     this.removeDir?.();
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,7 +1,7 @@
 /** "Quiet": nothing left to deliver, nothing delivered and unacked, no advisory waiting for a mover. */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Names } from "../nats/names.js";
-import { sleep } from "./nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface Backlog {
   /** Not yet delivered. */

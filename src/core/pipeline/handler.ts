@@ -1,7 +1,7 @@
 /** The simulated order handler: processing time, transient failures, and the poison switch. */
 import type { Order } from "./order.js";
 import type { Rng } from "../base/random.js";
-import { sleep } from "../fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Retrying cannot help: the order goes to the DLQ at once. */
 export class NonRetryableError extends Error {

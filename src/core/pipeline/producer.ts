@@ -11,7 +11,7 @@ import { makeInvalidPayload, makeOrder, orderJson } from "./order.js";
 import { InFlight } from "./in-flight.js";
 import { NoStreamError, PubAckRequests, type PubAck } from "../nats/pub-acks.js";
 import { pickWeighted, type Rng } from "../base/random.js";
-import { sleep } from "../fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface ProduceOptions {
   names: Names;

@@ -15,7 +15,7 @@ import { Ledger, type Outcome, type RecordResult } from "./ledger.js";
 import type { Names } from "../nats/names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "../base/random.js";
-import { sleep } from "../fleet/nats-server.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { withdrawPull } from "../nats/pull-withdrawal.js";
 import { consumerAckWaitMs, PULL_EXPIRES_MS } from "../nats/topology.js";
 
