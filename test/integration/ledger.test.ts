@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { constantHeaders } from "../../src/core/nats/constant-headers.js";
 import { Ledger, readLedgerWrites, type Outcome } from "../../src/core/pipeline/ledger.js";
 import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
 import { PubAckRequests } from "../../src/core/nats/pub-acks.js";
@@ -50,27 +49,6 @@ describe("ledger commit", function () {
     assert.equal((await ledger.releaseDeadLetter("kept-1"))?.worker, "w1");
     assert.equal((await ledger.get("kept-1"))?.result, "committed");
     ledger.close();
-  });
-});
-
-describe("constant headers", () => {
-  type Encodable = { encode(): Uint8Array };
-
-  it("are encoded once, to the bytes the client would send", () => {
-    const plain = headers();
-    plain.set("Nats-Expected-Last-Subject-Sequence", "0");
-    assert.equal(typeof (plain as unknown as Encodable).encode, "function", "the client's headers changed shape: the cache is off");
-    const constant = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" }) as unknown as Encodable;
-    assert.deepEqual(constant.encode(), (plain as unknown as Encodable).encode());
-    assert.equal(constant.encode(), constant.encode(), "the same bytes each time, not a new encoding");
-  });
-
-  it("refuse changes, which the cached bytes would not follow", () => {
-    const constant = constantHeaders({ a: "1" });
-    assert.throws(() => constant.set("a", "2"), /constant headers cannot be changed/);
-    assert.throws(() => constant.append("b", "1"), /constant headers cannot be changed/);
-    assert.throws(() => constant.delete("a"), /constant headers cannot be changed/);
-    assert.equal(constant.get("a"), "1");
   });
 });
 

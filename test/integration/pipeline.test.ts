@@ -348,25 +348,6 @@ describe("pipeline: failures are one clear line and a non-zero exit", function (
 
 });
 
-describe("write coalescing on the hot-path connections", function () {
-  const fx = useServer();
-
-  it("is active on the pinned client, and requests and publishes still flow", async () => {
-    const { coalesceWrites } = await import("../../src/core/nats/write-coalescing.js");
-    const nc = await connect({ servers: fx.server.url });
-    try {
-      assert.equal(coalesceWrites(nc), true, "the client's internals changed: the optimisation is off");
-      await ensureTopology(nc, DEFAULT_SETTINGS);
-      const js = jetstream(nc);
-      const acks = await Promise.all(Array.from({ length: 200 }, (_, i) => js.publish("orders.web", JSON.stringify(makeOrder(`co-${i}`, "web", seededRng(i))), { msgID: `co-${i}` })));
-      assert.deepEqual(acks.map((a) => a.seq), Array.from({ length: 200 }, (_, i) => i + 1));
-      assert.equal(coalesceWrites({} as never), false, "an unknown shape is left alone");
-    } finally {
-      await nc.close();
-    }
-  });
-});
-
 describe("pipeline: handlers slower than the ack wait, and shutdown", function () {
   const fx = useServer();
 

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator, type NatsConnection, type ConnectionOptions } from "@nats-io/transport-node";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
-import { coalesceWrites } from "./write-coalescing.js";
+import { coalesceWrites } from "./client-internals.js";
 
 export const DEFAULT_SERVER = "nats://127.0.0.1:4222";
 
@@ -46,7 +46,7 @@ export async function connectNats(options: NatsOptions, timeoutMs = 3000): Promi
   if (options.tlsCa !== undefined) opts.tls = { caFile: options.tlsCa };
   try {
     const nc = await connect(opts);
-    if (options.coalesceWrites) coalesceWrites(nc);
+    if (options.coalesceWrites && !coalesceWrites(nc)) warnUncoalesced();
     return nc;
   } catch (err) {
     throw new EnvironmentError(`cannot connect to NATS at ${servers.join(",")}: ${errorMessage(err)}`);
@@ -66,6 +66,20 @@ export function credentialEnv(o: NatsOptions): NodeJS.ProcessEnv {
     ["NATS_CA", o.tlsCa],
   ];
   return Object.fromEntries(pairs.filter(([, value]) => value !== undefined));
+}
+
+let warned = false;
+
+/**
+ * The client's internals are not the shape the patch knows (another client version): the connection
+ * works as shipped, only slower. Said once per process, on stderr, so a throughput drop has a cause.
+ */
+function warnUncoalesced(): void {
+  if (warned) return;
+  warned = true;
+  process.emitWarning("this NATS client's internals differ from the pinned 3.3.1: socket writes are not coalesced (correct, slower)", {
+    code: "ORDERQ_NO_WRITE_COALESCING",
+  });
 }
 
 function readFileOrFail(path: string, flag: string): Uint8Array {

@@ -8,7 +8,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { constantHeaders } from "../nats/constant-headers.js";
+import { constantHeaders } from "../nats/client-internals.js";
 import type { DlqReason } from "./dlq-entry.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { PubAckRequests } from "../nats/pub-acks.js";

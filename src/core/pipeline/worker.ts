@@ -16,7 +16,7 @@ import type { Names } from "../nats/names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "../base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { withdrawPull } from "../nats/pull-withdrawal.js";
+import { withdrawPull } from "../nats/client-internals.js";
 import { consumerAckWaitMs, PULL_EXPIRES_MS } from "../nats/topology.js";
 
 export interface WorkerOptions {
