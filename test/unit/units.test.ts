@@ -4,6 +4,8 @@ import fc from "fast-check";
 import { backoffCeiling, backoffDelay, DEFAULT_BACKOFF } from "../../src/core/pipeline/backoff.js";
 import { formatDuration, parseDuration } from "../../src/core/base/duration.js";
 import { TimeoutError } from "@nats-io/transport-node";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { isNotFound } from "../../src/core/nats/not-found.js";
 import { describeFailure, EnvironmentError, InputError } from "../../src/core/base/errors.js";
 import { makeInvalidPayload, makeOrder, MAX_ORDER_BYTES, parseOrder } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
@@ -136,5 +138,20 @@ describe("source weights", () => {
     assert.throws(() => parseWeights("web=-1", "--sources", ["web"]), /--sources: "web=-1" needs a weight/);
     assert.throws(() => parseWeights("web", "--sources", ["web"]), /needs a weight/);
     assert.throws(() => parseWeights("web=0", "--sources", ["web"]), /at least one weight/);
+  });
+});
+
+describe("not found, by JetStream API code", () => {
+  const apiError = (err_code: number, description = "whatever the server says") => new JetStreamApiError({ code: 404, err_code, description });
+
+  it("knows streams, consumers and messages by code, never by text", () => {
+    assert.equal(isNotFound(apiError(10059)), true);
+    assert.equal(isNotFound(apiError(10014)), true);
+    assert.equal(isNotFound(apiError(10037)), false, "a missing message is not a missing stream or consumer");
+    assert.equal(isNotFound(apiError(10037), "message"), true);
+    assert.equal(isNotFound(apiError(10043), "message"), true);
+    assert.equal(isNotFound(apiError(10014), "stream"), false);
+    assert.equal(isNotFound(apiError(10071, "stream not found")), false, "the text is not read");
+    assert.equal(isNotFound(new Error("stream not found")), false);
   });
 });

@@ -6,8 +6,6 @@ import { nanos, millis, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
   RetentionPolicy,
   StorageType,
   jetstreamManager,
@@ -19,6 +17,7 @@ import { Kvm } from "@nats-io/kv";
 import { EnvironmentError, errorMessage } from "../base/errors.js";
 import { formatDuration } from "../base/duration.js";
 import { DEFAULT_NAMES, kvStreamName, maxDeliveriesAdvisorySubject, type Names } from "./names.js";
+import { isNotFound } from "./not-found.js";
 
 export interface TopologySettings {
   names: Names;
@@ -163,11 +162,6 @@ export async function deleteTopology(jsm: JetStreamManager, names: Names): Promi
     });
   }
   if (failures.length) throw new EnvironmentError(`could not delete ${failures.join("; ")}`);
-}
-
-/** JetStream's "stream not found" or "consumer not found". */
-export function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound);
 }
 
 async function ensureStream(

@@ -1,10 +1,11 @@
 /** The DLQ as people use it: list, show, replay, purge. */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { decodeDlqEntry, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "../pipeline/dlq-entry.js";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
 import { Ledger, type Outcome } from "../pipeline/ledger.js";
 import { dlqSubject, orderSubject, type Names } from "../nats/names.js";
+import { deleteIfPresent, isNotFound } from "../nats/not-found.js";
 import { readStream } from "../nats/stream-reader.js";
 
 export interface DlqFilter {
@@ -56,7 +57,7 @@ async function* readDlqStream(nc: NatsConnection, names: Names, subject?: string
   try {
     yield* readStream(jetstream(nc), names.dlqStream, subject, fromSeq);
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+    if (isNotFound(err, "stream")) {
       throw new EnvironmentError(`stream ${names.dlqStream} not found: run \`orderq topology ensure\` or pass --dlq-stream`);
     }
     throw err;
@@ -139,27 +140,15 @@ async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: bool
     // per DLQ entry, so a replay retried after a lost PubAck is stored once.
     msgID: `replay:${ctx.names.dlqStream}:${entry.dlqSeq}`,
   });
-  await deleteDlqMessage(ctx.jsm, ctx.names, entry.dlqSeq);
+  await deleteIfPresent(ctx.jsm, ctx.names.dlqStream, entry.dlqSeq);
   return { ...base, result: "replayed", newSeq: ack.seq };
-}
-
-/** Deletes one DLQ message; false when it was gone already (another replay or purge won). */
-async function deleteDlqMessage(jsm: JetStreamManager, names: Names, seq: number): Promise<boolean> {
-  try {
-    return await jsm.streams.deleteMessage(names.dlqStream, seq, false);
-  } catch (err) {
-    // The server words "already gone" in several ways (10057 "no message found", "stream store
-    // EOF"); asking is more robust than matching text.
-    if (err instanceof JetStreamApiError && (await jsm.streams.getMessage(names.dlqStream, { seq })) === null) return false;
-    throw err;
-  }
 }
 
 export async function purge(nc: NatsConnection, names: Names, entries: StoredDlqEntry[]): Promise<number> {
   const jsm = await jetstreamManager(nc);
   let purged = 0;
   for (const entry of entries) {
-    if (await deleteDlqMessage(jsm, names, entry.dlqSeq)) purged++;
+    if (await deleteIfPresent(jsm, names.dlqStream, entry.dlqSeq)) purged++;
   }
   return purged;
 }

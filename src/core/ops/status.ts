@@ -5,7 +5,7 @@ import type { DlqReason } from "../pipeline/dlq-entry.js";
 import { countByReason, scanDlq } from "./dlq-admin.js";
 import { EnvironmentError } from "../base/errors.js";
 import { kvStreamName, type Names } from "../nats/names.js";
-import { isNotFound } from "../nats/topology.js";
+import { isNotFound } from "../nats/not-found.js";
 
 export interface Status {
   stream: { name: string; messages: number; bytes: number; firstSeq: number; lastSeq: number };

@@ -10,6 +10,7 @@ import { deadLetter, type DeadLetterContext } from "./dead-letter.js";
 import { errorMessage } from "../base/errors.js";
 import { guessOrderId, parseOrder } from "./order.js";
 import { sweepOrphans } from "./orphan-sweep.js";
+import { deleteIfPresent } from "../nats/not-found.js";
 import { PULL_EXPIRES_MS } from "../nats/topology.js";
 
 /** The fields of io.nats.jetstream.advisory.v1.max_deliver that we use. */
@@ -43,17 +44,8 @@ export async function moveToDlq(
     validOrderId: parsed.ok ? parsed.order.id : undefined,
     displayOrderId: parsed.ok ? undefined : guessOrderId(original.data),
   });
-  await deleteQuietly(jsm, ctx.names.stream, seq);
+  await deleteIfPresent(jsm, ctx.names.stream, seq); // false: another mover deleted it first
   return result === "dead-lettered" ? "moved" : result;
-}
-
-async function deleteQuietly(jsm: JetStreamManager, stream: string, seq: number): Promise<void> {
-  try {
-    await jsm.streams.deleteMessage(stream, seq, false);
-  } catch (err) {
-    // Another mover deleted it first: the goal is reached.
-    if (!/no message found|not found/i.test(errorMessage(err))) throw err;
-  }
 }
 
 export interface MoverEvents {
