@@ -5,7 +5,7 @@ import { AttemptLog } from "../../src/core/pipeline/attempts.js";
 import { listDlq } from "../../src/core/ops/dlq-admin.js";
 import { Ledger } from "../../src/core/pipeline/ledger.js";
 import { makeOrder } from "../../src/core/pipeline/order.js";
-import { sweepOrphans } from "../../src/core/pipeline/orphan-sweep.js";
+import { sweepOrphans } from "../../src/core/pipeline/dlq-mover.js";
 import { seededRng } from "../../src/core/base/random.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../../src/core/nats/topology.js";
 import { useServer } from "../support/server.js";

@@ -2,14 +2,14 @@
  * The DLQ mover: the path for orders no worker could report on (one that crashes every worker, a
  * worker killed on the last attempt). It reads MAX_DELIVERIES advisories from the stream that made
  * them durable, copies the original by sequence, deletes it from ORDERS, then acks the advisory.
- * Every step is idempotent, so each worker process runs one and they may race.
+ * Every step is idempotent, so each worker process runs one and they may race. When the consumer is
+ * idle it also sweeps ORDERS for orders whose advisory was lost (sweepOrphans).
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { deadLetter, type DeadLetterContext } from "./dead-letter.js";
 import { errorMessage } from "../base/errors.js";
 import { guessOrderId, parseOrder } from "./order.js";
-import { sweepOrphans } from "./orphan-sweep.js";
 import { deleteIfPresent } from "../nats/not-found.js";
 import { PULL_EXPIRES_MS } from "../nats/topology.js";
 
@@ -48,13 +48,41 @@ export async function moveToDlq(
   return result === "dead-lettered" ? "moved" : result;
 }
 
+/**
+ * The orphan sweep, the mover's second path: orders JetStream will never deliver again and that no
+ * DLQ mover heard of.
+ *
+ * A MAX_DELIVERIES advisory is a core-NATS message. When the advisory stream has no leader at that
+ * instant (a cluster node just died) it is dropped, and the order stays in ORDERS with nothing pending
+ * and nothing awaiting an ack — forever. When the consumer is idle, every message still in ORDERS at or
+ * below its delivered sequence is such an orphan, or an acked message a broker crash resurrected
+ * (nats-server 2.9 file store); each is moved as its advisory would have moved it, and a committed one
+ * is just deleted. Under continuous load the sweep waits for an idle moment.
+ */
+export async function sweepOrphans(ctx: DeadLetterContext, jsm: JetStreamManager): Promise<MoveResult[]> {
+  const { stream, consumer } = ctx.names;
+  const info = await jsm.consumers.info(stream, consumer);
+  // Anything pending or awaiting an ack (a nak'd order waiting out its delay too) may still be delivered.
+  if (info.num_pending > 0 || info.num_ack_pending > 0) return [];
+  const results: MoveResult[] = [];
+  // Walk by the stream's first sequence, which always names a stored message: each move deletes it.
+  // (A get with next_by_subj missed a message on a store recovered from kill -9, nats-server 2.9.10.)
+  for (let previous = 0; ; ) {
+    const { messages, first_seq: seq } = (await jsm.streams.info(stream)).state;
+    if (messages === 0 || seq > info.delivered.stream_seq || seq === previous) break;
+    results.push(await moveToDlq(ctx, jsm, { stream, consumer, stream_seq: seq, deliveries: info.config.max_deliver ?? 0 }));
+    previous = seq;
+  }
+  return results;
+}
+
 export interface MoverEvents {
   /** `advisory` is absent for an order the orphan sweep moved. */
   onMove?(result: MoveResult, advisory?: MaxDeliveriesAdvisory): void;
   onError?(err: unknown): void;
 }
 
-/** How often an idle pipeline is swept for orders whose advisory was lost (see orphan-sweep.ts). */
+/** How often an idle pipeline is swept for orders whose advisory was lost (see sweepOrphans). */
 const SWEEP_EVERY_MS = 5_000;
 
 /** Runs until stop(): one advisory at a time (this path is rare; simplicity wins), plus the orphan sweep. */
