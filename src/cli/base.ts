@@ -5,7 +5,7 @@
 import { Command, Errors, Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, DEFAULT_SERVER, type NatsOptions } from "../core/nats/connection.js";
-import { parseDuration } from "../core/base/duration.js";
+import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { describeFailure, InputError } from "../core/base/errors.js";
 import { DEFAULT_NAMES, namesFor, type Names } from "../core/nats/names.js";
 import { DEFAULT_SETTINGS, type TopologySettings } from "../core/nats/topology.js";
@@ -73,9 +73,9 @@ export function namesFrom(flags: { stream: string; consumer: string; "dlq-stream
 /** Consumer and stream settings used when creating what is missing. */
 export const topologyFlags = {
   replicas: Flags.integer({ summary: "Stream replicas (1, or 3 in a cluster).", default: DEFAULT_SETTINGS.replicas, min: 1, max: 5, helpGroup: "TOPOLOGY" }),
-  "ack-wait": Flags.string({ summary: "Ack wait: how soon a dead worker's order is redelivered.", default: "10s", helpGroup: "TOPOLOGY" }),
+  "ack-wait": Flags.string({ summary: "Ack wait: how soon a dead worker's order is redelivered.", default: formatDuration(DEFAULT_SETTINGS.ackWaitMs), helpGroup: "TOPOLOGY" }),
   "max-deliver": Flags.integer({ summary: "Attempts before an order is dead-lettered.", default: DEFAULT_SETTINGS.maxDeliver, min: 1, helpGroup: "TOPOLOGY" }),
-  "dup-window": Flags.string({ summary: "Publish de-duplication window.", default: "2m", helpGroup: "TOPOLOGY" }),
+  "dup-window": Flags.string({ summary: "Publish de-duplication window.", default: formatDuration(DEFAULT_SETTINGS.dupWindowMs), helpGroup: "TOPOLOGY" }),
   "max-ack-pending": Flags.integer({ summary: "Orders delivered but not yet acked, over all workers.", default: DEFAULT_SETTINGS.maxAckPending, min: 1, helpGroup: "TOPOLOGY" }),
 };
 

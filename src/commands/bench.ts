@@ -1,12 +1,12 @@
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { OrderqCommand } from "../cli/base.js";
+import * as defaults from "../core/base/defaults.js";
 import { c, StatusLine, table } from "../cli/render.js";
 import { MAX_ORDER_BYTES } from "../core/pipeline/order.js";
 import { runBench, type BenchResult } from "../core/bench/runner.js";
 import { PHASES, phase } from "../core/bench/summary.js";
 import type { PhaseName } from "../core/bench/types.js";
-import Work from "./work.js";
 
 export default class Bench extends OrderqCommand {
   static override summary = "Measure orderq against the raw JetStream baseline, verifying every order was committed exactly once.";
@@ -33,11 +33,11 @@ export default class Bench extends OrderqCommand {
     concurrency: Flags.integer({
       char: "c",
       summary: "Orders in flight per worker process (also the baseline consumer's pull batch).",
-      default: Work.flags.concurrency.default,
+      default: defaults.CONCURRENCY,
       min: 1,
     }),
     "payload-bytes": Flags.integer({ summary: "Size of each order's JSON (padded with zero-priced items).", default: 300, min: 0, max: MAX_ORDER_BYTES - 100 }),
-    "in-flight": Flags.integer({ summary: "PubAcks outstanding, for the baseline publish and for produce.", default: 256, min: 1 }),
+    "in-flight": Flags.integer({ summary: "PubAcks outstanding, for the baseline publish and for produce.", default: defaults.PUBLISH_IN_FLIGHT, min: 1 }),
     rate: Flags.integer({ char: "r", summary: "Orders per second in the latency phase.", default: 2000, min: 1 }),
     "latency-seconds": Flags.integer({ summary: "Length of the latency phase.", default: 5, min: 1 }),
     runs: Flags.integer({ summary: "Runs; figures are their medians.", default: 3, min: 1 }),

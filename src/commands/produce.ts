@@ -2,7 +2,8 @@ import { Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
 import { OrderqCommand, nameFlags, parseWeights, probability, settingsFrom, topologyFlags } from "../cli/base.js";
 import { keyValueTable, rate } from "../cli/render.js";
-import { parseDuration } from "../core/base/duration.js";
+import * as defaults from "../core/base/defaults.js";
+import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { History } from "../core/pipeline/history.js";
 import { SOURCES } from "../core/nats/names.js";
 import { Producer, type ProduceStats } from "../core/pipeline/producer.js";
@@ -33,9 +34,9 @@ export default class Produce extends OrderqCommand {
     "invalid-rate": Flags.string({ summary: "Share of malformed payloads.", default: "0" }),
     "duplicate-rate": Flags.string({ summary: "Share of orders published a second time with the same id.", default: "0" }),
     history: Flags.string({ summary: "Write every publish (invoke / ok / fail / indeterminate) to this JSON-lines file." }),
-    "in-flight": Flags.integer({ summary: "Publishes awaiting their PubAck at once.", default: 256, min: 1 }),
-    "publish-timeout": Flags.string({ summary: "PubAck timeout per try.", default: "5s" }),
-    "retry-for": Flags.string({ summary: "Keep retrying one order this long (stay inside the duplicate window).", default: "60s" }),
+    "in-flight": Flags.integer({ summary: "Publishes awaiting their PubAck at once.", default: defaults.PUBLISH_IN_FLIGHT, min: 1 }),
+    "publish-timeout": Flags.string({ summary: "PubAck timeout per try.", default: formatDuration(defaults.PUBLISH_TIMEOUT_MS) }),
+    "retry-for": Flags.string({ summary: "Keep retrying one order this long (stay inside the duplicate window).", default: formatDuration(defaults.PUBLISH_RETRY_FOR_MS) }),
     "id-prefix": Flags.string({ summary: "Order ids are <prefix>-<n>; a random prefix by default." }),
     seed: Flags.integer({ summary: "Seed of the generated orders and mix." }),
   };

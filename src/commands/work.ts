@@ -8,7 +8,8 @@ import { c, keyValueTable, rate, StatusLine } from "../cli/render.js";
 import { Autoscaler, type ScaleEvent } from "../core/fleet/autoscaler.js";
 import { DEFAULT_BACKOFF } from "../core/pipeline/backoff.js";
 import { credentialEnv } from "../core/nats/connection.js";
-import { parseDuration } from "../core/base/duration.js";
+import * as defaults from "../core/base/defaults.js";
+import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { InputError } from "../core/base/errors.js";
 import { simulatedHandler } from "../core/pipeline/handler.js";
 import { mergeMetrics, pipelineRegistry, serveMetrics, WorkerMetrics } from "../core/fleet/metrics.js";
@@ -51,8 +52,8 @@ export default class Work extends OrderqCommand {
   static override flags = {
     ...nameFlags,
     ...topologyFlags,
-    concurrency: Flags.integer({ char: "c", summary: "Orders in flight per process.", default: 256, min: 1 }),
-    processes: Flags.integer({ char: "p", summary: "Worker processes, under one supervisor that replaces any that die.", default: 1, min: 1 }),
+    concurrency: Flags.integer({ char: "c", summary: "Orders in flight per process.", default: defaults.CONCURRENCY, min: 1 }),
+    processes: Flags.integer({ char: "p", summary: "Worker processes, under one supervisor that replaces any that die.", default: defaults.PROCESSES, min: 1 }),
     "handler-ms": Flags.integer({ summary: "Simulated processing time per order, in ms.", default: 0, min: 0 }),
     "fail-rate": Flags.string({ summary: "Probability that an attempt fails with a transient error.", default: "0" }),
     "poison-switch": Flags.boolean({
@@ -60,8 +61,8 @@ export default class Work extends OrderqCommand {
       default: true,
       allowNo: true,
     }),
-    "backoff-base": Flags.string({ summary: "Retry delay after the first failed attempt.", default: "250ms" }),
-    "backoff-max": Flags.string({ summary: "Upper bound of any retry delay.", default: "5s" }),
+    "backoff-base": Flags.string({ summary: "Retry delay after the first failed attempt.", default: formatDuration(defaults.BACKOFF.baseMs) }),
+    "backoff-max": Flags.string({ summary: "Upper bound of any retry delay.", default: formatDuration(defaults.BACKOFF.maxMs) }),
     "confirm-ack": Flags.boolean({ summary: "Await a confirmed ack (double ack) for every order.", default: false }),
     "exit-when-idle": Flags.string({ summary: "Exit once nothing is pending or in flight for this long (e.g. 2s)." }),
     "worker-id": Flags.string({ summary: "Name of this worker in the ledger and attempt history.", default: `w-${process.pid}` }),
@@ -69,11 +70,11 @@ export default class Work extends OrderqCommand {
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
     "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 0, max: 65535 }),
     autoscale: Flags.boolean({ summary: "Add and retire worker processes to keep the backlog within target.", default: false, helpGroup: "AUTOSCALE" }),
-    min: Flags.integer({ summary: "Fewest worker processes with --autoscale.", default: 1, min: 1, helpGroup: "AUTOSCALE" }),
-    max: Flags.integer({ summary: "Most worker processes with --autoscale.", default: 8, min: 1, helpGroup: "AUTOSCALE" }),
-    "target-lag-seconds": Flags.integer({ summary: "Backlog ÷ commit rate to aim for.", default: 5, min: 1, helpGroup: "AUTOSCALE" }),
-    cooldown: Flags.string({ summary: "Hold after each scaling decision.", default: "3s", helpGroup: "AUTOSCALE" }),
-    "sample-every": Flags.string({ summary: "Sampling period of the lag and commit rate.", default: "1s", helpGroup: "AUTOSCALE" }),
+    min: Flags.integer({ summary: "Fewest worker processes with --autoscale.", default: defaults.AUTOSCALE.min, min: 1, helpGroup: "AUTOSCALE" }),
+    max: Flags.integer({ summary: "Most worker processes with --autoscale.", default: defaults.AUTOSCALE.max, min: 1, helpGroup: "AUTOSCALE" }),
+    "target-lag-seconds": Flags.integer({ summary: "Backlog ÷ commit rate to aim for.", default: defaults.AUTOSCALE.targetLagSeconds, min: 1, helpGroup: "AUTOSCALE" }),
+    cooldown: Flags.string({ summary: "Hold after each scaling decision.", default: formatDuration(defaults.AUTOSCALE.cooldownMs), helpGroup: "AUTOSCALE" }),
+    "sample-every": Flags.string({ summary: "Sampling period of the lag and commit rate.", default: formatDuration(defaults.AUTOSCALE.sampleMs), helpGroup: "AUTOSCALE" }),
     "crash-after-commit-rate": Flags.string({ summary: "Fault: probability of SIGKILLing this process between commit and ack.", default: "0", helpGroup: "FAULTS" }),
     "drop-ack-rate": Flags.string({ summary: "Fault: probability of committing and never acking.", default: "0", helpGroup: "FAULTS" }),
     unsafe: Flags.boolean({ summary: "Negative control: commit with a plain put (duplicates become visible).", default: false, helpGroup: "FAULTS" }),

@@ -11,7 +11,7 @@ import { Ledger, type Outcome } from "../pipeline/ledger.js";
 import { kvStreamName, orderSubject, type Names, type Source } from "../nats/names.js";
 import { makeOrder, orderJson } from "../pipeline/order.js";
 import { pickWeighted, type Rng } from "../base/random.js";
-import { PULL_EXPIRES_MS } from "../nats/topology.js";
+import { PULL_EXPIRES_MS } from "../base/defaults.js";
 import type { Meter } from "./meter.js";
 import { settledStreamMessages, streamMessages } from "./topology.js";
 import { perSecond, type PhaseResult, type Verification } from "./types.js";

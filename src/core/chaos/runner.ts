@@ -36,7 +36,6 @@ const EMPTY_WAIT_MS = 12_000;
 const WORKERS_READY_MS = 30_000;
 const WORKER_STOP_GRACE_MS = 10_000;
 /** The stream's duplicate window: producer retries must stay inside it. */
-const DUP_WINDOW_MS = 120_000;
 /** Messages left in ORDERS that the checker reads one by one, at most. */
 const MAX_REMAINING = 10_000;
 
@@ -241,7 +240,6 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       replicas,
       ackWaitMs: s.consumer.ackWaitMs,
       maxDeliver: s.consumer.maxDeliver,
-      dupWindowMs: DUP_WINDOW_MS,
     };
     await ensureTopology(observer, settings);
     if (external) teardown.add(() => deleteTopology(jsm, names));
@@ -270,7 +268,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
           "--replicas", String(replicas),
           "--ack-wait", `${s.consumer.ackWaitMs}ms`,
           "--max-deliver", String(s.consumer.maxDeliver),
-          "--dup-window", `${DUP_WINDOW_MS}ms`,
+          "--dup-window", `${settings.dupWindowMs}ms`,
           "--concurrency", String(s.workers.concurrency),
           "--handler-ms", String(s.handler.ms),
           "--fail-rate", String(s.handler.failRate),
@@ -319,7 +317,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
         duplicateRate: s.producer.duplicateRate,
         inFlight: s.producer.inFlight,
         publishTimeoutMs: s.producer.publishTimeoutMs,
-        retryForMs: Math.min(s.producer.retryForMs, DUP_WINDOW_MS / 2),
+        retryForMs: Math.min(s.producer.retryForMs, settings.dupWindowMs / 2),
         idPrefix: `c${options.seed.toString(36)}`,
       },
       seededRng(options.seed),

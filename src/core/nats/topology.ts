@@ -15,6 +15,7 @@ import {
 } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { EnvironmentError, errorMessage } from "../base/errors.js";
+import * as defaults from "../base/defaults.js";
 import { formatDuration } from "../base/duration.js";
 import { DEFAULT_NAMES, kvStreamName, maxDeliveriesAdvisorySubject, type Names } from "./names.js";
 import { isNotFound } from "./not-found.js";
@@ -31,19 +32,12 @@ export interface TopologySettings {
 
 export const DEFAULT_SETTINGS: TopologySettings = {
   names: DEFAULT_NAMES,
-  replicas: 1,
-  ackWaitMs: 10_000,
-  maxDeliver: 5,
-  dupWindowMs: 120_000,
-  maxAckPending: 1000,
+  replicas: defaults.REPLICAS,
+  ackWaitMs: defaults.ACK_WAIT_MS,
+  maxDeliver: defaults.MAX_DELIVER,
+  dupWindowMs: defaults.DUP_WINDOW_MS,
+  maxAckPending: defaults.MAX_ACK_PENDING,
 };
-
-/**
- * Lifetime of one pull request of a worker or DLQ mover. The client notices a pull lost to a stream
- * leader change or a reconnect only after two missed idle heartbeats (expires/2 each): with the client's
- * default of 30 s, workers stood idle ~30 s after a cluster node died (chaos scenario cluster-node-loss).
- */
-export const PULL_EXPIRES_MS = 5_000;
 
 /** DLQ copies are de-duplicated by message id (see dlqMsgId); the window must outlast a mover that was down. */
 const DLQ_DUP_WINDOW_MS = 24 * 3_600_000;
@@ -281,7 +275,7 @@ export async function ensureTopology(
 export async function consumerAckWaitMs(nc: NatsConnection, names: Names): Promise<{ ackWaitMs: number; maxDeliver: number }> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.consumers.info(names.stream, names.consumer);
-  return { ackWaitMs: millis(info.config.ack_wait ?? nanos(30_000)), maxDeliver: info.config.max_deliver ?? -1 };
+  return { ackWaitMs: millis(info.config.ack_wait ?? nanos(defaults.SERVER_ACK_WAIT_MS)), maxDeliver: info.config.max_deliver ?? -1 };
 }
 
 export interface ResourceState {

@@ -1,3 +1,5 @@
+import { BACKOFF } from "../base/defaults.js";
+
 /**
  * Retry delay for a failed attempt, passed to `nak(delay)`. A consumer-level `backoff` is avoided on
  * purpose: on nats-server 2.9 it replaces the ack wait (DESIGN.md), and the ack wait is our crash timer.
@@ -13,7 +15,7 @@ export interface BackoffPolicy {
   jitter: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 250, factor: 2, maxMs: 5_000, jitter: 0.2 };
+export const DEFAULT_BACKOFF: BackoffPolicy = { ...BACKOFF };
 
 /** The delay before attempt `failedAttempt + 1`, without jitter: monotone, capped. */
 export function backoffCeiling(failedAttempt: number, policy: BackoffPolicy): number {

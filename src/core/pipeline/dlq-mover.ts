@@ -11,7 +11,7 @@ import { deadLetter, type DeadLetterContext } from "./dead-letter.js";
 import { errorMessage } from "../base/errors.js";
 import { guessOrderId, parseOrder } from "./order.js";
 import { deleteIfPresent } from "../nats/not-found.js";
-import { PULL_EXPIRES_MS } from "../nats/topology.js";
+import { PULL_EXPIRES_MS } from "../base/defaults.js";
 
 /** The fields of io.nats.jetstream.advisory.v1.max_deliver that we use. */
 export interface MaxDeliveriesAdvisory {

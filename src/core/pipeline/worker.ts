@@ -17,7 +17,8 @@ import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "../base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { withdrawPull } from "../nats/client-internals.js";
-import { consumerAckWaitMs, PULL_EXPIRES_MS } from "../nats/topology.js";
+import { PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
+import { consumerAckWaitMs } from "../nats/topology.js";
 
 export interface WorkerOptions {
   names: Names;
@@ -89,7 +90,7 @@ export class Worker {
   private readonly inFlight = new Map<JsMsg, number>();
   private slotFreed?: () => void;
   private heartbeat?: NodeJS.Timeout;
-  private ackWaitMs = 30_000;
+  private ackWaitMs = SERVER_ACK_WAIT_MS;
   private maxDeliver = -1;
   private ledger!: Ledger;
   private dlq!: DeadLetterContext;

@@ -1,0 +1,40 @@
+/**
+ * Every default orderq ships, in one place: the CLI's flags, the topology and the workers read these
+ * constants, so a default changes here or nowhere. Chaos scenarios have their own, faster defaults
+ * (src/core/chaos/scenario.ts): a scenario must finish in seconds, not model production.
+ */
+
+/** Ack wait of the workers' consumer: how soon a dead worker's order is redelivered (crash detection). */
+export const ACK_WAIT_MS = 10_000;
+/** JetStream's own ack wait when a consumer sets none. */
+export const SERVER_ACK_WAIT_MS = 30_000;
+/** Publish de-duplication window of the orders stream: a producer retries inside it. */
+export const DUP_WINDOW_MS = 120_000;
+/** Deliveries of one order before it is dead-lettered. */
+export const MAX_DELIVER = 5;
+/** Orders delivered but not yet acked, over all workers. */
+export const MAX_ACK_PENDING = 1000;
+export const REPLICAS = 1;
+
+/** Retry delay after a failed attempt, passed to nak(delay): exponential, capped, with jitter. */
+export const BACKOFF = { baseMs: 250, factor: 2, maxMs: 5_000, jitter: 0.2 } as const;
+
+/** Orders in flight per worker process. */
+export const CONCURRENCY = 256;
+/** Worker processes of `orderq work`. */
+export const PROCESSES = 1;
+/** Publishes awaiting their PubAck at once (`orderq produce`, the bench). */
+export const PUBLISH_IN_FLIGHT = 256;
+export const PUBLISH_TIMEOUT_MS = 5_000;
+/** How long the producer keeps retrying one order: well inside the duplicate window. */
+export const PUBLISH_RETRY_FOR_MS = 60_000;
+
+/**
+ * Lifetime of one pull request of a worker or DLQ mover. The client notices a pull lost to a stream
+ * leader change or a reconnect only after two missed idle heartbeats (expires/2 each): with the
+ * client's default of 30 s, workers would stand idle that long after a cluster node dies.
+ */
+export const PULL_EXPIRES_MS = 5_000;
+
+/** `orderq work --autoscale`. */
+export const AUTOSCALE = { min: 1, max: 8, targetLagSeconds: 5, cooldownMs: 3_000, sampleMs: 1_000 } as const;
