@@ -1,38 +1,19 @@
 import { Flags, type Interfaces } from "@oclif/core";
 import { join } from "node:path";
-import type { Server } from "node:http";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { OrderqCommand, nameFlags, probability, settingsFrom, topologyFlags } from "../cli/base.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { OrderqCommand, probability, nameFlags, settingsFrom, topologyFlags } from "../cli/base.js";
 import { c, keyValueTable, rate, StatusLine } from "../cli/render.js";
-import { Autoscaler, type ScaleEvent } from "../core/fleet/autoscaler.js";
-import { DEFAULT_BACKOFF } from "../core/pipeline/backoff.js";
-import { credentialEnv } from "../core/nats/connection.js";
 import * as defaults from "../core/base/defaults.js";
 import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { InputError } from "../core/base/errors.js";
-import { simulatedHandler } from "../core/pipeline/handler.js";
-import { mergeMetrics, pipelineRegistry, serveMetrics, WorkerMetrics } from "../core/fleet/metrics.js";
-import type { Names } from "../core/nats/names.js";
-import { backlog, waitForQuiet } from "../core/fleet/quiescence.js";
-import { randomSeed, seededRng } from "../core/base/random.js";
-import { Supervisor, type ChildReport } from "../core/fleet/supervisor.js";
+import type { ScaleEvent } from "../core/fleet/autoscaler.js";
+import type { ResolvedWorkOptions } from "../core/fleet/work-args.js";
+import { runPool } from "../core/fleet/work-pool.js";
+import { startWorkSupervisor } from "../core/fleet/work-supervisor.js";
+import { isSupervisedChild, leaveSupervisor, startWorkerProcess } from "../core/fleet/worker-process.js";
+import { credentialEnv } from "../core/nats/connection.js";
 import { ensureTopology } from "../core/nats/topology.js";
-import { Worker, type WorkerStats } from "../core/pipeline/worker.js";
-
-/** Flags that only the supervising process acts on; its children must not see them. */
-const SUPERVISOR_ONLY = ["--processes", "-p", "--exit-when-idle", "--json", "--worker-id", "--autoscale", "--min", "--max", "--target-lag-seconds", "--cooldown", "--sample-every", "--metrics-port"];
-/** Credentials reach the children in NATS_* variables (credentialEnv), not in arguments that `ps` shows. */
-const CREDENTIAL_FLAGS = ["--user", "--password", "--token", "--creds", "--tls-ca"];
-
-/** A running pool: one in-process worker, or a supervisor of worker processes. */
-interface Pool {
-  stats(): WorkerStats;
-  workers(): number;
-  metrics(): Promise<{ contentType: string; body: string }>;
-  stop(): void;
-  done: Promise<unknown>;
-}
+import type { WorkerStats } from "../core/pipeline/worker.js";
 
 export default class Work extends OrderqCommand {
   static override summary = "Process orders exactly once: pull, validate, handle, commit to the ledger, ack.";
@@ -82,40 +63,30 @@ export default class Work extends OrderqCommand {
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
     const { flags } = await this.parse(Work);
-    const settings = settingsFrom(flags);
-    if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
-    const idleMs = flags["exit-when-idle"] ? parseDuration(flags["exit-when-idle"], "--exit-when-idle") : undefined;
+    const o = resolve(flags, flags.server);
+    // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.
+    const child = isSupervisedChild();
     const nc = await this.connect(flags, { coalesceWrites: true });
-    await ensureTopology(nc, settings);
+    await ensureTopology(nc, o.settings);
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
     const scaling: ScaleEvent[] = [];
-    const pool = flags.processes > 1 || flags.autoscale ? this.supervised(flags, jsm, settings.names, scaling, credentialEnv(this.natsOptions(flags))) : this.inProcess(nc, jsm, flags, settings.names);
+    const log = (line: string) => this.logToStderr(line);
+    const pool =
+      !child && (o.processes > 1 || o.autoscale)
+        ? startWorkSupervisor(jsm, o, {
+            script: join(this.config.root, "bin", "run.js"),
+            credentials: credentialEnv(this.natsOptions(flags)),
+            log,
+            onScale: (event) => {
+              scaling.push(event);
+              if (!this.jsonEnabled()) log(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
+            },
+          })
+        : startWorkerProcess(nc, jsm, o, log);
 
-    let signals = 0;
-    const onSignal = () => {
-      if (++signals > 1) process.exit(130); // a second Ctrl-C means now
-      pool.stop();
-    };
-    process.on("SIGTERM", onSignal);
-    if (process.env.ORDERQ_SUPERVISED) {
-      // Ctrl-C reaches the whole process group; the supervisor turns it into one SIGTERM per worker,
-      // which drains. A second signal here would mean "exit now" and abandon the orders in flight.
-      process.on("SIGINT", () => {});
-      process.on("disconnect", () => pool.stop()); // the supervisor died: drain and exit
-    } else {
-      process.on("SIGINT", onSignal);
-    }
-
-    let metricsServer: Server | undefined;
-    if (flags["metrics-port"] !== undefined) metricsServer = await serveMetrics(flags["metrics-port"], () => pool.metrics());
-    if (idleMs !== undefined) {
-      void waitForQuiet(jsm, settings.names, { quietForMs: idleMs, timeoutMs: Number.MAX_SAFE_INTEGER, shouldStop: () => signals > 0 }).then(
-        (quiet) => quiet && pool.stop(),
-      );
-    }
     const status = new StatusLine();
-    if (!this.jsonEnabled() && !process.env.ORDERQ_SUPERVISED) {
+    if (!this.jsonEnabled() && !child) {
       status.start(() => {
         const s = pool.stats();
         return (
@@ -124,15 +95,13 @@ export default class Work extends OrderqCommand {
         );
       });
     }
-    await pool.done;
+    await runPool(pool, jsm, { names: o.settings.names, metricsPort: o.metricsPort, exitWhenIdleMs: o.exitWhenIdleMs, supervisedChild: child });
     status.stop();
-    metricsServer?.close();
     await nc.drain();
-    // A supervised worker has sent its last report: close the IPC channel, which would keep it alive.
-    if (process.env.ORDERQ_SUPERVISED) process.disconnect?.();
+    if (child) leaveSupervisor();
     const stats = pool.stats();
     const elapsedMs = Date.now() - started;
-    if (!process.env.ORDERQ_SUPERVISED) {
+    if (!child) {
       this.log(
         keyValueTable([
           ["committed", stats.committed],
@@ -150,163 +119,40 @@ export default class Work extends OrderqCommand {
     }
     return { ...stats, elapsedMs, rate: Math.round((stats.committed * 1000) / Math.max(1, elapsedMs)), workers: pool.workers(), scaling };
   }
+}
 
-  /** One worker in this process; under a supervisor it also reports its stats over IPC. */
-  private inProcess(nc: NatsConnection, jsm: JetStreamManager, flags: WorkFlags, names: Names): Pool {
-    const seed = flags.seed ?? randomSeed();
-    const supervised = process.send !== undefined && process.env.ORDERQ_SUPERVISED === "1";
-    let worker: Worker | undefined;
-    const metrics = new WorkerMetrics(() => worker!.stats);
-    const metricsServed = flags["metrics-port"] !== undefined || process.env.ORDERQ_METRICS === "1";
-    worker = new Worker(
-      nc,
-      {
-        names,
-        workerId: flags["worker-id"],
-        concurrency: flags.concurrency,
-        backoff: {
-          ...DEFAULT_BACKOFF,
-          baseMs: parseDuration(flags["backoff-base"], "--backoff-base"),
-          maxMs: parseDuration(flags["backoff-max"], "--backoff-max"),
-        },
-        confirmAck: flags["confirm-ack"],
-        unsafe: flags.unsafe,
-        mover: flags.mover,
-        // The latency histogram costs a clock read and an observe per order: only when it is served.
-        observeLatency: metricsServed ? (seconds) => metrics.latency.observe(seconds) : undefined,
-        onError: onceInAWhile((message) => this.logToStderr(`orderq: worker ${flags["worker-id"]}: ${message} (the order is left for redelivery)`)),
-        faults: {
-          crashAfterCommitRate: probability(Number(flags["crash-after-commit-rate"]), "--crash-after-commit-rate"),
-          dropAckRate: probability(Number(flags["drop-ack-rate"]), "--drop-ack-rate"),
-        },
-      },
-      simulatedHandler(
-        { handlerMs: flags["handler-ms"], failRate: probability(Number(flags["fail-rate"]), "--fail-rate"), poisonSwitch: flags["poison-switch"] },
-        seededRng(seed),
-      ),
-      seededRng(seed + 1),
-    );
-    const w = worker;
-    let done: Promise<unknown> = w.run();
-    if (supervised) {
-      const report = async () => {
-        const snapshot = metricsServed ? await metrics.registry.getMetricsAsJSON() : undefined;
-        // Once the supervisor is gone (a second Ctrl-C, a crash) there is nobody to tell, and a send
-        // on the closed channel would throw from this timer and end the drain with orders in hand.
-        if (!process.connected) return;
-        process.send?.({ type: "stats", stats: w.stats, metrics: snapshot } satisfies ChildReport, undefined, undefined, () => {});
-      };
-      const timer = setInterval(() => void report(), 250);
-      done = done.finally(async () => {
-        clearInterval(timer);
-        await report();
-      });
-    }
-    const lagRegistry = pipelineRegistry(async () => {
-      const b = await backlog(jsm, names);
-      return { workers: 1, lag: b.pending + b.ackPending };
-    });
-    return {
-      stats: () => w.stats,
-      workers: () => 1,
-      metrics: async () => ({
-        contentType: metrics.registry.contentType,
-        body: (await metrics.registry.metrics()) + (await lagRegistry.metrics()),
-      }),
-      stop: () => w.stop(),
-      done,
-    };
-  }
+type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
 
-  /** Worker processes under a supervisor, optionally autoscaled. */
-  private supervised(flags: WorkFlags, jsm: JetStreamManager, names: Names, scaling: ScaleEvent[], credentials: NodeJS.ProcessEnv): Pool {
-    const childArgs = withoutFlags(this.argv, [...SUPERVISOR_ONLY, ...CREDENTIAL_FLAGS]);
-    const metricsOn = flags["metrics-port"] !== undefined;
-    const supervisor = new Supervisor(
-      {
-        script: join(this.config.root, "bin", "run.js"),
-        args: (id) => ["work", ...childArgs, "--worker-id", id],
-        env: { ...credentials, ...(metricsOn ? { ORDERQ_METRICS: "1" } : {}) },
-        restartDelayMs: 200,
-      },
-      {
-        onExit: ({ id, code, signal, replaced }) => {
-          if (replaced) this.logToStderr(`worker ${id} exited (${signal ?? code}); starting a replacement`);
-        },
-      },
-    );
-    const initial = flags.autoscale ? flags.min : flags.processes;
-    for (let i = 0; i < initial; i++) supervisor.spawn();
-    let autoscaler: Autoscaler | undefined;
-    if (flags.autoscale) {
-      autoscaler = new Autoscaler(
-        supervisor,
-        jsm,
-        names,
-        {
+/** The flags as typed options, each checked and named when it is wrong. */
+function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
+  if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
+  return {
+    server,
+    settings: settingsFrom(flags),
+    concurrency: flags.concurrency,
+    processes: flags.processes,
+    autoscale: flags.autoscale
+      ? {
           min: flags.min,
           max: flags.max,
           targetLagSeconds: flags["target-lag-seconds"],
           cooldownMs: parseDuration(flags.cooldown, "--cooldown"),
           sampleMs: parseDuration(flags["sample-every"], "--sample-every"),
-          maxStepUp: Math.max(1, Math.ceil(flags.max / 4)),
-        },
-        (event) => {
-          scaling.push(event);
-          if (!this.jsonEnabled()) this.logToStderr(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
-        },
-      );
-      autoscaler.start();
-    }
-    let resolveDone!: () => void;
-    const done = new Promise<void>((r) => (resolveDone = r));
-    const lagRegistry = pipelineRegistry(async () => {
-      const b = await backlog(jsm, names);
-      return { workers: supervisor.active, lag: b.pending + b.ackPending };
-    });
-    return {
-      stats: () => supervisor.stats(),
-      workers: () => supervisor.active,
-      metrics: async () => {
-        const merged = mergeMetrics(supervisor.metricsSnapshots());
-        return { contentType: merged.contentType, body: (await merged.metrics()) + (await lagRegistry.metrics()) };
-      },
-      stop: () => {
-        autoscaler?.stop();
-        void supervisor.stop().then(resolveDone);
-      },
-      done,
-    };
-  }
-}
-
-type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
-
-/**
- * argv without the given flags and their values (`--flag value` or `--flag=value`): every one of them
- * but --json and --autoscale takes a value.
- */
-function withoutFlags(argv: string[], names: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const name = arg.split("=")[0];
-    if (!names.includes(name)) {
-      out.push(arg);
-      continue;
-    }
-    if (!arg.includes("=") && !["--json", "--autoscale"].includes(name)) i++;
-  }
-  return out;
-}
-
-/** Logs a message, but the same message at most once every 10 s: a broker outage is one line, not thousands. */
-function onceInAWhile(log: (message: string) => void): (message: string) => void {
-  const last = new Map<string, number>();
-  return (message) => {
-    const now = Date.now();
-    if (now - (last.get(message) ?? 0) < 10_000) return;
-    last.set(message, now);
-    log(message);
+        }
+      : undefined,
+    handlerMs: flags["handler-ms"],
+    failRate: probability(Number(flags["fail-rate"]), "--fail-rate"),
+    poisonSwitch: flags["poison-switch"],
+    backoffBaseMs: parseDuration(flags["backoff-base"], "--backoff-base"),
+    backoffMaxMs: parseDuration(flags["backoff-max"], "--backoff-max"),
+    confirmAck: flags["confirm-ack"],
+    exitWhenIdleMs: flags["exit-when-idle"] ? parseDuration(flags["exit-when-idle"], "--exit-when-idle") : undefined,
+    workerId: flags["worker-id"],
+    mover: flags.mover,
+    seed: flags.seed,
+    metricsPort: flags["metrics-port"],
+    crashAfterCommitRate: probability(Number(flags["crash-after-commit-rate"]), "--crash-after-commit-rate"),
+    dropAckRate: probability(Number(flags["drop-ack-rate"]), "--drop-ack-rate"),
+    unsafe: flags.unsafe,
   };
 }

@@ -17,6 +17,7 @@ import { freePort } from "../../src/core/fleet/nats-server.js";
 import { json, runCli, startCli } from "../support/cli.js";
 import { useServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
+import { workArgs } from "../../src/core/fleet/work-args.js";
 
 const ORDERS = Number(process.env.ORDERQ_AUTOSCALE_ORDERS ?? 3000);
 
@@ -47,11 +48,17 @@ describe("autoscaling workers", function () {
     const produced = await runCli(["produce", "--count", String(ORDERS), "--history", historyFile, "--server", fx.server.url, "--json"]);
     assert.equal(json(produced).accepted, ORDERS);
     const port = await freePort();
-    const work = startCli([
-      "work", "--autoscale", "--min", "1", "--max", "6", "--handler-ms", "20", "--concurrency", "4",
-      "--sample-every", "500ms", "--cooldown", "1s", "--target-lag-seconds", "3",
-      "--exit-when-idle", "6s", "--metrics-port", String(port), "--server", fx.server.url, "--json",
-    ]);
+    const work = startCli(
+      workArgs({
+        autoscale: { min: 1, max: 6, sampleMs: 500, cooldownMs: 1000, targetLagSeconds: 3 },
+        handlerMs: 20,
+        concurrency: 4,
+        exitWhenIdleMs: 6000,
+        metricsPort: port,
+        server: fx.server.url,
+        json: true,
+      }),
+    );
 
     try {
       await checkRun(port, work, fx.nc, historyFile);

@@ -15,6 +15,7 @@ import { json, runCli, startCli } from "../support/cli.js";
 import { descendants } from "../support/processes.js";
 import { useServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
+import { workArgs } from "../../src/core/fleet/work-args.js";
 
 const USER = "orderq";
 const PASSWORD = "s3cret pass";
@@ -57,7 +58,7 @@ describe("an authenticating server", function () {
   it("produce with the flags, then work -p 2 with NATS_USER / NATS_PASSWORD: the child workers log in too", async () => {
     const produced = await runCli(["produce", "--count", "40", "--id-prefix", "env", "--server", fx.server.url, "--json", ...LOGIN]);
     assert.equal(json(produced).accepted, 40, produced.stderr);
-    const worked = await runCli(["work", "--processes", "2", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"], {
+    const worked = await runCli(workArgs({ processes: 2, exitWhenIdleMs: 1000, server: fx.server.url, json: true }), {
       NATS_USER: USER,
       NATS_PASSWORD: PASSWORD,
     });
@@ -69,7 +70,7 @@ describe("an authenticating server", function () {
     const produced = await runCli(["produce", "--count", "40", "--id-prefix", "flags", "--server", fx.server.url, "--json", ...LOGIN]);
     assert.equal(json(produced).accepted, 40, produced.stderr);
     // 3 s before idle counts, so the workers are there to look at.
-    const run = startCli(["work", "--processes", "2", "--exit-when-idle", "3s", "--server", fx.server.url, "--json", ...LOGIN]);
+    const run = startCli([...workArgs({ processes: 2, exitWhenIdleMs: 3000, server: fx.server.url, json: true }), ...LOGIN]);
     const workers = await waitFor("two worker processes", () => {
       const found = descendants(run.child.pid!);
       return found.length === 2 && found;

@@ -16,12 +16,13 @@ import { seededRng } from "../../src/core/base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { json, runCli, startCli, type CliResult } from "../support/cli.js";
 import { useServer, type ServerFixture } from "../support/server.js";
+import { workArgs, type WorkOptions } from "../../src/core/fleet/work-args.js";
 
 const names = DEFAULT_NAMES;
 const MAX_DELIVER = 3;
 /** Consumer settings that keep a test fast: crash detection in 1 s, quick retries. */
 const TOPOLOGY = ["--ack-wait", "1s", "--max-deliver", String(MAX_DELIVER)];
-const WORK = [...TOPOLOGY, "--backoff-base", "20ms", "--backoff-max", "100ms"];
+const WORK: WorkOptions = { settings: { ackWaitMs: 1000, maxDeliver: MAX_DELIVER }, backoffBaseMs: 20, backoffMaxMs: 100 };
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -148,7 +149,7 @@ describe("DLQ: poison orders and replay", function () {
     // a second stream message with the same order id must not become a second DLQ entry.
     const again = list.find((o) => o.id === poison[0])!;
     await jetstream(fx.nc).publish(orderSubject(names, again.source), JSON.stringify(again), { msgID: `${again.id}:resent` });
-    const stats = await cliJson(fx, ["work", ...WORK, "--concurrency", "8", "--exit-when-idle", "1s"]);
+    const stats = await cliJson(fx, workArgs({ ...WORK, concurrency: 8, exitWhenIdleMs: 1000 }));
     assert.equal(stats.deadLettered, poison.length + 1);
   });
 
@@ -201,7 +202,7 @@ describe("DLQ: poison orders and replay", function () {
     assert.equal(replayed.failed, 0);
     for (const r of replayed.results) assert.equal(typeof r.newSeq, "number");
 
-    const stats = await cliJson(fx, ["work", ...WORK, "--no-poison-switch", "--exit-when-idle", "1s"]);
+    const stats = await cliJson(fx, workArgs({ ...WORK, poisonSwitch: false, exitWhenIdleMs: 1000 }));
     assert.equal(stats.committed, 2);
     const commits = countCommits(await readLedgerWrites(fx.nc, names));
     assert.equal(commits.get(a), 1);
@@ -243,7 +244,7 @@ describe("DLQ: a crash-loop order reaches the DLQ through the advisory path", fu
     // Workers without movers: the crash order kills each worker that takes it (the supervisor
     // replaces them) until max_deliver is reached and JetStream fires the advisory.
     // One order per process at a time, so healthy orders never die alongside the crash order.
-    const workers = startCli(["work", ...WORK, "--processes", "2", "--concurrency", "1", "--no-mover"], { NATS_URL: fx.server.url });
+    const workers = startCli(workArgs({ ...WORK, processes: 2, concurrency: 1, mover: false }), { NATS_URL: fx.server.url });
     try {
       await waitFor("the MAX_DELIVERIES advisory in ORDERQ_ADVISORIES", async () => (await messages(jsm, names.advisoryStream)) >= 1, 60_000);
     } finally {
@@ -254,7 +255,7 @@ describe("DLQ: a crash-loop order reaches the DLQ through the advisory path", fu
     assert.notEqual(await jsm.streams.getMessage(names.stream, { seq: seqs.get(crash)! }), null, "ORDERS still holds it");
 
     // Now movers: a worker process runs one; it exits once the advisory is handled.
-    await cliJson(fx, ["work", ...WORK, "--exit-when-idle", "1s"]);
+    await cliJson(fx, workArgs({ ...WORK, exitWhenIdleMs: 1000 }));
 
     const listed = await cliJson(fx, ["dlq", "list"]);
     assert.equal(listed.total, 1, JSON.stringify(listed.entries));
@@ -314,7 +315,7 @@ describe("DLQ: three movers racing on the same advisories", function () {
     for (const r of results) assert.equal(r.filter((x) => x === "moved").length, 1, `exactly one mover moved each order: ${r.join(", ")}`);
 
     // The movers of three worker processes then take the (already handled) advisories.
-    await Promise.all([1, 2, 3].map(() => cliJson(fx, ["work", ...WORK, "--concurrency", "1", "--exit-when-idle", "1s"])));
+    await Promise.all([1, 2, 3].map(() => cliJson(fx, workArgs({ ...WORK, concurrency: 1, exitWhenIdleMs: 1000 }))));
 
     const listed = await cliJson(fx, ["dlq", "list"]);
     assert.equal(listed.total, list.length, `entries (seq, order, original seq): ${JSON.stringify(listed.entries.map((e: any) => [e.dlqSeq, e.orderId, e.originalSeq]))}`);
@@ -516,7 +517,7 @@ describe("DLQ: a replay that cannot publish", function () {
   it("reports it failed, exits 1 and keeps the entry; a later replay sends it back", async () => {
     await ensureTopology(fx);
     await publish(fx.nc, orders("lost", 2, { 0: "fatal", 1: "fatal" }));
-    const worked = await cli(fx, ["work", ...WORK, "--exit-when-idle", "1s"]);
+    const worked = await cli(fx, workArgs({ ...WORK, exitWhenIdleMs: 1000 }));
     assert.equal(worked.code, 0, worked.stderr);
     const jsm = await jetstreamManager(fx.nc);
     assert.equal(await messages(jsm, names.dlqStream), 2);
@@ -535,7 +536,7 @@ describe("DLQ: a replay that cannot publish", function () {
     assert.equal(replayed.replayed, 2);
     assert.equal(await messages(jsm, names.dlqStream), 0);
     // Handled normally this time: a replayed order runs the handler again, and fails fatally again.
-    const again = await cli(fx, ["work", ...WORK, "--exit-when-idle", "1s"]);
+    const again = await cli(fx, workArgs({ ...WORK, exitWhenIdleMs: 1000 }));
     assert.equal(again.code, 0, again.stderr);
     assert.equal(await messages(jsm, names.dlqStream), 2, "back in the DLQ once each");
   });
@@ -548,12 +549,12 @@ describe("DLQ: two different messages under one message id", function () {
     await ensureTopology(fx, [...TOPOLOGY, "--dup-window", "1s"]);
     const js = jetstream(fx.nc);
     await js.publish(orderSubject(names, "web"), "not an order", { msgID: "same-1" });
-    assert.equal((await cli(fx, ["work", ...WORK, "--exit-when-idle", "1s"])).code, 0);
+    assert.equal((await cli(fx, workArgs({ ...WORK, exitWhenIdleMs: 1000 }))).code, 0);
     await sleep(1500); // until ORDERS forgets the id: the same id is then stored again
     const order = makeOrder("same-1", "web", seededRng(3), "fatal");
     const again = await js.publish(orderSubject(names, "web"), JSON.stringify(order), { msgID: "same-1" });
     assert.equal(again.duplicate, false);
-    assert.equal((await cli(fx, ["work", ...WORK, "--exit-when-idle", "1s"])).code, 0);
+    assert.equal((await cli(fx, workArgs({ ...WORK, exitWhenIdleMs: 1000 }))).code, 0);
     const entries = (await cliJson(fx, ["dlq", "list"])).entries.map((e: { reason: string; orderId?: string }) => [e.reason, e.orderId]);
     assert.deepEqual(entries, [["invalid-payload", undefined], ["non-retryable", "same-1"]], "the valid order is not taken for the invalid payload's duplicate");
   });

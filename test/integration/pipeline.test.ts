@@ -22,9 +22,10 @@ import { BIN, json, runCli, startCli } from "../support/cli.js";
 import { useServer, type ServerFixture } from "../support/server.js";
 import { descendants, isGone } from "../support/processes.js";
 import { waitFor } from "../support/wait.js";
+import { workArgs, type WorkOptions } from "../../src/core/fleet/work-args.js";
 
 const names = DEFAULT_NAMES;
-const FAST = ["--ack-wait", "1s", "--backoff-base", "20ms", "--backoff-max", "200ms"];
+const FAST: WorkOptions = { settings: { ackWaitMs: 1000 }, backoffBaseMs: 20, backoffMaxMs: 200 };
 
 async function streamMessages(fx: ServerFixture, stream = names.stream): Promise<number> {
   const jsm = await jetstreamManager(fx.nc);
@@ -77,7 +78,7 @@ describe("pipeline: produce → work → ledger", function () {
     const invokes = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent);
     assert.deepEqual(new Set(invokes.filter((e) => e.type === "invoke").map((e) => (e as { source: string }).source)), new Set(["web", "mobile", "api"]));
 
-    const worked = await runCli(["work", "--processes", "3", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"]);
+    const worked = await runCli(workArgs({ processes: 3, exitWhenIdleMs: 1000, server: fx.server.url, json: true }));
     assert.equal(worked.code, 0, worked.stderr);
     assert.equal(json(worked).committed, 2000);
     await assertCommittedOnce(fx, acceptedIds(historyFile));
@@ -93,14 +94,14 @@ describe("pipeline: a worker killed with SIGKILL mid-run", function () {
     const historyFile = join(dir, "h.jsonl");
     const produced = await runCli(["produce", "--count", "1500", "--server", fx.server.url, "--history", historyFile]);
     assert.equal(produced.code, 0, produced.stderr);
-    const slow = ["--handler-ms", "20", "--concurrency", "4", ...FAST, "--server", fx.server.url];
-    const victim = startCli(["work", ...slow, "--worker-id", "victim"]);
-    const survivor = startCli(["work", ...slow, "--worker-id", "survivor"]);
+    const slow: WorkOptions = { handlerMs: 20, concurrency: 4, ...FAST, server: fx.server.url };
+    const victim = startCli(workArgs({ ...slow, workerId: "victim" }));
+    const survivor = startCli(workArgs({ ...slow, workerId: "survivor" }));
     const kv = await jetstreamManager(fx.nc);
     await waitFor("some commits", async () => (await kv.streams.info("KV_orderq_ledger")).state.messages >= 300);
     victim.child.kill("SIGKILL");
     assert.equal((await victim.done).signal, "SIGKILL");
-    const restarted = await runCli(["work", ...slow, "--worker-id", "restarted", "--exit-when-idle", "2s", "--json"]);
+    const restarted = await runCli(workArgs({ ...slow, workerId: "restarted", exitWhenIdleMs: 2000, json: true }));
     assert.equal(restarted.code, 0, restarted.stderr);
     survivor.child.kill("SIGTERM");
     assert.equal((await survivor.done).code, 0, "SIGTERM is a graceful drain that exits 0");
@@ -126,7 +127,7 @@ describe("pipeline: publishing the same order more than once", function () {
     const oks = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent).filter((e) => e.type === "ok");
     assert.equal(oks.filter((e) => e.type === "ok" && e.duplicate).length, 20, "every second PubAck says duplicate: true");
     assert.equal(await streamMessages(fx), 20);
-    const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"]);
+    const worked = await runCli(workArgs({ exitWhenIdleMs: 1000, server: fx.server.url, json: true }));
     assert.equal(json(worked).committed, 20);
     await assertCommittedOnce(fx, acceptedIds(historyFile));
   });
@@ -150,7 +151,7 @@ describe("pipeline: publishing the same order more than once", function () {
       assert.ok(ok && ok.type === "ok" && ok.tries > 1);
       const jsm = await jetstreamManager(nc);
       assert.equal((await jsm.streams.info(names.stream)).state.messages, 1, "one stored message for all the tries");
-      const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", server.url, "--json"]);
+      const worked = await runCli(workArgs({ exitWhenIdleMs: 1000, server: server.url, json: true }));
       assert.equal(json(worked).committed, 1);
       assert.deepEqual([...countCommits(await readLedgerWrites(nc, names))], [["retry-000000", 1]]);
     } finally {
@@ -228,7 +229,7 @@ describe("pipeline: invalid payloads", function () {
     const good = Array.from({ length: 30 }, (_, i) => makeOrder(`good-${i}`, "api", seededRng(i)));
     for (const order of good) await js.publish("orders.api", JSON.stringify(order), { msgID: order.id });
 
-    const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"]);
+    const worked = await runCli(workArgs({ exitWhenIdleMs: 1000, server: fx.server.url, json: true }));
     assert.equal(worked.code, 0, worked.stderr);
     assert.equal(json(worked).invalid, 4);
 
@@ -255,10 +256,9 @@ describe("pipeline: the negative control (--unsafe)", function () {
   it("with a plain put and workers killed between commit and ack, the ledger shows duplicates", async () => {
     const produced = await runCli(["produce", "--count", "200", "--server", fx.server.url]);
     assert.equal(produced.code, 0, produced.stderr);
-    const worked = await runCli([
-      "work", "--unsafe", "--processes", "2", "--crash-after-commit-rate", "0.05", "--concurrency", "8",
-      "--exit-when-idle", "2s", ...FAST, "--server", fx.server.url,
-    ]);
+    const worked = await runCli(
+      workArgs({ unsafe: true, processes: 2, crashAfterCommitRate: 0.05, concurrency: 8, exitWhenIdleMs: 2000, ...FAST, server: fx.server.url }),
+    );
     assert.equal(worked.code, 0, worked.stderr);
     const commits = countCommits(await readLedgerWrites(fx.nc, names));
     assert.equal(commits.size, 200, "nothing lost");
@@ -271,10 +271,9 @@ describe("pipeline: the negative control (--unsafe)", function () {
     const historyFile = join(dir, "safe.jsonl");
     await runCli(["produce", "--count", "200", "--id-prefix", "safe", "--server", fx.server.url, "--history", historyFile]);
     const before = countCommits(await readLedgerWrites(fx.nc, names));
-    const worked = await runCli([
-      "work", "--processes", "2", "--crash-after-commit-rate", "0.05", "--concurrency", "8",
-      "--exit-when-idle", "2s", ...FAST, "--server", fx.server.url, "--json",
-    ]);
+    const worked = await runCli(
+      workArgs({ processes: 2, crashAfterCommitRate: 0.05, concurrency: 8, exitWhenIdleMs: 2000, ...FAST, server: fx.server.url, json: true }),
+    );
     assert.equal(worked.code, 0, worked.stderr);
     // Each crash leaves a committed, unacked order: its redelivery must be absorbed by the ledger.
     assert.ok(json(worked).suppressedDuplicates > 0, "crashes should have caused redeliveries of committed work");
@@ -355,7 +354,7 @@ describe("pipeline: handlers slower than the ack wait, and shutdown", function (
     const produced = await runCli(["produce", "--count", "8", "--id-prefix", "slow", "--ack-wait", "1s", "--server", fx.server.url]);
     assert.equal(produced.code, 0, produced.stderr);
     // Each handler takes 1.5 ack waits; with 2 in flight the later orders wait for 4+ ack waits.
-    const worked = await runCli(["work", "--concurrency", "2", "--handler-ms", "1500", "--exit-when-idle", "1s", "--server", fx.server.url, "--json"]);
+    const worked = await runCli(workArgs({ concurrency: 2, handlerMs: 1500, exitWhenIdleMs: 1000, server: fx.server.url, json: true }));
     assert.equal(worked.code, 0, worked.stderr);
     const stats = json(worked);
     assert.equal(stats.committed, 8);
@@ -368,7 +367,7 @@ describe("pipeline: handlers slower than the ack wait, and shutdown", function (
     const produced = await runCli(["produce", "--count", "400", "--id-prefix", "ctrlc", "--server", fx.server.url]);
     assert.equal(produced.code, 0, produced.stderr);
     // Its own process group, as a terminal would make it, so SIGINT reaches the supervisor and its workers.
-    const child = spawn(process.execPath, [BIN, "work", "--processes", "2", "--concurrency", "4", "--handler-ms", "50", "--server", fx.server.url, "--json"], {
+    const child = spawn(process.execPath, [BIN, ...workArgs({ processes: 2, concurrency: 4, handlerMs: 50, server: fx.server.url, json: true })], {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NO_COLOR: "1" },
@@ -395,7 +394,7 @@ describe("pipeline: handlers slower than the ack wait, and shutdown", function (
     assert.equal(produced.code, 0, produced.stderr);
     const commitsBefore = (await readLedgerWrites(fx.nc, names)).length; // the stream may still hold the test above's orders
     // Slow handlers, so the workers are still draining when the second signal comes.
-    const child = spawn(process.execPath, [BIN, "work", "--processes", "2", "--concurrency", "4", "--handler-ms", "1500", "--server", fx.server.url], {
+    const child = spawn(process.execPath, [BIN, ...workArgs({ processes: 2, concurrency: 4, handlerMs: 1500, server: fx.server.url })], {
       detached: true,
       stdio: "ignore",
       env: { ...process.env, NO_COLOR: "1" },
@@ -432,7 +431,7 @@ describe("status", function () {
     await produce(["--count", "10", "--id-prefix", "ok"]);
     await produce(["--count", "3", "--invalid-rate", "1", "--id-prefix", "bad"]);
     await produce(["--count", "2", "--fatal-rate", "1", "--id-prefix", "fatal"]);
-    const worked = await runCli(["work", "--exit-when-idle", "1s", "--server", fx.server.url]);
+    const worked = await runCli(workArgs({ exitWhenIdleMs: 1000, server: fx.server.url }));
     assert.equal(worked.code, 0, worked.stderr);
     await produce(["--count", "4", "--id-prefix", "later"]); // left for the lag
 

@@ -20,12 +20,13 @@ import { waitForQuiet } from "../../src/core/fleet/quiescence.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NatsServer } from "../../src/core/fleet/nats-server.js";
 import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../../src/core/nats/topology.js";
+import { workArgs, type WorkOptions } from "../../src/core/fleet/work-args.js";
 import { startCli } from "./cli.js";
 
 /** Small timings, so that a crashed worker's order comes back and a poison order dies within seconds. */
 export const ACK_WAIT_MS = 1_000;
 export const MAX_DELIVER = 3;
-const SETTINGS: TopologySettings = { ...DEFAULT_SETTINGS, ackWaitMs: ACK_WAIT_MS, maxDeliver: MAX_DELIVER, dupWindowMs: 120_000 };
+const SETTINGS: TopologySettings = { ...DEFAULT_SETTINGS, ackWaitMs: ACK_WAIT_MS, maxDeliver: MAX_DELIVER };
 const names = SETTINGS.names;
 
 /** Quiet must outlast one ack wait: an unacked order of a dead worker is redelivered after it. */
@@ -130,22 +131,22 @@ export class ModelSystem {
   }
 
   /** A real `orderq work` process, connected through the proxy. */
-  private spawnWorker(concurrency: number, extra: string[] = []): WorkerProcess {
+  private spawnWorker(concurrency: number, extra: WorkOptions = {}): WorkerProcess {
     const n = ++this.spawned;
-    const { child, done } = startCli([
-      "work", "--json",
-      "--server", this.proxy.url,
-      "--ack-wait", `${ACK_WAIT_MS}ms`,
-      "--max-deliver", String(MAX_DELIVER),
-      "--dup-window", "2m",
-      "--concurrency", String(concurrency),
-      "--backoff-base", "20ms",
-      "--backoff-max", "100ms",
-      "--worker-id", `m${n}`,
-      "--seed", String(n),
-      ...(this.unsafe ? ["--unsafe"] : []),
-      ...extra,
-    ]);
+    const { child, done } = startCli(
+      workArgs({
+        json: true,
+        server: this.proxy.url,
+        settings: { ackWaitMs: ACK_WAIT_MS, maxDeliver: MAX_DELIVER, dupWindowMs: SETTINGS.dupWindowMs },
+        concurrency,
+        backoffBaseMs: 20,
+        backoffMaxMs: 100,
+        workerId: `m${n}`,
+        seed: n,
+        unsafe: this.unsafe || undefined,
+        ...extra,
+      }),
+    );
     let stderr = "";
     child.stderr?.on("data", (d) => (stderr += d));
     const worker: WorkerProcess = { child, exited: done.then(() => undefined), log: () => stderr.trim() };
@@ -173,7 +174,7 @@ export class ModelSystem {
    * it. Another worker may take that order first: the crasher is then killed after a while instead.
    */
   async commitThenDie(publish: () => Promise<void>): Promise<boolean> {
-    const crasher = this.spawnWorker(1, ["--crash-after-commit-rate", "1"]);
+    const crasher = this.spawnWorker(1, { crashAfterCommitRate: 1 });
     await publish();
     const exited = await Promise.race([crasher.exited.then(() => true), sleep(CRASH_WAIT_MS).then(() => false)]);
     if (!exited) {

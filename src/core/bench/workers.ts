@@ -2,6 +2,7 @@
 import type { Names } from "../nats/names.js";
 import { Supervisor } from "../fleet/supervisor.js";
 import { peakRssMb } from "../fleet/procfs.js";
+import { workArgs } from "../fleet/work-args.js";
 
 export interface WorkerLaunch {
   /** bin/run.js of this orderq. */
@@ -23,11 +24,10 @@ export class BenchWorkers {
     private readonly launch: WorkerLaunch,
     names: Names,
   ) {
-    const nameArgs = ["--stream", names.stream, "--consumer", names.consumer, "--dlq-stream", names.dlqStream, "--ledger-bucket", names.ledgerBucket];
     this.supervisor = new Supervisor(
       {
         script: launch.script,
-        args: (id) => ["work", "--server", launch.server, ...nameArgs, "--concurrency", String(launch.concurrency), "--worker-id", id],
+        args: (workerId) => workArgs({ server: launch.server, settings: { names }, concurrency: launch.concurrency, workerId }),
         env: launch.env,
         restartDelayMs: 200,
         killOnExit: true,

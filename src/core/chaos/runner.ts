@@ -15,6 +15,7 @@ import { DEFAULT_NAMES, kvStreamName, namesFor, type Names } from "../nats/names
 import { guessOrderId } from "../pipeline/order.js";
 import { Producer, type ProduceStats } from "../pipeline/producer.js";
 import { backlog, waitForQuiet } from "../fleet/quiescence.js";
+import { workArgs } from "../fleet/work-args.js";
 import { seededRng } from "../base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NatsCluster, NatsServer } from "../fleet/nats-server.js";
@@ -258,29 +259,22 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
         env: external ? credentialEnv(external) : {},
         restartDelayMs: s.workers.restartDelayMs,
         killOnExit: true,
-        args: (workerId) => [
-          "work",
-          "--server", workerPath.url,
-          "--stream", names.stream,
-          "--consumer", names.consumer,
-          "--dlq-stream", names.dlqStream,
-          "--ledger-bucket", names.ledgerBucket,
-          "--replicas", String(replicas),
-          "--ack-wait", `${s.consumer.ackWaitMs}ms`,
-          "--max-deliver", String(s.consumer.maxDeliver),
-          "--dup-window", `${settings.dupWindowMs}ms`,
-          "--concurrency", String(s.workers.concurrency),
-          "--handler-ms", String(s.handler.ms),
-          "--fail-rate", String(s.handler.failRate),
-          "--backoff-base", `${s.consumer.backoffBaseMs}ms`,
-          "--backoff-max", `${s.consumer.backoffMaxMs}ms`,
-          "--crash-after-commit-rate", String(s.workers.crashAfterCommitRate),
-          "--drop-ack-rate", String(s.workers.dropAckRate),
-          "--worker-id", workerId,
-          // A replacement process must not replay its predecessor's random choices.
-          "--seed", String(options.seed + 1000 * ++spawns),
-          ...(options.unsafe ? ["--unsafe"] : []),
-        ],
+        args: (workerId) =>
+          workArgs({
+            server: workerPath.url,
+            settings,
+            concurrency: s.workers.concurrency,
+            handlerMs: s.handler.ms,
+            failRate: s.handler.failRate,
+            backoffBaseMs: s.consumer.backoffBaseMs,
+            backoffMaxMs: s.consumer.backoffMaxMs,
+            crashAfterCommitRate: s.workers.crashAfterCommitRate,
+            dropAckRate: s.workers.dropAckRate,
+            workerId,
+            // A replacement process must not replay its predecessor's random choices.
+            seed: options.seed + 1000 * ++spawns,
+            unsafe: options.unsafe || undefined,
+          }),
       },
       note,
     );

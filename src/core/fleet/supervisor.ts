@@ -6,6 +6,9 @@ import { fork, type ChildProcess } from "node:child_process";
 import { killOnExit } from "./exit-kill.js";
 import { emptyStats, type WorkerStats } from "../pipeline/worker.js";
 
+/** Set in every child's environment: the child runs one worker and reports to us (worker-process.ts). */
+export const SUPERVISED_ENV = "ORDERQ_SUPERVISED";
+
 export interface ChildReport {
   type: "stats";
   stats: WorkerStats;
@@ -93,7 +96,7 @@ export class Supervisor {
 
   spawn(id = `w${this.next++}`): void {
     const child = fork(this.options.script, this.options.args(id), {
-      env: { ...process.env, ...this.options.env, ORDERQ_SUPERVISED: "1" },
+      env: { ...process.env, ...this.options.env, [SUPERVISED_ENV]: "1" },
       stdio: ["ignore", "ignore", "inherit", "ipc"],
     });
     if (this.options.killOnExit) killOnExit(child);

@@ -1,0 +1,63 @@
+/**
+ * What `orderq work` runs, whichever shape it takes: one worker in this process (worker-process.ts)
+ * or a supervisor of worker processes (work-supervisor.ts). runPool drives either to its end.
+ */
+import type { Server } from "node:http";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { Names } from "../nats/names.js";
+import type { WorkerStats } from "../pipeline/worker.js";
+import { serveMetrics } from "./metrics.js";
+import { waitForQuiet } from "./quiescence.js";
+
+export interface WorkPool {
+  stats(): WorkerStats;
+  workers(): number;
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** Stop pulling, finish what is in hand; `done` settles afterwards. */
+  stop(): void;
+  done: Promise<unknown>;
+}
+
+export interface RunPoolOptions {
+  names: Names;
+  metricsPort?: number;
+  exitWhenIdleMs?: number;
+  /**
+   * A supervised child ignores SIGINT: Ctrl-C reaches the whole process group, the supervisor turns
+   * it into one SIGTERM per worker (which drains), and a second signal here would mean "exit now" and
+   * abandon the orders in flight. It also drains when the supervisor dies (the IPC channel closes).
+   */
+  supervisedChild: boolean;
+}
+
+/**
+ * Runs `pool` until it is done: serves metrics, stops it once the pipeline has been quiet for
+ * exitWhenIdleMs, and on SIGTERM/SIGINT; a second signal exits at once (130).
+ */
+export async function runPool(pool: WorkPool, jsm: JetStreamManager, o: RunPoolOptions): Promise<void> {
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals > 1) process.exit(130); // a second Ctrl-C means now
+    pool.stop();
+  };
+  process.on("SIGTERM", onSignal);
+  if (o.supervisedChild) {
+    process.on("SIGINT", () => {});
+    process.on("disconnect", () => pool.stop());
+  } else {
+    process.on("SIGINT", onSignal);
+  }
+  let metricsServer: Server | undefined;
+  if (o.metricsPort !== undefined) metricsServer = await serveMetrics(o.metricsPort, () => pool.metrics());
+  if (o.exitWhenIdleMs !== undefined) {
+    waitForQuiet(jsm, o.names, { quietForMs: o.exitWhenIdleMs, timeoutMs: Number.MAX_SAFE_INTEGER, shouldStop: () => signals > 0 }).then(
+      (quiet) => quiet && pool.stop(),
+      () => pool.stop(), // the idle watch itself failed: drain and exit rather than run forever
+    );
+  }
+  try {
+    await pool.done;
+  } finally {
+    metricsServer?.close();
+  }
+}

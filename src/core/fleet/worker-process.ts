@@ -1,0 +1,98 @@
+/**
+ * One worker in this process: `orderq work` alone, or one child of a supervisor. A child reports its
+ * stats (and metrics, when they are served) to the supervisor over IPC; it never supervises.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { randomSeed, seededRng } from "../base/random.js";
+import { DEFAULT_BACKOFF } from "../pipeline/backoff.js";
+import { simulatedHandler } from "../pipeline/handler.js";
+import { Worker } from "../pipeline/worker.js";
+import { pipelineRegistry, WorkerMetrics } from "./metrics.js";
+import { backlog } from "./quiescence.js";
+import { SUPERVISED_ENV, type ChildReport } from "./supervisor.js";
+import type { ResolvedWorkOptions } from "./work-args.js";
+import type { WorkPool } from "./work-pool.js";
+
+/** Set by a supervisor that serves metrics: its children then measure latency and send snapshots. */
+export const METRICS_ENV = "ORDERQ_METRICS";
+
+/** Whether this process is a supervisor's child (it has the IPC channel the supervisor opened). */
+export function isSupervisedChild(): boolean {
+  return process.env[SUPERVISED_ENV] === "1" && process.send !== undefined;
+}
+
+/** After the last report: close the IPC channel, which would keep a child alive. */
+export function leaveSupervisor(): void {
+  process.disconnect?.();
+}
+
+const REPORT_EVERY_MS = 250;
+
+export function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o: ResolvedWorkOptions, log: (line: string) => void): WorkPool {
+  const names = o.settings.names;
+  const seed = o.seed ?? randomSeed();
+  const supervised = isSupervisedChild();
+  let worker: Worker | undefined;
+  const metrics = new WorkerMetrics(() => worker!.stats);
+  const metricsServed = o.metricsPort !== undefined || process.env[METRICS_ENV] === "1";
+  worker = new Worker(
+    nc,
+    {
+      names,
+      workerId: o.workerId,
+      concurrency: o.concurrency,
+      backoff: { ...DEFAULT_BACKOFF, baseMs: o.backoffBaseMs, maxMs: o.backoffMaxMs },
+      confirmAck: o.confirmAck,
+      unsafe: o.unsafe,
+      mover: o.mover,
+      // The latency histogram costs a clock read and an observe per order: only when it is served.
+      observeLatency: metricsServed ? (seconds) => metrics.latency.observe(seconds) : undefined,
+      onError: onceInAWhile((message) => log(`orderq: worker ${o.workerId}: ${message} (the order is left for redelivery)`)),
+      faults: { crashAfterCommitRate: o.crashAfterCommitRate, dropAckRate: o.dropAckRate },
+    },
+    simulatedHandler({ handlerMs: o.handlerMs, failRate: o.failRate, poisonSwitch: o.poisonSwitch }, seededRng(seed)),
+    seededRng(seed + 1),
+  );
+  const w = worker;
+  let done: Promise<unknown> = w.run();
+  if (supervised) {
+    const report = async () => {
+      const snapshot = metricsServed ? await metrics.registry.getMetricsAsJSON() : undefined;
+      // Once the supervisor is gone (a second Ctrl-C, a crash) there is nobody to tell, and a send
+      // on the closed channel would throw from this timer and end the drain with orders in hand.
+      if (!process.connected) return;
+      process.send?.({ type: "stats", stats: w.stats, metrics: snapshot } satisfies ChildReport, undefined, undefined, () => {});
+    };
+    const timer = setInterval(() => void report(), REPORT_EVERY_MS);
+    done = done.finally(async () => {
+      clearInterval(timer);
+      await report();
+    });
+  }
+  const lagRegistry = pipelineRegistry(async () => {
+    const b = await backlog(jsm, names);
+    return { workers: 1, lag: b.pending + b.ackPending };
+  });
+  return {
+    stats: () => w.stats,
+    workers: () => 1,
+    metrics: async () => ({
+      contentType: metrics.registry.contentType,
+      body: (await metrics.registry.metrics()) + (await lagRegistry.metrics()),
+    }),
+    stop: () => w.stop(),
+    done,
+  };
+}
+
+/** Logs a message, but the same message at most once every 10 s: a broker outage is one line, not thousands. */
+function onceInAWhile(log: (message: string) => void): (message: string) => void {
+  const last = new Map<string, number>();
+  return (message) => {
+    const now = Date.now();
+    if (now - (last.get(message) ?? 0) < 10_000) return;
+    last.set(message, now);
+    log(message);
+  };
+}
