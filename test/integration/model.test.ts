@@ -98,7 +98,7 @@ class PublishDuplicate implements Command {
   async run(m: Model, sys: ModelSystem) {
     const ids = [...m.orders.keys()];
     const id = ids[this.pick % ids.length];
-    sys.step(`${this} ${id}`);
+    sys.step(`${this.toString()} ${id}`);
     const ack = await sys.republish(id);
     // The stream remembers message ids for its duplicate window, but a restart forgets those of
     // messages already acked and removed: the ledger (or the DLQ claim) must absorb such a copy.
@@ -123,7 +123,7 @@ class KillWorker implements Command {
   check = (m: Readonly<Model>) => m.workers.length > 0;
   async run(m: Model, sys: ModelSystem) {
     const i = pickWorker(m, this.pick, () => true);
-    sys.step(`${this} → worker #${i}`);
+    sys.step(`${this.toString()} → worker #${i}`);
     await sys.killWorker(i);
     m.workers.splice(i, 1);
   }
@@ -138,7 +138,7 @@ class PauseWorker implements Command {
   check = (m: Readonly<Model>) => pickWorker(m, this.pick, (w) => w.paused !== this.pause) >= 0;
   async run(m: Model, sys: ModelSystem) {
     const i = pickWorker(m, this.pick, (w) => w.paused !== this.pause);
-    sys.step(`${this} → worker #${i}`);
+    sys.step(`${this.toString()} → worker #${i}`);
     sys.signalWorker(i, this.pause ? "SIGSTOP" : "SIGCONT");
     m.workers[i].paused = this.pause;
   }
@@ -262,7 +262,7 @@ async function runOnce(cmds: Iterable<Command>, unsafe: boolean): Promise<void> 
     assert.equal(result.categories.deadLetteredExpected.count, kinds.length - result.categories.ok.count, "dead-lettered orders");
   } catch (err) {
     const logs = sys.workerLogs();
-    throw new Error(`${errorMessage(err)}\n  steps:\n    ${sys.steps.join("\n    ")}${logs.length ? `\n  worker stderr:\n    ${logs.join("\n    ")}` : ""}`);
+    throw new Error(`${errorMessage(err)}\n  steps:\n    ${sys.steps.join("\n    ")}${logs.length ? `\n  worker stderr:\n    ${logs.join("\n    ")}` : ""}`, { cause: err });
   } finally {
     await sys.dispose();
     figures.push({ unsafe, commands: commandCount, ms: Date.now() - started, residue });
@@ -272,8 +272,8 @@ async function runOnce(cmds: Iterable<Command>, unsafe: boolean): Promise<void> 
 const property = (unsafe: boolean) => fc.asyncProperty(commands, (cmds) => runOnce(cmds, unsafe));
 
 /** The commands that ran in a counterexample (its toString lists them, then a replay comment). */
-function executed(cmds: Iterable<Command>): string[] {
-  return String(cmds).replace(/\s*\/\*.*\*\/$/s, "").split(",").filter(Boolean);
+function executed(cmds: Iterable<Command> & { toString(): string }): string[] {
+  return cmds.toString().replace(/\s*\/\*.*\*\/$/s, "").split(",").filter(Boolean);
 }
 
 function summary(runs: RunFigures[]): string {

@@ -23,8 +23,8 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCl
   const child = spawn(process.execPath, [BIN, ...args], { env: fullEnv, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (d) => (stdout += d));
-  child.stderr!.on("data", (d) => (stderr += d));
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
   const done = new Promise<CliResult>((resolve) =>
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
   );

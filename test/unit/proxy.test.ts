@@ -11,7 +11,7 @@ import { waitFor } from "../support/wait.js";
 async function dial(port: number): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
   const socket = connect(port, "127.0.0.1");
   let data = "";
-  socket.on("data", (chunk) => (data += chunk));
+  socket.on("data", (chunk: Buffer) => (data += chunk.toString()));
   socket.on("error", () => {}); // a cut shows as a close
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   await new Promise<void>((resolve, reject) => {

@@ -37,7 +37,7 @@ export async function runWorkersUntil(
   const meter = new Meter(() => workers.pids(), ctx.serverPid);
   workers.start();
   meter.start();
-  let rss: number[] = [];
+  let rss: number[];
   try {
     await during(meter);
     const total = expected();

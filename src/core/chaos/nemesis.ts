@@ -5,6 +5,7 @@
  */
 import type { NatsServer } from "../fleet/nats-server.js";
 import { seededRng, type Rng } from "../base/random.js";
+import { errorMessage } from "../base/errors.js";
 import type { ProxiedPath } from "./proxy.js";
 import type { FaultKind, FaultSpec } from "./scenario.js";
 import type { WorkerPool } from "./worker-pool.js";
@@ -86,7 +87,7 @@ export class Nemesis {
   /** Resolves when every scheduled fault has run and been healed; rethrows a fault that could not be healed. */
   async wait(): Promise<void> {
     await this.running;
-    if (this.failure) throw this.failure;
+    if (this.failure) throw this.failure instanceof Error ? this.failure : new Error(errorMessage(this.failure));
   }
 
   private async runSchedule(spec: FaultSpec, rng: Rng): Promise<void> {

@@ -147,8 +147,8 @@ ${chart("Worker processes", "running, sampled each second", [{ label: "workers",
     ["p99", `${t.latency.p99} ms`],
     ["max", `${t.latency.max} ms`],
   ])}</div>
-<div><h2>Effects</h2>${table(Object.entries(r.effects))}</div>
-<div><h2>Producer</h2>${table(Object.entries(r.producer))}</div></div>
+<div><h2>Effects</h2>${table(Object.entries(r.effects) as [string, number][])}</div>
+<div><h2>Producer</h2>${table(Object.entries(r.producer) as [string, string | number][])}</div></div>
 <h2>Checker</h2><table><tr><th>category</th><th>count</th><th>sample ids</th></tr>${categories}</table>
 <h2>Expectations</h2><table>${expectations}</table>
 <h2>Faults (${r.faults.observed} observed)</h2>

@@ -140,9 +140,9 @@ export interface RunOutput {
 
 /** Cleanup steps, run last-in first-out; one failing does not stop the others. */
 class Teardown {
-  private readonly steps: (() => Promise<unknown> | unknown)[] = [];
+  private readonly steps: (() => unknown)[] = [];
 
-  add(step: () => Promise<unknown> | unknown): void {
+  add(step: () => unknown): void {
     this.steps.push(step);
   }
 
@@ -324,7 +324,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       onFault: (w) => options.events?.onFault?.(w),
     });
     let phase: Progress["phase"] = "producing";
-    const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), options.events?.onProgress);
+    const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), (p) => options.events?.onProgress?.(p));
     sampler.start();
     teardown.add(() => sampler.stop());
     const workersEachSecond: number[] = [];

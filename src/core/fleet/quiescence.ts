@@ -43,7 +43,7 @@ export async function waitForQuiet(
   const deadline = Date.now() + opts.timeoutMs;
   let quietSince: number | undefined;
   while (Date.now() < deadline && !opts.shouldStop?.()) {
-    let quiet = false;
+    let quiet: boolean;
     try {
       quiet = isQuiet(await backlog(jsm, names));
     } catch {

@@ -33,10 +33,10 @@ export function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o:
   const names = o.settings.names;
   const seed = o.seed ?? randomSeed();
   const supervised = isSupervisedChild();
-  let worker: Worker | undefined;
-  const metrics = new WorkerMetrics(() => worker!.stats);
+  // Read only once the worker exists: metrics are collected after start.
+  const metrics = new WorkerMetrics(() => w.stats);
   const metricsServed = o.metricsPort !== undefined || process.env[METRICS_ENV] === "1";
-  worker = new Worker(
+  const w = new Worker(
     nc,
     {
       names,
@@ -54,7 +54,6 @@ export function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o:
     simulatedHandler({ handlerMs: o.handlerMs, failRate: o.failRate, poisonSwitch: o.poisonSwitch }, seededRng(seed)),
     seededRng(seed + 1),
   );
-  const w = worker;
   let done: Promise<unknown> = w.run();
   if (supervised) {
     const report = async () => {

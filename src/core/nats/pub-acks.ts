@@ -62,7 +62,7 @@ export class PubAckRequests {
         this.nc.publish(subject, payload, { reply: this.prefix + id, headers });
       } catch (err) {
         this.waiting.delete(id);
-        reject(err as Error);
+        reject(err instanceof Error ? err : new Error(String(err)));
       }
     });
   }

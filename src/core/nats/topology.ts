@@ -124,7 +124,8 @@ function show(value: unknown, field: string): string {
   if (value === undefined) return "unset";
   if (field === "ack_wait" || field === "duplicate_window") return formatDuration(millis(value as number));
   if (Array.isArray(value)) return value.join(",");
-  return String(value);
+  if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return String(value);
+  return JSON.stringify(value);
 }
 
 function diff(have: Record<string, unknown>, want: Record<string, unknown>, fields: string[]): FieldDiff[] {
@@ -180,7 +181,7 @@ async function ensureStream(
     return report("created");
   }
   if (!opts.verify) return report("exists");
-  const diffs = diff(info.config as unknown as Record<string, unknown>, want, fields);
+  const diffs = diff(info.config, want, fields);
   if (diffs.length === 0) return report("exists");
   const blocked = diffs.filter((d) => fixed.includes(d.field));
   if (!opts.update || blocked.length > 0) throw conflictError("stream", want.name, opts.update ? blocked : diffs, blocked.length === 0);
@@ -211,7 +212,7 @@ async function ensureConsumer(
     return report("created");
   }
   if (!opts.verify) return report("exists");
-  const diffs = diff(info.config as unknown as Record<string, unknown>, want, fields);
+  const diffs = diff(info.config, want, fields);
   if (diffs.length === 0) return report("exists");
   const blocked = diffs.filter((d) => d.field === "ack_policy");
   if (!opts.update || blocked.length > 0) {
@@ -294,7 +295,7 @@ export async function describeTopology(nc: NatsConnection, names: Names): Promis
     try {
       const info = await jsm.streams.info(name);
       const fields = kind === "kv" ? ["max_msgs_per_subject", "num_replicas", "storage"] : STREAM_FIELDS;
-      const settings = { ...pick(info.config as unknown as Record<string, unknown>, fields), messages: info.state.messages };
+      const settings = { ...pick(info.config, fields), messages: info.state.messages };
       return { kind, name: label, exists: true, settings };
     } catch (err) {
       if (!isNotFound(err)) throw err;
@@ -306,7 +307,7 @@ export async function describeTopology(nc: NatsConnection, names: Names): Promis
     try {
       const info = await jsm.consumers.info(streamName, durable);
       const settings = {
-        ...pick(info.config as unknown as Record<string, unknown>, WORKER_FIELDS),
+        ...pick(info.config, WORKER_FIELDS),
         pending: info.num_pending,
         ack_pending: info.num_ack_pending,
       };

@@ -32,7 +32,7 @@ export class AttemptLog {
     const out: AttemptRecord[] = [];
     const iter = await this.kv.history({ key: String(streamSeq) });
     for await (const entry of iter) {
-      if (entry.operation === "PUT") out.push(entry.json() as AttemptRecord);
+      if (entry.operation === "PUT") out.push(entry.json<AttemptRecord>());
     }
     return out.sort((a, b) => a.attempt - b.attempt);
   }

@@ -54,7 +54,7 @@ export class Ledger {
 
   async get(orderId: string): Promise<Outcome | undefined> {
     const entry = await this.kv.get(orderId);
-    return entry && entry.operation === "PUT" ? (entry.json() as Outcome) : undefined;
+    return entry && entry.operation === "PUT" ? entry.json<Outcome>() : undefined;
   }
 
   /**
@@ -91,7 +91,7 @@ export class Ledger {
   async releaseDeadLetter(orderId: string): Promise<Outcome | undefined> {
     const entry = await this.kv.get(orderId);
     if (!entry || entry.operation !== "PUT") return undefined;
-    const outcome = entry.json() as Outcome;
+    const outcome = entry.json<Outcome>();
     if (outcome.result === "committed") return outcome;
     // The revision guard makes a concurrent change fail instead of being deleted blindly.
     await this.kv.delete(orderId, { previousSeq: entry.revision });
