@@ -28,7 +28,7 @@ export async function streamMessages(jsm: JetStreamManager, stream: string): Pro
 /**
  * Messages left in a work-queue stream once the acks already sent have been applied. The server
  * applies an ack after answering the flush that followed it, so a count read at once can still hold
- * acked messages (a baseline run was reported with 153 "left"). Waits until the count holds still.
+ * acked messages. Waits until the count holds still.
  */
 export async function settledStreamMessages(jsm: JetStreamManager, stream: string, stillMs = 500, timeoutMs = 5_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;

@@ -34,7 +34,7 @@ export async function connectNats(options: NatsOptions, timeoutMs = 3000): Promi
     timeout: timeoutMs,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
-    // Async stack traces cost a capture per request on the hot path (about 2x on publish).
+    // Async stack traces cost a stack capture per request on the hot path (README, Performance).
     noAsyncTraces: true,
   };
   if (options.user !== undefined) {

@@ -68,7 +68,7 @@ export function maxDeliveriesAdvisorySubject(names: Names): string {
  * Message id of a DLQ copy, so a retried or raced move of the same stream message stays single:
  * DESIGN.md's `dlq:<stream>:<seq>`, followed by the message's own Nats-Msg-Id when it has one.
  * Sequences start again at 1 in a re-created stream, and the DLQ remembers ids for 24 h: by sequence
- * alone, a new message dead-lettered there was taken for an old entry's duplicate, acked, and lost.
+ * alone, a new message dead-lettered there would be taken for an old entry's duplicate, acked, and lost.
  * Not by the id alone either: two different messages may carry one id (an invalid payload and, later,
  * a valid order under the same id).
  */

@@ -3,8 +3,8 @@
  * collected on one subscription.
  *
  * Why not `js.publish()`: each of its requests builds a RequestOne with its own timer and, on success,
- * cancels it by allocating an Error with a captured stack — about a tenth of a worker's CPU at
- * 10,000 orders/s and a sixth of the producer's, plus the garbage. Here a request is a map entry keyed
+ * cancels it by allocating an Error with a captured stack: a large share of the hot paths' CPU, plus
+ * the garbage (README, Performance). Here a request is a map entry keyed
  * by a counter in its reply subject; one timer sweeps the expired ones. The wire protocol is the same:
  * a PUB with a reply subject, answered by a PubAck or a JetStream API error (or a 503 status when no
  * stream listens).
@@ -21,7 +21,7 @@ export interface PubAck {
 /** No stream listens on the subject (a 503 "no responders" status): the message was certainly not stored. */
 export class NoStreamError extends Error {
   // No subject in the message: a worker logs each distinct message once in a while, and a ledger key
-  // per order made every one distinct (241 lines in one chaos run while a leader moved).
+  // per order would make every one distinct (a flood of lines while a stream leader moves).
   constructor() {
     super("no responders: no stream for this subject");
     this.name = "NoStreamError";

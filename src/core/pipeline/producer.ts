@@ -96,9 +96,8 @@ export class Producer {
   async run(): Promise<ProduceStats> {
     const o = this.options;
     // The same PubAck requests as the worker's ledger commit (see pub-acks.ts): js.publish() costs an
-    // Error with a stack per PubAck. And a counter of publishes in flight, where Promise.race over them
-    // subscribed to every one for each new order. Together, bench (50,000 orders, two A/B invocations
-    // of 3 runs): 32,000–34,000 → 63,000–65,000 orders/s, 0.75–0.77 → 1.52–1.58 × the js.publish baseline.
+    // Error with a stack per PubAck. And a counter of publishes in flight: Promise.race over them would
+    // subscribe to every one for each new order. README, Performance, has the figures.
     const publisher = new PubAckRequests(this.nc, o.publishTimeoutMs);
     const started = Date.now();
     const ended = () => this.stopped || this.failure !== undefined || (o.durationMs !== undefined && Date.now() - started >= o.durationMs);

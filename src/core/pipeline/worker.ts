@@ -153,9 +153,8 @@ export class Worker {
    */
   private async pullLoop(consumer: Consumer): Promise<void> {
     const { concurrency } = this.options;
-    // Small pulls cost a request each, so wait for an eighth of the slots (unless nothing is held).
-    // bench at 256: a quarter left the pipeline too empty (18,000/s), a sixteenth was no faster
-    // than an eighth (about 21,000/s).
+    // Small pulls cost a request each, so wait for an eighth of the slots (unless nothing is held):
+    // a quarter leaves the pipeline too empty, a sixteenth is no faster (README, Performance).
     const minBatch = Math.max(1, Math.floor(concurrency / 8));
     const pulls = new Set<Promise<void>>();
     while (!this.stopping) {
