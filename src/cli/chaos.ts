@@ -1,4 +1,5 @@
 /** What the `chaos` commands share: running a scenario with live progress and Ctrl-C, and rendering. */
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "@oclif/core";
 import type { NatsOptions } from "../core/connection.js";
@@ -19,6 +20,8 @@ export interface ScenarioRunOptions {
   unsafe: boolean;
   external?: NatsOptions;
   reportDir?: string;
+  /** Keep the servers' stores and logs and the workers' logs even when the run is valid. */
+  keep: boolean;
   /** Live progress and fault lines on a TTY (never with --json). */
   interactive: boolean;
 }
@@ -52,6 +55,8 @@ export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Pr
     if (!o.interactive) return;
     process.stderr.write(`\r\x1b[K${text}\n`);
   };
+  // An INVALID run keeps its evidence even without --report: somewhere it can be found, and said.
+  const evidenceDir = o.reportDir ?? join(tmpdir(), `orderq-chaos-${scenario.name}-${o.seed}-${Date.now().toString(36)}`);
   try {
     const { result, history } = await runChaos(scenario, {
       seed: o.seed,
@@ -60,14 +65,16 @@ export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Pr
       external: o.external,
       cliScript: join(o.config.root, "bin", "run.js"),
       signal: controller.signal,
+      evidence: { dir: evidenceDir, always: o.keep },
       events: {
         onProgress: (p) => (last = p),
         onFault: (w) => printAbove(faultLine(w)),
         onNote: (text) => printAbove(c.dim(text)),
       },
     });
-    if (o.reportDir) {
-      const files = writeReport(o.reportDir, result, history);
+    const reportDir = o.reportDir ?? result.evidence;
+    if (reportDir) {
+      const files = writeReport(reportDir, result, history);
       if (o.interactive) printAbove(c.dim(`report: ${files.join(", ")}`));
     }
     return result;
@@ -117,6 +124,7 @@ export function renderResult(r: ChaosResult): string {
       ? [["residue", `${r.check.residue.count} processed orders still in the stream after a broker crash (not redelivered): ${sample(r.check.residue.ids)}`] as [string, string]]
       : []),
     ["latency", `p50 ${r.timeline.latency.p50} ms, p99 ${r.timeline.latency.p99} ms, max ${r.timeline.latency.max} ms`],
+    ...(r.evidence ? [["evidence", `${r.evidence}: servers' stores and logs, workers' logs, history, and the ledger, DLQ and ORDERS as the checker read them`] as [string, string]] : []),
   ]);
   const expectations = r.check.expectations.map((x) => `${x.ok ? c.green("✓") : c.red("✗")} ${x.name}: ${x.detail}`).join("\n");
   return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), expectations, `${verdict(r.valid)} ${r.scenario}`].join("\n");

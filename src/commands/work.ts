@@ -77,6 +77,11 @@ export default class Work extends OrderqCommand {
     "crash-after-commit-rate": Flags.string({ summary: "Fault: probability of SIGKILLing this process between commit and ack.", default: "0", helpGroup: "FAULTS" }),
     "drop-ack-rate": Flags.string({ summary: "Fault: probability of committing and never acking.", default: "0", helpGroup: "FAULTS" }),
     unsafe: Flags.boolean({ summary: "Negative control: commit with a plain put (duplicates become visible).", default: false, helpGroup: "FAULTS" }),
+    trace: Flags.boolean({
+      summary: "Log to stderr, with a timestamp, every outcome decision (commit, ack, dead-letter, move, sweep) and every error.",
+      description: "Chaos runs turn it on and keep the log as evidence: a lost order can be traced to the decision that acked or deleted it.",
+      default: false,
+    }),
   };
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
@@ -173,7 +178,10 @@ export default class Work extends OrderqCommand {
         mover: flags.mover,
         // The latency histogram costs a clock read and an observe per order: only when it is served.
         observeLatency: metricsServed ? (seconds) => metrics.latency.observe(seconds) : undefined,
-        onError: onceInAWhile((message) => this.logToStderr(`orderq: worker ${flags["worker-id"]}: ${message} (the order is left for redelivery)`)),
+        onError: (flags.trace ? (log: (m: string) => void) => log : onceInAWhile)((message) =>
+          this.logToStderr(`${flags.trace ? `${new Date().toISOString()} ` : ""}orderq: worker ${flags["worker-id"]}: ${message} (the order is left for redelivery)`),
+        ),
+        trace: flags.trace ? (line) => process.stderr.write(`${new Date().toISOString()} ${flags["worker-id"]} ${line}\n`) : undefined,
         faults: {
           crashAfterCommitRate: probability(Number(flags["crash-after-commit-rate"]), "--crash-after-commit-rate"),
           dropAckRate: probability(Number(flags["drop-ack-rate"]), "--drop-ack-rate"),

@@ -15,6 +15,8 @@ export interface DeadLetterContext {
   ledger: Ledger;
   attempts: AttemptLog;
   worker: string;
+  /** See WorkerOptions.trace. */
+  trace?: (line: string) => void;
 }
 
 export interface DeadLetterInput {
@@ -39,6 +41,12 @@ export interface DeadLetterInput {
 export type DeadLetterResult = "dead-lettered" | "already-committed" | "already-dead-lettered";
 
 export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput): Promise<DeadLetterResult> {
+  const result = await deadLetterOnce(ctx, input);
+  ctx.trace?.(`dead-letter ${input.validOrderId ?? input.displayOrderId ?? "?"} seq=${input.streamSeq} ${input.reason}: ${result}`);
+  return result;
+}
+
+async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): Promise<DeadLetterResult> {
   const now = new Date().toISOString();
   if (input.validOrderId !== undefined) {
     const claim = await ctx.ledger.record(input.validOrderId, {
@@ -52,6 +60,7 @@ export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput)
     });
     // A committed order is done; a dead-letter claim left by a move of this same message that
     // died before its copy is finished below.
+    if (!claim.written) ctx.trace?.(`dead-letter ${input.validOrderId} seq=${input.streamSeq}: ledger has ${claim.existing ? `${claim.existing.result} by ${claim.existing.worker} seq=${claim.existing.streamSeq}` : "a key it could not read back"}`);
     if (!claim.written && claim.existing?.result === "committed") return "already-committed";
     if (!claim.written && claim.existing && claim.existing.streamSeq !== input.streamSeq) return "already-dead-lettered";
   }

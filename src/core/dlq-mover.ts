@@ -31,7 +31,10 @@ export async function moveToDlq(
   const seq = advisory.stream_seq;
   const original = await jsm.streams.getMessage(ctx.names.stream, { seq });
   // Acked (or moved by another mover) since the advisory fired: nothing to do.
-  if (!original) return "already-gone";
+  if (!original) {
+    ctx.trace?.(`move seq=${seq}: already gone`);
+    return "already-gone";
+  }
   const parsed = parseOrder(original.data);
   const result = await deadLetter(ctx, {
     subject: original.subject,
@@ -44,6 +47,7 @@ export async function moveToDlq(
     displayOrderId: parsed.ok ? undefined : guessOrderId(original.data),
   });
   await deleteQuietly(jsm, ctx.names.stream, seq);
+  ctx.trace?.(`deleted seq=${seq} from ${ctx.names.stream} after ${result}`);
   return result === "dead-lettered" ? "moved" : result;
 }
 

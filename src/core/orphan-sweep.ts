@@ -24,6 +24,7 @@ export async function sweepOrphans(ctx: DeadLetterContext, jsm: JetStreamManager
   for (let previous = 0; ; ) {
     const { messages, first_seq: seq } = (await jsm.streams.info(stream)).state;
     if (messages === 0 || seq > info.delivered.stream_seq || seq === previous) break;
+    ctx.trace?.(`sweep seq=${seq}: delivered up to ${info.delivered.stream_seq}, nothing pending or awaiting an ack`);
     results.push(await moveToDlq(ctx, jsm, { stream, consumer, stream_seq: seq, deliveries: info.config.max_deliver ?? 0 }));
     previous = seq;
   }

@@ -33,6 +33,8 @@ export interface WorkerOptions {
   mover: boolean;
   /** Told of each infrastructure error (the order involved is left for redelivery). */
   onError?: (message: string) => void;
+  /** Told of every outcome decision (commit, ack, dead-letter, move, sweep): chaos evidence. */
+  trace?: (line: string) => void;
   /** Called with the seconds from receiving an order to acking it, for each committed order. */
   observeLatency?: (seconds: number) => void;
   faults: {
@@ -61,6 +63,10 @@ export interface WorkerStats {
   /** Infrastructure errors (broker down, timeouts); the message is left for redelivery. */
   errors: number;
   inFlight: number;
+}
+
+function describe(o: Outcome): string {
+  return `${o.result} by ${o.worker} seq=${o.streamSeq} attempt=${o.attempt}`;
 }
 
 export function emptyStats(): WorkerStats {
@@ -116,6 +122,7 @@ export class Worker {
         ledger: this.ledger,
         attempts: await AttemptLog.open(this.nc, names),
         worker: this.options.workerId,
+        trace: this.options.trace,
       };
       if (this.options.mover) {
         this.mover = new DlqMover(this.nc, this.dlq, {
@@ -261,6 +268,7 @@ export class Worker {
     // The unsafe negative control skips it too, so a redelivery of committed work is written again
     // (with a plain put) and the chaos checker must see the duplicate.
     const existing = attempt > 1 && !this.options.unsafe ? await this.ledger.get(order.id) : undefined;
+    if (existing) this.options.trace?.(`ledger-has ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${describe(existing)}`);
     if (existing?.result === "committed") {
       this.stats.suppressedDuplicates++;
       await this.ack(msg);
@@ -286,10 +294,14 @@ export class Worker {
     });
     if (commit.written) this.stats.committed++;
     else this.stats.suppressedDuplicates++; // another delivery won the race
+    this.options.trace?.(
+      `commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${commit.written ? "written" : `exists, ${commit.existing ? describe(commit.existing) : "not read back"}`}`,
+    );
     const { crashAfterCommitRate, dropAckRate } = this.options.faults;
     if (crashAfterCommitRate > 0 && this.rng() < crashAfterCommitRate) process.kill(process.pid, "SIGKILL");
     if (dropAckRate > 0 && this.rng() < dropAckRate) {
       this.stats.droppedAcks++;
+      this.options.trace?.(`drop-ack ${order.id} seq=${msg.info.streamSequence}`);
       return;
     }
     await this.ack(msg);

@@ -3,6 +3,7 @@
  * recording a history → the nemesis's fault schedule → heal → quiet → stop → checker.
  * Everything the run starts is stopped in `finally`, also on abort (Ctrl-C) and on failure.
  */
+import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Autoscaler, type ScaleEvent } from "../autoscaler.js";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -23,6 +24,7 @@ import { check, SAMPLE_SIZE, type CheckResult, type MessageRef } from "./checker
 import { Nemesis, type FaultWindow } from "./nemesis.js";
 import { ProxiedPath, type Upstream } from "./proxy.js";
 import { faultKinds, faultNames, type Scenario } from "./scenario.js";
+import { RunDir } from "./evidence.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
 
@@ -51,6 +53,11 @@ export interface RunOptions {
   cliScript: string;
   signal?: AbortSignal;
   events?: RunEvents;
+  /**
+   * Where to keep the run's evidence (servers' stores and logs, workers' logs, the checker's inputs):
+   * kept when the run is INVALID, or always. Without it the evidence is removed with the run.
+   */
+  evidence?: { dir: string; always: boolean };
 }
 
 export interface Progress {
@@ -130,6 +137,8 @@ export interface ChaosResult {
   final: FinalState;
   /** Start of the run, ms since epoch; timeline and fault windows count from here. */
   startedAt: number;
+  /** The directory the run's evidence was kept in, when it was. */
+  evidence?: string;
 }
 
 export interface RunOutput {
@@ -198,6 +207,22 @@ async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{
 }
 
 export async function runChaos(scenario: Scenario, options: RunOptions): Promise<RunOutput> {
+  const dir = new RunDir();
+  let output: RunOutput | undefined;
+  try {
+    output = await runIn(dir, scenario, options);
+  } finally {
+    // runIn has stopped every server and worker by now: the stores are as the run left them.
+    const evidence = options.evidence;
+    if (output && evidence && (evidence.always || !output.result.valid)) {
+      dir.keep(evidence.dir);
+      output.result.evidence = evidence.dir;
+    } else dir.discard();
+  }
+  return output;
+}
+
+async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Promise<RunOutput> {
   const s = scenario;
   const external = options.external;
   if (external && faultKinds(s).includes("kill-server")) {
@@ -216,12 +241,12 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     let directUrl: string;
     if (external) directUrl = external.server;
     else if (s.servers === 3) {
-      const cluster = await NatsCluster.start(3);
+      const cluster = await NatsCluster.start(3, { baseDir: dir.servers });
       teardown.add(() => cluster.dispose());
       servers = cluster.servers;
       directUrl = cluster.url;
     } else {
-      const server = await NatsServer.start();
+      const server = await NatsServer.start({ storeDir: join(dir.servers, "n1"), name: "n1" });
       teardown.add(() => server.dispose());
       servers = [server];
       directUrl = server.url;
@@ -259,6 +284,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
         env: external ? credentialEnv(external) : {},
         restartDelayMs: s.workers.restartDelayMs,
         killOnExit: true,
+        logFile: (workerId) => dir.workerLog(workerId),
         args: (workerId) => [
           "work",
           "--server", workerPath.url,
@@ -278,6 +304,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
           "--crash-after-commit-rate", String(s.workers.crashAfterCommitRate),
           "--drop-ack-rate", String(s.workers.dropAckRate),
           "--worker-id", workerId,
+          "--trace",
           // A replacement process must not replay its predecessor's random choices.
           "--seed", String(options.seed + 1000 * ++spawns),
           ...(options.unsafe ? ["--unsafe"] : []),
@@ -374,6 +401,9 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     await pool.stop(WORKER_STOP_GRACE_MS);
     const workerStats = pool.stats();
     const [ledger, dlqEntries, left] = await Promise.all([readLedgerWrites(observer, names), listDlq(observer, names), remainingMessages(jsm, names)]);
+    dir.writeLines("ledger.jsonl", ledger);
+    dir.writeLines("dlq.jsonl", dlqEntries);
+    dir.writeLines("remaining.jsonl", left.refs);
     const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId }));
 
     const faults = summarizeFaults(nemesis.windows, pool.counters, workerStats, history.events);
