@@ -99,6 +99,7 @@ export function renderResult(r: ChaosResult): string {
       ["deadLetteredExpected", "marked order, dead-lettered once"],
       ["deadLetteredUnexpected", "ordinary order, dead-lettered once"],
       ["lost", "accepted, never processed"],
+      ["brokerLost", "lost, and the broker lost an acknowledged write of it"],
       ["duplicated", "processed more than once"],
       ["unexpected", "processed, never (surely) published"],
       ["stuck", "still in the stream"],
@@ -127,13 +128,53 @@ export function renderResult(r: ChaosResult): string {
     ...(r.evidence ? [["evidence", `${r.evidence}: servers' stores and logs, workers' logs, history, and the ledger, DLQ and ORDERS as the checker read them`] as [string, string]] : []),
   ]);
   const expectations = r.check.expectations.map((x) => `${x.ok ? c.green("✓") : c.red("✗")} ${x.name}: ${x.detail}`).join("\n");
-  return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), expectations, `${verdict(r.valid)} ${r.scenario}`].join("\n");
+  const broker = brokerLine(r);
+  return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), expectations, ...(broker ? [broker] : []), `${verdict(r.valid)} ${r.scenario}`].join("\n");
+}
+
+/** One line when the broker lost writes it had acknowledged (proven from its streams), else undefined. */
+export function brokerLine(r: ChaosResult): string | undefined {
+  const lost = r.check.brokerLostWrites;
+  if (lost.count === 0) return undefined;
+  const streams = Object.entries(lost.byStream)
+    .map(([stream, n]) => `${stream} ${n}`)
+    .join(", ");
+  const first = lost.samples[0];
+  const orders = r.check.categories.brokerLost.count;
+  return (
+    `${c.red("✗")} the broker lost ${lost.count} acknowledged writes (${streams}; e.g. ${first.stream} seq ${first.seq} of ${first.id}: ${first.proof}), ` +
+    `${orders ? `and with them ${orders} orders` : "all absorbed: no order lost"}`
+  );
+}
+
+/** One row per seed, for `chaos soak`. */
+export function renderSoak(results: ChaosResult[]): string {
+  return table(
+    ["seed", "verdict", "ok", "dead-lettered (unexpected)", "lost", "broker lost (writes)", "duplicated", "unexpected", "stuck", "faults", "time", "evidence"],
+    results.map((r) => {
+      const k = r.check.categories;
+      return [
+        r.seed,
+        r.valid ? verdict(true) : r.check.brokerExplained ? c.yellow.bold("BROKER") : verdict(false),
+        k.ok.count + k.recovered.count,
+        `${k.deadLetteredExpected.count + k.deadLetteredUnexpected.count} (${k.deadLetteredUnexpected.count})`,
+        k.lost.count,
+        `${k.brokerLost.count} (${r.check.brokerLostWrites.count})`,
+        k.duplicated.count,
+        k.unexpected.count,
+        k.stuck.count,
+        r.faults.observed,
+        `${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? " (limit)" : ""}`,
+        r.evidence ?? "",
+      ];
+    }),
+  );
 }
 
 /** One row per scenario, for `chaos all`. */
 export function renderSummary(results: ChaosResult[]): string {
   return table(
-    ["scenario", "verdict", "orders", "ok", "dead-lettered", "lost", "duplicated", "unexpected", "stuck", "faults", "redeliveries", "time"],
+    ["scenario", "verdict", "orders", "ok", "dead-lettered", "lost", "broker lost", "duplicated", "unexpected", "stuck", "faults", "redeliveries", "time"],
     results.map((r) => {
       const k = r.check.categories;
       return [
@@ -143,6 +184,7 @@ export function renderSummary(results: ChaosResult[]): string {
         k.ok.count + k.recovered.count,
         k.deadLetteredExpected.count + k.deadLetteredUnexpected.count,
         k.lost.count,
+        k.brokerLost.count,
         k.duplicated.count,
         k.unexpected.count,
         k.stuck.count,

@@ -4,6 +4,7 @@
  */
 import type { MsgHdrs } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { ackedWriteLine } from "./acked-writes.js";
 import type { AttemptLog } from "./attempts.js";
 import { encodeDlqHeaders, headersToRecord, type DlqEntry, type DlqReason } from "./dlq-entry.js";
 import type { Ledger } from "./ledger.js";
@@ -60,6 +61,7 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
     });
     // A committed order is done; a dead-letter claim left by a move of this same message that
     // died before its copy is finished below.
+    if (claim.written && claim.seq !== undefined) ctx.trace?.(ackedWriteLine("ledger", claim.seq, input.validOrderId));
     if (!claim.written) ctx.trace?.(`dead-letter ${input.validOrderId} seq=${input.streamSeq}: ledger has ${claim.existing ? `${claim.existing.result} by ${claim.existing.worker} seq=${claim.existing.streamSeq}` : "a key it could not read back"}`);
     if (!claim.written && claim.existing?.result === "committed") return "already-committed";
     if (!claim.written && claim.existing && claim.existing.streamSeq !== input.streamSeq) return "already-dead-lettered";
@@ -87,6 +89,7 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
   const ack = await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
     headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq, input.headers?.get("Nats-Msg-Id") || undefined)),
   });
+  if (!ack.duplicate) ctx.trace?.(ackedWriteLine("dlq", ack.seq, entry.orderId ?? `seq:${input.streamSeq}`));
   // Another mover (or the worker) copied it first: the stream kept one entry, and so do the counts.
   return ack.duplicate ? "already-dead-lettered" : "dead-lettered";
 }

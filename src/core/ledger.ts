@@ -28,8 +28,11 @@ export interface Outcome {
   error?: string;
 }
 
-/** "written": this call made the outcome real; otherwise the outcome that was there already. */
-export type RecordResult = { written: true } | { written: false; existing?: Outcome };
+/**
+ * "written": this call made the outcome real, at `seq` of the ledger's stream (unknown when a retry
+ * found its own earlier write); otherwise the outcome that was there already.
+ */
+export type RecordResult = { written: true; seq?: number } | { written: false; existing?: Outcome };
 
 /** What kv.create() sends: the write succeeds only if the key has never been written. */
 const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
@@ -65,19 +68,14 @@ export class Ledger {
    */
   async record(orderId: string, outcome: Outcome): Promise<RecordResult> {
     const value = JSON.stringify(outcome);
-    if (this.unsafe) {
-      await this.kv.put(orderId, value);
-      return { written: true };
-    }
+    if (this.unsafe) return { written: true, seq: await this.kv.put(orderId, value) };
     try {
-      await this.publisher.publish(this.keyPrefix + orderId, value, CREATE_ONLY);
-      return { written: true };
+      return { written: true, seq: (await this.publisher.publish(this.keyPrefix + orderId, value, CREATE_ONLY)).seq };
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err;
     }
     try {
-      await this.kv.create(orderId, value);
-      return { written: true };
+      return { written: true, seq: await this.kv.create(orderId, value) };
     } catch (err) {
       if (isWrongLastSequence(err)) return { written: false, existing: await this.get(orderId) };
       throw err;

@@ -5,6 +5,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { ackedWriteLine } from "./acked-writes.js";
 import { AttemptLog } from "./attempts.js";
 import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
@@ -294,6 +295,7 @@ export class Worker {
     });
     if (commit.written) this.stats.committed++;
     else this.stats.suppressedDuplicates++; // another delivery won the race
+    if (commit.written && commit.seq !== undefined) this.options.trace?.(ackedWriteLine("ledger", commit.seq, order.id));
     this.options.trace?.(
       `commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${commit.written ? "written" : `exists, ${commit.existing ? describe(commit.existing) : "not read back"}`}`,
     );

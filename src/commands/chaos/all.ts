@@ -1,7 +1,7 @@
 import { Flags } from "@oclif/core";
 import { join } from "node:path";
 import { OrderqCommand } from "../../cli/base.js";
-import { renderSummary, runScenario, scenariosDir, verdict } from "../../cli/chaos.js";
+import { brokerLine, renderSummary, runScenario, scenariosDir, verdict } from "../../cli/chaos.js";
 import { loadScenarioFile, scenarioFiles } from "../../core/chaos/loader.js";
 import type { ChaosResult } from "../../core/chaos/runner.js";
 import { InputError } from "../../core/errors.js";
@@ -43,7 +43,11 @@ export default class ChaosAll extends OrderqCommand {
     }
     const valid = results.every((r) => r.valid);
     this.log(renderSummary(results));
-    for (const r of results) if (r.evidence) this.log(`evidence of ${r.scenario}: ${r.evidence}`);
+    for (const r of results) {
+      const broker = brokerLine(r);
+      if (broker) this.log(`${r.scenario}: ${broker}`);
+      if (r.evidence) this.log(`evidence of ${r.scenario}: ${r.evidence}`);
+    }
     this.log(`${verdict(valid)} ${results.filter((r) => r.valid).length} of ${results.length} scenarios valid (seed ${seed})`);
     if (!valid) process.exitCode = 1;
     return { valid, seed, results };

@@ -4,6 +4,7 @@
  */
 import type { HistoryEvent, OpKind } from "../history.js";
 import type { LedgerWrite } from "../ledger.js";
+import { lostWrites, type BrokerEvidence, type LostWrite } from "./broker-loss.js";
 
 export const SAMPLE_SIZE = 20;
 
@@ -48,6 +49,8 @@ export interface CheckInput {
   remaining: MessageRef[];
   expect: CheckExpectations;
   observed: Observed;
+  /** What the broker acknowledged and what its streams hold at the end: proof of writes it lost. */
+  broker?: BrokerEvidence;
 }
 
 export const CATEGORIES = [
@@ -56,6 +59,7 @@ export const CATEGORIES = [
   "deadLetteredExpected",
   "deadLetteredUnexpected",
   "lost",
+  "brokerLost",
   "duplicated",
   "unexpected",
   "stuck",
@@ -84,6 +88,13 @@ export interface CheckResult {
    * ledger would absorb it if it were. Reported, not a violation.
    */
   residue: CategoryResult;
+  /**
+   * Acknowledged writes the broker lost, proven from its own answers (see broker-loss.ts): the
+   * orders among `lost` whose loss they explain are counted as `brokerLost` instead.
+   */
+  brokerLostWrites: { count: number; byStream: Record<string, number>; samples: LostWrite[] };
+  /** Invalid, and every violation is the broker's proven loss (orderq's own checks all hold). */
+  brokerExplained: boolean;
   /** Distinct ids the producers tried to publish, and of those the ones with a PubAck. */
   invoked: number;
   accepted: number;
@@ -100,16 +111,18 @@ interface IdFacts {
   deadLetterClaims: number;
   dlqEntries: number;
   remaining: boolean;
+  /** A write of this id (its order, its commit or claim, its DLQ copy) the broker acknowledged and lost. */
+  brokerLost: boolean;
 }
 
 const refId = (ref: MessageRef): string | undefined => ref.msgId ?? ref.orderId;
 
-function gather(input: CheckInput): Map<string, IdFacts> {
+function gather(input: CheckInput, lost: LostWrite[]): Map<string, IdFacts> {
   const facts = new Map<string, IdFacts>();
   const get = (id: string): IdFacts => {
     let f = facts.get(id);
     if (!f) {
-      f = { accepted: false, indeterminate: false, commits: 0, deadLetterClaims: 0, dlqEntries: 0, remaining: false };
+      f = { accepted: false, indeterminate: false, commits: 0, deadLetterClaims: 0, dlqEntries: 0, remaining: false, brokerLost: false };
       facts.set(id, f);
     }
     return f;
@@ -130,6 +143,10 @@ function gather(input: CheckInput): Map<string, IdFacts> {
     get(id ?? "(no id)").dlqEntries++;
   }
   for (const ref of input.remaining) get(refId(ref) ?? "(no id)").remaining = true;
+  for (const w of lost) {
+    const f = facts.get(w.id);
+    if (f) f.brokerLost = true;
+  }
   return facts;
 }
 
@@ -143,7 +160,7 @@ function classify(f: IdFacts): Category {
   const processed = f.commits + f.dlqEntries > 0;
   if (f.remaining && !processed) return "stuck";
   if (!f.accepted && !f.indeterminate) return processed ? "unexpected" : "notStored"; // every publish surely failed
-  if (!processed) return f.accepted ? "lost" : "unresolved";
+  if (!processed) return f.accepted ? (f.brokerLost ? "brokerLost" : "lost") : "unresolved";
   if (!f.accepted) return "recovered";
   if (f.commits === 1) return "ok";
   return f.kind === "order" ? "deadLetteredUnexpected" : "deadLetteredExpected";
@@ -207,7 +224,8 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
 }
 
 export function check(input: CheckInput): CheckResult {
-  const facts = gather(input);
+  const lost = input.broker ? lostWrites(input.history, input.broker) : [];
+  const facts = gather(input, lost);
   const categories = Object.fromEntries(CATEGORIES.map((c) => [c, { count: 0, ids: [] as string[] }])) as Record<Category, CategoryResult>;
   const residue: CategoryResult = { count: 0, ids: [] };
   let invoked = 0;
@@ -225,6 +243,19 @@ export function check(input: CheckInput): CheckResult {
     if (bucket.ids.length < SAMPLE_SIZE) bucket.ids.push(id);
   }
   const expectationResults = expectations(input, facts, categories);
-  const clean = (["lost", "duplicated", "unexpected", "stuck"] as const).every((c) => categories[c].count === 0);
-  return { valid: clean && expectationResults.every((e) => e.ok), residue, invoked, accepted, categories, expectations: expectationResults };
+  const orderqClean = (["lost", "duplicated", "unexpected", "stuck"] as const).every((c) => categories[c].count === 0);
+  const expected = expectationResults.every((e) => e.ok);
+  const byStream: Record<string, number> = {};
+  for (const w of lost) byStream[w.stream] = (byStream[w.stream] ?? 0) + 1;
+  const brokerLost = categories.brokerLost.count > 0;
+  return {
+    valid: orderqClean && !brokerLost && expected,
+    brokerLostWrites: { count: lost.length, byStream, samples: lost.slice(0, SAMPLE_SIZE) },
+    brokerExplained: orderqClean && brokerLost && expected,
+    residue,
+    invoked,
+    accepted,
+    categories,
+    expectations: expectationResults,
+  };
 }

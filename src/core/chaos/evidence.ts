@@ -4,7 +4,7 @@
  * lost order can be traced afterwards — through the history, the ledger's stream, the DLQ and the
  * servers' own files — instead of vanishing with the temp dir.
  */
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { removeOnExit } from "../exit-kill.js";
@@ -29,6 +29,15 @@ export class RunDir {
     const dir = join(this.path, "workers");
     mkdirSync(dir, { recursive: true });
     return join(dir, `${workerId}.log`);
+  }
+
+  /** Every worker log so far, one after the other. */
+  workerLogs(): string {
+    const dir = join(this.path, "workers");
+    if (!existsSync(dir)) return "";
+    return readdirSync(dir)
+      .map((f) => readFileSync(join(dir, f), "utf8"))
+      .join("\n");
   }
 
   /** Writes `name` as JSON lines: the checker's inputs, as read at the end of the run. */

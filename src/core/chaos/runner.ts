@@ -11,6 +11,7 @@ import { connectNats, credentialEnv, type NatsOptions } from "../connection.js";
 import { listDlq } from "../dlq.js";
 import { EnvironmentError, InputError, OrderqError } from "../errors.js";
 import { History, type HistoryEvent } from "../history.js";
+import { parseAckedWrites } from "../acked-writes.js";
 import { readLedgerWrites } from "../ledger.js";
 import { DEFAULT_NAMES, kvStreamName, namesFor, type Names } from "../names.js";
 import { guessOrderId } from "../order.js";
@@ -400,7 +401,13 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
     autoscaler?.stop(); // before the drain: it must not start workers while they are being stopped
     await pool.stop(WORKER_STOP_GRACE_MS);
     const workerStats = pool.stats();
-    const [ledger, dlqEntries, left] = await Promise.all([readLedgerWrites(observer, names), listDlq(observer, names), remainingMessages(jsm, names)]);
+    const [ledger, dlqEntries, left, ledgerInfo, dlqInfo] = await Promise.all([
+      readLedgerWrites(observer, names),
+      listDlq(observer, names),
+      remainingMessages(jsm, names),
+      jsm.streams.info(kvStreamName(names.ledgerBucket)),
+      jsm.streams.info(names.dlqStream),
+    ]);
     dir.writeLines("ledger.jsonl", ledger);
     dir.writeLines("dlq.jsonl", dlqEntries);
     dir.writeLines("remaining.jsonl", left.refs);
@@ -429,6 +436,14 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
       remaining: left.refs,
       expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
       observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut, cutShort, unseenKinds: unseenKinds(s, faults) },
+      broker: {
+        acked: parseAckedWrites(dir.workerLogs()),
+        end: {
+          orders: { lastSeq: left.final.stream.lastSeq },
+          ledger: { lastSeq: ledgerInfo.state.last_seq, held: new Map(ledger.map((w) => [w.seq, w.orderId])) },
+          dlq: { lastSeq: dlqInfo.state.last_seq, held: new Map(dlqEntries.map((e) => [e.dlqSeq, e.orderId ?? `seq:${e.originalSeq}`])), complete: true },
+        },
+      },
     });
     const timeline = buildTimeline(
       t0,
