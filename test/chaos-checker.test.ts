@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { ackedWriteLine, parseAckedWrites } from "../src/core/acked-writes.js";
+import { lostWrites, type BrokerEvidence } from "../src/core/chaos/broker-loss.js";
 import { check, type CheckInput, type MessageRef } from "../src/core/chaos/checker.js";
 import type { HistoryEvent, OpKind } from "../src/core/history.js";
 import type { LedgerWrite } from "../src/core/ledger.js";
@@ -150,5 +152,136 @@ describe("chaos checker", () => {
     const r = check(input);
     assert.equal(r.categories.lost.count, 30);
     assert.equal(r.categories.lost.ids.length, 20);
+  });
+});
+
+describe("chaos checker: writes the broker acknowledged and lost", () => {
+  /** cleanRun with the broker evidence of a healthy end: every stream holds what it acknowledged. */
+  function withEvidence(input: CheckInput): CheckInput & { broker: BrokerEvidence } {
+    const ok = input.history.filter((e) => e.type === "ok").map((e) => e.seq);
+    return {
+      ...input,
+      broker: {
+        acked: input.ledger.map((w) => ({ stream: "ledger" as const, seq: w.seq, id: w.orderId, at: w.time })),
+        end: {
+          orders: { lastSeq: Math.max(...ok) },
+          ledger: { lastSeq: Math.max(...input.ledger.map((w) => w.seq)), held: new Map(input.ledger.map((w) => [w.seq, w.orderId])) },
+          dlq: { lastSeq: 1, held: new Map([[1, "p"]]), complete: true },
+        },
+      },
+    };
+  }
+
+  /** The ORDERS sequence the producer was acknowledged for `id`. */
+  const pubAckSeq = (input: CheckInput, id: string) => (input.history.find((e) => e.type === "ok" && e.id === id) as { seq: number }).seq;
+
+  it("finds nothing lost in a healthy run", () => {
+    const r = check(withEvidence(cleanRun()));
+    assert.equal(r.valid, true);
+    assert.equal(r.brokerLostWrites.count, 0);
+    assert.equal(r.categories.brokerLost.count, 0);
+  });
+
+  it("blames the broker for an order whose ORDERS sequence it later acknowledged for another order (the sequence was issued twice)", () => {
+    const input = withEvidence(cleanRun());
+    input.ledger = input.ledger.filter((w) => w.orderId !== "b");
+    const reissued = pubAckSeq(input, "b");
+    input.history.push(
+      { type: "invoke", id: "x", kind: "order", source: "web", resend: false, time: time++ },
+      { type: "ok", id: "x", seq: reissued, duplicate: false, tries: 1, time: time++ },
+    );
+    input.ledger.push(write("x"));
+    const r = check(input);
+    assert.deepEqual(r.categories.brokerLost, { count: 1, ids: ["b"] });
+    assert.equal(r.categories.lost.count, 0);
+    assert.deepEqual(r.brokerLostWrites.byStream, { orders: 1 }, "x, acknowledged later at that sequence, is not proven lost");
+    assert.equal(r.valid, false, "the guarantee did not hold: the run is INVALID");
+    assert.equal(r.brokerExplained, true, "but the broker's loss explains it");
+  });
+
+  it("blames the broker for an order whose ORDERS stream ends below its acknowledged sequence", () => {
+    const input = withEvidence(cleanRun());
+    input.ledger = input.ledger.filter((w) => w.orderId !== "p");
+    input.dlq = [];
+    input.broker.end.orders = { lastSeq: pubAckSeq(input, "p") - 1 };
+    input.broker.end.dlq = { lastSeq: 0, held: new Map(), complete: true };
+    const r = check(input);
+    assert.deepEqual(r.categories.brokerLost.ids, ["p"]);
+    assert.equal(r.brokerExplained, true);
+  });
+
+  it("blames the broker for a commit it acknowledged at a ledger sequence that now holds another key", () => {
+    const input = withEvidence(cleanRun());
+    const commit = input.ledger.find((w) => w.orderId === "a")!;
+    // The commit of a is gone; the ledger reissued its sequence to c's commit.
+    input.ledger = input.ledger.filter((w) => w.orderId !== "a" && w.orderId !== "c").concat({ ...write("c"), seq: commit.seq });
+    input.broker.end.ledger!.held = new Map(input.ledger.map((w) => [w.seq, w.orderId]));
+    const r = check(input);
+    assert.deepEqual(r.categories.brokerLost.ids, ["a"]);
+    assert.deepEqual(r.brokerLostWrites.samples.map((w) => [w.stream, w.id, w.proof]), [["ledger", "a", `ledger seq ${commit.seq} now holds c`]]);
+    assert.equal(r.brokerExplained, true);
+  });
+
+  it("blames the broker for a DLQ copy it acknowledged and no longer holds", () => {
+    const input = withEvidence(cleanRun());
+    input.dlq = [];
+    input.broker.acked.push({ stream: "dlq", seq: 1, id: "p" });
+    input.broker.end.dlq = { lastSeq: 1, held: new Map(), complete: true };
+    const r = check(input);
+    assert.deepEqual(r.categories.brokerLost.ids, ["p"]);
+    assert.equal(r.categories.lost.count, 0);
+  });
+
+  it("negative control: an order orderq dropped is lost, not the broker's, even beside a proven broker loss", () => {
+    const input = withEvidence(cleanRun());
+    // b: acknowledged once, at a sequence nobody reused, committed by nobody — orderq's fault.
+    input.ledger = input.ledger.filter((w) => w.orderId !== "b");
+    input.broker.acked = input.broker.acked.filter((w) => w.id !== "b");
+    input.broker.end.ledger!.held = new Map(input.ledger.map((w) => [w.seq, w.orderId]));
+    let r = check(input);
+    assert.deepEqual(r.categories.lost.ids, ["b"]);
+    assert.equal(r.categories.brokerLost.count, 0);
+    assert.equal(r.brokerExplained, false);
+    // The broker losing c's commit as well explains c, not b.
+    const commit = input.ledger.find((w) => w.orderId === "c")!;
+    input.ledger = input.ledger.filter((w) => w !== commit);
+    input.broker.end.ledger = { lastSeq: commit.seq - 1, held: new Map(input.ledger.map((w) => [w.seq, w.orderId])) };
+    r = check(input);
+    assert.deepEqual(r.categories.lost.ids, ["b"]);
+    assert.deepEqual(r.categories.brokerLost.ids, ["c"]);
+    assert.equal(r.valid, false);
+    assert.equal(r.brokerExplained, false, "orderq's own loss is not explained by the broker's");
+  });
+
+  it("counts a lost write whose order was processed anyway, and stays valid", () => {
+    const input = withEvidence(cleanRun());
+    // a's first commit was acknowledged and lost; its redelivery committed it again, at a new sequence.
+    input.broker.acked.push({ stream: "ledger", seq: 10_000, id: "a" });
+    const r = check(input);
+    assert.equal(r.brokerLostWrites.count, 1);
+    assert.equal(r.categories.ok.count, 3);
+    assert.equal(r.valid, true);
+    assert.equal(r.brokerExplained, false);
+  });
+});
+
+describe("acknowledged writes in a worker's trace", () => {
+  it("reads back what the worker wrote, and nothing else", () => {
+    const log = [
+      `2026-11-30T07:12:47.836Z w1 commit a seq=2 attempt=1: written`,
+      `2026-11-30T07:12:47.836Z w1 ${ackedWriteLine("ledger", 17, "a")}`,
+      `2026-11-30T07:12:48.001Z w1 ${ackedWriteLine("dlq", 3, "seq:42")}`,
+      "orderq: worker w1: timeout (the order is left for redelivery)",
+    ].join("\n");
+    assert.deepEqual(parseAckedWrites(log), [
+      { stream: "ledger", seq: 17, id: "a" },
+      { stream: "dlq", seq: 3, id: "seq:42" },
+    ]);
+  });
+
+  it("proves only what the evidence shows: an acknowledged write still held is not lost", () => {
+    const history: HistoryEvent[] = [{ type: "ok", id: "a", seq: 1, duplicate: false, tries: 1, time: 1 }];
+    const held = { lastSeq: 5, held: new Map([[5, "a"]]) };
+    assert.deepEqual(lostWrites(history, { acked: [{ stream: "ledger", seq: 5, id: "a" }], end: { orders: { lastSeq: 1 }, ledger: held } }), []);
   });
 });
