@@ -59,10 +59,12 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
       reason: input.reason,
       error: input.lastError,
     });
-    // A committed order is done; a dead-letter claim left by a move of this same message that
-    // died before its copy is finished below.
     if (claim.written && claim.seq !== undefined) ctx.trace?.(ackedWriteLine("ledger", claim.seq, input.validOrderId));
     if (!claim.written) ctx.trace?.(`dead-letter ${input.validOrderId} seq=${input.streamSeq}: ledger has ${claim.existing ? `${claim.existing.result} by ${claim.existing.worker} seq=${claim.existing.streamSeq}` : "a key it could not read back"}`);
+    // Held, but by what is unknown: a copy now could dead-letter a committed order. Retry later.
+    if (!claim.written && !claim.existing) throw new Error(`the ledger holds ${input.validOrderId} but its outcome could not be read`);
+    // A committed order is done; a dead-letter claim left by a move of this same message that
+    // died before its copy is finished below.
     if (!claim.written && claim.existing?.result === "committed") return "already-committed";
     if (!claim.written && claim.existing && claim.existing.streamSeq !== input.streamSeq) return "already-dead-lettered";
   }

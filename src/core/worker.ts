@@ -293,6 +293,17 @@ export class Worker {
       streamSeq: msg.info.streamSequence,
       at: new Date().toISOString(),
     });
+    if (!commit.written && commit.existing?.result === "dead-lettered") {
+      // A DLQ move (the advisory's mover, the orphan sweep) claimed the order while this delivery
+      // ran, and may have died or failed before its copy: an ack now would delete an order that is
+      // neither committed nor in the DLQ. Finish the move as it began; its copy is de-duplicated.
+      this.options.trace?.(`commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: claimed by a DLQ move, ${describe(commit.existing)}`);
+      await this.toDlq(msg, { reason: commit.existing.reason ?? "max-deliveries", lastError: commit.existing.error, validOrderId: order.id });
+      return;
+    }
+    // The key exists but its outcome could not be read: it may be an unfinished DLQ move. Leave the
+    // order unacked; its redelivery reads the ledger again.
+    if (!commit.written && !commit.existing) throw new Error(`the ledger holds ${order.id} but its outcome could not be read`);
     if (commit.written) this.stats.committed++;
     else this.stats.suppressedDuplicates++; // another delivery won the race
     if (commit.written && commit.seq !== undefined) this.options.trace?.(ackedWriteLine("ledger", commit.seq, order.id));
