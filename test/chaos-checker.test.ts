@@ -1,21 +1,26 @@
 import assert from "node:assert/strict";
 import { ackedWriteLine, parseAckedWrites } from "../src/core/acked-writes.js";
-import { lostWrites, type BrokerEvidence } from "../src/core/chaos/broker-loss.js";
+import { brokerFindings, type BrokerEvidence } from "../src/core/chaos/broker-loss.js";
 import { check, type CheckInput, type MessageRef } from "../src/core/chaos/checker.js";
 import type { HistoryEvent, OpKind } from "../src/core/history.js";
 import type { LedgerWrite } from "../src/core/ledger.js";
 
 let time = 1_000;
 let seq = 0;
+/** The ORDERS sequence each id was last acknowledged at: a ledger write names the sequence it was delivered from. */
+const acknowledgedAt = new Map<string, number>();
 
 function published(id: string, kind: OpKind = "order", completion: "ok" | "fail" | "indeterminate" = "ok"): HistoryEvent[] {
   const invoke: HistoryEvent = { type: "invoke", id, kind, source: "web", resend: false, time: time++ };
-  if (completion === "ok") return [invoke, { type: "ok", id, seq: ++seq, duplicate: false, tries: 1, time: time++ }];
+  if (completion === "ok") {
+    acknowledgedAt.set(id, ++seq);
+    return [invoke, { type: "ok", id, seq, duplicate: false, tries: 1, time: time++ }];
+  }
   return [invoke, { type: completion, id, error: "timeout", tries: 3, time: time++ }];
 }
 
 function write(orderId: string, result: "committed" | "dead-lettered" = "committed", attempt = 1): LedgerWrite {
-  return { orderId, seq: ++seq, outcome: { result, worker: "w1", attempt, streamSeq: seq, at: new Date(time++).toISOString() } };
+  return { orderId, seq: ++seq, outcome: { result, worker: "w1", attempt, streamSeq: acknowledgedAt.get(orderId) ?? seq, at: new Date(time++).toISOString() } };
 }
 
 /** A run where a, b, c were committed once and p (poison) was dead-lettered once, with faults that had an effect. */
@@ -222,6 +227,17 @@ describe("chaos checker: writes the broker acknowledged and lost", () => {
     assert.equal(r.brokerExplained, true);
   });
 
+  it("blames the broker for an order whose acknowledged ORDERS sequence it delivered another order from", () => {
+    const input = withEvidence(cleanRun());
+    input.ledger = input.ledger.filter((w) => w.orderId !== "b");
+    const c = input.ledger.find((w) => w.orderId === "c")!;
+    c.outcome = { ...c.outcome, streamSeq: pubAckSeq(input, "b") };
+    const r = check(input);
+    assert.deepEqual(r.categories.brokerLost.ids, ["b"]);
+    assert.equal(r.brokerLostWrites.renumbered, 1, "c was delivered from b's sequence");
+    assert.equal(r.brokerExplained, true);
+  });
+
   it("blames the broker for a DLQ copy it acknowledged and no longer holds", () => {
     const input = withEvidence(cleanRun());
     input.dlq = [];
@@ -279,9 +295,23 @@ describe("acknowledged writes in a worker's trace", () => {
     ]);
   });
 
+  it("proves an ORDERS write lost when the broker delivered another order from its sequence, and the order itself from nowhere", () => {
+    // As in the run of seed 43415774: ORDERS' replicas numbered their messages differently (12 apart),
+    // the consumer delivered from one of them, and the orders the others held at those sequences vanished.
+    const history: HistoryEvent[] = [
+      { type: "ok", id: "x", seq: 10, duplicate: false, tries: 1, time: 1 },
+      { type: "ok", id: "y", seq: 11, duplicate: false, tries: 1, time: 2 },
+    ];
+    const findings = brokerFindings(history, [{ id: "y", seq: 10 }], { acked: [], end: { orders: { lastSeq: 11 } } });
+    assert.deepEqual(findings.lost, [{ stream: "orders", seq: 10, id: "x", proof: "orders delivered y from seq 10, acknowledged for this one" }]);
+    assert.deepEqual(findings.renumbered, ["y"], "y was delivered, from another sequence than acknowledged: renumbered, not lost");
+    // x delivered from anywhere did what its write was for.
+    assert.deepEqual(brokerFindings(history, [{ id: "y", seq: 10 }, { id: "x", seq: 9 }], { acked: [], end: {} }).lost, []);
+  });
+
   it("proves only what the evidence shows: an acknowledged write still held is not lost", () => {
     const history: HistoryEvent[] = [{ type: "ok", id: "a", seq: 1, duplicate: false, tries: 1, time: 1 }];
     const held = { lastSeq: 5, held: new Map([[5, "a"]]) };
-    assert.deepEqual(lostWrites(history, { acked: [{ stream: "ledger", seq: 5, id: "a" }], end: { orders: { lastSeq: 1 }, ledger: held } }), []);
+    assert.deepEqual(brokerFindings(history, [], { acked: [{ stream: "ledger", seq: 5, id: "a" }], end: { orders: { lastSeq: 1 }, ledger: held } }), { lost: [], renumbered: [] });
   });
 });

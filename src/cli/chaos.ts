@@ -132,18 +132,20 @@ export function renderResult(r: ChaosResult): string {
   return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), expectations, ...(broker ? [broker] : []), `${verdict(r.valid)} ${r.scenario}`].join("\n");
 }
 
-/** One line when the broker lost writes it had acknowledged (proven from its streams), else undefined. */
+/** One line when the broker lost acknowledged writes or renumbered ORDERS (proven from its answers), else undefined. */
 export function brokerLine(r: ChaosResult): string | undefined {
-  const lost = r.check.brokerLostWrites;
-  if (lost.count === 0) return undefined;
-  const streams = Object.entries(lost.byStream)
+  const { count, byStream, samples, renumbered } = r.check.brokerLostWrites;
+  if (count === 0 && renumbered === 0) return undefined;
+  const diverged = renumbered ? `ORDERS delivered ${renumbered} orders from other sequences than it acknowledged (its replicas disagreed)` : "";
+  if (count === 0) return `${c.yellow("!")} ${diverged}; no acknowledged write lost`;
+  const streams = Object.entries(byStream)
     .map(([stream, n]) => `${stream} ${n}`)
     .join(", ");
-  const first = lost.samples[0];
+  const first = samples[0];
   const orders = r.check.categories.brokerLost.count;
   return (
-    `${c.red("✗")} the broker lost ${lost.count} acknowledged writes (${streams}; e.g. ${first.stream} seq ${first.seq} of ${first.id}: ${first.proof}), ` +
-    `${orders ? `and with them ${orders} orders` : "all absorbed: no order lost"}`
+    `${c.red("✗")} the broker lost ${count} acknowledged writes (${streams}; e.g. ${first.stream} seq ${first.seq} of ${first.id}: ${first.proof}), ` +
+    `${orders ? `and with them ${orders} orders` : "all absorbed: no order lost"}${diverged ? `; ${diverged}` : ""}`
   );
 }
 

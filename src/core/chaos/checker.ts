@@ -4,7 +4,7 @@
  */
 import type { HistoryEvent, OpKind } from "../history.js";
 import type { LedgerWrite } from "../ledger.js";
-import { lostWrites, type BrokerEvidence, type LostWrite } from "./broker-loss.js";
+import { brokerFindings, type BrokerEvidence, type Delivery, type LostWrite } from "./broker-loss.js";
 
 export const SAMPLE_SIZE = 20;
 
@@ -14,6 +14,8 @@ export interface MessageRef {
   msgId?: string;
   /** The order id from the payload or the DLQ headers. */
   orderId?: string;
+  /** The ORDERS sequence it was read from (a DLQ entry's original), as the broker said. */
+  seq?: number;
 }
 
 export interface CheckExpectations {
@@ -92,7 +94,13 @@ export interface CheckResult {
    * Acknowledged writes the broker lost, proven from its own answers (see broker-loss.ts): the
    * orders among `lost` whose loss they explain are counted as `brokerLost` instead.
    */
-  brokerLostWrites: { count: number; byStream: Record<string, number>; samples: LostWrite[] };
+  brokerLostWrites: {
+    count: number;
+    byStream: Record<string, number>;
+    samples: LostWrite[];
+    /** Orders ORDERS delivered from a sequence other than the one it acknowledged: its replicas disagreed. */
+    renumbered: number;
+  };
   /** Invalid, and every violation is the broker's proven loss (orderq's own checks all hold). */
   brokerExplained: boolean;
   /** Distinct ids the producers tried to publish, and of those the ones with a PubAck. */
@@ -223,8 +231,19 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
   return out;
 }
 
+/** Where the broker said each order was: the sequence every ledger write was made for, every DLQ entry's original, every leftover. */
+function deliveries(input: CheckInput): Delivery[] {
+  const out: Delivery[] = input.ledger.map((w) => ({ id: w.orderId, seq: w.outcome.streamSeq }));
+  for (const ref of [...input.dlq, ...input.remaining]) {
+    const id = refId(ref);
+    if (id !== undefined && ref.seq !== undefined) out.push({ id, seq: ref.seq });
+  }
+  return out;
+}
+
 export function check(input: CheckInput): CheckResult {
-  const lost = input.broker ? lostWrites(input.history, input.broker) : [];
+  const findings = input.broker ? brokerFindings(input.history, deliveries(input), input.broker) : { lost: [], renumbered: [] };
+  const lost = findings.lost;
   const facts = gather(input, lost);
   const categories = Object.fromEntries(CATEGORIES.map((c) => [c, { count: 0, ids: [] as string[] }])) as Record<Category, CategoryResult>;
   const residue: CategoryResult = { count: 0, ids: [] };
@@ -250,7 +269,7 @@ export function check(input: CheckInput): CheckResult {
   const brokerLost = categories.brokerLost.count > 0;
   return {
     valid: orderqClean && !brokerLost && expected,
-    brokerLostWrites: { count: lost.length, byStream, samples: lost.slice(0, SAMPLE_SIZE) },
+    brokerLostWrites: { count: lost.length, byStream, samples: lost.slice(0, SAMPLE_SIZE), renumbered: findings.renumbered.length },
     brokerExplained: orderqClean && brokerLost && expected,
     residue,
     invoked,

@@ -190,7 +190,7 @@ async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{
   for (let seq = info.state.first_seq; refs.length < wanted && seq <= info.state.last_seq; seq++) {
     const msg = await jsm.streams.getMessage(names.stream, { seq }).catch(() => null);
     if (!msg) continue;
-    refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data) });
+    refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data), seq });
     if (seqs.length < SAMPLE_SIZE) seqs.push(seq);
   }
   const final: FinalState = {
@@ -411,7 +411,7 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
     dir.writeLines("ledger.jsonl", ledger);
     dir.writeLines("dlq.jsonl", dlqEntries);
     dir.writeLines("remaining.jsonl", left.refs);
-    const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId }));
+    const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId, seq: e.originalSeq }));
 
     const faults = summarizeFaults(nemesis.windows, pool.counters, workerStats, history.events);
     const ledgerWritesOnRedelivery = ledger.filter((w) => w.outcome.attempt > 1).length;
