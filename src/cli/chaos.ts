@@ -150,7 +150,8 @@ export function brokerLine(r: ChaosResult): string | undefined {
 }
 
 /** One row per seed, for `chaos soak`. */
-export function renderSoak(results: ChaosResult[]): string {
+export function renderSoak(results: ChaosResult[], errors: { seed: number; error: string }[] = []): string {
+  const failed = errors.map((e) => [e.seed, c.red.bold("ERROR"), e.error.slice(0, 120), "", "", "", "", "", "", "", "", ""]);
   return table(
     ["seed", "verdict", "ok", "dead-lettered (unexpected)", "lost", "broker lost (writes)", "duplicated", "unexpected", "stuck", "faults", "time", "evidence"],
     results.map((r) => {
@@ -169,7 +170,7 @@ export function renderSoak(results: ChaosResult[]): string {
         `${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? " (limit)" : ""}`,
         r.evidence ?? "",
       ];
-    }),
+    }).concat(failed).sort((a, b) => Number(a[0]) - Number(b[0])),
   );
 }
 
