@@ -1,4 +1,5 @@
 /** What the `chaos` commands share: running a scenario with live progress and Ctrl-C, and rendering. */
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "@oclif/core";
 import type { NatsOptions } from "../core/nats/connection.js";
@@ -19,6 +20,8 @@ export interface ScenarioRunOptions {
   unsafe: boolean;
   external?: NatsOptions;
   reportDir?: string;
+  /** Keep the servers' stores and logs and the workers' logs even when the run is valid. */
+  keep: boolean;
   /** Live progress and fault lines on a TTY (never with --json). */
   interactive: boolean;
 }
@@ -52,6 +55,8 @@ export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Pr
     if (!o.interactive) return;
     process.stderr.write(`\r\x1b[K${text}\n`);
   };
+  // An INVALID run keeps its evidence even without --report: somewhere it can be found, and said.
+  const evidenceDir = o.reportDir ?? join(tmpdir(), `orderq-chaos-${scenario.name}-${o.seed}-${Date.now().toString(36)}`);
   try {
     const { result, history } = await runChaos(scenario, {
       seed: o.seed,
@@ -60,14 +65,16 @@ export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Pr
       external: o.external,
       cliScript: join(o.config.root, "bin", "run.js"),
       signal: controller.signal,
+      evidence: { dir: evidenceDir, always: o.keep },
       events: {
         onProgress: (p) => (last = p),
         onFault: (w) => printAbove(faultLine(w)),
         onNote: (text) => printAbove(c.dim(text)),
       },
     });
-    if (o.reportDir) {
-      const files = writeReport(o.reportDir, result, history);
+    const reportDir = o.reportDir ?? result.evidence;
+    if (reportDir) {
+      const files = writeReport(reportDir, result, history);
       if (o.interactive) printAbove(c.dim(`report: ${files.join(", ")}`));
     }
     return result;
@@ -92,6 +99,7 @@ export function renderResult(r: ChaosResult): string {
       ["deadLetteredExpected", "marked order, dead-lettered once"],
       ["deadLetteredUnexpected", "ordinary order, dead-lettered once"],
       ["lost", "accepted, never processed"],
+      ["brokerLost", "lost, and the broker lost an acknowledged write of it"],
       ["duplicated", "processed more than once"],
       ["unexpected", "processed, never (surely) published"],
       ["stuck", "still in the stream"],
@@ -117,15 +125,59 @@ export function renderResult(r: ChaosResult): string {
       ? [["residue", `${r.check.residue.count} processed orders still in the stream after a broker crash (not redelivered): ${sample(r.check.residue.ids)}`] as [string, string]]
       : []),
     ["latency", `p50 ${r.timeline.latency.p50} ms, p99 ${r.timeline.latency.p99} ms, max ${r.timeline.latency.max} ms`],
+    ...(r.evidence ? [["evidence", `${r.evidence}: servers' stores and logs, workers' logs, history, and the ledger, DLQ and ORDERS as the checker read them`] as [string, string]] : []),
   ]);
   const expectations = r.check.expectations.map((x) => `${x.ok ? c.green("✓") : c.red("✗")} ${x.name}: ${x.detail}`).join("\n");
-  return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), expectations, `${verdict(r.valid)} ${r.scenario}`].join("\n");
+  const broker = brokerLine(r);
+  return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), expectations, ...(broker ? [broker] : []), `${verdict(r.valid)} ${r.scenario}`].join("\n");
+}
+
+/** One line when the broker lost acknowledged writes or renumbered ORDERS (proven from its answers), else undefined. */
+export function brokerLine(r: ChaosResult): string | undefined {
+  const { count, byStream, samples, renumbered } = r.check.brokerLostWrites;
+  if (count === 0 && renumbered === 0) return undefined;
+  const diverged = renumbered ? `ORDERS delivered ${renumbered} orders from other sequences than it acknowledged (its replicas disagreed)` : "";
+  if (count === 0) return `${c.yellow("!")} ${diverged}; no acknowledged write lost`;
+  const streams = Object.entries(byStream)
+    .map(([stream, n]) => `${stream} ${n}`)
+    .join(", ");
+  const first = samples[0];
+  const orders = r.check.categories.brokerLost.count;
+  return (
+    `${c.red("✗")} the broker lost ${count} acknowledged writes (${streams}; e.g. ${first.stream} seq ${first.seq} of ${first.id}: ${first.proof}), ` +
+    `${orders ? `and with them ${orders} orders` : "all absorbed: no order lost"}${diverged ? `; ${diverged}` : ""}`
+  );
+}
+
+/** One row per seed, for `chaos soak`. */
+export function renderSoak(results: ChaosResult[], errors: { seed: number; error: string }[] = []): string {
+  const failed = errors.map((e) => [e.seed, c.red.bold("ERROR"), e.error.slice(0, 120), "", "", "", "", "", "", "", "", ""]);
+  return table(
+    ["seed", "verdict", "ok", "dead-lettered (unexpected)", "lost", "broker lost (writes)", "duplicated", "unexpected", "stuck", "faults", "time", "evidence"],
+    results.map((r) => {
+      const k = r.check.categories;
+      return [
+        r.seed,
+        r.valid ? verdict(true) : r.check.brokerExplained ? c.yellow.bold("BROKER") : verdict(false),
+        k.ok.count + k.recovered.count,
+        `${k.deadLetteredExpected.count + k.deadLetteredUnexpected.count} (${k.deadLetteredUnexpected.count})`,
+        k.lost.count,
+        `${k.brokerLost.count} (${r.check.brokerLostWrites.count})`,
+        k.duplicated.count,
+        k.unexpected.count,
+        k.stuck.count,
+        r.faults.observed,
+        `${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? " (limit)" : ""}`,
+        r.evidence ?? "",
+      ];
+    }).concat(failed).sort((a, b) => Number(a[0]) - Number(b[0])),
+  );
 }
 
 /** One row per scenario, for `chaos all`. */
 export function renderSummary(results: ChaosResult[]): string {
   return table(
-    ["scenario", "verdict", "orders", "ok", "dead-lettered", "lost", "duplicated", "unexpected", "stuck", "faults", "redeliveries", "time"],
+    ["scenario", "verdict", "orders", "ok", "dead-lettered", "lost", "broker lost", "duplicated", "unexpected", "stuck", "faults", "redeliveries", "time"],
     results.map((r) => {
       const k = r.check.categories;
       return [
@@ -135,6 +187,7 @@ export function renderSummary(results: ChaosResult[]): string {
         k.ok.count + k.recovered.count,
         k.deadLetteredExpected.count + k.deadLetteredUnexpected.count,
         k.lost.count,
+        k.brokerLost.count,
         k.duplicated.count,
         k.unexpected.count,
         k.stuck.count,

@@ -59,6 +59,11 @@ export default class Work extends OrderqCommand {
     "crash-after-commit-rate": Flags.string({ summary: "Fault: probability of SIGKILLing this process between commit and ack.", default: "0", helpGroup: "FAULTS" }),
     "drop-ack-rate": Flags.string({ summary: "Fault: probability of committing and never acking.", default: "0", helpGroup: "FAULTS" }),
     unsafe: Flags.boolean({ summary: "Negative control: commit with a plain put (duplicates become visible).", default: false, helpGroup: "FAULTS" }),
+    trace: Flags.boolean({
+      summary: "Log to stderr, with a timestamp, every outcome decision (commit, ack, dead-letter, move, sweep) and every error.",
+      description: "Chaos runs turn it on and keep the log as evidence: a lost order can be traced to the decision that acked or deleted it.",
+      default: false,
+    }),
   };
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
@@ -154,5 +159,6 @@ function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
     crashAfterCommitRate: probability(Number(flags["crash-after-commit-rate"]), "--crash-after-commit-rate"),
     dropAckRate: probability(Number(flags["drop-ack-rate"]), "--drop-ack-rate"),
     unsafe: flags.unsafe,
+    trace: flags.trace,
   };
 }

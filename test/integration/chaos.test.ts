@@ -73,6 +73,7 @@ describe("orderq chaos", function () {
       const html = readFileSync(join(dir, "report.html"), "utf8");
       assert.match(html, /<svg/);
       assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=/, "no external assets");
+      assert.equal(existsSync(join(dir, "servers")), false, "a valid run keeps no stores unless --keep");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -84,9 +85,16 @@ describe("orderq chaos", function () {
       const file = join(dir, "limit.yaml");
       // 15 s of production at this rate, stopped after 2 s.
       writeFileSync(file, "description: cut short\norders: 3000\nrate: 200\nworkers:\n  processes: 1\n  concurrency: 8\ntime-limit: 2s\nexpect:\n  min-faults: 0\n");
-      const { code, result } = await chaos([file, "--seed", "11"]);
+      const report = join(dir, "report");
+      const { code, result } = await chaos([file, "--seed", "11", "--report", report]);
       assert.equal(code, 1);
       assert.equal(result.timedOut, true);
+      // INVALID, so its evidence stays where it says: the server's store and log, the worker's log, the checker's inputs.
+      assert.equal(result.evidence, report);
+      for (const kept of ["servers/n1/nats-server.log", "servers/n1/js", "workers/w1.log", "history.jsonl", "ledger.jsonl", "dlq.jsonl", "remaining.jsonl"]) {
+        assert.ok(existsSync(join(report, kept)), `${kept} kept`);
+      }
+      assert.match(readFileSync(join(report, "workers/w1.log"), "utf8"), /acked ledger seq=\d+ id=/, "the worker's acknowledged writes are in its log");
       assert.equal(result.valid, false);
       assert.deepEqual(result.check.expectations.filter((e) => !e.ok).map((e) => [e.name, e.detail]), [["quiet", "the time limit ended the run before its schedule did"]]);
       assert.ok(result.check.accepted > 0 && result.check.accepted < 3000, `accepted ${result.check.accepted}`);

@@ -23,7 +23,7 @@ describe("ledger commit", function () {
 
   it("writes an order's outcome once; a second record gets the first outcome back", async () => {
     const ledger = await Ledger.open(fx.nc, names);
-    assert.deepEqual(await ledger.record("once-1", outcome("committed", "w1")), { written: true });
+    assert.equal((await ledger.record("once-1", outcome("committed", "w1"))).written, true);
     const second = await ledger.record("once-1", outcome("committed", "w2"));
     assert.equal(second.written, false);
     assert.equal(second.written === false && second.existing?.worker, "w1");
@@ -34,10 +34,10 @@ describe("ledger commit", function () {
 
   it("commits a key whose dead-letter claim was released for replay (a delete marker is not a commit)", async () => {
     const ledger = await Ledger.open(fx.nc, names);
-    assert.deepEqual(await ledger.record("replayed-1", outcome("dead-lettered", "w1")), { written: true });
+    assert.equal((await ledger.record("replayed-1", outcome("dead-lettered", "w1"))).written, true);
     assert.equal(await ledger.releaseDeadLetter("replayed-1"), undefined);
     assert.equal(await ledger.get("replayed-1"), undefined);
-    assert.deepEqual(await ledger.record("replayed-1", outcome("committed", "w2")), { written: true });
+    assert.equal((await ledger.record("replayed-1", outcome("committed", "w2"))).written, true);
     assert.equal((await ledger.get("replayed-1"))?.result, "committed");
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w3"))).written, false, "and only once");
     ledger.close();

@@ -38,6 +38,7 @@ describe("workArgs", () => {
       crashAfterCommitRate: 0.05,
       dropAckRate: 0.01,
       unsafe: true,
+      trace: true,
       json: true,
     };
     const args = workArgs(options);
@@ -56,8 +57,8 @@ describe("workArgs", () => {
       [20, "0.25", false, "20ms", "100ms", true, "2000ms", "w9"],
     );
     assert.deepEqual(
-      [f.mover, f.seed, f["metrics-port"], f["crash-after-commit-rate"], f["drop-ack-rate"], f.unsafe, f.json],
-      [false, 42, 9464, "0.05", "0.01", true, true],
+      [f.mover, f.seed, f["metrics-port"], f["crash-after-commit-rate"], f["drop-ack-rate"], f.unsafe, f.trace, f.json],
+      [false, 42, 9464, "0.05", "0.01", true, true, true],
     );
   });
 

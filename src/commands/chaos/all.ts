@@ -1,7 +1,7 @@
 import { Flags } from "@oclif/core";
 import { join } from "node:path";
 import { OrderqCommand } from "../../cli/base.js";
-import { renderSummary, runScenario, scenariosDir, verdict } from "../../cli/chaos.js";
+import { brokerLine, renderSummary, runScenario, scenariosDir, verdict } from "../../cli/chaos.js";
 import { loadScenarioFile, scenarioFiles } from "../../core/chaos/loader.js";
 import type { ChaosResult } from "../../core/chaos/runner.js";
 import { InputError } from "../../core/base/errors.js";
@@ -15,7 +15,8 @@ export default class ChaosAll extends OrderqCommand {
   static override flags = {
     seed: Flags.integer({ summary: "Seed of every run (random when absent)." }),
     orders: Flags.integer({ char: "n", summary: "Orders per scenario (overrides each scenario).", min: 1 }),
-    report: Flags.string({ summary: "Write each scenario's report to DIR/<scenario>/." }),
+    report: Flags.string({ summary: "Write each scenario's report to DIR/<scenario>/ (an INVALID one with its evidence)." }),
+    keep: Flags.boolean({ summary: "Keep each run's evidence (servers' stores and logs, workers' logs) even when it is valid.", default: false }),
   };
 
   async run(): Promise<{ valid: boolean; seed: number; results: ChaosResult[] }> {
@@ -34,6 +35,7 @@ export default class ChaosAll extends OrderqCommand {
         orders: flags.orders,
         unsafe: false,
         reportDir: flags.report ? join(flags.report, scenario.name) : undefined,
+        keep: flags.keep,
         interactive,
         });
       if (interactive) process.stderr.write(`${verdict(result.valid)} ${scenario.name} in ${(result.elapsedMs / 1000).toFixed(1)} s\n`);
@@ -41,6 +43,11 @@ export default class ChaosAll extends OrderqCommand {
     }
     const valid = results.every((r) => r.valid);
     this.log(renderSummary(results));
+    for (const r of results) {
+      const broker = brokerLine(r);
+      if (broker) this.log(`${r.scenario}: ${broker}`);
+      if (r.evidence) this.log(`evidence of ${r.scenario}: ${r.evidence}`);
+    }
     this.log(`${verdict(valid)} ${results.filter((r) => r.valid).length} of ${results.length} scenarios valid (seed ${seed})`);
     if (!valid) process.exitCode = 1;
     return { valid, seed, results };

@@ -28,7 +28,11 @@ export default class Chaos extends OrderqCommand {
     server: Flags.string({ char: "s", summary: "Use this NATS server instead of starting one (server faults are then refused).", helpGroup: "CONNECTION" }),
     seed: Flags.integer({ summary: "Seed of orders, handler randomness and fault schedule (random when absent)." }),
     orders: Flags.integer({ char: "n", summary: "Orders to publish (overrides the scenario).", min: 1 }),
-    report: Flags.string({ summary: "Write history.jsonl, result.json and report.html to this directory." }),
+    report: Flags.string({
+      summary: "Write history.jsonl, result.json and report.html to this directory.",
+      description: "An INVALID run also leaves its evidence there (servers' stores and logs, workers' logs, the checker's inputs); without --report it goes to a new directory in the system's temp dir, named in the output.",
+    }),
+    keep: Flags.boolean({ summary: "Keep the evidence (servers' stores and logs, workers' logs) even when the run is valid.", default: false }),
     unsafe: Flags.boolean({ summary: "Negative control: workers commit with a plain put; the checker must report INVALID.", default: false }),
   };
 
@@ -42,6 +46,7 @@ export default class Chaos extends OrderqCommand {
       unsafe: flags.unsafe,
       external: flags.server ? this.natsOptions({ ...flags, server: flags.server }) : undefined,
       reportDir: flags.report,
+      keep: flags.keep,
       interactive: process.stderr.isTTY === true && !this.jsonEnabled(),
     });
     this.log(renderResult(result));

@@ -4,6 +4,7 @@
  */
 import type { HistoryEvent, OpKind } from "../pipeline/history.js";
 import type { LedgerWrite } from "../pipeline/ledger.js";
+import { brokerFindings, type BrokerEvidence, type Delivery, type LostWrite } from "./broker-loss.js";
 
 export const SAMPLE_SIZE = 20;
 
@@ -13,6 +14,8 @@ export interface MessageRef {
   msgId?: string;
   /** The order id from the payload or the DLQ headers. */
   orderId?: string;
+  /** The ORDERS sequence it was read from (a DLQ entry's original), as the broker said. */
+  seq?: number;
 }
 
 export interface CheckExpectations {
@@ -48,6 +51,8 @@ export interface CheckInput {
   remaining: MessageRef[];
   expect: CheckExpectations;
   observed: Observed;
+  /** What the broker acknowledged and what its streams hold at the end: proof of writes it lost. */
+  broker?: BrokerEvidence;
 }
 
 export const CATEGORIES = [
@@ -56,6 +61,7 @@ export const CATEGORIES = [
   "deadLetteredExpected",
   "deadLetteredUnexpected",
   "lost",
+  "brokerLost",
   "duplicated",
   "unexpected",
   "stuck",
@@ -84,6 +90,19 @@ export interface CheckResult {
    * ledger would absorb it if it were. Reported, not a violation.
    */
   residue: CategoryResult;
+  /**
+   * Acknowledged writes the broker lost, proven from its own answers (see broker-loss.ts): the
+   * orders among `lost` whose loss they explain are counted as `brokerLost` instead.
+   */
+  brokerLostWrites: {
+    count: number;
+    byStream: Record<string, number>;
+    samples: LostWrite[];
+    /** Orders ORDERS delivered from a sequence other than the one it acknowledged: its replicas disagreed. */
+    renumbered: number;
+  };
+  /** Invalid, and every violation is the broker's proven loss (orderq's own checks all hold). */
+  brokerExplained: boolean;
   /** Distinct ids the producers tried to publish, and of those the ones with a PubAck. */
   invoked: number;
   accepted: number;
@@ -100,16 +119,18 @@ interface IdFacts {
   deadLetterClaims: number;
   dlqEntries: number;
   remaining: boolean;
+  /** A write of this id (its order, its commit or claim, its DLQ copy) the broker acknowledged and lost. */
+  brokerLost: boolean;
 }
 
 const refId = (ref: MessageRef): string | undefined => ref.msgId ?? ref.orderId;
 
-function gather(input: CheckInput): Map<string, IdFacts> {
+function gather(input: CheckInput, lost: LostWrite[]): Map<string, IdFacts> {
   const facts = new Map<string, IdFacts>();
   const get = (id: string): IdFacts => {
     let f = facts.get(id);
     if (!f) {
-      f = { accepted: false, indeterminate: false, commits: 0, deadLetterClaims: 0, dlqEntries: 0, remaining: false };
+      f = { accepted: false, indeterminate: false, commits: 0, deadLetterClaims: 0, dlqEntries: 0, remaining: false, brokerLost: false };
       facts.set(id, f);
     }
     return f;
@@ -130,6 +151,10 @@ function gather(input: CheckInput): Map<string, IdFacts> {
     get(id ?? "(no id)").dlqEntries++;
   }
   for (const ref of input.remaining) get(refId(ref) ?? "(no id)").remaining = true;
+  for (const w of lost) {
+    const f = facts.get(w.id);
+    if (f) f.brokerLost = true;
+  }
   return facts;
 }
 
@@ -143,7 +168,7 @@ function classify(f: IdFacts): Category {
   const processed = f.commits + f.dlqEntries > 0;
   if (f.remaining && !processed) return "stuck";
   if (!f.accepted && !f.indeterminate) return processed ? "unexpected" : "notStored"; // every publish surely failed
-  if (!processed) return f.accepted ? "lost" : "unresolved";
+  if (!processed) return f.accepted ? (f.brokerLost ? "brokerLost" : "lost") : "unresolved";
   if (!f.accepted) return "recovered";
   if (f.commits === 1) return "ok";
   return f.kind === "order" ? "deadLetteredUnexpected" : "deadLetteredExpected";
@@ -206,8 +231,20 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
   return out;
 }
 
+/** Where the broker said each order was: the sequence every ledger write was made for, every DLQ entry's original, every leftover. */
+function deliveries(input: CheckInput): Delivery[] {
+  const out: Delivery[] = input.ledger.map((w) => ({ id: w.orderId, seq: w.outcome.streamSeq }));
+  for (const ref of [...input.dlq, ...input.remaining]) {
+    const id = refId(ref);
+    if (id !== undefined && ref.seq !== undefined) out.push({ id, seq: ref.seq });
+  }
+  return out;
+}
+
 export function check(input: CheckInput): CheckResult {
-  const facts = gather(input);
+  const findings = input.broker ? brokerFindings(input.history, deliveries(input), input.broker) : { lost: [], renumbered: [] };
+  const lost = findings.lost;
+  const facts = gather(input, lost);
   const categories = Object.fromEntries(CATEGORIES.map((c) => [c, { count: 0, ids: [] as string[] }])) as Record<Category, CategoryResult>;
   const residue: CategoryResult = { count: 0, ids: [] };
   let invoked = 0;
@@ -225,6 +262,19 @@ export function check(input: CheckInput): CheckResult {
     if (bucket.ids.length < SAMPLE_SIZE) bucket.ids.push(id);
   }
   const expectationResults = expectations(input, facts, categories);
-  const clean = (["lost", "duplicated", "unexpected", "stuck"] as const).every((c) => categories[c].count === 0);
-  return { valid: clean && expectationResults.every((e) => e.ok), residue, invoked, accepted, categories, expectations: expectationResults };
+  const orderqClean = (["lost", "duplicated", "unexpected", "stuck"] as const).every((c) => categories[c].count === 0);
+  const expected = expectationResults.every((e) => e.ok);
+  const byStream: Record<string, number> = {};
+  for (const w of lost) byStream[w.stream] = (byStream[w.stream] ?? 0) + 1;
+  const brokerLost = categories.brokerLost.count > 0;
+  return {
+    valid: orderqClean && !brokerLost && expected,
+    brokerLostWrites: { count: lost.length, byStream, samples: lost.slice(0, SAMPLE_SIZE), renumbered: findings.renumbered.length },
+    brokerExplained: orderqClean && brokerLost && expected,
+    residue,
+    invoked,
+    accepted,
+    categories,
+    expectations: expectationResults,
+  };
 }

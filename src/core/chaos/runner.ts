@@ -3,6 +3,7 @@
  * recording a history → the nemesis's fault schedule → heal → quiet → stop → checker.
  * Everything the run starts is stopped in `finally`, also on abort (Ctrl-C) and on failure.
  */
+import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Autoscaler, type ScaleEvent } from "../fleet/autoscaler.js";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -21,10 +22,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { NatsCluster, NatsServer } from "../fleet/nats-server.js";
 import { DEFAULT_SETTINGS, deleteTopology, ensureTopology, type TopologySettings } from "../nats/topology.js";
 import type { WorkerStats } from "../pipeline/worker.js";
+import { parseAckedWrites } from "../pipeline/acked-writes.js";
 import { check, SAMPLE_SIZE, type CheckResult, type MessageRef } from "./checker.js";
 import { Nemesis, type FaultWindow } from "./nemesis.js";
 import { ProxiedPath, type Upstream } from "./proxy.js";
 import { faultKinds, faultNames, type Scenario } from "./scenario.js";
+import { RunDir } from "./evidence.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
 
@@ -52,6 +55,11 @@ export interface RunOptions {
   cliScript: string;
   signal?: AbortSignal;
   events?: RunEvents;
+  /**
+   * Where to keep the run's evidence (servers' stores and logs, workers' logs, the checker's inputs):
+   * kept when the run is INVALID, or always. Without it the evidence is removed with the run.
+   */
+  evidence?: { dir: string; always: boolean };
 }
 
 export interface Progress {
@@ -131,6 +139,8 @@ export interface ChaosResult {
   final: FinalState;
   /** Start of the run, ms since epoch; timeline and fault windows count from here. */
   startedAt: number;
+  /** The directory the run's evidence was kept in, when it was. */
+  evidence?: string;
 }
 
 export interface RunOutput {
@@ -181,7 +191,7 @@ async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{
   for (let seq = info.state.first_seq; refs.length < wanted && seq <= info.state.last_seq; seq++) {
     const msg = await jsm.streams.getMessage(names.stream, { seq }).catch(() => null);
     if (!msg) continue;
-    refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data) });
+    refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data), seq });
     if (seqs.length < SAMPLE_SIZE) seqs.push(seq);
   }
   const final: FinalState = {
@@ -199,6 +209,22 @@ async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{
 }
 
 export async function runChaos(scenario: Scenario, options: RunOptions): Promise<RunOutput> {
+  const dir = new RunDir();
+  let output: RunOutput | undefined;
+  try {
+    output = await runIn(dir, scenario, options);
+  } finally {
+    // runIn has stopped every server and worker by now: the stores are as the run left them.
+    const evidence = options.evidence;
+    if (output && evidence && (evidence.always || !output.result.valid)) {
+      dir.keep(evidence.dir);
+      output.result.evidence = evidence.dir;
+    } else dir.discard();
+  }
+  return output;
+}
+
+async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Promise<RunOutput> {
   const s = scenario;
   const external = options.external;
   if (external && faultKinds(s).includes("kill-server")) {
@@ -217,12 +243,12 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     let directUrl: string;
     if (external) directUrl = external.server;
     else if (s.servers === 3) {
-      const cluster = await NatsCluster.start(3);
+      const cluster = await NatsCluster.start(3, { baseDir: dir.servers });
       teardown.add(() => cluster.dispose());
       servers = cluster.servers;
       directUrl = cluster.url;
     } else {
-      const server = await NatsServer.start();
+      const server = await NatsServer.start({ storeDir: join(dir.servers, "n1"), name: "n1" });
       teardown.add(() => server.dispose());
       servers = [server];
       directUrl = server.url;
@@ -259,6 +285,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
         env: external ? credentialEnv(external) : {},
         restartDelayMs: s.workers.restartDelayMs,
         killOnExit: true,
+        logFile: (workerId) => dir.workerLog(workerId),
         args: (workerId) =>
           workArgs({
             server: workerPath.url,
@@ -274,6 +301,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
             // A replacement process must not replay its predecessor's random choices.
             seed: options.seed + 1000 * ++spawns,
             unsafe: options.unsafe || undefined,
+            trace: true,
           }),
       },
       note,
@@ -366,8 +394,17 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     autoscaler?.stop(); // before the drain: it must not start workers while they are being stopped
     await pool.stop(WORKER_STOP_GRACE_MS);
     const workerStats = pool.stats();
-    const [ledger, dlqEntries, left] = await Promise.all([readLedgerWrites(observer, names), listDlq(observer, names), remainingMessages(jsm, names)]);
-    const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId }));
+    const [ledger, dlqEntries, left, ledgerInfo, dlqInfo] = await Promise.all([
+      readLedgerWrites(observer, names),
+      listDlq(observer, names),
+      remainingMessages(jsm, names),
+      jsm.streams.info(kvStreamName(names.ledgerBucket)),
+      jsm.streams.info(names.dlqStream),
+    ]);
+    dir.writeLines("ledger.jsonl", ledger);
+    dir.writeLines("dlq.jsonl", dlqEntries);
+    dir.writeLines("remaining.jsonl", left.refs);
+    const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId, seq: e.originalSeq }));
 
     const faults = summarizeFaults(nemesis.windows, pool.counters, workerStats, history.events);
     const ledgerWritesOnRedelivery = ledger.filter((w) => w.outcome.attempt > 1).length;
@@ -392,6 +429,14 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       remaining: left.refs,
       expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
       observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut, cutShort, unseenKinds: unseenKinds(s, faults) },
+      broker: {
+        acked: parseAckedWrites(dir.workerLogs()),
+        end: {
+          orders: { lastSeq: left.final.stream.lastSeq },
+          ledger: { lastSeq: ledgerInfo.state.last_seq, held: new Map(ledger.map((w) => [w.seq, w.orderId])) },
+          dlq: { lastSeq: dlqInfo.state.last_seq, held: new Map(dlqEntries.map((e) => [e.dlqSeq, e.orderId ?? `seq:${e.originalSeq}`])), complete: true },
+        },
+      },
     });
     const timeline = buildTimeline(
       t0,

@@ -3,7 +3,7 @@
  * directory of their own, a loopback port. Never a server that happens to be running.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -266,25 +266,36 @@ export class NatsCluster {
   static async start(size = 3, options: { baseDir?: string; binary?: string } = {}): Promise<NatsCluster> {
     const baseDir = options.baseDir ?? mkdtempSync(join(tmpdir(), "orderq-cluster-"));
     const removeDir = options.baseDir ? undefined : removeOnExit(baseDir);
-    const clientPorts: number[] = [];
-    const routePorts: number[] = [];
-    for (let i = 0; i < size; i++) {
-      clientPorts.push(await freePort());
-      routePorts.push(await freePort());
+    for (let attempt = 1; ; attempt++) {
+      const clientPorts: number[] = [];
+      const routePorts: number[] = [];
+      for (let i = 0; i < size; i++) {
+        clientPorts.push(await freePort());
+        routePorts.push(await freePort());
+      }
+      // Nodes cannot become ready one by one (JetStream needs a quorum), so launch them together.
+      const started = await Promise.allSettled(
+        clientPorts.map((port, i) =>
+          NatsServer.start({
+            port,
+            name: `n${i + 1}`,
+            storeDir: join(baseDir, `n${i + 1}`),
+            binary: options.binary,
+            cluster: { name: "orderq", port: routePorts[i], routes: routePorts.filter((_, j) => j !== i) },
+          }),
+        ),
+      );
+      const servers = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+      if (servers.length === size) return new NatsCluster(servers, removeDir);
+      // A free port can be taken before its node binds it (another test's server, on a busy machine):
+      // stop the nodes that did start and try again on other ports, on fresh stores.
+      await Promise.all(servers.map((s) => s.stop()));
+      for (let i = 0; i < size; i++) rmSync(join(baseDir, `n${i + 1}`), { recursive: true, force: true });
+      if (attempt >= 3) {
+        removeDir?.();
+        throw (started.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
+      }
     }
-    // Nodes cannot become ready one by one (JetStream needs a quorum), so launch them together.
-    const servers = await Promise.all(
-      clientPorts.map((port, i) =>
-        NatsServer.start({
-          port,
-          name: `n${i + 1}`,
-          storeDir: join(baseDir, `n${i + 1}`),
-          binary: options.binary,
-          cluster: { name: "orderq", port: routePorts[i], routes: routePorts.filter((_, j) => j !== i) },
-        }),
-      ),
-    );
-    return new NatsCluster(servers, removeDir);
   }
 
   /** Every node's URL, so a client fails over when one node dies. */

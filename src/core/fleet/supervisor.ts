@@ -3,6 +3,7 @@
  * which each child reports over IPC. Retiring a child is a graceful drain (SIGTERM).
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { killOnExit } from "./exit-kill.js";
 import { emptyStats, type WorkerStats } from "../pipeline/worker.js";
 
@@ -30,6 +31,8 @@ export interface SupervisorOptions {
    * when the supervisor goes (a second Ctrl-C, a crash).
    */
   killOnExit?: boolean;
+  /** Append each worker's stderr to this file instead of this process's stderr (chaos evidence). */
+  logFile?: (workerId: string) => string;
 }
 
 export interface WorkerExit {
@@ -95,10 +98,12 @@ export class Supervisor {
   }
 
   spawn(id = `w${this.next++}`): void {
+    const log = this.options.logFile ? openSync(this.options.logFile(id), "a") : undefined;
     const child = fork(this.options.script, this.options.args(id), {
       env: { ...process.env, ...this.options.env, [SUPERVISED_ENV]: "1" },
-      stdio: ["ignore", "ignore", "inherit", "ipc"],
+      stdio: ["ignore", "ignore", log ?? "inherit", "ipc"],
     });
+    if (log !== undefined) closeSync(log); // the child has its own copy
     if (this.options.killOnExit) killOnExit(child);
     const slot: Slot = { id, child, stats: emptyStats(), retiring: false, exited: Promise.resolve() };
     const startedAt = Date.now();

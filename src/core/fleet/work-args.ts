@@ -40,6 +40,8 @@ export interface WorkOptions {
   dropAckRate?: number;
   /** Negative control: commit with a plain put. */
   unsafe?: boolean;
+  /** Log every outcome decision with a timestamp (chaos evidence). */
+  trace?: boolean;
   json?: boolean;
 }
 
@@ -90,6 +92,7 @@ export function workArgs(o: WorkOptions): string[] {
   add("--crash-after-commit-rate", o.crashAfterCommitRate);
   add("--drop-ack-rate", o.dropAckRate);
   toggle("--unsafe", o.unsafe);
+  toggle("--trace", o.trace);
   toggle("--json", o.json);
   return args;
 }
@@ -112,6 +115,7 @@ export type ResolvedWorkOptions = Required<
     | "crashAfterCommitRate"
     | "dropAckRate"
     | "unsafe"
+    | "trace"
   >
 > &
   Pick<WorkOptions, "autoscale" | "exitWhenIdleMs" | "seed" | "metricsPort"> & { settings: TopologySettings };

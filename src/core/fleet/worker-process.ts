@@ -48,7 +48,10 @@ export function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o:
       mover: o.mover,
       // The latency histogram costs a clock read and an observe per order: only when it is served.
       observeLatency: metricsServed ? (seconds) => metrics.latency.observe(seconds) : undefined,
-      onError: onceInAWhile((message) => log(`orderq: worker ${o.workerId}: ${message} (the order is left for redelivery)`)),
+      onError: (o.trace ? (l: (m: string) => void) => l : onceInAWhile)((message) =>
+        log(`${o.trace ? `${new Date().toISOString()} ` : ""}orderq: worker ${o.workerId}: ${message} (the order is left for redelivery)`),
+      ),
+      trace: o.trace ? (line) => process.stderr.write(`${new Date().toISOString()} ${o.workerId} ${line}\n`) : undefined,
       faults: { crashAfterCommitRate: o.crashAfterCommitRate, dropAckRate: o.dropAckRate },
     },
     simulatedHandler({ handlerMs: o.handlerMs, failRate: o.failRate, poisonSwitch: o.poisonSwitch }, seededRng(seed)),

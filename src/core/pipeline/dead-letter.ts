@@ -4,6 +4,7 @@
  */
 import type { MsgHdrs } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { ackedWriteLine } from "./acked-writes.js";
 import type { AttemptLog } from "./attempts.js";
 import { encodeDlqHeaders, headersToRecord, type DlqEntry, type DlqReason } from "./dlq-entry.js";
 import type { Ledger } from "./ledger.js";
@@ -15,6 +16,8 @@ export interface DeadLetterContext {
   ledger: Ledger;
   attempts: AttemptLog;
   worker: string;
+  /** See WorkerOptions.trace. */
+  trace?: (line: string) => void;
 }
 
 export interface DeadLetterInput {
@@ -39,6 +42,12 @@ export interface DeadLetterInput {
 export type DeadLetterResult = "dead-lettered" | "already-committed" | "already-dead-lettered";
 
 export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput): Promise<DeadLetterResult> {
+  const result = await deadLetterOnce(ctx, input);
+  ctx.trace?.(`dead-letter ${input.validOrderId ?? input.displayOrderId ?? "?"} seq=${input.streamSeq} ${input.reason}: ${result}`);
+  return result;
+}
+
+async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): Promise<DeadLetterResult> {
   const now = new Date().toISOString();
   if (input.validOrderId !== undefined) {
     const claim = await ctx.ledger.record(input.validOrderId, {
@@ -50,6 +59,10 @@ export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput)
       reason: input.reason,
       error: input.lastError,
     });
+    if (claim.written && claim.seq !== undefined) ctx.trace?.(ackedWriteLine("ledger", claim.seq, input.validOrderId));
+    if (!claim.written) ctx.trace?.(`dead-letter ${input.validOrderId} seq=${input.streamSeq}: ledger has ${claim.existing ? `${claim.existing.result} by ${claim.existing.worker} seq=${claim.existing.streamSeq}` : "a key it could not read back"}`);
+    // Held, but by what is unknown: a copy now could dead-letter a committed order. Retry later.
+    if (!claim.written && !claim.existing) throw new Error(`the ledger holds ${input.validOrderId} but its outcome could not be read`);
     // A committed order is done; a dead-letter claim left by a move of this same message that
     // died before its copy is finished below.
     if (!claim.written && claim.existing?.result === "committed") return "already-committed";
@@ -78,6 +91,7 @@ export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput)
   const ack = await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
     headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq, input.headers?.get("Nats-Msg-Id") || undefined)),
   });
+  if (!ack.duplicate) ctx.trace?.(ackedWriteLine("dlq", ack.seq, entry.orderId ?? `seq:${input.streamSeq}`));
   // Another mover (or the worker) copied it first: the stream kept one entry, and so do the counts.
   return ack.duplicate ? "already-dead-lettered" : "dead-lettered";
 }

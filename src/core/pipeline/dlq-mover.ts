@@ -32,7 +32,10 @@ export async function moveToDlq(
   const seq = advisory.stream_seq;
   const original = await jsm.streams.getMessage(ctx.names.stream, { seq });
   // Acked (or moved by another mover) since the advisory fired: nothing to do.
-  if (!original) return "already-gone";
+  if (!original) {
+    ctx.trace?.(`move seq=${seq}: already gone`);
+    return "already-gone";
+  }
   const parsed = parseOrder(original.data);
   const result = await deadLetter(ctx, {
     subject: original.subject,
@@ -45,6 +48,7 @@ export async function moveToDlq(
     displayOrderId: parsed.ok ? undefined : guessOrderId(original.data),
   });
   await deleteIfPresent(jsm, ctx.names.stream, seq); // false: another mover deleted it first
+  ctx.trace?.(`deleted seq=${seq} from ${ctx.names.stream} after ${result}`);
   return result === "dead-lettered" ? "moved" : result;
 }
 
@@ -70,6 +74,7 @@ export async function sweepOrphans(ctx: DeadLetterContext, jsm: JetStreamManager
   for (let previous = 0; ; ) {
     const { messages, first_seq: seq } = (await jsm.streams.info(stream)).state;
     if (messages === 0 || seq > info.delivered.stream_seq || seq === previous) break;
+    ctx.trace?.(`sweep seq=${seq}: delivered up to ${info.delivered.stream_seq}, nothing pending or awaiting an ack`);
     results.push(await moveToDlq(ctx, jsm, { stream, consumer, stream_seq: seq, deliveries: info.config.max_deliver ?? 0 }));
     previous = seq;
   }

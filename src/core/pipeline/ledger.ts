@@ -6,7 +6,7 @@
  * that wakes up after the DLQ mover took its order cannot commit it too: one key, one outcome.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError, jetstream } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { constantHeaders } from "../nats/client-internals.js";
 import type { DlqReason } from "./dlq-entry.js";
@@ -28,8 +28,11 @@ export interface Outcome {
   error?: string;
 }
 
-/** "written": this call made the outcome real; otherwise the outcome that was there already. */
-export type RecordResult = { written: true } | { written: false; existing?: Outcome };
+/**
+ * "written": this call made the outcome real, at `seq` of the ledger's stream (unknown when a retry
+ * found its own earlier write); otherwise the outcome that was there already.
+ */
+export type RecordResult = { written: true; seq?: number } | { written: false; existing?: Outcome };
 
 /** What kv.create() sends: the write succeeds only if the key has never been written. */
 const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
@@ -37,6 +40,8 @@ const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0"
 export class Ledger {
   private constructor(
     private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+    private readonly stream: string,
     private readonly publisher: PubAckRequests,
     private readonly keyPrefix: string,
     /** Negative control only: a plain put, so a redelivery writes the key again. */
@@ -44,7 +49,9 @@ export class Ledger {
   ) {}
 
   static async open(nc: NatsConnection, names: Names, unsafe = false): Promise<Ledger> {
-    return new Ledger(await new Kvm(nc).open(names.ledgerBucket), new PubAckRequests(nc), `$KV.${names.ledgerBucket}.`, unsafe);
+    const kv = await new Kvm(nc).open(names.ledgerBucket);
+    const jsm = await jetstreamManager(nc, { checkAPI: false });
+    return new Ledger(kv, jsm, kvStreamName(names.ledgerBucket), new PubAckRequests(nc), `$KV.${names.ledgerBucket}.`, unsafe);
   }
 
   /** Ends the hot-path publisher (its subscription and timer); what is still waiting fails. */
@@ -52,9 +59,21 @@ export class Ledger {
     this.publisher.close();
   }
 
+  /**
+   * The key's outcome, read from the stream leader. Not kv.get(): on a replicated bucket (allow_direct)
+   * that is a direct get, which nats-server 2.9 lets every replica answer — a follower joins once it is
+   * 90% caught up — so a node just back from a crash answers "no such key" for an order committed
+   * long ago, and a dead-letter move would copy a committed order to the DLQ.
+   */
   async get(orderId: string): Promise<Outcome | undefined> {
-    const entry = await this.kv.get(orderId);
-    return entry && entry.operation === "PUT" ? entry.json<Outcome>() : undefined;
+    return (await this.latest(orderId))?.outcome;
+  }
+
+  private async latest(orderId: string): Promise<{ outcome: Outcome; revision: number } | undefined> {
+    const msg = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.keyPrefix + orderId });
+    // A delete or purge marker (KV-Operation header, no data) means the key holds nothing now.
+    if (!msg || msg.header?.get("KV-Operation") || msg.data.length === 0) return undefined;
+    return { outcome: msg.json<Outcome>(), revision: msg.seq };
   }
 
   /**
@@ -65,19 +84,14 @@ export class Ledger {
    */
   async record(orderId: string, outcome: Outcome): Promise<RecordResult> {
     const value = JSON.stringify(outcome);
-    if (this.unsafe) {
-      await this.kv.put(orderId, value);
-      return { written: true };
-    }
+    if (this.unsafe) return { written: true, seq: await this.kv.put(orderId, value) };
     try {
-      await this.publisher.publish(this.keyPrefix + orderId, value, CREATE_ONLY);
-      return { written: true };
+      return { written: true, seq: (await this.publisher.publish(this.keyPrefix + orderId, value, CREATE_ONLY)).seq };
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err;
     }
     try {
-      await this.kv.create(orderId, value);
-      return { written: true };
+      return { written: true, seq: await this.kv.create(orderId, value) };
     } catch (err) {
       if (isWrongLastSequence(err)) return { written: false, existing: await this.get(orderId) };
       throw err;
@@ -89,10 +103,9 @@ export class Ledger {
    * Returns the committed outcome instead when the order was processed (replay must be refused).
    */
   async releaseDeadLetter(orderId: string): Promise<Outcome | undefined> {
-    const entry = await this.kv.get(orderId);
-    if (!entry || entry.operation !== "PUT") return undefined;
-    const outcome = entry.json<Outcome>();
-    if (outcome.result === "committed") return outcome;
+    const entry = await this.latest(orderId);
+    if (!entry) return undefined;
+    if (entry.outcome.result === "committed") return entry.outcome;
     // The revision guard makes a concurrent change fail instead of being deleted blindly.
     await this.kv.delete(orderId, { previousSeq: entry.revision });
     return undefined;

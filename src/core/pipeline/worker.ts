@@ -5,6 +5,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { ackedWriteLine } from "./acked-writes.js";
 import { AttemptLog } from "./attempts.js";
 import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
@@ -34,6 +35,8 @@ export interface WorkerOptions {
   mover: boolean;
   /** Told of each infrastructure error (the order involved is left for redelivery). */
   onError?: (message: string) => void;
+  /** Told of every outcome decision (commit, ack, dead-letter, move, sweep): chaos evidence. */
+  trace?: (line: string) => void;
   /** Called with the seconds from receiving an order to acking it, for each committed order. */
   observeLatency?: (seconds: number) => void;
   faults: {
@@ -62,6 +65,10 @@ export interface WorkerStats {
   /** Infrastructure errors (broker down, timeouts); the message is left for redelivery. */
   errors: number;
   inFlight: number;
+}
+
+function describe(o: Outcome): string {
+  return `${o.result} by ${o.worker} seq=${o.streamSeq} attempt=${o.attempt}`;
 }
 
 export function emptyStats(): WorkerStats {
@@ -117,6 +124,7 @@ export class Worker {
         ledger: this.ledger,
         attempts: await AttemptLog.open(this.nc, names),
         worker: this.options.workerId,
+        trace: this.options.trace,
       };
       if (this.options.mover) {
         this.mover = new DlqMover(this.nc, this.dlq, {
@@ -261,6 +269,7 @@ export class Worker {
     // The unsafe negative control skips it too, so a redelivery of committed work is written again
     // (with a plain put) and the chaos checker must see the duplicate.
     const existing = attempt > 1 && !this.options.unsafe ? await this.ledger.get(order.id) : undefined;
+    if (existing) this.options.trace?.(`ledger-has ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${describe(existing)}`);
     if (existing?.result === "committed") {
       this.stats.suppressedDuplicates++;
       await this.ack(msg);
@@ -284,12 +293,28 @@ export class Worker {
       streamSeq: msg.info.streamSequence,
       at: new Date().toISOString(),
     });
+    if (!commit.written && commit.existing?.result === "dead-lettered") {
+      // A DLQ move (the advisory's mover, the orphan sweep) claimed the order while this delivery
+      // ran, and may have died or failed before its copy: an ack now would delete an order that is
+      // neither committed nor in the DLQ. Finish the move as it began; its copy is de-duplicated.
+      this.options.trace?.(`commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: claimed by a DLQ move, ${describe(commit.existing)}`);
+      await this.toDlq(msg, { reason: commit.existing.reason ?? "max-deliveries", lastError: commit.existing.error, validOrderId: order.id });
+      return;
+    }
+    // The key exists but its outcome could not be read: it may be an unfinished DLQ move. Leave the
+    // order unacked; its redelivery reads the ledger again.
+    if (!commit.written && !commit.existing) throw new Error(`the ledger holds ${order.id} but its outcome could not be read`);
     if (commit.written) this.stats.committed++;
     else this.stats.suppressedDuplicates++; // another delivery won the race
+    if (commit.written && commit.seq !== undefined) this.options.trace?.(ackedWriteLine("ledger", commit.seq, order.id));
+    this.options.trace?.(
+      `commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${commit.written ? "written" : `exists, ${commit.existing ? describe(commit.existing) : "not read back"}`}`,
+    );
     const { crashAfterCommitRate, dropAckRate } = this.options.faults;
     if (crashAfterCommitRate > 0 && this.rng() < crashAfterCommitRate) process.kill(process.pid, "SIGKILL");
     if (dropAckRate > 0 && this.rng() < dropAckRate) {
       this.stats.droppedAcks++;
+      this.options.trace?.(`drop-ack ${order.id} seq=${msg.info.streamSequence}`);
       return;
     }
     await this.ack(msg);
