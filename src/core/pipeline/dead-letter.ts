@@ -6,13 +6,13 @@ import type { MsgHdrs } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { AttemptLog } from "./attempts.js";
 import { encodeDlqHeaders, headersToRecord, type DlqEntry, type DlqReason } from "./dlq-entry.js";
-import type { Ledger } from "./ledger.js";
+import type { OutcomeStore } from "./outcome-store.js";
 import { dlqMsgId, dlqSubject, type Names } from "../nats/names.js";
 
 export interface DeadLetterContext {
   js: JetStreamClient;
   names: Names;
-  ledger: Ledger;
+  ledger: OutcomeStore;
   attempts: AttemptLog;
   worker: string;
 }
