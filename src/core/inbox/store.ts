@@ -143,8 +143,12 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
   private async transaction(batch: Waiting[]): Promise<void> {
     let client: pg.PoolClient | undefined;
     let failure: unknown;
+    // A connection lost between queries is reported as an event: without a listener it would crash
+    // the process; the next query on it fails anyway, and that failure is what the batch reports.
+    const ignore = () => undefined;
     try {
       client = await this.pool.connect();
+      client.on("error", ignore);
       await client.query("BEGIN");
       const results: TransactionResult[] = [];
       for (const order of batch) results.push(await this.runOrder(client, order));
@@ -155,6 +159,7 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
       await client?.query("ROLLBACK").catch(() => undefined);
       for (const order of batch) order.reject(err);
     } finally {
+      client?.off("error", ignore);
       // A connection that failed mid-transaction is not given back to the pool.
       client?.release(failure !== undefined);
     }
