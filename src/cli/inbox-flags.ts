@@ -1,6 +1,7 @@
 /** The PostgreSQL inbox's flags, shared by the commands that read or write it. */
 import { Flags } from "@oclif/core";
-import { DEFAULT_INBOX_TABLE } from "../core/inbox/schema.js";
+import { describeInboxUrl } from "../core/inbox/connect.js";
+import { checkTableName, DEFAULT_INBOX_TABLE } from "../core/inbox/schema.js";
 
 export const inboxFlags = {
   inbox: Flags.string({
@@ -11,3 +12,15 @@ export const inboxFlags = {
   }),
   "inbox-table": Flags.string({ summary: "Inbox table name.", default: DEFAULT_INBOX_TABLE, helpGroup: "INBOX" }),
 };
+
+/** The inbox a command was given, checked before anything starts (InputError for a bad URL or table name). */
+export interface InboxTarget {
+  url: string;
+  table: string;
+}
+
+export function inboxFrom(flags: { inbox?: string; "inbox-table": string }): InboxTarget | undefined {
+  if (!flags.inbox) return undefined;
+  describeInboxUrl(flags.inbox);
+  return { url: flags.inbox, table: checkTableName(flags["inbox-table"]) };
+}

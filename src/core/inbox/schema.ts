@@ -4,6 +4,7 @@
  */
 import type pg from "pg";
 import { EnvironmentError, InputError } from "../base/errors.js";
+import { describeInboxUrl, openInboxPool } from "./connect.js";
 
 /** The inbox table's default name; `--inbox-table` changes it. */
 export const DEFAULT_INBOX_TABLE = "orderq_inbox";
@@ -46,15 +47,17 @@ export function checkTableName(name: string): string {
 
 /**
  * Creates the inbox table and its version row when missing (under an advisory lock, so concurrent
- * `ensure`s do not race), then checks the shape. Throws EnvironmentError (exit 3) for a table of
- * another shape or a newer schema version.
+ * `ensure`s do not race), then checks the shape; says whether the table was created. Throws
+ * EnvironmentError (exit 3) for a table of another shape or another schema version.
  */
-export async function ensureInboxSchema(pool: pg.Pool, table = DEFAULT_INBOX_TABLE): Promise<void> {
+export async function ensureInboxSchema(pool: pg.Pool, table = DEFAULT_INBOX_TABLE): Promise<"created" | "exists"> {
   checkTableName(table);
   const client = await pool.connect();
+  let existed: boolean;
   try {
     await client.query("BEGIN");
     await client.query("SELECT pg_advisory_xact_lock($1, 0)", [ORDERQ_LOCK_CLASS]);
+    existed = (await client.query<{ found: boolean }>("SELECT to_regclass($1) IS NOT NULL AS found", [table])).rows[0].found;
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${table} (
          order_id   text PRIMARY KEY,
@@ -80,6 +83,7 @@ export async function ensureInboxSchema(pool: pg.Pool, table = DEFAULT_INBOX_TAB
     client.release();
   }
   await checkInboxSchema(pool, table);
+  return existed ? "exists" : "created";
 }
 
 /**
@@ -113,5 +117,28 @@ export async function checkInboxSchema(pool: pg.Pool, table = DEFAULT_INBOX_TABL
   if (version === undefined) throw new EnvironmentError(`inbox table ${table} has no schema version in ${VERSION_TABLE}: not made by orderq`);
   if (version !== INBOX_SCHEMA_VERSION) {
     throw new EnvironmentError(`inbox table ${table} has schema version ${version}; this orderq knows version ${INBOX_SCHEMA_VERSION}`);
+  }
+}
+
+/** What `topology ensure --inbox` did to the inbox table. */
+export interface InboxReport {
+  kind: "inbox";
+  /** `table @ host:port/database`: no credentials. */
+  name: string;
+  action: "created" | "exists";
+  settings: { schema: number };
+}
+
+/**
+ * `topology ensure --inbox`: connects, creates or checks the inbox table, disconnects. Throws as
+ * openInboxPool() and ensureInboxSchema().
+ */
+export async function ensureInbox(url: string, table = DEFAULT_INBOX_TABLE): Promise<InboxReport> {
+  const pool = await openInboxPool(url, 1);
+  try {
+    const action = await ensureInboxSchema(pool, table);
+    return { kind: "inbox", name: `${table} @ ${describeInboxUrl(url)}`, action, settings: { schema: INBOX_SCHEMA_VERSION } };
+  } finally {
+    await pool.end();
   }
 }

@@ -10,6 +10,7 @@
  */
 import pg from "pg";
 import type { DbClient, Outcome, OutcomeStore, RecordResult, TransactionalCommit, TransactionResult } from "../pipeline/outcome-store.js";
+import { openInboxPool } from "./connect.js";
 import { checkInboxSchema, checkTableName, DEFAULT_INBOX_TABLE, ORDERQ_LOCK_CLASS } from "./schema.js";
 
 export interface InboxOptions {
@@ -71,13 +72,11 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
   }
 
   /**
-   * Connects and checks the inbox table's shape and version. Throws EnvironmentError when the table is
-   * missing or of another shape, and the driver's error when the database cannot be reached.
+   * Connects and checks the inbox table's shape and version. Throws EnvironmentError when the
+   * database cannot be reached or the table is missing or of another shape; InputError for a bad URL.
    */
   static async open(options: InboxOptions): Promise<InboxStore> {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize });
-    // An idle pooled connection that dies (database restarted) must not crash the process.
-    pool.on("error", () => undefined);
+    const pool = await openInboxPool(options.url, options.poolSize);
     try {
       await checkInboxSchema(pool, options.table ?? DEFAULT_INBOX_TABLE);
     } catch (err) {
