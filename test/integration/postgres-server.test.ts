@@ -1,5 +1,6 @@
 /** The PostgreSQL launcher: a private cluster that survives kill -9, leaves nothing behind, and says clearly when it cannot exist. */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import { EnvironmentError, describeFailure } from "../../src/core/base/errors.js
 import { findPostgresBinDir, PostgresServer } from "../../src/core/fleet/postgres-server.js";
 import { usePostgres } from "../support/postgres.js";
 import { descendants, isGone } from "../support/processes.js";
+import { waitFor } from "../support/wait.js";
 
 async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client(url);
@@ -77,6 +79,21 @@ describe("PostgreSQL launcher", function () {
     console.log(`      restart after kill -9 (crash recovery included): ${Math.round(restartMs)} ms`);
   });
 
+  it("stop() shuts down cleanly and restart() serves the same data again", async () => {
+    const { server } = db;
+    await db.pool.query("CREATE TABLE stop_test AS SELECT 7 AS n");
+    await server.stop();
+    assert.equal(server.running, false);
+    assert.match(readFileSync(server.logFile, "utf8"), /database system is shut down/);
+    await server.restart();
+    const client = await connect(server.url);
+    try {
+      assert.deepEqual((await client.query("SELECT n FROM stop_test")).rows, [{ n: 7 }]);
+    } finally {
+      await client.end();
+    }
+  });
+
   it("dispose() removes the temp dir and the processes, and may be called twice", async () => {
     const started = performance.now();
     const server = await PostgresServer.start();
@@ -87,6 +104,25 @@ describe("PostgreSQL launcher", function () {
     await server.dispose();
     assert.equal(existsSync(server.dir), false);
     assert.ok(isGone(pid));
+  });
+
+  it("leaves no server and no temp dir behind when its process dies without dispose()", async () => {
+    const launcher = new URL("../../src/core/fleet/postgres-server.ts", import.meta.url).href;
+    const script = `
+      import { execFileSync } from "node:child_process";
+      import { PostgresServer } from ${JSON.stringify(launcher)};
+      const server = await PostgresServer.start();
+      const children = execFileSync("pgrep", ["-P", String(server.pid)], { encoding: "utf8" }).trim().split("\\n").map(Number);
+      console.log(JSON.stringify({ pid: server.pid, children, dir: server.dir }));
+      throw new Error("boom");`;
+    const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    assert.match(run.stderr, /boom/);
+    const { pid, children, dir } = JSON.parse(run.stdout) as { pid: number; children: number[]; dir: string };
+    assert.ok(isGone(pid), "the postmaster is killed at exit");
+    assert.equal(existsSync(dir), false);
+    assert.ok(children.length > 0);
+    // Its children notice the postmaster's death and exit on their own.
+    await waitFor("the postmaster's children to exit", () => children.every(isGone), 10_000, 100);
   });
 
   it("fails at start, without taking it for its own, when its port is held by someone else", async () => {

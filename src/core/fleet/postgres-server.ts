@@ -258,9 +258,9 @@ export class PostgresServer {
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) return;
-    child.kill("SIGCONT"); // a paused server cannot act on SIGINT
     child.kill("SIGINT");
-    const timer = setTimeout(() => void this.kill(), STOP_GRACE_MS);
+    // kill() rejects only if children outlive SIGKILL; stop() waits for the postmaster either way.
+    const timer = setTimeout(() => this.kill().catch(() => {}), STOP_GRACE_MS);
     await this.exited;
     clearTimeout(timer);
   }
@@ -338,10 +338,13 @@ async function initdb(binDir: string, user: RunAs | undefined): Promise<string> 
   return dataDir;
 }
 
-/** Options to run a command as `user` (root starting a server): the cwd and HOME it can enter. */
+/**
+ * Options to run a command as `user` (when root starts a server) in `dir`. The environment is not
+ * ours: orderq's may hold NATS credentials, and a server running as another user can read its own.
+ */
 function spawnUser(user: RunAs | undefined, dir: string): { uid?: number; gid?: number; cwd: string; env: NodeJS.ProcessEnv } {
-  const env = { ...process.env, LC_ALL: "C" };
-  return user ? { uid: user.uid, gid: user.gid, cwd: dir, env: { ...env, HOME: dir, USER, LOGNAME: USER } } : { cwd: dir, env };
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C", HOME: dir };
+  return user ? { uid: user.uid, gid: user.gid, cwd: dir, env: { ...env, USER, LOGNAME: USER } } : { cwd: dir, env };
 }
 
 /** Pids whose parent is `pid`, from /proc/<pid>/stat (field 4); none when /proc is absent. */
