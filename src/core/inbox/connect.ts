@@ -2,6 +2,9 @@
 import pg from "pg";
 import { EnvironmentError, errorMessage, InputError } from "../base/errors.js";
 
+/** The variable that carries the inbox URL to worker processes: never their arguments, which `ps` shows. */
+export const INBOX_URL_ENV = "ORDERQ_INBOX_URL";
+
 /**
  * `host:port/database` of a postgres:// URL, for messages: never the user name or the password.
  * Throws InputError when `url` is not a postgres:// or postgresql:// URL.

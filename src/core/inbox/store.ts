@@ -150,7 +150,16 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
       client.on("error", ignore);
       await client.query("BEGIN");
       const results: TransactionResult[] = [];
-      for (const order of batch) results.push(await this.runOrder(client, order));
+      for (const order of batch) {
+        const result = await this.runOrder(client, order);
+        results.push(result);
+        // Orders of one batch keep their row locks until the commit, so a batch that lost a lock
+        // conflict (deadlock, serialization failure) ends here: what is done commits and releases its
+        // locks, and the orders not yet run wait for the next transaction.
+        if (result.kind === "failed" && isLockConflict(result.error)) break;
+      }
+      const notRun = batch.splice(results.length);
+      if (notRun.length > 0) this.waiting.unshift(...notRun);
       await client.query("COMMIT");
       batch.forEach((order, i) => order.resolve(results[i]));
     } catch (err) {
@@ -194,6 +203,13 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
       return { kind: "failed", error };
     }
   }
+}
+
+/** SQLSTATEs of losing a conflict with another transaction: serialization failure, deadlock, lock timeout. */
+const LOCK_CONFLICTS = new Set(["40001", "40P01", "55P03"]);
+
+function isLockConflict(err: unknown): boolean {
+  return LOCK_CONFLICTS.has((err as { code?: string } | undefined)?.code ?? "");
 }
 
 /** The handler's `ctx.db`: queries only, so it cannot end or release the transaction it is lent. */
