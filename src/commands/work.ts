@@ -77,6 +77,8 @@ export default class Work extends OrderqCommand {
     const o = resolve(flags, flags.server);
     // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.
     const child = isSupervisedChild();
+    // A handler module may read the inbox URL from the environment, as the workers' children get it.
+    if (o.inbox) process.env[INBOX_URL_ENV] = o.inbox.url;
     // The module is checked here, once, before any worker process starts: a bad one is exit 2.
     if (flags.handler !== SIMULATED_HANDLER && !child) await loadHandlerModule(flags.handler);
     const nc = await this.connect(flags, { coalesceWrites: true });
