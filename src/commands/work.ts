@@ -1,7 +1,8 @@
 import { Flags, type Interfaces } from "@oclif/core";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { OrderqCommand, probability, nameFlags, settingsFrom, topologyFlags } from "../cli/base.js";
+import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { c, keyValueTable, rate, StatusLine } from "../cli/render.js";
 import * as defaults from "../core/base/defaults.js";
 import { formatDuration, parseDuration } from "../core/base/duration.js";
@@ -11,7 +12,9 @@ import type { ResolvedWorkOptions } from "../core/fleet/work-args.js";
 import { runPool } from "../core/fleet/work-pool.js";
 import { startWorkSupervisor } from "../core/fleet/work-supervisor.js";
 import { isSupervisedChild, leaveSupervisor, startWorkerProcess } from "../core/fleet/worker-process.js";
+import { INBOX_URL_ENV } from "../core/inbox/connect.js";
 import { credentialEnv } from "../core/nats/connection.js";
+import { loadHandlerModule, SIMULATED_HANDLER } from "../core/pipeline/handler-module.js";
 import { ensureTopology } from "../core/nats/topology.js";
 import type { WorkerStats } from "../core/pipeline/worker.js";
 
@@ -28,11 +31,19 @@ export default class Work extends OrderqCommand {
     "<%= config.bin %> work --processes 3 --handler-ms 20 --fail-rate 0.05",
     "<%= config.bin %> work --autoscale --min 1 --max 8 --handler-ms 20 --metrics-port 9464",
     "<%= config.bin %> work --exit-when-idle 2s --json",
+    "ORDERQ_INBOX_URL=postgres://orders@127.0.0.1/shop <%= config.bin %> work --handler ./examples/postgres-orders/handler.mjs",
   ];
 
   static override flags = {
     ...nameFlags,
     ...topologyFlags,
+    handler: Flags.string({
+      summary: `Handler module (its default export is async (order, ctx) => void), or "${SIMULATED_HANDLER}" for the built-in.`,
+      default: SIMULATED_HANDLER,
+    }),
+    ...inboxFlags,
+    "inbox-pool": Flags.integer({ summary: "Database connections per worker process (order transactions open at once).", default: defaults.INBOX.poolSize, min: 1, helpGroup: "INBOX" }),
+    "inbox-batch": Flags.integer({ summary: "Most orders in one transaction, each in its own savepoint (1: a transaction per order).", default: defaults.INBOX.maxBatch, min: 1, helpGroup: "INBOX" }),
     concurrency: Flags.integer({ char: "c", summary: "Orders in flight per process.", default: defaults.CONCURRENCY, min: 1 }),
     processes: Flags.integer({ char: "p", summary: "Worker processes, under one supervisor that replaces any that die.", default: defaults.PROCESSES, min: 1 }),
     "handler-ms": Flags.integer({ summary: "Simulated processing time per order, in ms.", default: 0, min: 0 }),
@@ -71,6 +82,10 @@ export default class Work extends OrderqCommand {
     const o = resolve(flags, flags.server);
     // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.
     const child = isSupervisedChild();
+    // A handler module may read the inbox URL from the environment, as the workers' children get it.
+    if (o.inbox) process.env[INBOX_URL_ENV] = o.inbox.url;
+    // The module is checked here, once, before any worker process starts: a bad one is exit 2.
+    if (flags.handler !== SIMULATED_HANDLER && !child) await loadHandlerModule(flags.handler);
     const nc = await this.connect(flags, { coalesceWrites: true });
     await ensureTopology(nc, o.settings);
     const jsm = await jetstreamManager(nc);
@@ -81,14 +96,14 @@ export default class Work extends OrderqCommand {
       !child && (o.processes > 1 || o.autoscale)
         ? startWorkSupervisor(jsm, o, {
             script: join(this.config.root, "bin", "run.js"),
-            credentials: credentialEnv(this.natsOptions(flags)),
+            credentials: { ...credentialEnv(this.natsOptions(flags)), ...(o.inbox ? { [INBOX_URL_ENV]: o.inbox.url } : {}) },
             log,
             onScale: (event) => {
               scaling.push(event);
               if (!this.jsonEnabled()) log(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
             },
           })
-        : startWorkerProcess(nc, jsm, o, log);
+        : await startWorkerProcess(nc, jsm, o, log);
 
     const status = new StatusLine();
     if (!this.jsonEnabled() && !child) {
@@ -131,10 +146,14 @@ type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
 /** The flags as typed options, each checked and named when it is wrong. */
 function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
   if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
+  const inbox = inboxFrom(flags);
   return {
     server,
     settings: settingsFrom(flags),
     concurrency: flags.concurrency,
+    // Absolute, so worker processes started from another directory find the same module.
+    handler: flags.handler === SIMULATED_HANDLER ? SIMULATED_HANDLER : resolvePath(flags.handler),
+    inbox: inbox && { ...inbox, poolSize: flags["inbox-pool"], maxBatch: flags["inbox-batch"] },
     processes: flags.processes,
     autoscale: flags.autoscale
       ? {

@@ -35,7 +35,7 @@ describe("dead-letter claims", function () {
     // before its copy (the broker was restarting): the claim is in the ledger, the DLQ has nothing.
     const ledger = await Ledger.open(fx.nc, names);
     await ledger.record(id, { result: "dead-lettered", worker: "mover", attempt: 5, streamSeq: seq, at: new Date().toISOString(), reason: "max-deliveries" });
-    ledger.close();
+    await ledger.close();
 
     const worker = new Worker(
       fx.nc,

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { Ledger, readLedgerWrites, type Outcome } from "../../src/core/pipeline/ledger.js";
+import { Ledger, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
+import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
 import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
 import { PubAckRequests } from "../../src/core/nats/pub-acks.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../../src/core/nats/topology.js";
@@ -29,7 +30,7 @@ describe("ledger commit", function () {
     assert.equal(second.written === false && second.existing?.worker, "w1");
     const writes = (await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId === "once-1");
     assert.equal(writes.length, 1, "the refused write left no trace in the ledger's stream");
-    ledger.close();
+    await ledger.close();
   });
 
   it("commits a key whose dead-letter claim was released for replay (a delete marker is not a commit)", async () => {
@@ -40,7 +41,7 @@ describe("ledger commit", function () {
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w2"))).written, true);
     assert.equal((await ledger.get("replayed-1"))?.result, "committed");
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w3"))).written, false, "and only once");
-    ledger.close();
+    await ledger.close();
   });
 
   it("refuses to release a committed order", async () => {
@@ -48,7 +49,7 @@ describe("ledger commit", function () {
     await ledger.record("kept-1", outcome("committed", "w1"));
     assert.equal((await ledger.releaseDeadLetter("kept-1"))?.worker, "w1");
     assert.equal((await ledger.get("kept-1"))?.result, "committed");
-    ledger.close();
+    await ledger.close();
   });
 });
 

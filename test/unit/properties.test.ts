@@ -10,7 +10,8 @@ import { stringify as stringifyYaml } from "yaml";
 import { decodeDlqEntry, DLQ_REASONS, encodeDlqHeaders, oneLine, type DlqEntry } from "../../src/core/pipeline/dlq-entry.js";
 import { InputError } from "../../src/core/base/errors.js";
 import type { HistoryEvent, OpKind } from "../../src/core/pipeline/history.js";
-import type { LedgerWrite, Outcome } from "../../src/core/pipeline/ledger.js";
+import type { LedgerWrite } from "../../src/core/pipeline/ledger.js";
+import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
 import { seededRng } from "../../src/core/base/random.js";
 
 const RUNS = Number(process.env.ORDERQ_PROPERTY_RUNS ?? 300);

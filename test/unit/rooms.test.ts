@@ -14,8 +14,10 @@ const SRC = fileURLToPath(new URL("../../src/", import.meta.url));
 const LEVELS: [room: string, level: number][] = [
   ["core/base", 1],
   ["core/nats", 2],
-  ["core/inbox", 3],
-  ["core/pipeline", 4],
+  // The pipeline defines the ledger-of-record interfaces (OutcomeStore, TransactionalCommit); the
+  // PostgreSQL inbox implements them, so it sits above, and the worker process wires it in.
+  ["core/pipeline", 3],
+  ["core/inbox", 4],
   ["core/fleet", 5],
   ["core/ops", 6],
   ["core/chaos", 7],
@@ -23,6 +25,8 @@ const LEVELS: [room: string, level: number][] = [
   ["core/intake", 7],
   ["cli", 8],
   ["commands", 9],
+  // The package's entry point for handler modules (`import { NonRetryableError } from "orderq"`).
+  ["index.ts", 10],
 ];
 /** Packages that belong to the CLI's surface, never to core. */
 const CLI_ONLY = [/^@oclif\//, /^chalk$/, /^cli-table3$/, /^cli-progress$/];
@@ -47,7 +51,7 @@ export function specifiers(source: string): string[] {
 
 function roomOf(file: string): { room: string; level: number } | undefined {
   const rel = relative(SRC, file);
-  const hit = LEVELS.find(([room]) => rel.startsWith(`${room}/`));
+  const hit = LEVELS.find(([room]) => rel === room || rel.startsWith(`${room}/`));
   return hit && { room: hit[0], level: hit[1] };
 }
 

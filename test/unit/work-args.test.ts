@@ -24,6 +24,8 @@ describe("workArgs", () => {
       concurrency: 9,
       processes: 2,
       autoscale: { min: 1, max: 6, targetLagSeconds: 3, cooldownMs: 1000, sampleMs: 500 },
+      handler: "/srv/shop/handler.mjs",
+      inbox: { table: "shop_inbox", poolSize: 4, maxBatch: 16 },
       handlerMs: 20,
       failRate: 0.25,
       poisonSwitch: false,
@@ -60,6 +62,8 @@ describe("workArgs", () => {
       [f.mover, f.seed, f["metrics-port"], f["crash-after-commit-rate"], f["drop-ack-rate"], f.unsafe, f.trace, f.json],
       [false, 42, 9464, "0.05", "0.01", true, true, true],
     );
+    assert.deepEqual([f.handler, f["inbox-table"], f["inbox-pool"], f["inbox-batch"]], ["/srv/shop/handler.mjs", "shop_inbox", 4, 16]);
+    assert.ok(!args.some((a) => a.startsWith("postgres")), "the inbox URL never goes on a command line");
   });
 
   it("leaves out what is not given, so the command's defaults apply", async () => {

@@ -1,31 +1,38 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../../cli/base.js";
 import { table } from "../../cli/render.js";
+import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
+import { ensureInbox, type InboxReport } from "../../core/inbox/schema.js";
 import { ensureTopology, type ResourceReport } from "../../core/nats/topology.js";
 
 export default class TopologyEnsure extends OrderqCommand {
   static override summary = "Create or verify the streams, consumers and KV buckets orderq needs.";
   static override description =
     "Idempotent. An existing resource whose config differs is an error naming the field and both values; " +
-    "--update applies the changes JetStream allows (never retention or storage).";
+    "--update applies the changes JetStream allows (never retention or storage). With --inbox (or ORDERQ_INBOX_URL) it also " +
+    "creates or checks the inbox table in that PostgreSQL database.";
   static override examples = [
     "<%= config.bin %> topology ensure",
     "<%= config.bin %> topology ensure --ack-wait 30s --max-deliver 10 --update",
     "<%= config.bin %> topology ensure --replicas 3 --json",
+    "ORDERQ_INBOX_URL=postgres://orders@127.0.0.1:5432/shop <%= config.bin %> topology ensure",
   ];
 
   static override flags = {
     ...nameFlags,
     ...topologyFlags,
+    ...inboxFlags,
     update: Flags.boolean({ summary: "Apply differences that JetStream allows instead of failing.", default: false }),
   };
 
-  async run(): Promise<{ resources: ResourceReport[] }> {
+  async run(): Promise<{ resources: Array<ResourceReport | InboxReport> }> {
     const { flags } = await this.parse(TopologyEnsure);
     const settings = settingsFrom(flags);
+    const inbox = inboxFrom(flags);
     const nc = await this.connect(flags);
     try {
-      const resources = await ensureTopology(nc, settings, { verify: true, update: flags.update });
+      const resources: Array<ResourceReport | InboxReport> = await ensureTopology(nc, settings, { verify: true, update: flags.update });
+      if (inbox) resources.push(await ensureInbox(inbox.url, inbox.table));
       this.log(
         table(
           ["kind", "name", "action", "settings"],

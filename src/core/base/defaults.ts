@@ -38,3 +38,11 @@ export const PULL_EXPIRES_MS = 5_000;
 
 /** `orderq work --autoscale`. */
 export const AUTOSCALE = { min: 1, max: 8, targetLagSeconds: 5, cooldownMs: 3_000, sampleMs: 1_000 } as const;
+
+/**
+ * Inbox mode (`orderq work --inbox`): connections per worker process (at most this many order
+ * transactions open at once) and the most orders one transaction takes (each in its own savepoint).
+ * One order per transaction by default: orders batched together keep each other's row locks until
+ * the commit, so handlers that update shared rows (a stock count) deadlock across batches.
+ */
+export const INBOX = { poolSize: 8, maxBatch: 1 } as const;

@@ -7,7 +7,8 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { InFlight } from "../pipeline/in-flight.js";
-import { Ledger, type Outcome } from "../pipeline/ledger.js";
+import { Ledger } from "../pipeline/ledger.js";
+import type { Outcome } from "../pipeline/outcome-store.js";
 import { kvStreamName, orderSubject, type Names, type Source } from "../nats/names.js";
 import { makeOrder, orderJson } from "../pipeline/order.js";
 import { pickWeighted, type Rng } from "../base/random.js";

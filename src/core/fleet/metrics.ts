@@ -12,6 +12,7 @@ const COUNTERS: [CounterName, string, string][] = [
   ["committed", "orderq_orders_committed_total", "Orders committed to the ledger by this worker."],
   ["failedAttempts", "orderq_attempts_failed_total", "Handler errors (each one failed attempt)."],
   ["retried", "orderq_attempts_retried_total", "Failed attempts given back with a backoff delay."],
+  ["deferred", "orderq_deliveries_deferred_total", "Deliveries given back because another delivery of the order held it (inbox mode)."],
   ["suppressedDuplicates", "orderq_duplicates_suppressed_total", "Redeliveries of committed work absorbed by the ledger."],
   ["deadLettered", "orderq_orders_dead_lettered_total", "Orders written to the dead-letter stream."],
   ["invalid", "orderq_payloads_invalid_total", "Payloads that were not a valid order."],

@@ -5,6 +5,15 @@
  */
 import type { TopologySettings } from "../nats/topology.js";
 
+/** Inbox mode's knobs. The database URL is not among them: it reaches a worker in ORDERQ_INBOX_URL. */
+export interface InboxWorkOptions {
+  table: string;
+  /** Connections of each worker process. */
+  poolSize: number;
+  /** Most orders in one transaction. */
+  maxBatch: number;
+}
+
 export interface AutoscaleOptions {
   min: number;
   max: number;
@@ -23,6 +32,9 @@ export interface WorkOptions {
   /** More than one starts a supervisor of worker processes. */
   processes?: number;
   autoscale?: AutoscaleOptions;
+  /** Path of the team's handler module, or "simulated" (the built-in). */
+  handler?: string;
+  inbox?: InboxWorkOptions;
   handlerMs?: number;
   failRate?: number;
   /** false: the simulated handler no longer rejects poison orders (the bug is "fixed"). */
@@ -78,6 +90,10 @@ export function workArgs(o: WorkOptions): string[] {
     add("--cooldown", ms(o.autoscale.cooldownMs));
     add("--sample-every", ms(o.autoscale.sampleMs));
   }
+  add("--handler", o.handler);
+  add("--inbox-table", o.inbox?.table);
+  add("--inbox-pool", o.inbox?.poolSize);
+  add("--inbox-batch", o.inbox?.maxBatch);
   add("--handler-ms", o.handlerMs);
   add("--fail-rate", o.failRate);
   toggle("--poison-switch", o.poisonSwitch, true);
@@ -103,6 +119,7 @@ export type ResolvedWorkOptions = Required<
     WorkOptions,
     | "server"
     | "concurrency"
+    | "handler"
     | "processes"
     | "handlerMs"
     | "failRate"
@@ -118,4 +135,8 @@ export type ResolvedWorkOptions = Required<
     | "trace"
   >
 > &
-  Pick<WorkOptions, "autoscale" | "exitWhenIdleMs" | "seed" | "metricsPort"> & { settings: TopologySettings };
+  Pick<WorkOptions, "autoscale" | "exitWhenIdleMs" | "seed" | "metricsPort"> & {
+    settings: TopologySettings;
+    /** Inbox mode, with the database URL (which workArgs leaves out). */
+    inbox?: InboxWorkOptions & { url: string };
+  };

@@ -6,7 +6,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { randomSeed, seededRng } from "../base/random.js";
 import { DEFAULT_BACKOFF } from "../pipeline/backoff.js";
+import { InboxStore } from "../inbox/store.js";
 import { simulatedHandler } from "../pipeline/handler.js";
+import { loadHandlerModule, SIMULATED_HANDLER } from "../pipeline/handler-module.js";
 import { Worker } from "../pipeline/worker.js";
 import { pipelineRegistry, WorkerMetrics } from "./metrics.js";
 import { backlog } from "./quiescence.js";
@@ -29,9 +31,19 @@ export function leaveSupervisor(): void {
 
 const REPORT_EVERY_MS = 250;
 
-export function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o: ResolvedWorkOptions, log: (line: string) => void): WorkPool {
+/**
+ * Starts one worker in this process with the team's handler module (or the simulated one) and, in
+ * inbox mode, its pool of database connections. Throws InputError for a bad handler module and
+ * EnvironmentError when the inbox cannot be reached or has another shape.
+ */
+export async function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o: ResolvedWorkOptions, log: (line: string) => void): Promise<WorkPool> {
   const names = o.settings.names;
   const seed = o.seed ?? randomSeed();
+  const handler =
+    o.handler === SIMULATED_HANDLER
+      ? simulatedHandler({ handlerMs: o.handlerMs, failRate: o.failRate, poisonSwitch: o.poisonSwitch }, seededRng(seed))
+      : await loadHandlerModule(o.handler);
+  const inbox = o.inbox && (await InboxStore.open(o.inbox));
   const supervised = isSupervisedChild();
   // Read only once the worker exists: metrics are collected after start.
   const metrics = new WorkerMetrics(() => w.stats);
@@ -46,6 +58,8 @@ export function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o:
       confirmAck: o.confirmAck,
       unsafe: o.unsafe,
       mover: o.mover,
+      inbox,
+      onHandlerLog: (orderId, message) => log(`worker ${o.workerId}: order ${orderId}: ${message}`),
       // The latency histogram costs a clock read and an observe per order: only when it is served.
       observeLatency: metricsServed ? (seconds) => metrics.latency.observe(seconds) : undefined,
       onError: (o.trace ? (l: (m: string) => void) => l : onceInAWhile)((message) =>
@@ -54,10 +68,10 @@ export function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o:
       trace: o.trace ? (line) => process.stderr.write(`${new Date().toISOString()} ${o.workerId} ${line}\n`) : undefined,
       faults: { crashAfterCommitRate: o.crashAfterCommitRate, dropAckRate: o.dropAckRate },
     },
-    simulatedHandler({ handlerMs: o.handlerMs, failRate: o.failRate, poisonSwitch: o.poisonSwitch }, seededRng(seed)),
+    handler,
     seededRng(seed + 1),
   );
-  let done: Promise<unknown> = w.run();
+  let done: Promise<unknown> = w.run().finally(() => inbox?.close());
   if (supervised) {
     const report = async () => {
       const snapshot = metricsServed ? await metrics.registry.getMetricsAsJSON() : undefined;

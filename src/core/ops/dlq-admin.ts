@@ -3,7 +3,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { decodeDlqEntry, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "../pipeline/dlq-entry.js";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
-import { Ledger, type Outcome } from "../pipeline/ledger.js";
+import { Ledger } from "../pipeline/ledger.js";
+import type { Outcome, OutcomeStore } from "../pipeline/outcome-store.js";
 import { dlqSubject, orderSubject, type Names } from "../nats/names.js";
 import { deleteIfPresent, isNotFound } from "../nats/not-found.js";
 import { readStream } from "../nats/stream-reader.js";
@@ -111,7 +112,7 @@ export async function replay(
       out.push({ dlqSeq: entry.dlqSeq, orderId: entry.orderId, result: "failed", reason: errorMessage(err) });
     }
   }
-  ctx.ledger.close();
+  await ctx.ledger.close();
   return out;
 }
 
@@ -119,7 +120,7 @@ interface ReplayContext {
   names: Names;
   js: JetStreamClient;
   jsm: JetStreamManager;
-  ledger: Ledger;
+  ledger: OutcomeStore;
 }
 
 async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: boolean): Promise<ReplayOutcome> {

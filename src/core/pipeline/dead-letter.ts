@@ -7,13 +7,13 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { ackedWriteLine } from "./acked-writes.js";
 import type { AttemptLog } from "./attempts.js";
 import { encodeDlqHeaders, headersToRecord, type DlqEntry, type DlqReason } from "./dlq-entry.js";
-import type { Ledger } from "./ledger.js";
+import type { OutcomeStore } from "./outcome-store.js";
 import { dlqMsgId, dlqSubject, type Names } from "../nats/names.js";
 
 export interface DeadLetterContext {
   js: JetStreamClient;
   names: Names;
-  ledger: Ledger;
+  ledger: OutcomeStore;
   attempts: AttemptLog;
   worker: string;
   /** See WorkerOptions.trace. */

@@ -1,11 +1,57 @@
-/** The simulated order handler: processing time, transient failures, and the poison switch. */
-import type { Order } from "./order.js";
-import type { Rng } from "../base/random.js";
+/**
+ * The handler contract — the team's code that processes one order — and the built-in simulated
+ * handler (processing time, transient failures, the poison switch) that chaos runs and the bench use.
+ */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Order } from "./order.js";
+import type { DbClient } from "./outcome-store.js";
+import type { Rng } from "../base/random.js";
 
-/** Retrying cannot help: the order goes to the DLQ at once. */
+export type { DbClient } from "./outcome-store.js";
+export type { Order } from "./order.js";
+
+/** What a handler is given beside the order. */
+export interface HandlerContext {
+  /** This delivery's number: JetStream's delivery count, 1 on the first. */
+  attempt: number;
+  /**
+   * The order id. Pass it to external services (a payment provider's idempotency key, an e-mail
+   * API's de-duplication id): effects outside the inbox's database are at-least-once, and this key is
+   * what lets the other side apply them once.
+   */
+  idempotencyKey: string;
+  /** Aborted when this process stops waiting for the handler (a forced stop): give up and throw. */
+  signal: AbortSignal;
+  /** Writes one line to the worker's log (stderr), tagged with the order id. */
+  log: (message: string) => void;
+  /**
+   * Inbox mode (`--inbox`): the open transaction that the order's inbox row commits in. Writes made
+   * through it commit exactly once, with the row; a failed query fails the attempt (even when the
+   * handler catches it). Without an inbox every call rejects with an error saying so.
+   */
+  db: DbClient;
+}
+
+/** The module contract: `export default async (order, ctx) => { … }`. Resolve = done; throw = failed attempt. */
+export type OrderHandler = (order: Order, ctx: HandlerContext) => Promise<void>;
+
+/** Identity, for type checking a handler module: `export default defineHandler(async (order, ctx) => …)`. */
+export function defineHandler(handler: OrderHandler): OrderHandler {
+  return handler;
+}
+
+/** Brand shared by every copy of orderq, so a handler's own installed copy of this class still counts. */
+const NON_RETRYABLE = Symbol.for("orderq.NonRetryableError");
+
+/** Retrying cannot help: the order goes to the DLQ at once (reason `non-retryable`). */
 export class NonRetryableError extends Error {
   override name = "NonRetryableError";
+  readonly [NON_RETRYABLE] = true;
+}
+
+/** True for a NonRetryableError, whichever copy of orderq the handler imported it from. */
+export function isNonRetryable(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as Record<symbol, unknown>)[NON_RETRYABLE] === true;
 }
 
 export class TransientError extends Error {
@@ -17,7 +63,7 @@ export class PoisonOrderError extends Error {
 }
 
 export interface HandlerConfig {
-  /** Processing time per order. */
+  /** Processing time per order, in ms. */
   handlerMs: number;
   /** Probability that an attempt fails with a transient (retryable) error. */
   failRate: number;
@@ -25,10 +71,8 @@ export interface HandlerConfig {
   poisonSwitch: boolean;
 }
 
-export type Handler = (order: Order, attempt: number) => Promise<void>;
-
-export function simulatedHandler(config: HandlerConfig, rng: Rng): Handler {
-  return async (order, attempt) => {
+export function simulatedHandler(config: HandlerConfig, rng: Rng): OrderHandler {
+  return async (order, { attempt }) => {
     if (config.poisonSwitch && order.simulate) {
       if (order.simulate === "crash") process.kill(process.pid, "SIGKILL");
       if (order.simulate === "fatal") throw new NonRetryableError(`order ${order.id} cannot be processed (fatal)`);

@@ -9,7 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { constantHeaders } from "../nats/client-internals.js";
-import type { DlqReason } from "./dlq-entry.js";
+import type { Outcome, OutcomeStore, RecordResult } from "./outcome-store.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { PubAckRequests } from "../nats/pub-acks.js";
 import { readStream } from "../nats/stream-reader.js";
@@ -17,27 +17,10 @@ import { readStream } from "../nats/stream-reader.js";
 /** JetStream's "wrong last sequence" (and its newer variant): the key exists already. */
 const WRONG_LAST_SEQUENCE: number[] = [JetStreamApiCodes.StreamWrongLastSequence, JetStreamApiCodes.StreamWrongLastSequenceUnknown];
 
-export interface Outcome {
-  result: "committed" | "dead-lettered";
-  worker: string;
-  attempt: number;
-  streamSeq: number;
-  at: string;
-  /** For a dead-letter claim: why, so a move interrupted before its copy can be finished as begun. */
-  reason?: DlqReason;
-  error?: string;
-}
-
-/**
- * "written": this call made the outcome real, at `seq` of the ledger's stream (unknown when a retry
- * found its own earlier write); otherwise the outcome that was there already.
- */
-export type RecordResult = { written: true; seq?: number } | { written: false; existing?: Outcome };
-
 /** What kv.create() sends: the write succeeds only if the key has never been written. */
 const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
 
-export class Ledger {
+export class Ledger implements OutcomeStore {
   private constructor(
     private readonly kv: KV,
     private readonly jsm: JetStreamManager,
@@ -55,7 +38,7 @@ export class Ledger {
   }
 
   /** Ends the hot-path publisher (its subscription and timer); what is still waiting fails. */
-  close(): void {
+  async close(): Promise<void> {
     this.publisher.close();
   }
 

@@ -11,8 +11,9 @@ import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
 import { DlqMover } from "./dlq-mover.js";
 import { errorMessage } from "../base/errors.js";
-import { NonRetryableError, type Handler } from "./handler.js";
-import { Ledger, type Outcome, type RecordResult } from "./ledger.js";
+import { isNonRetryable, type DbClient, type HandlerContext, type OrderHandler } from "./handler.js";
+import { Ledger } from "./ledger.js";
+import type { Outcome, OutcomeStore, RecordResult, TransactionalCommit } from "./outcome-store.js";
 import type { Names } from "../nats/names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "../base/random.js";
@@ -33,6 +34,13 @@ export interface WorkerOptions {
   unsafe: boolean;
   /** Run this process's DLQ mover (on by default: every worker process runs one). */
   mover: boolean;
+  /**
+   * Inbox mode: the ledger of record is this store (the team's PostgreSQL), and each order's handler
+   * runs in the transaction that inserts its outcome row. Owned by the caller, which closes it.
+   */
+  inbox?: OutcomeStore & TransactionalCommit;
+  /** Where a handler's `ctx.log` lines go. */
+  onHandlerLog?: (orderId: string, message: string) => void;
   /** Told of each infrastructure error (the order involved is left for redelivery). */
   onError?: (message: string) => void;
   /** Told of every outcome decision (commit, ack, dead-letter, move, sweep): chaos evidence. */
@@ -56,6 +64,8 @@ export interface WorkerStats {
   failedAttempts: number;
   /** Failed attempts given back with nak(delay). */
   retried: number;
+  /** Deliveries given back with nak(delay) because another delivery of the order held it (inbox mode). */
+  deferred: number;
   /** Orders this process wrote to the DLQ (itself or through its mover). */
   deadLettered: number;
   /** Of those, payloads that were not a valid order. */
@@ -77,6 +87,7 @@ export function emptyStats(): WorkerStats {
     suppressedDuplicates: 0,
     failedAttempts: 0,
     retried: 0,
+    deferred: 0,
     deadLettered: 0,
     invalid: 0,
     droppedAcks: 0,
@@ -84,6 +95,11 @@ export function emptyStats(): WorkerStats {
     inFlight: 0,
   };
 }
+
+/** `ctx.db` without an inbox: a handler that needs a transaction says so on its first query. */
+const NO_DB: DbClient = {
+  query: () => Promise.reject(new Error("ctx.db is only available in inbox mode (orderq work --inbox postgres://…)")),
+};
 
 export class Worker {
   readonly stats = emptyStats();
@@ -99,13 +115,15 @@ export class Worker {
   private heartbeat?: NodeJS.Timeout;
   private ackWaitMs = SERVER_ACK_WAIT_MS;
   private maxDeliver = -1;
-  private ledger!: Ledger;
+  private ledger!: OutcomeStore;
   private dlq!: DeadLetterContext;
+  /** Aborted by abortHandlers(): every handler's `ctx.signal`. */
+  private readonly handlersAbort = new AbortController();
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly options: WorkerOptions,
-    private readonly handler: Handler,
+    private readonly handler: OrderHandler,
     private readonly rng: Rng,
   ) {
     this.js = jetstream(nc);
@@ -115,7 +133,7 @@ export class Worker {
   async run(): Promise<void> {
     const { names } = this.options;
     ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = await consumerAckWaitMs(this.nc, names));
-    this.ledger = await Ledger.open(this.nc, names, this.options.unsafe);
+    this.ledger = this.options.inbox ?? (await Ledger.open(this.nc, names, this.options.unsafe));
     // A failure on the way (the broker gone at start) must not leave the publisher and the timer running.
     try {
       this.dlq = {
@@ -146,7 +164,7 @@ export class Worker {
       await this.mover?.stop();
     } finally {
       clearInterval(this.heartbeat);
-      this.ledger.close();
+      if (!this.options.inbox) await this.ledger.close();
     }
   }
 
@@ -225,6 +243,11 @@ export class Worker {
    * Graceful stop: no new pulls; the open ones are withdrawn (see pull-withdrawal.ts), and every order
    * they deliver meanwhile is processed. run() resolves after them.
    */
+  /** Aborts every handler's `ctx.signal`: this process will not wait for them (a forced stop). */
+  abortHandlers(): void {
+    this.handlersAbort.abort(new Error("the worker stopped waiting for its handlers"));
+  }
+
   stop(): void {
     this.stopping = true;
     for (const pull of this.openPulls) withdrawPull(pull);
@@ -263,36 +286,29 @@ export class Worker {
   }
 
   private async processOrder(msg: JsMsg, order: Order): Promise<void> {
+    const { inbox } = this.options;
+    if (inbox) {
+      await this.processInInbox(msg, order, inbox);
+      return;
+    }
     const attempt = msg.info.deliveryCount;
     // A first delivery cannot be committed yet (publishing is de-duplicated), so only a
     // redelivery pays for this read; the create-if-absent below guards every case anyway.
     // The unsafe negative control skips it too, so a redelivery of committed work is written again
     // (with a plain put) and the chaos checker must see the duplicate.
     const existing = attempt > 1 && !this.options.unsafe ? await this.ledger.get(order.id) : undefined;
-    if (existing) this.options.trace?.(`ledger-has ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${describe(existing)}`);
-    if (existing?.result === "committed") {
-      this.stats.suppressedDuplicates++;
-      await this.ack(msg);
-      return;
-    }
-    if (existing?.result === "dead-lettered") {
-      // A dead-letter move died between its ledger claim and its ack: finish it as it began.
-      await this.toDlq(msg, { reason: existing.reason ?? "max-deliveries", lastError: existing.error, validOrderId: order.id });
+    if (existing) {
+      this.options.trace?.(`ledger-has ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${describe(existing)}`);
+      await this.onOutcomeExists(msg, order, existing);
       return;
     }
     try {
-      await this.handler(order, attempt);
+      await this.handler(order, this.handlerContext(msg, order));
     } catch (err) {
       await this.onHandlerError(msg, order, err);
       return;
     }
-    const commit = await this.commit(order.id, {
-      result: "committed",
-      worker: this.options.workerId,
-      attempt,
-      streamSeq: msg.info.streamSequence,
-      at: new Date().toISOString(),
-    });
+    const commit = await this.commit(order.id, this.committedOutcome(msg));
     if (!commit.written && commit.existing?.result === "dead-lettered") {
       // A DLQ move (the advisory's mover, the orphan sweep) claimed the order while this delivery
       // ran, and may have died or failed before its copy: an ack now would delete an order that is
@@ -310,6 +326,69 @@ export class Worker {
     this.options.trace?.(
       `commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${commit.written ? "written" : `exists, ${commit.existing ? describe(commit.existing) : "not read back"}`}`,
     );
+    await this.afterCommit(msg, order, commit.written);
+  }
+
+  /**
+   * Inbox mode: the inbox row is inserted first, in the transaction the handler then writes through;
+   * the ack comes after the commit. A crash between the two is a redelivery that finds the row.
+   */
+  private async processInInbox(msg: JsMsg, order: Order, inbox: TransactionalCommit): Promise<void> {
+    const result = await inbox.run(order.id, this.committedOutcome(msg), (db) => this.handler(order, this.handlerContext(msg, order, db)));
+    this.options.trace?.(`inbox ${order.id} seq=${msg.info.streamSequence} attempt=${msg.info.deliveryCount}: ${result.kind}`);
+    switch (result.kind) {
+      case "committed":
+        this.stats.committed++;
+        await this.afterCommit(msg, order, true);
+        return;
+      case "exists":
+        await this.onOutcomeExists(msg, order, result.existing);
+        return;
+      case "busy":
+        // Another delivery of this order is in a transaction now: hand this one back for later.
+        this.stats.deferred++;
+        msg.nak(backoffDelay(msg.info.deliveryCount, this.options.backoff, this.rng));
+        return;
+      case "failed":
+        await this.onHandlerError(msg, order, result.error);
+        return;
+    }
+  }
+
+  /** A redelivery of an order with an outcome: committed work is acked, a begun dead-letter move finished. */
+  private async onOutcomeExists(msg: JsMsg, order: Order, existing: Outcome): Promise<void> {
+    if (existing.result === "committed") {
+      this.stats.suppressedDuplicates++;
+      await this.ack(msg);
+      return;
+    }
+    // A dead-letter move died between its claim and its ack: finish it as it began.
+    await this.toDlq(msg, { reason: existing.reason ?? "max-deliveries", lastError: existing.error, validOrderId: order.id });
+  }
+
+  private committedOutcome(msg: JsMsg): Outcome {
+    return {
+      result: "committed",
+      worker: this.options.workerId,
+      attempt: msg.info.deliveryCount,
+      streamSeq: msg.info.streamSequence,
+      at: new Date().toISOString(),
+    };
+  }
+
+  private handlerContext(msg: JsMsg, order: Order, db: DbClient = NO_DB): HandlerContext {
+    const { onHandlerLog } = this.options;
+    return {
+      attempt: msg.info.deliveryCount,
+      idempotencyKey: order.id,
+      signal: this.handlersAbort.signal,
+      log: (message) => onHandlerLog?.(order.id, message),
+      db,
+    };
+  }
+
+  /** After the commit: the fault knobs, the ack, and the latency of a commit this delivery made. */
+  private async afterCommit(msg: JsMsg, order: Order, written: boolean): Promise<void> {
     const { crashAfterCommitRate, dropAckRate } = this.options.faults;
     if (crashAfterCommitRate > 0 && this.rng() < crashAfterCommitRate) process.kill(process.pid, "SIGKILL");
     if (dropAckRate > 0 && this.rng() < dropAckRate) {
@@ -319,7 +398,7 @@ export class Worker {
     }
     await this.ack(msg);
     const { observeLatency } = this.options;
-    const started = observeLatency && commit.written ? this.inFlight.get(msg) : undefined;
+    const started = observeLatency && written ? this.inFlight.get(msg) : undefined;
     if (started !== undefined) observeLatency?.((performance.now() - started) / 1000);
   }
 
@@ -357,7 +436,7 @@ export class Worker {
       errorClass: err instanceof Error ? err.name : typeof err,
       at: new Date().toISOString(),
     });
-    const retryable = !(err instanceof NonRetryableError);
+    const retryable = !isNonRetryable(err);
     const attemptsLeft = this.maxDeliver < 0 || attempt < this.maxDeliver;
     if (retryable && attemptsLeft) {
       this.stats.retried++;

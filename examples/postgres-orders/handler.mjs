@@ -1,0 +1,37 @@
+/**
+ * Stores an order and takes its items out of stock, inside orderq's inbox transaction.
+ *
+ * Run it with `orderq work --handler ./handler.mjs --inbox postgres://…`. orderq opens a transaction,
+ * inserts the order's inbox row, calls this function with `ctx.db` (that transaction's `pg` client),
+ * then commits and acks. So the `orders` row, the stock change and the inbox row commit together or
+ * not at all: a redelivered order finds its inbox row and never reaches this code again, and a crash
+ * before the commit leaves no trace here. Write only through `ctx.db`: a write on another connection
+ * is outside the transaction (see unsafe-handler.mjs for what that costs).
+ *
+ * `order`: { id, source, items: [{ sku, qty, price }], amount, createdAt }.
+ * `ctx`: { attempt, idempotencyKey, signal, log, db }.
+ * A throw is a failed attempt (retried with backoff; `NonRetryableError` from "orderq" sends the order to
+ * the DLQ at once); orderq rolls the transaction back either way.
+ */
+
+// One round trip: the insert feeds the stock update through RETURNING. Quantities are summed per SKU
+// (an order may list one SKU twice; ON CONFLICT DO UPDATE may touch a row once per statement), and
+// rows are locked in SKU order, so two orders sharing SKUs wait for each other instead of deadlocking.
+// An SKU missing from `stock` is added with a negative count (a backorder).
+const STORE_ORDER = `
+WITH stored AS (
+  INSERT INTO orders (id, source, items, amount, created_at)
+  VALUES ($1, $2, $3::jsonb, $4, $5)
+  RETURNING items
+)
+INSERT INTO stock AS s (sku, on_hand)
+SELECT item->>'sku', -sum((item->>'qty')::bigint)
+FROM stored, jsonb_array_elements(stored.items) AS item
+GROUP BY 1
+ORDER BY 1
+ON CONFLICT (sku) DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand`;
+
+export default async function storeOrder(order, ctx) {
+  // items as JSON text: pg would send a JS array as a PostgreSQL array, not as jsonb.
+  await ctx.db.query(STORE_ORDER, [order.id, order.source, JSON.stringify(order.items), order.amount, order.createdAt]);
+}

@@ -1,0 +1,236 @@
+/**
+ * The PostgreSQL inbox: the ledger of record in inbox mode. Each order's outcome row is inserted in
+ * the same transaction as the handler's effects, so the effects commit exactly once with it.
+ *
+ * Orders waiting for a transaction are grouped: when a pooled connection frees up, it takes up to
+ * `maxBatch` waiting orders into one transaction, each inside its own savepoint. A failed order rolls
+ * back to its savepoint and the rest commit together, so a busy worker pays one commit (one WAL flush)
+ * for many orders, while a quiet one still runs each order at once in a transaction of its own.
+ * Nothing is reported before the commit: the worker acks an order only after its row is durable.
+ */
+import pg from "pg";
+import type { DbClient, Outcome, OutcomeStore, RecordResult, TransactionalCommit, TransactionResult } from "../pipeline/outcome-store.js";
+import { openInboxPool } from "./connect.js";
+import { checkInboxSchema, checkTableName, DEFAULT_INBOX_TABLE, ORDERQ_LOCK_CLASS } from "./schema.js";
+
+export interface InboxOptions {
+  /** postgres:// URL of the team's database. */
+  url: string;
+  /** Inbox table name (a plain identifier). */
+  table?: string;
+  /** Connections in the pool: at most this many order transactions are open at once. */
+  poolSize: number;
+  /** Most orders in one transaction (1 = a transaction per order). */
+  maxBatch: number;
+}
+
+/** The database row, as `pg` returns it. */
+interface InboxRow {
+  order_id: string;
+  outcome: Outcome["result"];
+  worker: string;
+  attempt: number;
+  stream_seq: string;
+  reason: string | null;
+  error: string | null;
+  at: Date;
+}
+
+interface Waiting {
+  orderId: string;
+  outcome: Outcome;
+  work: (db: DbClient) => Promise<void>;
+  resolve: (result: TransactionResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/** The savepoint each order of a batch runs in (released before the next order's is taken). */
+const SAVEPOINT = "orderq_order";
+
+export class InboxStore implements OutcomeStore, TransactionalCommit {
+  private readonly waiting: Waiting[] = [];
+  private openTransactions = 0;
+  private readonly table: string;
+  /** The claim, as one statement: try the order's lock, insert its row, and read what was there. */
+  private readonly claim: string;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: InboxOptions,
+  ) {
+    this.table = checkTableName(options.table ?? DEFAULT_INBOX_TABLE);
+    // `existing` is read from the statement's snapshot, so it never sees the row `ins` adds. The lock
+    // keeps two deliveries of one order out of each other's way: the second is told "busy" at once
+    // instead of waiting on the first one's uncommitted row.
+    this.claim = `WITH lock AS (SELECT pg_try_advisory_xact_lock(${ORDERQ_LOCK_CLASS}, hashtext($1)) AS got),
+      ins AS (
+        INSERT INTO ${this.table} (order_id, outcome, worker, attempt, stream_seq, reason, error, at)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM lock WHERE lock.got
+        ON CONFLICT (order_id) DO NOTHING RETURNING 1)
+      SELECT (SELECT got FROM lock) AS locked, EXISTS (SELECT 1 FROM ins) AS inserted,
+             (SELECT row_to_json(t) FROM ${this.table} t WHERE t.order_id = $1) AS existing`;
+  }
+
+  /**
+   * Connects and checks the inbox table's shape and version. Throws EnvironmentError when the
+   * database cannot be reached or the table is missing or of another shape; InputError for a bad URL.
+   */
+  static async open(options: InboxOptions): Promise<InboxStore> {
+    const pool = await openInboxPool(options.url, options.poolSize);
+    try {
+      await checkInboxSchema(pool, options.table ?? DEFAULT_INBOX_TABLE);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new InboxStore(pool, options);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  async get(orderId: string): Promise<Outcome | undefined> {
+    const { rows } = await this.pool.query<InboxRow>(`SELECT * FROM ${this.table} WHERE order_id = $1`, [orderId]);
+    return rows[0] && toOutcome(rows[0]);
+  }
+
+  /** Create-if-absent in a transaction of its own; waits for a concurrent order transaction to end. */
+  async record(orderId: string, outcome: Outcome): Promise<RecordResult> {
+    const { rowCount } = await this.pool.query(
+      `INSERT INTO ${this.table} (order_id, outcome, worker, attempt, stream_seq, reason, error, at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING`,
+      rowValues(orderId, outcome),
+    );
+    if (rowCount === 1) return { written: true };
+    return { written: false, existing: await this.get(orderId) };
+  }
+
+  async releaseDeadLetter(orderId: string): Promise<Outcome | undefined> {
+    const { rowCount } = await this.pool.query(`DELETE FROM ${this.table} WHERE order_id = $1 AND outcome = 'dead-lettered'`, [orderId]);
+    if (rowCount === 1) return undefined;
+    const existing = await this.get(orderId);
+    return existing?.result === "committed" ? existing : undefined;
+  }
+
+  /** Every row: the chaos checker's and the effect checker's view of the inbox. */
+  async rows(): Promise<Array<{ orderId: string; outcome: Outcome }>> {
+    const { rows } = await this.pool.query<InboxRow>(`SELECT * FROM ${this.table} ORDER BY at, order_id`);
+    return rows.map((row) => ({ orderId: row.order_id, outcome: toOutcome(row) }));
+  }
+
+  run(orderId: string, outcome: Outcome, work: (db: DbClient) => Promise<void>): Promise<TransactionResult> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ orderId, outcome, work, resolve, reject });
+      this.startTransactions();
+    });
+  }
+
+  /** One transaction per free connection, each taking the orders waiting at that moment. */
+  private startTransactions(): void {
+    while (this.openTransactions < this.options.poolSize && this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.options.maxBatch);
+      this.openTransactions++;
+      void this.transaction(batch).finally(() => {
+        this.openTransactions--;
+        this.startTransactions();
+      });
+    }
+  }
+
+  /** Runs a batch in one transaction; every order's result is told only after the commit. */
+  private async transaction(batch: Waiting[]): Promise<void> {
+    let client: pg.PoolClient | undefined;
+    let failure: unknown;
+    // A connection lost between queries is reported as an event: without a listener it would crash
+    // the process; the next query on it fails anyway, and that failure is what the batch reports.
+    const ignore = () => undefined;
+    try {
+      client = await this.pool.connect();
+      client.on("error", ignore);
+      await client.query("BEGIN");
+      const results: TransactionResult[] = [];
+      for (const order of batch) {
+        const result = await this.runOrder(client, order);
+        results.push(result);
+        // Orders of one batch keep their row locks until the commit, so a batch that lost a lock
+        // conflict (deadlock, serialization failure) ends here: what is done commits and releases its
+        // locks, and the orders not yet run wait for the next transaction.
+        if (result.kind === "failed" && isLockConflict(result.error)) break;
+      }
+      const notRun = batch.splice(results.length);
+      if (notRun.length > 0) this.waiting.unshift(...notRun);
+      await client.query("COMMIT");
+      batch.forEach((order, i) => order.resolve(results[i]));
+    } catch (err) {
+      failure = err;
+      await client?.query("ROLLBACK").catch(() => undefined);
+      for (const order of batch) order.reject(err);
+    } finally {
+      client?.off("error", ignore);
+      // A connection that failed mid-transaction is not given back to the pool.
+      client?.release(failure !== undefined);
+    }
+  }
+
+  /**
+   * One order inside the batch's transaction, in its own savepoint. Throws only when the connection
+   * or the transaction itself failed (then the whole batch is rolled back and reported failed).
+   */
+  private async runOrder(client: pg.PoolClient, order: Waiting): Promise<TransactionResult> {
+    await client.query(`SAVEPOINT ${SAVEPOINT}`);
+    const claim = await client.query<{ locked: boolean; inserted: boolean; existing: Record<string, unknown> | null }>({
+      name: `orderq_claim_${this.table}`,
+      text: this.claim,
+      values: rowValues(order.orderId, order.outcome),
+    });
+    const { locked, inserted, existing } = claim.rows[0];
+    if (!inserted) {
+      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      if (existing) return { kind: "exists", existing: toOutcome(existing as unknown as InboxRow) };
+      if (!locked) return { kind: "busy" };
+      throw new Error(`inbox: the row of order ${order.orderId} was neither inserted nor found`);
+    }
+    try {
+      await order.work(transactionView(client));
+      // A handler that swallowed a failed query returns normally, yet the transaction is aborted:
+      // the release then fails, and the order is rolled back like any failed attempt.
+      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      return { kind: "committed" };
+    } catch (error) {
+      await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      return { kind: "failed", error };
+    }
+  }
+}
+
+/** SQLSTATEs of losing a conflict with another transaction: serialization failure, deadlock, lock timeout. */
+const LOCK_CONFLICTS = new Set(["40001", "40P01", "55P03"]);
+
+function isLockConflict(err: unknown): boolean {
+  return LOCK_CONFLICTS.has((err as { code?: string } | undefined)?.code ?? "");
+}
+
+/** The handler's `ctx.db`: queries only, so it cannot end or release the transaction it is lent. */
+function transactionView(client: pg.PoolClient): DbClient {
+  return { query: (text, values) => client.query(text, values) };
+}
+
+function rowValues(orderId: string, outcome: Outcome): unknown[] {
+  return [orderId, outcome.result, outcome.worker, outcome.attempt, outcome.streamSeq, outcome.reason ?? null, outcome.error ?? null, outcome.at];
+}
+
+/** A row from `SELECT *` (Date, bigint as string) or from `row_to_json` (ISO string, number). */
+function toOutcome(row: InboxRow): Outcome {
+  const outcome: Outcome = {
+    result: row.outcome,
+    worker: row.worker,
+    attempt: Number(row.attempt),
+    streamSeq: Number(row.stream_seq),
+    at: row.at instanceof Date ? row.at.toISOString() : new Date(row.at).toISOString(),
+  };
+  if (row.reason) outcome.reason = row.reason as Outcome["reason"];
+  if (row.error) outcome.error = row.error;
+  return outcome;
+}
