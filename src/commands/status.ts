@@ -3,6 +3,7 @@ import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
 import { parseDuration } from "../core/base/duration.js";
 import { setTimeout as sleep } from "node:timers/promises";
+import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { StatusReader, type Status } from "../core/ops/status.js";
 
 export default class StatusCommand extends OrderqCommand {
@@ -22,15 +23,18 @@ export default class StatusCommand extends OrderqCommand {
     ...nameFlags,
     watch: Flags.boolean({ char: "w", summary: "Refresh until Ctrl-C.", default: false }),
     interval: Flags.string({ summary: "Refresh period with --watch.", default: "1s" }),
+    ...inboxFlags,
   };
 
   async run(): Promise<Status | undefined> {
     const { flags } = await this.parse(StatusCommand);
     const intervalMs = parseDuration(flags.interval, "--interval");
     const names = namesFrom(flags);
+    const target = inboxFrom(flags);
     const nc = await this.connect(flags);
+    let reader: StatusReader | undefined;
     try {
-      const reader = new StatusReader(nc, names);
+      reader = await StatusReader.open(nc, names, target);
       if (!flags.watch) {
         const s = await reader.read();
         this.log(render(s));
@@ -49,6 +53,7 @@ export default class StatusCommand extends OrderqCommand {
       }
       return undefined;
     } finally {
+      await reader?.close();
       await nc.close();
     }
   }
@@ -64,6 +69,7 @@ function render(s: Status): string {
       `${s.dlq.depth} (${Object.entries(s.dlq.byReason).map(([r, n]) => `${r} ${n}`).join(", ")}${s.dlq.foreign ? `, not orderq entries ${s.dlq.foreign}` : ""})`,
     ],
     [`ledger ${s.ledger.bucket}`, `${s.ledger.orders} orders, ${s.ledger.writes} writes`],
+    ...(s.inbox ? [[`inbox ${s.inbox.table}`, `${s.inbox.committed} committed, ${s.inbox.deadLettered} dead-lettered`] as [string, string]] : []),
     ["advisories waiting for a mover", s.advisoriesWaiting],
   ]);
 }

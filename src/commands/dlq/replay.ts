@@ -1,3 +1,4 @@
+import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
 import { Flags } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, filterFlags, filterFrom, given, loadSelection, plural, validateSelection } from "../../cli/dlq.js";
@@ -37,6 +38,7 @@ export default class DlqReplay extends DlqCommand {
     ...filterFlags,
     all: Flags.boolean({ summary: "Replay every entry (narrowed by --source / --reason).", default: false }),
     "dry-run": Flags.boolean({ summary: "Report what would be replayed or refused; publish nothing.", default: false }),
+    ...inboxFlags,
   };
 
   async run(): Promise<DlqReplayResult> {
@@ -44,9 +46,10 @@ export default class DlqReplay extends DlqCommand {
     const selectors = argv as string[];
     validateSelection("replay", { selectors, bulk: given(flags, ["all"]), narrowing: given(flags, ["source", "reason"]) });
     const dryRun = flags["dry-run"];
+    const inbox = inboxFrom(flags);
     return this.withDlq(flags, async (nc, names) => {
       const entries = await loadSelection(nc, names, selectors, filterFrom(flags));
-      const results = await replay(nc, names, entries, { dryRun });
+      const results = await replay(nc, names, entries, { dryRun, inbox });
       const count = (result: ReplayOutcome["result"]) => results.filter((r) => r.result === result).length;
       const summary: DlqReplayResult = {
         dryRun,

@@ -113,6 +113,13 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
     return existing?.result === "committed" ? existing : undefined;
   }
 
+  /** Rows by outcome, for `orderq status`. */
+  async counts(): Promise<{ table: string; committed: number; deadLettered: number }> {
+    const { rows } = await this.pool.query<{ outcome: string; n: string }>(`SELECT outcome, count(*) AS n FROM ${this.table} GROUP BY outcome`);
+    const count = (outcome: string) => Number(rows.find((r) => r.outcome === outcome)?.n ?? 0);
+    return { table: this.table, committed: count("committed"), deadLettered: count("dead-lettered") };
+  }
+
   /** Every row: the chaos checker's and the effect checker's view of the inbox. */
   async rows(): Promise<Array<{ orderId: string; outcome: Outcome }>> {
     const { rows } = await this.pool.query<InboxRow>(`SELECT * FROM ${this.table} ORDER BY at, order_id`);

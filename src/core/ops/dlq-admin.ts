@@ -3,6 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { decodeDlqEntry, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "../pipeline/dlq-entry.js";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
+import { InboxStore } from "../inbox/store.js";
 import { Ledger } from "../pipeline/ledger.js";
 import type { Outcome, OutcomeStore } from "../pipeline/outcome-store.js";
 import { dlqSubject, orderSubject, type Names } from "../nats/names.js";
@@ -94,15 +95,18 @@ export interface ReplayOutcome {
 
 /**
  * Publishes entries back to `orders.<source>` with a fresh message id and removes each from the DLQ
- * only after its PubAck. An order the ledger holds as committed is refused: it would not be processed.
+ * only after its PubAck. An order the ledger of record holds as committed is refused: it would not be
+ * processed. In inbox mode (`opts.inbox`: the inbox's URL and table) that ledger is the inbox table,
+ * whose dead-letter claim must be released for the replayed order to be processed.
  */
 export async function replay(
   nc: NatsConnection,
   names: Names,
   entries: StoredDlqEntry[],
-  opts: { dryRun: boolean },
+  opts: { dryRun: boolean; inbox?: { url: string; table: string } },
 ): Promise<ReplayOutcome[]> {
-  const ctx: ReplayContext = { names, js: jetstream(nc), jsm: await jetstreamManager(nc), ledger: await Ledger.open(nc, names) };
+  const ledger = opts.inbox ? await InboxStore.open({ ...opts.inbox, poolSize: 1, maxBatch: 1 }) : await Ledger.open(nc, names);
+  const ctx: ReplayContext = { names, js: jetstream(nc), jsm: await jetstreamManager(nc), ledger };
   const out: ReplayOutcome[] = [];
   for (const entry of entries) {
     try {

@@ -6,6 +6,7 @@ import { countByReason, scanDlq } from "./dlq-admin.js";
 import { EnvironmentError } from "../base/errors.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { isNotFound } from "../nats/not-found.js";
+import { InboxStore } from "../inbox/store.js";
 
 export interface Status {
   stream: { name: string; messages: number; bytes: number; firstSeq: number; lastSeq: number };
@@ -24,6 +25,8 @@ export interface Status {
   /** `foreign`: messages in the DLQ stream that are not orderq entries. */
   dlq: { name: string; depth: number; byReason: Record<DlqReason, number>; foreign: number };
   ledger: { bucket: string; orders: number; writes: number };
+  /** Inbox mode: the inbox table's rows by outcome (the ledger of record there). */
+  inbox?: { table: string; committed: number; deadLettered: number };
   advisoriesWaiting: number;
 }
 
@@ -38,7 +41,21 @@ export class StatusReader {
   constructor(
     private readonly nc: NatsConnection,
     private readonly names: Names,
+    private readonly inbox?: InboxStore,
   ) {}
+
+  /**
+   * A reader of the pipeline and, given an inbox (`{ url, table }`), of the inbox table too. Throws as
+   * InboxStore.open() when the inbox cannot be read.
+   */
+  static async open(nc: NatsConnection, names: Names, inbox?: { url: string; table: string }): Promise<StatusReader> {
+    return new StatusReader(nc, names, inbox && (await InboxStore.open({ ...inbox, poolSize: 1, maxBatch: 1 })));
+  }
+
+  /** Closes the inbox's connection, if any (the NATS connection is the caller's). */
+  async close(): Promise<void> {
+    await this.inbox?.close();
+  }
 
   async read(): Promise<Status> {
     const { nc, names } = this;
@@ -53,6 +70,7 @@ export class StatusReader {
       found(jsm.consumers.info(names.advisoryStream, names.moverConsumer), `consumer ${names.moverConsumer} on ${names.advisoryStream}`),
     ]);
     const reasons = await this.tally.update(nc, names, dlq);
+    const inbox = await this.inbox?.counts();
     return {
       stream: {
         name: names.stream,
@@ -71,6 +89,7 @@ export class StatusReader {
       },
       dlq: { name: names.dlqStream, depth: dlq.state.messages, ...reasons },
       ledger: { bucket: names.ledgerBucket, orders: ledger.state.num_subjects ?? 0, writes: ledger.state.messages },
+      ...(inbox ? { inbox } : {}),
       advisoriesWaiting: mover.num_pending + mover.num_ack_pending,
     };
   }
