@@ -57,6 +57,10 @@ export default class Work extends OrderqCommand {
     "backoff-max": Flags.string({ summary: "Upper bound of any retry delay.", default: formatDuration(defaults.BACKOFF.maxMs) }),
     "confirm-ack": Flags.boolean({ summary: "Await a confirmed ack (double ack) for every order.", default: false }),
     "exit-when-idle": Flags.string({ summary: "Exit once nothing is pending or in flight for this long (e.g. 2s)." }),
+    "drain-timeout": Flags.string({
+      summary: "On SIGTERM/SIGINT, how long to wait for the orders in hand; then their handlers' ctx.signal is aborted and they are left for redelivery.",
+      default: formatDuration(defaults.DRAIN_TIMEOUT_MS),
+    }),
     "worker-id": Flags.string({ summary: "Name of this worker in the ledger and attempt history.", default: `w-${process.pid}` }),
     mover: Flags.boolean({ summary: "Run a DLQ mover in this process.", default: true, allowNo: true }),
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
@@ -171,6 +175,7 @@ function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
     backoffMaxMs: parseDuration(flags["backoff-max"], "--backoff-max"),
     confirmAck: flags["confirm-ack"],
     exitWhenIdleMs: flags["exit-when-idle"] ? parseDuration(flags["exit-when-idle"], "--exit-when-idle") : undefined,
+    drainTimeoutMs: parseDuration(flags["drain-timeout"], "--drain-timeout"),
     workerId: flags["worker-id"],
     mover: flags.mover,
     seed: flags.seed,

@@ -39,7 +39,8 @@ describe("dead-letter claims", function () {
 
     const worker = new Worker(
       fx.nc,
-      { names, workerId: "w-test", concurrency: 4, backoff: DEFAULT_BACKOFF, confirmAck: true, unsafe: false, mover: false, faults: { crashAfterCommitRate: 0, dropAckRate: 0 } },
+      { names, workerId: "w-test", concurrency: 4, backoff: DEFAULT_BACKOFF, confirmAck: true, unsafe: false, mover: false,
+        drainTimeoutMs: 30_000, faults: { crashAfterCommitRate: 0, dropAckRate: 0 } },
       async () => {},
       seededRng(2),
     );

@@ -64,6 +64,65 @@ describe("orderq work with a handler module and a PostgreSQL inbox", function ()
     assert.equal(rows[0].sold, rows[0].moved);
   });
 
+  it("gives up on handlers that never settle at the drain timeout: their signal is aborted, their transactions rolled back, their orders left", async () => {
+    const stream = "HANG";
+    const names = { stream, consumer: "hang-workers", dlqStream: "HANG_DLQ", ledgerBucket: "hang_ledger" };
+    const topology = ["--stream", stream, "--consumer", names.consumer, "--dlq-stream", names.dlqStream, "--ledger-bucket", names.ledgerBucket];
+    const aborted = join(scratch, "aborted.txt");
+    const hang = join(scratch, "hang.mjs");
+    writeFileSync(
+      hang,
+      `import { appendFileSync } from "node:fs";
+` +
+        `export default (order, ctx) => new Promise(() => {
+` +
+        `  ctx.signal.addEventListener("abort", () => appendFileSync(${JSON.stringify(aborted)}, order.id + "\\n"));
+});
+`,
+    );
+    const ensured = await runCli(["topology", "ensure", "--server", fx.server.url, ...topology, "--inbox-table", "hang_inbox"], { ORDERQ_INBOX_URL: db.server.url });
+    assert.equal(ensured.code, 0, ensured.stderr);
+    const produced = await runCli(["produce", "--count", "10", "--server", fx.server.url, ...topology, "--json"]);
+    assert.equal(json(produced).accepted, 10, produced.stderr);
+    const worker = startCli(
+      ["work", "--server", fx.server.url, ...topology, "--handler", hang, "--concurrency", "4", "--drain-timeout", "1s", "--inbox-table", "hang_inbox"],
+      { ORDERQ_INBOX_URL: db.server.url },
+    );
+    await waitFor("4 orders in open transactions", async () => (await count("SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction'").catch(() => 0)) >= 4);
+    worker.child.kill("SIGTERM");
+    const result = await worker.done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /drain timeout: 4 order\(s\) still being handled/);
+    assert.equal(readFileSync(aborted, "utf8").trim().split("\n").length, 4, "each hanging handler saw its signal abort");
+    assert.equal(await count("SELECT count(*) AS n FROM hang_inbox"), 0, "their transactions were rolled back");
+    const status = json(await runCli(["status", "--server", fx.server.url, ...topology, "--json"]));
+    assert.equal(status.stream.messages, 10, "nothing was acked: every order is still there for redelivery");
+  });
+
+  it("retries a handler that throws a non-Error value, then dead-letters it with that value as its last error", async () => {
+    const stream = "ODD";
+    const topology = ["--stream", stream, "--consumer", "odd-workers", "--dlq-stream", "ODD_DLQ", "--ledger-bucket", "odd_ledger"];
+    const odd = join(scratch, "odd.mjs");
+    writeFileSync(odd, `export default async () => { throw "out of cheese"; };\n`);
+    const ensured = await runCli(["topology", "ensure", "--server", fx.server.url, ...topology, "--max-deliver", "2", "--inbox-table", "odd_inbox"], {
+      ORDERQ_INBOX_URL: db.server.url,
+    });
+    assert.equal(ensured.code, 0, ensured.stderr);
+    assert.equal(json(await runCli(["produce", "--count", "3", "--server", fx.server.url, ...topology, "--json"])).accepted, 3);
+    const worked = await runCli(
+      ["work", "--server", fx.server.url, ...topology, "--handler", odd, "--max-deliver", "2", "--backoff-base", "10ms", "--inbox-table", "odd_inbox", "--exit-when-idle", "1s", "--json"],
+      { ORDERQ_INBOX_URL: db.server.url },
+    );
+    assert.equal(worked.code, 0, worked.stderr);
+    assert.deepEqual([json(worked).failedAttempts, json(worked).deadLettered, json(worked).committed], [6, 3, 0]);
+    const listed = json(await runCli(["dlq", "list", "--server", fx.server.url, ...topology, "--json"]));
+    assert.deepEqual(
+      listed.entries.map((e: { lastError: string }) => e.lastError),
+      ["out of cheese", "out of cheese", "out of cheese"],
+    );
+    assert.equal(await count("SELECT count(*) AS n FROM odd_inbox WHERE outcome = 'dead-lettered'"), 3);
+  });
+
   it("refuses a handler module that is missing, has no default export, or throws while loading (exit 2, one line naming it)", async () => {
     const noDefault = join(scratch, "no-default.mjs");
     writeFileSync(noDefault, "export const handler = async () => {};\n");

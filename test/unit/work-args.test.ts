@@ -33,6 +33,7 @@ describe("workArgs", () => {
       backoffMaxMs: 100,
       confirmAck: true,
       exitWhenIdleMs: 2000,
+      drainTimeoutMs: 5000,
       workerId: "w9",
       mover: false,
       seed: 42,
@@ -62,6 +63,7 @@ describe("workArgs", () => {
       [f.mover, f.seed, f["metrics-port"], f["crash-after-commit-rate"], f["drop-ack-rate"], f.unsafe, f.trace, f.json],
       [false, 42, 9464, "0.05", "0.01", true, true, true],
     );
+    assert.equal(f["drain-timeout"], "5000ms");
     assert.deepEqual([f.handler, f["inbox-table"], f["inbox-pool"], f["inbox-batch"]], ["/srv/shop/handler.mjs", "shop_inbox", 4, 16]);
     assert.ok(!args.some((a) => a.startsWith("postgres")), "the inbox URL never goes on a command line");
   });

@@ -19,6 +19,9 @@ export const REPLICAS = 1;
 /** Retry delay after a failed attempt, passed to nak(delay): exponential, capped, with jitter. */
 export const BACKOFF = { baseMs: 250, factor: 2, maxMs: 5_000, jitter: 0.2 } as const;
 
+/** After SIGTERM, how long a worker waits for the orders in hand before aborting their handlers. */
+export const DRAIN_TIMEOUT_MS = 30_000;
+
 /** Orders in flight per worker process. */
 export const CONCURRENCY = 256;
 /** Worker processes of `orderq work`. */

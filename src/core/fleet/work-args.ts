@@ -43,6 +43,7 @@ export interface WorkOptions {
   backoffMaxMs?: number;
   confirmAck?: boolean;
   exitWhenIdleMs?: number;
+  drainTimeoutMs?: number;
   workerId?: string;
   /** false: no DLQ mover in this process. */
   mover?: boolean;
@@ -101,6 +102,7 @@ export function workArgs(o: WorkOptions): string[] {
   add("--backoff-max", o.backoffMaxMs === undefined ? undefined : ms(o.backoffMaxMs));
   toggle("--confirm-ack", o.confirmAck);
   add("--exit-when-idle", o.exitWhenIdleMs === undefined ? undefined : ms(o.exitWhenIdleMs));
+  add("--drain-timeout", o.drainTimeoutMs === undefined ? undefined : ms(o.drainTimeoutMs));
   add("--worker-id", o.workerId);
   toggle("--mover", o.mover, true);
   add("--seed", o.seed);
@@ -120,6 +122,7 @@ export type ResolvedWorkOptions = Required<
     | "server"
     | "concurrency"
     | "handler"
+    | "drainTimeoutMs"
     | "processes"
     | "handlerMs"
     | "failRate"

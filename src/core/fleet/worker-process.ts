@@ -58,6 +58,7 @@ export async function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManag
       confirmAck: o.confirmAck,
       unsafe: o.unsafe,
       mover: o.mover,
+      drainTimeoutMs: o.drainTimeoutMs,
       inbox,
       onHandlerLog: (orderId, message) => log(`worker ${o.workerId}: order ${orderId}: ${message}`),
       // The latency histogram costs a clock read and an observe per order: only when it is served.

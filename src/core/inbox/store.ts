@@ -50,6 +50,8 @@ const SAVEPOINT = "orderq_order";
 export class InboxStore implements OutcomeStore, TransactionalCommit {
   private readonly waiting: Waiting[] = [];
   private openTransactions = 0;
+  /** Connections lent to a transaction right now: close() ends them rather than wait for them. */
+  private readonly lent = new Set<pg.PoolClient>();
   private readonly table: string;
   /** The claim, as one statement: try the order's lock, insert its row, and read what was there. */
   private readonly claim: string;
@@ -86,7 +88,15 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
     return new InboxStore(pool, options);
   }
 
+  /**
+   * Ends the pool. A transaction still open (a handler the worker gave up on at its drain timeout) is
+   * cut off, which rolls it back: its order was not acked and will be redelivered.
+   */
   async close(): Promise<void> {
+    for (const client of this.lent) {
+      this.lent.delete(client);
+      client.release(true);
+    }
     await this.pool.end();
   }
 
@@ -154,6 +164,7 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
     const ignore = () => undefined;
     try {
       client = await this.pool.connect();
+      this.lent.add(client);
       client.on("error", ignore);
       await client.query("BEGIN");
       const results: TransactionResult[] = [];
@@ -174,9 +185,11 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
       await client?.query("ROLLBACK").catch(() => undefined);
       for (const order of batch) order.reject(err);
     } finally {
-      client?.off("error", ignore);
-      // A connection that failed mid-transaction is not given back to the pool.
-      client?.release(failure !== undefined);
+      if (client && this.lent.delete(client)) {
+        client.off("error", ignore);
+        // A connection that failed mid-transaction is not given back to the pool.
+        client.release(failure !== undefined);
+      }
     }
   }
 

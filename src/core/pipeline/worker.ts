@@ -34,6 +34,8 @@ export interface WorkerOptions {
   unsafe: boolean;
   /** Run this process's DLQ mover (on by default: every worker process runs one). */
   mover: boolean;
+  /** After stop(), how long to wait for the orders in hand before giving up on their handlers, in ms. */
+  drainTimeoutMs: number;
   /**
    * Inbox mode: the ledger of record is this store (the team's PostgreSQL), and each order's handler
    * runs in the transaction that inserts its outcome row. Owned by the caller, which closes it.
@@ -75,6 +77,8 @@ export interface WorkerStats {
   /** Infrastructure errors (broker down, timeouts); the message is left for redelivery. */
   errors: number;
   inFlight: number;
+  /** Orders still being handled when the drain timeout gave up on them (left for redelivery). */
+  abandoned: number;
 }
 
 function describe(o: Outcome): string {
@@ -93,6 +97,7 @@ export function emptyStats(): WorkerStats {
     droppedAcks: 0,
     errors: 0,
     inFlight: 0,
+    abandoned: 0,
   };
 }
 
@@ -117,8 +122,9 @@ export class Worker {
   private maxDeliver = -1;
   private ledger!: OutcomeStore;
   private dlq!: DeadLetterContext;
-  /** Aborted by abortHandlers(): every handler's `ctx.signal`. */
+  /** Every handler's `ctx.signal`: aborted when the drain timeout gives up on them. */
   private readonly handlersAbort = new AbortController();
+  private drainTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -160,7 +166,8 @@ export class Worker {
 
       const consumer = await this.js.consumers.get(names.stream, names.consumer);
       await this.pullLoop(consumer);
-      while (this.inFlight.size > 0) await this.slotFree();
+      while (this.inFlight.size > 0 && !this.handlersAbort.signal.aborted) await this.slotFree();
+      clearTimeout(this.drainTimer);
       await this.mover?.stop();
     } finally {
       clearInterval(this.heartbeat);
@@ -241,16 +248,22 @@ export class Worker {
 
   /**
    * Graceful stop: no new pulls; the open ones are withdrawn (see pull-withdrawal.ts), and every order
-   * they deliver meanwhile is processed. run() resolves after them.
+   * they deliver meanwhile is processed. run() resolves after them — or, once `drainTimeoutMs` has
+   * passed, gives up on the handlers still running: their `ctx.signal` is aborted and their orders are
+   * left unacked, to be redelivered after the ack wait.
    */
-  /** Aborts every handler's `ctx.signal`: this process will not wait for them (a forced stop). */
-  abortHandlers(): void {
-    this.handlersAbort.abort(new Error("the worker stopped waiting for its handlers"));
-  }
-
   stop(): void {
+    if (this.stopping) return;
     this.stopping = true;
     for (const pull of this.openPulls) withdrawPull(pull);
+    this.drainTimer = setTimeout(() => {
+      this.stats.abandoned = this.inFlight.size;
+      this.options.onError?.(
+        `drain timeout: ${this.inFlight.size} order(s) still being handled after ${this.options.drainTimeoutMs} ms; their handlers are aborted and the orders left for redelivery`,
+      );
+      this.handlersAbort.abort(new Error("the worker stopped waiting for its handlers (drain timeout)"));
+      this.wake();
+    }, this.options.drainTimeoutMs);
     this.wake();
   }
 
