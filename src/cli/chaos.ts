@@ -17,6 +17,8 @@ export interface ScenarioRunOptions {
   seed: number;
   orders?: number;
   unsafe: boolean;
+  /** The workers' handler module (absolute), instead of the scenario's. */
+  handler?: string;
   external?: NatsOptions;
   reportDir?: string;
   /** Live progress and fault lines on a TTY (never with --json). */
@@ -57,6 +59,7 @@ export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Pr
       seed: o.seed,
       orders: o.orders,
       unsafe: o.unsafe,
+      handler: o.handler,
       external: o.external,
       cliScript: join(o.config.root, "bin", "run.js"),
       signal: controller.signal,

@@ -30,6 +30,7 @@ const FAULT_COLOURS: Record<string, string> = {
   "kill-server": "#9467bd",
   "cut-network": "#8c564b",
   "slow-network": "#bcbd22",
+  "db-restart": "#17becf",
 };
 
 interface Series {

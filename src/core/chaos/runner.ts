@@ -27,6 +27,7 @@ import { ProxiedPath, type Upstream } from "./proxy.js";
 import { faultKinds, faultNames, type Scenario } from "./scenario.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
+import { acceptedIds, InboxRun, type InboxRunResult } from "./inbox-run.js";
 
 /** Quiet must last this long: a redelivery or an advisory can be on its way right after a quiet sample. */
 const QUIET_FOR_MS = 2_000;
@@ -50,6 +51,8 @@ export interface RunOptions {
   external?: NatsOptions;
   /** The CLI entry point (bin/run.js) that worker processes run. */
   cliScript: string;
+  /** The workers' handler module (absolute path), instead of the scenario's: e.g. the unsafe example, as a negative control. */
+  handler?: string;
   signal?: AbortSignal;
   events?: RunEvents;
 }
@@ -131,6 +134,8 @@ export interface ChaosResult {
   final: FinalState;
   /** Start of the run, ms since epoch; timeline and fault windows count from here. */
   startedAt: number;
+  /** Inbox mode: the inbox as the ledger of record, and the effect check. */
+  inbox?: InboxRunResult;
 }
 
 export interface RunOutput {
@@ -204,6 +209,10 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
   if (external && faultKinds(s).includes("kill-server")) {
     throw new InputError(`scenario ${s.name} kills servers: it needs servers of its own (run it without --server)`);
   }
+  if (options.unsafe && s.inbox) {
+    throw new InputError(`scenario ${s.name} uses the inbox, where --unsafe changes nothing: the negative control is an unsafe handler (--handler examples/postgres-orders/unsafe-handler.mjs)`);
+  }
+  const handler = options.handler ?? s.handler.module;
   const orders = options.orders ?? s.orders;
   const note = (text: string) => options.events?.onNote?.(text);
   const teardown = new Teardown();
@@ -228,6 +237,11 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       directUrl = server.url;
     }
     note(`servers ready: ${directUrl}`);
+    const inbox = await InboxRun.start(s, handler);
+    if (inbox) {
+      teardown.add(() => inbox.dispose());
+      note(`inbox database ready: 127.0.0.1:${inbox.database.port}`);
+    }
 
     const names = runNames(external !== undefined, options.seed);
     const connectOptions: NatsOptions = { ...(external ?? { server: directUrl }), server: directUrl, name: "orderq chaos observer" };
@@ -256,7 +270,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     const pool = new WorkerPool(
       {
         script: options.cliScript,
-        env: external ? credentialEnv(external) : {},
+        env: { ...(external ? credentialEnv(external) : {}), ...inbox?.env },
         restartDelayMs: s.workers.restartDelayMs,
         killOnExit: true,
         args: (workerId) =>
@@ -274,6 +288,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
             // A replacement process must not replay its predecessor's random choices.
             seed: options.seed + 1000 * ++spawns,
             unsafe: options.unsafe || undefined,
+            ...(inbox?.workOptions ?? { handler }),
           }),
       },
       note,
@@ -320,7 +335,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
 
     // The run.
     const t0 = Date.now();
-    const nemesis = new Nemesis(s.faults, { workers: pool, servers, leader: () => streamLeader(jsm, names), paths: { workers: workerPath, producers: producerPath } }, options.seed, {
+    const nemesis = new Nemesis(s.faults, { workers: pool, servers, leader: () => streamLeader(jsm, names), paths: { workers: workerPath, producers: producerPath }, database: inbox?.database }, options.seed, {
       onFault: (w) => options.events?.onFault?.(w),
     });
     let phase: Progress["phase"] = "producing";
@@ -366,7 +381,10 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
     autoscaler?.stop(); // before the drain: it must not start workers while they are being stopped
     await pool.stop(WORKER_STOP_GRACE_MS);
     const workerStats = pool.stats();
-    const [ledger, dlqEntries, left] = await Promise.all([readLedgerWrites(observer, names), listDlq(observer, names), remainingMessages(jsm, names)]);
+    const [kvLedger, dlqEntries, left] = await Promise.all([inbox ? [] : readLedgerWrites(observer, names), listDlq(observer, names), remainingMessages(jsm, names)]);
+    // Inbox mode: the inbox is the ledger of record.
+    const inboxRead = await inbox?.finish(acceptedIds(history.events));
+    const ledger = inboxRead?.ledger ?? kvLedger;
     const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId }));
 
     const faults = summarizeFaults(nemesis.windows, pool.counters, workerStats, history.events);
@@ -409,7 +427,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
         unsafe: options.unsafe,
         orders,
         servers: external ? 0 : servers.length,
-        valid: result.valid,
+        valid: result.valid && (inboxRead?.result.effects?.valid ?? true),
         elapsedMs,
         quiet,
         timedOut,
@@ -422,6 +440,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
         timeline,
         final: left.final,
         startedAt: t0,
+        inbox: inboxRead?.result,
       },
     };
   } finally {
