@@ -55,7 +55,7 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
   });
 
   it("the unsafe example handler under the same faults (negative control): INVALID with duplicated effects, exit 1", async () => {
-    const { code, result } = await chaos(["inbox-worker-crash", "--seed", "11", "--orders", "600", "--handler", UNSAFE]);
+    const { code, result } = await chaos(["inbox-worker-crash", "--seed", "11", "--orders", "800", "--handler", UNSAFE]);
     assert.equal(result.valid, false, counts(result));
     assert.equal(code, 1);
     assert.equal(result.inbox?.handler, UNSAFE);
