@@ -5,7 +5,7 @@
  * that cannot fail proves nothing).
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChaosResult } from "../../src/core/chaos/runner.js";
@@ -73,5 +73,26 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
     assert.equal(missing.code, 2, missing.stderr);
     assert.equal(missing.stderr.trim(), "orderq: --handler: no handler module at ./no-such-handler.mjs");
     assert.ok(!existsSync("./no-such-handler.mjs"));
+  });
+
+  it("checks the handler module once before any worker starts: one without a default export is exit 2, at once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-inbox-handler-"));
+    try {
+      const module = join(dir, "no-default.mjs");
+      writeFileSync(module, "export const storeOrder = async () => {};\n");
+      const started = Date.now();
+      const out = await runCli(["chaos", "inbox-ack-lost", "--handler", module]);
+      assert.equal(out.code, 2, out.stderr);
+      assert.equal(out.stderr.trim(), `orderq: --handler: no default export (write \`export default async (order, ctx) => { … }\`) (${module})`);
+      assert.ok(Date.now() - started < 20_000, "not after waiting for workers that cannot start");
+      // From a scenario file, the message names the file and the field.
+      const scenario = join(dir, "s.yaml");
+      writeFileSync(scenario, "orders: 10\nrate: 10\nhandler:\n  module: ./no-default.mjs\n");
+      const fromFile = await runCli(["chaos", scenario]);
+      assert.equal(fromFile.code, 2, fromFile.stderr);
+      assert.match(fromFile.stderr.trim(), /^orderq: \S*s\.yaml: handler\.module: no default export .*no-default\.mjs\)$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,12 +5,13 @@
  * with `effects: true`, the effect checker's verdict on the handler's tables.
  */
 import { readFileSync } from "node:fs";
-import { EnvironmentError, errorMessage } from "../base/errors.js";
+import { EnvironmentError, errorMessage, InputError } from "../base/errors.js";
 import { PostgresServer } from "../fleet/postgres-server.js";
 import type { WorkOptions } from "../fleet/work-args.js";
 import { INBOX_URL_ENV, openInboxPool } from "../inbox/connect.js";
 import { DEFAULT_INBOX_TABLE, ensureInboxSchema } from "../inbox/schema.js";
 import { InboxStore } from "../inbox/store.js";
+import { loadHandlerModule } from "../pipeline/handler-module.js";
 import type { HistoryEvent } from "../pipeline/history.js";
 import type { LedgerWrite } from "../pipeline/ledger.js";
 import { checkEffects, type EffectsResult, type StockLevel } from "./effects.js";
@@ -130,4 +131,26 @@ export function inboxLedger(rows: Awaited<ReturnType<InboxStore["rows"]>>): Ledg
 /** Ids the producers got a PubAck for. */
 export function acceptedIds(history: readonly HistoryEvent[]): Set<string> {
   return new Set(history.filter((e) => e.type === "ok").map((e) => e.id));
+}
+
+/**
+ * Loads the workers' handler module once in this process, before any worker starts (as `orderq work`
+ * does): a module that is missing, throws while loading or has no default export is one InputError
+ * line naming where it came from, not workers failing in a loop. `env` (the inbox URL) is set while
+ * it loads, since a module may read it at load time, as the workers will see it.
+ */
+export async function checkHandlerModule(path: string, source: string, env: Record<string, string>): Promise<void> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    await loadHandlerModule(path);
+  } catch (err) {
+    if (err instanceof InputError) throw new InputError(`${source}: ${err.message.replace(/^--handler \S+: /, "")} (${path})`);
+    throw err;
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }

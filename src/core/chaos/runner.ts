@@ -27,7 +27,7 @@ import { ProxiedPath, type Upstream } from "./proxy.js";
 import { faultKinds, faultNames, type Scenario } from "./scenario.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
-import { acceptedIds, InboxRun, type InboxRunResult } from "./inbox-run.js";
+import { acceptedIds, checkHandlerModule, InboxRun, type InboxRunResult } from "./inbox-run.js";
 
 /** Quiet must last this long: a redelivery or an advisory can be on its way right after a quiet sample. */
 const QUIET_FOR_MS = 2_000;
@@ -221,6 +221,13 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
   options.signal?.addEventListener("abort", onAbort, { once: true });
   teardown.add(() => options.signal?.removeEventListener("abort", onAbort));
   try {
+    const inbox = await InboxRun.start(s, handler);
+    if (inbox) {
+      teardown.add(() => inbox.dispose());
+      note(`inbox database ready: 127.0.0.1:${inbox.database.port}`);
+    }
+    if (handler) await checkHandlerModule(handler, options.handler ? "--handler" : `${s.file}: handler.module`, inbox?.env ?? {});
+
     // Servers.
     let servers: NatsServer[] = [];
     let directUrl: string;
@@ -237,11 +244,6 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       directUrl = server.url;
     }
     note(`servers ready: ${directUrl}`);
-    const inbox = await InboxRun.start(s, handler);
-    if (inbox) {
-      teardown.add(() => inbox.dispose());
-      note(`inbox database ready: 127.0.0.1:${inbox.database.port}`);
-    }
 
     const names = runNames(external !== undefined, options.seed);
     const connectOptions: NatsOptions = { ...(external ?? { server: directUrl }), server: directUrl, name: "orderq chaos observer" };
