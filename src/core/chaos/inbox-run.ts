@@ -5,6 +5,7 @@
  * with `effects: true`, the effect checker's verdict on the handler's tables.
  */
 import { readFileSync } from "node:fs";
+import pg from "pg";
 import { EnvironmentError, errorMessage, InputError } from "../base/errors.js";
 import { PostgresServer } from "../fleet/postgres-server.js";
 import type { WorkOptions } from "../fleet/work-args.js";
@@ -33,6 +34,7 @@ export interface InboxRunResult {
 export class InboxRun {
   readonly table = DEFAULT_INBOX_TABLE;
   private stockBefore: StockLevel[] = [];
+  private progressPool?: pg.Pool;
 
   private constructor(
     readonly database: PostgresServer,
@@ -78,6 +80,20 @@ export class InboxRun {
     if (effects) this.stockBefore = await readStock(this.database.url);
   }
 
+  /** Inbox rows so far, for live progress; undefined when the database does not answer (a db-restart). */
+  async rowCount(): Promise<number | undefined> {
+    if (!this.progressPool) {
+      this.progressPool = new pg.Pool({ connectionString: this.database.url, max: 1, connectionTimeoutMillis: 1_000 });
+      this.progressPool.on("error", () => undefined); // the database killed under an idle connection
+    }
+    try {
+      const { rows } = await this.progressPool.query<{ n: string }>(`SELECT count(*) AS n FROM ${this.table}`);
+      return Number(rows[0].n);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The workers' environment: the database URL never goes on a command line. */
   get env(): Record<string, string> {
     return { [INBOX_URL_ENV]: this.database.url };
@@ -119,6 +135,7 @@ export class InboxRun {
   }
 
   async dispose(): Promise<void> {
+    await this.progressPool?.end().catch(() => undefined);
     await this.database.dispose();
   }
 }

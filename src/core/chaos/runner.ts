@@ -341,7 +341,7 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
       onFault: (w) => options.events?.onFault?.(w),
     });
     let phase: Progress["phase"] = "producing";
-    const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), options.events?.onProgress);
+    const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), options.events?.onProgress, inbox && (() => inbox.rowCount()));
     sampler.start();
     teardown.add(() => sampler.stop());
     const workersEachSecond: number[] = [];
@@ -515,6 +515,7 @@ async function waitForWorkers(jsm: JetStreamManager, names: Names, processes: nu
 /** Samples the pipeline every second for live progress and the redelivery high-water mark. */
 class Sampler {
   redeliveredMax = 0;
+  private inboxRows = 0;
   private timer?: NodeJS.Timeout;
   private busy = false;
 
@@ -523,6 +524,8 @@ class Sampler {
     private readonly names: Names,
     private readonly base: () => Pick<Progress, "elapsedMs" | "phase" | "accepted" | "faults">,
     private readonly onProgress?: (p: Progress) => void,
+    /** Inbox mode: the ledger of record's row count (undefined while the database is down). */
+    private readonly ledgerCount?: () => Promise<number | undefined>,
   ) {}
 
   start(): void {
@@ -543,7 +546,8 @@ class Sampler {
         this.jsm.streams.info(this.names.dlqStream),
       ]);
       this.redeliveredMax = Math.max(this.redeliveredMax, b.redelivered);
-      this.onProgress?.({ ...this.base(), ledgerWrites: ledger.state.messages, deadLettered: dlq.state.messages, backlog: b.pending + b.ackPending });
+      this.inboxRows = (await this.ledgerCount?.()) ?? this.inboxRows;
+      this.onProgress?.({ ...this.base(), ledgerWrites: this.ledgerCount ? this.inboxRows : ledger.state.messages, deadLettered: dlq.state.messages, backlog: b.pending + b.ackPending });
     } catch {
       // A broker that is down right now is part of the scenario: skip this sample.
     } finally {
