@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { Ledger, readLedgerWrites, type Outcome } from "../../src/core/pipeline/ledger.js";
+import { Ledger, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
+import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
 import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
 import { PubAckRequests } from "../../src/core/nats/pub-acks.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../../src/core/nats/topology.js";

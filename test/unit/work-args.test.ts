@@ -24,6 +24,8 @@ describe("workArgs", () => {
       concurrency: 9,
       processes: 2,
       autoscale: { min: 1, max: 6, targetLagSeconds: 3, cooldownMs: 1000, sampleMs: 500 },
+      handler: "/srv/handlers/orders.mjs",
+      inbox: { table: "shop_inbox", poolSize: 4, maxBatch: 8 },
       handlerMs: 20,
       failRate: 0.25,
       poisonSwitch: false,
@@ -55,6 +57,7 @@ describe("workArgs", () => {
       [f["handler-ms"], f["fail-rate"], f["poison-switch"], f["backoff-base"], f["backoff-max"], f["confirm-ack"], f["exit-when-idle"], f["worker-id"]],
       [20, "0.25", false, "20ms", "100ms", true, "2000ms", "w9"],
     );
+    assert.deepEqual([f.handler, f["inbox-table"], f["inbox-pool"], f["inbox-batch"], f.inbox], ["/srv/handlers/orders.mjs", "shop_inbox", 4, 8, undefined]);
     assert.deepEqual(
       [f.mover, f.seed, f["metrics-port"], f["crash-after-commit-rate"], f["drop-ack-rate"], f.unsafe, f.json],
       [false, 42, 9464, "0.05", "0.01", true, true],

@@ -101,15 +101,14 @@ export function parseScenario(text: string, file: string): Scenario {
   const scenario = toScenario(result.data, file, basename(file, extname(file)));
   // Paths in a scenario are relative to its file, wherever orderq is run from.
   const dir = dirname(resolve(file));
-  const existing = (path: PathKey[], value: string | undefined, what: string): string | undefined => {
-    if (value === undefined) return undefined;
+  const existing = (path: PathKey[], value: string, what: string): string => {
     const absolute = resolve(dir, value);
     if (existsSync(absolute)) return absolute;
     const node = locate(doc, path);
     throw refuse(node?.range ? lineOf(node.range[0]) : 1, `${fieldName(path)}: no ${what} at ${value} (${absolute}; paths are relative to the scenario file)`);
   };
-  scenario.handler.module = existing(["handler", "module"], scenario.handler.module, "handler module");
-  if (scenario.inbox) scenario.inbox.schema = existing(["inbox", "schema"], scenario.inbox.schema, "SQL file");
+  if (scenario.handler.module !== undefined) scenario.handler.module = existing(["handler", "module"], scenario.handler.module, "handler module");
+  if (scenario.inbox?.schema !== undefined) scenario.inbox.schema = existing(["inbox", "schema"], scenario.inbox.schema, "SQL file");
   return scenario;
 }
 

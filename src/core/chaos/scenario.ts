@@ -255,7 +255,7 @@ export function toScenario(p: Parsed, file: string, fallbackName: string): Scena
       backoffMaxMs: p.consumer.backoff.max,
     },
     handler: {
-      module: p.handler.module,
+      ...(p.handler.module !== undefined && { module: p.handler.module }),
       ms: p.handler.ms,
       failRate: p.handler["fail-rate"],
       poisonRate: p.handler["poison-rate"],
@@ -269,7 +269,7 @@ export function toScenario(p: Parsed, file: string, fallbackName: string): Scena
       publishTimeoutMs: p.producer["publish-timeout"],
       retryForMs: p.producer["retry-for"],
     },
-    inbox: p.inbox && { schema: p.inbox.schema, effects: p.inbox.effects, maxBatch: p.inbox.batch, poolSize: p.inbox.pool },
+    ...(p.inbox && { inbox: { ...(p.inbox.schema !== undefined && { schema: p.inbox.schema }), effects: p.inbox.effects, maxBatch: p.inbox.batch, poolSize: p.inbox.pool } }),
     faults: p.faults.map((f) => ({
       kind: f.kind,
       of: f.of ?? [],
