@@ -75,7 +75,7 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
     assert.ok(!existsSync("./no-such-handler.mjs"));
   });
 
-  it("checks the handler module once before any worker starts: one without a default export is exit 2, at once", async () => {
+  it("checks the handler module and the schema before any worker starts: exit 2 / exit 3, one line naming where", async () => {
     const dir = mkdtempSync(join(tmpdir(), "orderq-inbox-handler-"));
     try {
       const module = join(dir, "no-default.mjs");
@@ -91,6 +91,19 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
       const fromFile = await runCli(["chaos", scenario]);
       assert.equal(fromFile.code, 2, fromFile.stderr);
       assert.match(fromFile.stderr.trim(), /^orderq: \S*s\.yaml: handler\.module: no default export .*no-default\.mjs\)$/);
+      // A schema that fails, or one without the tables the effect checker reads: exit 3 before any order.
+      writeFileSync(join(dir, "handler.mjs"), "export default async () => {};\n");
+      writeFileSync(join(dir, "broken.sql"), "CREATE TABLE broken (\n");
+      writeFileSync(join(dir, "other.sql"), "CREATE TABLE other (id int);\n");
+      const inboxScenario = (schema: string) => `orders: 10\nrate: 10\nhandler:\n  module: handler.mjs\ninbox:\n  schema: ${schema}\n  effects: true\n`;
+      writeFileSync(scenario, inboxScenario("broken.sql"));
+      const broken = await runCli(["chaos", scenario]);
+      assert.equal(broken.code, 3, broken.stderr);
+      assert.match(broken.stderr.trim(), /^orderq: \S*s\.yaml: inbox\.schema \S*broken\.sql failed: syntax error/);
+      writeFileSync(scenario, inboxScenario("other.sql"));
+      const noTables = await runCli(["chaos", scenario]);
+      assert.equal(noTables.code, 3, noTables.stderr);
+      assert.match(noTables.stderr.trim(), /^orderq: \S*s\.yaml: inbox\.effects reads the tables orders and stock .*"stock" does not exist$/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

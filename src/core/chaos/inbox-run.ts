@@ -77,7 +77,14 @@ export class InboxRun {
     } finally {
       await pool.end();
     }
-    if (effects) this.stockBefore = await readStock(this.database.url);
+    if (effects) {
+      try {
+        this.stockBefore = await readStock(this.database.url);
+      } catch (err) {
+        // The effect checker reads examples/postgres-orders' tables: say so before any order is sent.
+        throw new EnvironmentError(`${this.scenario.file}: inbox.effects reads the tables orders and stock (examples/postgres-orders/schema.sql), which the schema did not make: ${errorMessage(err)}`);
+      }
+    }
   }
 
   /** Inbox rows so far, for live progress; undefined when the database does not answer (a db-restart). */
