@@ -30,16 +30,16 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
   it("inbox-worker-crash with the example handler: VALID, every order committed once in the inbox, effects once", async () => {
     const dir = mkdtempSync(join(tmpdir(), "orderq-inbox-report-"));
     try {
-      const { code, result } = await chaos(["inbox-worker-crash", "--seed", "11", "--orders", "500", "--report", dir]);
+      const { code, result } = await chaos(["inbox-worker-crash", "--seed", "11", "--orders", "600", "--report", dir]);
       assert.equal(result.valid, true, counts(result));
       assert.equal(code, 0);
       for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const) assert.equal(result.check.categories[bad].count, 0, bad);
       const inbox = result.inbox;
       assert.ok(inbox?.effects, "effects checked");
       assert.match(inbox.handler, /examples\/postgres-orders\/handler\.mjs$/);
-      assert.equal(inbox.committed, 500, "committed in the inbox = orders");
-      assert.equal(inbox.effects.committed, 500);
-      assert.equal(inbox.effects.categories.ok.count, 500);
+      assert.equal(inbox.committed, 600, "committed in the inbox = orders");
+      assert.equal(inbox.effects.committed, 600);
+      assert.equal(inbox.effects.categories.ok.count, 600);
       for (const bad of ["lostEffects", "duplicatedEffects", "unexpectedEffects"] as const) assert.equal(inbox.effects.categories[bad].count, 0, bad);
       assert.deepEqual(inbox.effects.stock, []);
       // Both fault kinds really happened: workers died and the database was killed and restarted.
