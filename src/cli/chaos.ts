@@ -18,6 +18,8 @@ export interface ScenarioRunOptions {
   seed: number;
   orders?: number;
   unsafe: boolean;
+  /** The workers' handler module (absolute), instead of the scenario's. */
+  handler?: string;
   external?: NatsOptions;
   reportDir?: string;
   /** Keep the servers' stores and logs and the workers' logs even when the run is valid. */
@@ -62,6 +64,7 @@ export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Pr
       seed: o.seed,
       orders: o.orders,
       unsafe: o.unsafe,
+      handler: o.handler,
       external: o.external,
       cliScript: join(o.config.root, "bin", "run.js"),
       signal: controller.signal,
@@ -120,6 +123,9 @@ export function renderResult(r: ChaosResult): string {
     ["redeliveries", `${e.redeliveries} (ledger writes on redelivery ${e.ledgerWritesOnRedelivery}, absorbed by the ledger ${e.suppressedDuplicates}); naks ${e.naks}`],
     ["producer", `retries ${e.producerRetries}, duplicates absorbed by the stream ${e.duplicatePubAcks}, indeterminate ${e.indeterminatePublishes}`],
     ["workers", `restarts ${e.workerRestarts}, errors ${e.workerErrors}`],
+    ...(r.inbox
+      ? [["inbox", `${r.inbox.table} (ledger of record): ${r.inbox.committed} committed, ${r.inbox.deadLettered} dead-lettered; handler ${r.inbox.handler}`] as [string, string]]
+      : []),
     ...(r.scaling.length ? [["autoscaler", r.scaling.map((x) => `${x.from} → ${x.to}`).join(", ")] as [string, string]] : []),
     ...(r.check.residue.count > 0
       ? [["residue", `${r.check.residue.count} processed orders still in the stream after a broker crash (not redelivered): ${sample(r.check.residue.ids)}`] as [string, string]]
@@ -129,7 +135,7 @@ export function renderResult(r: ChaosResult): string {
   ]);
   const expectations = r.check.expectations.map((x) => `${x.ok ? c.green("✓") : c.red("✗")} ${x.name}: ${x.detail}`).join("\n");
   const broker = brokerLine(r);
-  return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), expectations, ...(broker ? [broker] : []), `${verdict(r.valid)} ${r.scenario}`].join("\n");
+  return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), ...renderEffects(r), expectations, ...(broker ? [broker] : []), `${verdict(r.valid)} ${r.scenario}`].join("\n");
 }
 
 /** One line when the broker lost acknowledged writes or renumbered ORDERS (proven from its answers), else undefined. */
@@ -174,10 +180,32 @@ export function renderSoak(results: ChaosResult[], errors: { seed: number; error
   );
 }
 
+/** The effect check of an inbox run (examples/postgres-orders' tables): a table like the ledger's. */
+function renderEffects(r: ChaosResult): string[] {
+  const e = r.inbox?.effects;
+  if (!e) return [];
+  const k = e.categories;
+  const sample = (ids: string[]) => (ids.length ? ids.slice(0, 5).join(" ") + (ids.length > 5 ? " …" : "") : "");
+  const rows = (
+    [
+      ["ok", "committed, its effects once"],
+      ["lostEffects", "committed or accepted, no effect (or stock down too little)"],
+      ["duplicatedEffects", "effects more than once (or stock down too much)"],
+      ["unexpectedEffects", "effects of an order never committed"],
+    ] as const
+  ).map(([cat, meaning]) => [cat, k[cat].count, meaning, sample(k[cat].ids)]);
+  const drift = e.stock.map((d) => `${d.sku}: down ${d.actual}, committed orders hold ${d.expected}`);
+  return [
+    `${c.bold("effects")} in the handler's tables (${e.committed} committed orders in the inbox): ${e.valid ? c.green("exactly once") : c.red("NOT exactly once")}`,
+    table(["effect", "count", "meaning", "sample ids"], rows),
+    ...(drift.length ? [`stock drift: ${drift.slice(0, 8).join("; ")}${drift.length > 8 ? " …" : ""}`] : []),
+  ];
+}
+
 /** One row per scenario, for `chaos all`. */
 export function renderSummary(results: ChaosResult[]): string {
   return table(
-    ["scenario", "verdict", "orders", "ok", "dead-lettered", "lost", "broker lost", "duplicated", "unexpected", "stuck", "faults", "redeliveries", "time"],
+    ["scenario", "verdict", "orders", "ok", "dead-lettered", "lost", "broker lost", "duplicated", "unexpected", "stuck", "effects lost/dup/unexp", "faults", "redeliveries", "time"],
     results.map((r) => {
       const k = r.check.categories;
       return [
@@ -191,10 +219,17 @@ export function renderSummary(results: ChaosResult[]): string {
         k.duplicated.count,
         k.unexpected.count,
         k.stuck.count,
+        effectCounts(r),
         r.faults.observed,
         r.effects.redeliveries,
         `${(r.elapsedMs / 1000).toFixed(1)} s`,
       ];
     }),
   );
+}
+
+/** `lost/duplicated/unexpected` effects, or "-" when the run did not check them. */
+function effectCounts(r: ChaosResult): string {
+  const k = r.inbox?.effects?.categories;
+  return k ? `${k.lostEffects.count}/${k.duplicatedEffects.count}/${k.unexpectedEffects.count}` : "-";
 }

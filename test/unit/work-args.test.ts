@@ -64,7 +64,7 @@ describe("workArgs", () => {
       [false, 42, 9464, "0.05", "0.01", true, true, true],
     );
     assert.equal(f["drain-timeout"], "5000ms");
-    assert.deepEqual([f.handler, f["inbox-table"], f["inbox-pool"], f["inbox-batch"]], ["/srv/shop/handler.mjs", "shop_inbox", 4, 16]);
+    assert.deepEqual([f.handler, f["inbox-table"], f["inbox-pool"], f["inbox-batch"], f.inbox], ["/srv/shop/handler.mjs", "shop_inbox", 4, 16, undefined]);
     assert.ok(!args.some((a) => a.startsWith("postgres")), "the inbox URL never goes on a command line");
   });
 

@@ -4,6 +4,16 @@ import { renderResult, runScenario, scenariosDir } from "../../cli/chaos.js";
 import { resolveScenario } from "../../core/chaos/loader.js";
 import type { ChaosResult } from "../../core/chaos/runner.js";
 import { randomSeed } from "../../core/base/random.js";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { InputError } from "../../core/base/errors.js";
+
+/** Absolute, so worker processes started elsewhere find it; @throws InputError when there is no such file. */
+function handlerPath(path: string): string {
+  const absolute = resolve(path);
+  if (!existsSync(absolute)) throw new InputError(`--handler: no handler module at ${path}`);
+  return absolute;
+}
 
 export default class Chaos extends OrderqCommand {
   static override summary = "Run a chaos scenario: real faults on real processes, then a checker proves exactly-once.";
@@ -17,6 +27,7 @@ export default class Chaos extends OrderqCommand {
     "<%= config.bin %> chaos broker-restart --seed 42 --orders 5000 --report ./chaos-report",
     "<%= config.bin %> chaos ack-lost --unsafe   # negative control: must be INVALID",
     "<%= config.bin %> chaos ./my-scenario.yaml --json",
+    "<%= config.bin %> chaos inbox-worker-crash --handler examples/postgres-orders/unsafe-handler.mjs   # negative control of the inbox: must be INVALID",
   ];
 
   static override args = {
@@ -34,6 +45,7 @@ export default class Chaos extends OrderqCommand {
     }),
     keep: Flags.boolean({ summary: "Keep the evidence (servers' stores and logs, workers' logs) even when the run is valid.", default: false }),
     unsafe: Flags.boolean({ summary: "Negative control: workers commit with a plain put; the checker must report INVALID.", default: false }),
+    handler: Flags.string({ summary: "Handler module the workers run instead of the scenario's (relative to the current directory)." }),
   };
 
   async run(): Promise<ChaosResult> {
@@ -44,6 +56,7 @@ export default class Chaos extends OrderqCommand {
       seed: flags.seed ?? randomSeed(),
       orders: flags.orders,
       unsafe: flags.unsafe,
+      handler: flags.handler === undefined ? undefined : handlerPath(flags.handler),
       external: flags.server ? this.natsOptions({ ...flags, server: flags.server }) : undefined,
       reportDir: flags.report,
       keep: flags.keep,

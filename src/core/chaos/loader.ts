@@ -3,7 +3,7 @@
  * with the line found from the YAML node the failing field came from.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { basename, extname, join, relative } from "node:path";
+import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import type { z } from "zod";
 import { oneLine } from "../pipeline/dlq-entry.js";
@@ -98,7 +98,18 @@ export function parseScenario(text: string, file: string): Scenario {
     const line = node?.range ? lineOf(node.range[0]) : 1;
     throw refuse(line, `${issue.field || "(root)"}: ${issue.message}`);
   }
-  return toScenario(result.data, file, basename(file, extname(file)));
+  const scenario = toScenario(result.data, file, basename(file, extname(file)));
+  // Paths in a scenario are relative to its file, wherever orderq is run from.
+  const dir = dirname(resolve(file));
+  const existing = (path: PathKey[], value: string, what: string): string => {
+    const absolute = resolve(dir, value);
+    if (existsSync(absolute)) return absolute;
+    const node = locate(doc, path);
+    throw refuse(node?.range ? lineOf(node.range[0]) : 1, `${fieldName(path)}: no ${what} at ${value} (${absolute}; paths are relative to the scenario file)`);
+  };
+  if (scenario.handler.module !== undefined) scenario.handler.module = existing(["handler", "module"], scenario.handler.module, "handler module");
+  if (scenario.inbox?.schema !== undefined) scenario.inbox.schema = existing(["inbox", "schema"], scenario.inbox.schema, "SQL file");
+  return scenario;
 }
 
 export function loadScenarioFile(path: string): Scenario {

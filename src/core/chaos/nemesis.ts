@@ -4,6 +4,7 @@
  * connections...). Every fault is healed before its occurrence ends, also when the run is aborted.
  */
 import type { NatsServer } from "../fleet/nats-server.js";
+import type { PostgresServer } from "../fleet/postgres-server.js";
 import { seededRng, type Rng } from "../base/random.js";
 import { errorMessage } from "../base/errors.js";
 import type { ProxiedPath } from "./proxy.js";
@@ -27,6 +28,8 @@ export interface NemesisTargets {
   /** Name of the ORDERS stream's leader in a cluster. */
   leader(): Promise<string | undefined>;
   paths: { workers: ProxiedPath; producers: ProxiedPath };
+  /** The inbox's PostgreSQL, in an inbox scenario (db-restart needs it). */
+  database?: Pick<PostgresServer, "kill" | "restart" | "running" | "port">;
 }
 
 export interface NemesisEvents {
@@ -62,6 +65,8 @@ export class Nemesis {
   private failure?: unknown;
   /** A server kill in progress, from the kill until its restart has returned. */
   private serverFault = false;
+  /** The same for the inbox's database. */
+  private dbFault = false;
 
   constructor(
     private readonly specs: FaultSpec[],
@@ -157,6 +162,25 @@ export class Nemesis {
           return window(server.name, true, `kill -9, restarted on the same store after ${spec.durationMs} ms`);
         } finally {
           this.serverFault = false;
+        }
+      }
+      case "db-restart": {
+        const db = this.targets.database;
+        if (!db) return window("-", false, "no inbox database in this run");
+        // One outage at a time: a kill while the previous restart is under way would race it.
+        while (this.dbFault || !db.running) {
+          if (until.some((s) => s.aborted)) return window("-", false, "skipped: its schedule ended while the database was down");
+          await sleep(100, ...until);
+        }
+        startMs = this.now();
+        this.dbFault = true;
+        try {
+          await db.kill();
+          await sleep(spec.durationMs, this.aborted.signal);
+          await db.restart();
+          return window(`postgres:${db.port}`, true, `kill -9 of the postmaster and its children, restarted on the same data dir after ${spec.durationMs} ms`);
+        } finally {
+          this.dbFault = false;
         }
       }
       case "cut-network":

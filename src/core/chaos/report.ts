@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { HistoryEvent } from "../pipeline/history.js";
 import { CATEGORIES } from "./checker.js";
+import { EFFECT_CATEGORIES } from "./effects.js";
 import type { FaultWindow } from "./nemesis.js";
 import type { ChaosResult } from "./runner.js";
 
@@ -30,6 +31,7 @@ const FAULT_COLOURS: Record<string, string> = {
   "kill-server": "#9467bd",
   "cut-network": "#8c564b",
   "slow-network": "#bcbd22",
+  "db-restart": "#17becf",
 };
 
 interface Series {
@@ -150,6 +152,7 @@ ${chart("Worker processes", "running, sampled each second", [{ label: "workers",
 <div><h2>Effects</h2>${table(Object.entries(r.effects) as [string, number][])}</div>
 <div><h2>Producer</h2>${table(Object.entries(r.producer) as [string, string | number][])}</div></div>
 <h2>Checker</h2><table><tr><th>category</th><th>count</th><th>sample ids</th></tr>${categories}</table>
+${effectsSection(r)}
 <h2>Expectations</h2><table>${expectations}</table>
 <h2>Faults (${r.faults.observed} observed)</h2>
 ${table([
@@ -162,4 +165,15 @@ ${table([
 ${r.scaling.length ? `<h2>Autoscaler</h2><table>${r.scaling.map((x) => `<tr><td>${escape(x.time)}</td><td>${x.from} → ${x.to}</td><td>${escape(x.reason)}</td></tr>`).join("")}</table>` : ""}
 </body></html>
 `;
+}
+
+/** The effect check of an inbox run: the handler's tables against the inbox. */
+function effectsSection(r: ChaosResult): string {
+  const e = r.inbox?.effects;
+  if (!e) return "";
+  const rows = EFFECT_CATEGORIES.map((c) => `<tr><th>${c}</th><td>${e.categories[c].count}</td><td class="ids">${escape(e.categories[c].ids.join(" "))}</td></tr>`).join("");
+  const drift = e.stock.map((d) => `<tr><td>${escape(d.sku)}</td><td>${d.expected}</td><td>${d.actual}</td></tr>`).join("");
+  return `<h2>Effects <small>${e.committed} committed orders in ${escape(r.inbox?.table ?? "")}; handler ${escape(r.inbox?.handler ?? "")}</small> — ${e.valid ? '<span class="ok">exactly once</span>' : '<span class="bad">NOT exactly once</span>'}</h2>
+<table><tr><th>category</th><th>count</th><th>sample ids</th></tr>${rows}</table>
+${drift ? `<table><tr><th>SKU</th><th>units in committed orders</th><th>stock went down by</th></tr>${drift}</table>` : ""}`;
 }

@@ -30,6 +30,7 @@ import { faultKinds, faultNames, type Scenario } from "./scenario.js";
 import { RunDir } from "./evidence.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
+import { acceptedIds, checkHandlerModule, InboxRun, type InboxRunResult } from "./inbox-run.js";
 
 /** Quiet must last this long: a redelivery or an advisory can be on its way right after a quiet sample. */
 const QUIET_FOR_MS = 2_000;
@@ -53,6 +54,8 @@ export interface RunOptions {
   external?: NatsOptions;
   /** The CLI entry point (bin/run.js) that worker processes run. */
   cliScript: string;
+  /** The workers' handler module (absolute path), instead of the scenario's: e.g. the unsafe example, as a negative control. */
+  handler?: string;
   signal?: AbortSignal;
   events?: RunEvents;
   /**
@@ -141,6 +144,8 @@ export interface ChaosResult {
   startedAt: number;
   /** The directory the run's evidence was kept in, when it was. */
   evidence?: string;
+  /** Inbox mode: the inbox as the ledger of record, and the effect check. */
+  inbox?: InboxRunResult;
 }
 
 export interface RunOutput {
@@ -230,6 +235,10 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
   if (external && faultKinds(s).includes("kill-server")) {
     throw new InputError(`scenario ${s.name} kills servers: it needs servers of its own (run it without --server)`);
   }
+  if (options.unsafe && s.inbox) {
+    throw new InputError(`scenario ${s.name} uses the inbox, where --unsafe changes nothing: the negative control is an unsafe handler (--handler examples/postgres-orders/unsafe-handler.mjs)`);
+  }
+  const handler = options.handler ?? s.handler.module;
   const orders = options.orders ?? s.orders;
   const note = (text: string) => options.events?.onNote?.(text);
   const teardown = new Teardown();
@@ -238,6 +247,13 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
   options.signal?.addEventListener("abort", onAbort, { once: true });
   teardown.add(() => options.signal?.removeEventListener("abort", onAbort));
   try {
+    const inbox = await InboxRun.start(s, handler);
+    if (inbox) {
+      teardown.add(() => inbox.dispose());
+      note(`inbox database ready: 127.0.0.1:${inbox.database.port}`);
+    }
+    if (handler) await checkHandlerModule(handler, options.handler ? "--handler" : `${s.file}: handler.module`, inbox?.env ?? {});
+
     // Servers.
     let servers: NatsServer[] = [];
     let directUrl: string;
@@ -282,7 +298,7 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
     const pool = new WorkerPool(
       {
         script: options.cliScript,
-        env: external ? credentialEnv(external) : {},
+        env: { ...(external ? credentialEnv(external) : {}), ...inbox?.env },
         restartDelayMs: s.workers.restartDelayMs,
         killOnExit: true,
         logFile: (workerId) => dir.workerLog(workerId),
@@ -302,6 +318,7 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
             seed: options.seed + 1000 * ++spawns,
             unsafe: options.unsafe || undefined,
             trace: true,
+            ...(inbox?.workOptions ?? { handler }),
           }),
       },
       note,
@@ -348,11 +365,11 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
 
     // The run.
     const t0 = Date.now();
-    const nemesis = new Nemesis(s.faults, { workers: pool, servers, leader: () => streamLeader(jsm, names), paths: { workers: workerPath, producers: producerPath } }, options.seed, {
+    const nemesis = new Nemesis(s.faults, { workers: pool, servers, leader: () => streamLeader(jsm, names), paths: { workers: workerPath, producers: producerPath }, database: inbox?.database }, options.seed, {
       onFault: (w) => options.events?.onFault?.(w),
     });
     let phase: Progress["phase"] = "producing";
-    const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), (p) => options.events?.onProgress?.(p));
+    const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), (p) => options.events?.onProgress?.(p), inbox && (() => inbox.rowCount()));
     sampler.start();
     teardown.add(() => sampler.stop());
     const workersEachSecond: number[] = [];
@@ -394,13 +411,16 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
     autoscaler?.stop(); // before the drain: it must not start workers while they are being stopped
     await pool.stop(WORKER_STOP_GRACE_MS);
     const workerStats = pool.stats();
-    const [ledger, dlqEntries, left, ledgerInfo, dlqInfo] = await Promise.all([
-      readLedgerWrites(observer, names),
+    const [kvLedger, dlqEntries, left, ledgerInfo, dlqInfo] = await Promise.all([
+      inbox ? [] : readLedgerWrites(observer, names),
       listDlq(observer, names),
       remainingMessages(jsm, names),
       jsm.streams.info(kvStreamName(names.ledgerBucket)),
       jsm.streams.info(names.dlqStream),
     ]);
+    // Inbox mode: the inbox is the ledger of record.
+    const inboxRead = await inbox?.finish(acceptedIds(history.events));
+    const ledger = inboxRead?.ledger ?? kvLedger;
     dir.writeLines("ledger.jsonl", ledger);
     dir.writeLines("dlq.jsonl", dlqEntries);
     dir.writeLines("remaining.jsonl", left.refs);
@@ -454,7 +474,7 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
         unsafe: options.unsafe,
         orders,
         servers: external ? 0 : servers.length,
-        valid: result.valid,
+        valid: result.valid && (inboxRead?.result.effects?.valid ?? true),
         elapsedMs,
         quiet,
         timedOut,
@@ -467,6 +487,7 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
         timeline,
         final: left.final,
         startedAt: t0,
+        inbox: inboxRead?.result,
       },
     };
   } finally {
@@ -539,6 +560,7 @@ async function waitForWorkers(jsm: JetStreamManager, names: Names, processes: nu
 /** Samples the pipeline every second for live progress and the redelivery high-water mark. */
 class Sampler {
   redeliveredMax = 0;
+  private inboxRows = 0;
   private timer?: NodeJS.Timeout;
   private busy = false;
 
@@ -547,6 +569,8 @@ class Sampler {
     private readonly names: Names,
     private readonly base: () => Pick<Progress, "elapsedMs" | "phase" | "accepted" | "faults">,
     private readonly onProgress?: (p: Progress) => void,
+    /** Inbox mode: the ledger of record's row count (undefined while the database is down). */
+    private readonly ledgerCount?: () => Promise<number | undefined>,
   ) {}
 
   start(): void {
@@ -567,7 +591,8 @@ class Sampler {
         this.jsm.streams.info(this.names.dlqStream),
       ]);
       this.redeliveredMax = Math.max(this.redeliveredMax, b.redelivered);
-      this.onProgress?.({ ...this.base(), ledgerWrites: ledger.state.messages, deadLettered: dlq.state.messages, backlog: b.pending + b.ackPending });
+      this.inboxRows = (await this.ledgerCount?.()) ?? this.inboxRows;
+      this.onProgress?.({ ...this.base(), ledgerWrites: this.ledgerCount ? this.inboxRows : ledger.state.messages, deadLettered: dlq.state.messages, backlog: b.pending + b.ackPending });
     } catch {
       // A broker that is down right now is part of the scenario: skip this sample.
     } finally {

@@ -5,9 +5,10 @@
 import { z } from "zod";
 import { SOURCES, type Source } from "../nats/names.js";
 import { durationMs } from "../base/duration.js";
+import { INBOX } from "../base/defaults.js";
 
 /** Faults the nemesis can inject; `any` picks one of `of` at each occurrence, from the seed. */
-export const FAULT_KINDS = ["kill-worker", "pause-worker", "kill-server", "cut-network", "slow-network"] as const;
+export const FAULT_KINDS = ["kill-worker", "pause-worker", "kill-server", "cut-network", "slow-network", "db-restart"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 const SCHEDULE_KINDS = [...FAULT_KINDS, "any"] as const;
 
@@ -65,6 +66,9 @@ const faultSchema = z
     }
   });
 
+/** The simulated handler's knobs that a handler module ignores (invalid-rate is the worker's, not the handler's). */
+const SIMULATED_KNOBS = ["ms", "fail-rate", "poison-rate", "fatal-rate", "crash-rate"] as const;
+
 const scenarioSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "lower-case letters, digits and -").optional(),
   description: z.string().prefault(""),
@@ -105,6 +109,8 @@ const scenarioSchema = z.strictObject({
     .prefault({}),
   handler: z
     .strictObject({
+      /** The team's handler module, a path relative to the scenario file; absent: the simulated handler. */
+      module: z.string({ error: "a path to a handler module (.mjs/.js), relative to the scenario file" }).min(1, "must not be empty").optional(),
       ms: count(0).prefault(0),
       "fail-rate": probability.prefault(0),
       /** Shares of orders marked poison (always fails), fatal (non-retryable), crash (kills the worker), invalid payload. */
@@ -117,7 +123,26 @@ const scenarioSchema = z.strictObject({
     .superRefine((h, ctx) => {
       const marked = h["poison-rate"] + h["fatal-rate"] + h["crash-rate"] + h["invalid-rate"];
       if (marked > 1) ctx.addIssue({ code: "custom", path: ["poison-rate"], message: `poison, fatal, crash and invalid rates add up to ${marked}, more than 1` });
+      if (h.module !== undefined) {
+        // Only the simulated handler acts on these; a module would ignore them and the run would lie.
+        for (const knob of SIMULATED_KNOBS) {
+          if (h[knob] !== 0) ctx.addIssue({ code: "custom", path: [knob], message: `a knob of the simulated handler: it does not apply with \`module\`` });
+        }
+      }
     }),
+  /** Inbox mode: a private PostgreSQL whose inbox table is the ledger of record. */
+  inbox: z
+    .strictObject({
+      /** SQL run once before the workers start (the handler's tables), a path relative to the scenario file. */
+      schema: z.string({ error: "a path to an SQL file, relative to the scenario file" }).min(1, "must not be empty").optional(),
+      /** Check the handler's effects (examples/postgres-orders' `orders` and `stock` tables) after the run. */
+      effects: z.boolean({ error: "must be true or false" }).prefault(false),
+      /** Most orders in one transaction. */
+      batch: count(1).prefault(INBOX.maxBatch),
+      /** Database connections per worker process. */
+      pool: count(1).prefault(INBOX.poolSize),
+    })
+    .optional(),
   producer: z
     .strictObject({
       /** Share of orders published a second time with the same id. */
@@ -140,6 +165,20 @@ const scenarioSchema = z.strictObject({
       "min-redeliveries": count(0).prefault(0),
     })
     .prefault({}),
+}).superRefine((sc, ctx) => {
+  if (sc.inbox) {
+    if (sc.inbox.effects && sc.handler.module === undefined) {
+      ctx.addIssue({ code: "custom", path: ["inbox", "effects"], message: "effects are checked on a handler module's tables: set handler.module (the simulated handler writes none)" });
+    }
+    if (sc.inbox.effects && sc.inbox.schema === undefined) {
+      ctx.addIssue({ code: "custom", path: ["inbox", "effects"], message: "effects are read from the tables the schema makes: set inbox.schema" });
+    }
+    return;
+  }
+  sc.faults.forEach((f, i) => {
+    const kinds = f.kind === "any" ? (f.of ?? []) : [f.kind];
+    if (kinds.includes("db-restart")) ctx.addIssue({ code: "custom", path: ["faults", i, "kind"], message: "db-restart restarts the inbox's PostgreSQL: the scenario needs `inbox`" });
+  });
 });
 
 type Parsed = z.output<typeof scenarioSchema>;
@@ -173,8 +212,10 @@ export interface Scenario {
     autoscale?: { min: number; max: number; targetLagSeconds: number; cooldownMs: number; sampleMs: number };
   };
   consumer: { ackWaitMs: number; maxDeliver: number; backoffBaseMs: number; backoffMaxMs: number };
-  handler: { ms: number; failRate: number; poisonRate: number; fatalRate: number; crashRate: number; invalidRate: number };
+  handler: { module?: string; ms: number; failRate: number; poisonRate: number; fatalRate: number; crashRate: number; invalidRate: number };
   producer: { duplicateRate: number; inFlight: number; publishTimeoutMs: number; retryForMs: number };
+  /** Inbox mode; `schema` absolute (resolved against the scenario file). */
+  inbox?: { schema?: string; effects: boolean; maxBatch: number; poolSize: number };
   faults: FaultSpec[];
   timeLimitMs: number;
   expect: { dlq: DlqExpectation; minFaults: number; minRedeliveries: number };
@@ -214,6 +255,7 @@ export function toScenario(p: Parsed, file: string, fallbackName: string): Scena
       backoffMaxMs: p.consumer.backoff.max,
     },
     handler: {
+      ...(p.handler.module !== undefined && { module: p.handler.module }),
       ms: p.handler.ms,
       failRate: p.handler["fail-rate"],
       poisonRate: p.handler["poison-rate"],
@@ -227,6 +269,7 @@ export function toScenario(p: Parsed, file: string, fallbackName: string): Scena
       publishTimeoutMs: p.producer["publish-timeout"],
       retryForMs: p.producer["retry-for"],
     },
+    ...(p.inbox && { inbox: { ...(p.inbox.schema !== undefined && { schema: p.inbox.schema }), effects: p.inbox.effects, maxBatch: p.inbox.batch, poolSize: p.inbox.pool } }),
     faults: p.faults.map((f) => ({
       kind: f.kind,
       of: f.of ?? [],
