@@ -104,6 +104,22 @@ describe("orderq chaos", function () {
     }
   });
 
+  it("soak: runs a scenario over consecutive seeds and says, per seed, what the checker found", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-soak-"));
+    try {
+      const file = join(dir, "calm.yaml");
+      writeFileSync(file, "description: no faults\norders: 100\nrate: 0\nworkers:\n  processes: 1\n  concurrency: 8\ntime-limit: 60s\nexpect:\n  min-faults: 0\n");
+      const out = await runCli(["chaos", "soak", file, "--seeds", "2", "--seed", "40", "--json"]);
+      assert.equal(out.code, 0, out.stderr);
+      const soak = json<{ ok: boolean; results: ChaosResult[]; errors: unknown[] }>(out);
+      assert.equal(soak.ok, true);
+      assert.deepEqual(soak.results.map((r) => [r.seed, r.valid, r.check.categories.ok.count, r.check.categories.brokerLost.count]), [[40, true, 100, 0], [41, true, 100, 0]]);
+      assert.deepEqual(soak.errors, []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("stops every process it started on Ctrl-C", async () => {
     const run = startCli(["chaos", "network-cut", "--seed", "5"]);
     const pid = run.child.pid as number;
