@@ -24,6 +24,9 @@ export default class Work extends OrderqCommand {
     "Runs until SIGINT/SIGTERM (or --exit-when-idle), then stops pulling, finishes the orders in flight and exits 0. " +
     "Failed attempts are retried with exponential backoff; after --max-deliver attempts, or on a non-retryable " +
     "error or an invalid payload, the order is copied to the dead-letter stream. Each process also runs a DLQ mover.\n\n" +
+    "--handler runs your module (default export async (order, ctx) => void) instead of the simulated handler; with " +
+    "--inbox (or ORDERQ_INBOX_URL) each order's handler runs in the PostgreSQL transaction that inserts its inbox row, " +
+    "so its writes through ctx.db commit exactly once.\n\n" +
     "--autoscale starts --min worker processes and adds or retires them so the backlog drains within " +
     "--target-lag-seconds at the measured commit rate; every decision is logged with its reason.";
   static override examples = [
