@@ -10,8 +10,9 @@ import { delimiter, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { EnvironmentError, errorMessage } from "../base/errors.js";
-import { killOnExit, removeOnExit } from "./exit-kill.js";
+import { EnvironmentError } from "../base/errors.js";
+import { removeOnExit } from "./exit-kill.js";
+import { waitUntilReady, watchExit } from "./server-process.js";
 import { threadStates } from "./procfs.js";
 
 const READY_TIMEOUT_MS = 30_000;
@@ -144,32 +145,17 @@ export class NatsServer {
     });
     closeSync(stderr);
     this.child = child;
-    killOnExit(child);
-    this.exited = new Promise((resolve) => {
-      child.once("exit", () => {
-        if (this.child === child) this.child = undefined;
-        resolve();
-      });
+    this.exited = watchExit(child, () => {
+      if (this.child === child) this.child = undefined;
     });
-    let spawnError: Error | undefined;
-    child.once("error", (err) => (spawnError = err));
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    let lastError = "";
-    while (Date.now() < deadline) {
-      if (spawnError) throw new EnvironmentError(`cannot start nats-server: ${spawnError.message}`);
-      if (this.child !== child) {
-        throw new EnvironmentError(`nats-server on port ${this.port} exited at start: ${this.logTail(stderrFile) || this.logTail(logFile)}`);
-      }
-      try {
-        await this.probeJetStream();
-        return;
-      } catch (err) {
-        lastError = errorMessage(err);
-        await sleep(100);
-      }
-    }
-    await this.kill();
-    throw new EnvironmentError(`nats-server on port ${this.port} not ready after ${READY_TIMEOUT_MS} ms: ${lastError}`);
+    await waitUntilReady(child, this.exited, {
+      what: `nats-server on port ${this.port}`,
+      probe: () => this.probeJetStream(),
+      timeoutMs: READY_TIMEOUT_MS,
+      everyMs: 100,
+      exitDetail: () => this.logTail(stderrFile) || this.logTail(logFile),
+      kill: () => this.kill(),
+    });
   }
 
   /** Ready means JetStream answers, not just that the port is open (a cluster needs a meta leader). */

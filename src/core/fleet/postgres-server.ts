@@ -10,8 +10,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import pg from "pg";
-import { EnvironmentError, errorMessage } from "../base/errors.js";
-import { killOnExit, removeOnExit } from "./exit-kill.js";
+import { EnvironmentError } from "../base/errors.js";
+import { removeOnExit } from "./exit-kill.js";
+import { waitUntilReady, watchExit } from "./server-process.js";
 import { freePort } from "./nats-server.js";
 
 const DEBIAN_ROOT = "/usr/lib/postgresql";
@@ -174,30 +175,17 @@ export class PostgresServer {
     const child = spawn(join(this.binDir, "postgres"), args, { ...spawnUser(this.user, this.dir), stdio: ["ignore", log, log] });
     closeSync(log);
     this.child = child;
-    killOnExit(child);
-    this.exited = new Promise((resolve) => {
-      child.once("exit", () => {
-        if (this.child === child) this.child = undefined;
-        resolve();
-      });
+    this.exited = watchExit(child, () => {
+      if (this.child === child) this.child = undefined;
     });
-    let spawnError: Error | undefined;
-    child.once("error", (err) => (spawnError = err));
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    let lastError = "";
-    while (Date.now() < deadline) {
-      if (spawnError) throw new EnvironmentError(`cannot start postgres: ${spawnError.message}`);
-      if (this.child !== child) throw new EnvironmentError(`postgres on port ${this.port} exited at start: ${this.logTail()}`);
-      try {
-        await this.probe();
-        return;
-      } catch (err) {
-        lastError = errorMessage(err);
-        await sleep(25);
-      }
-    }
-    await this.kill();
-    throw new EnvironmentError(`postgres on port ${this.port} not ready after ${READY_TIMEOUT_MS} ms: ${lastError}`);
+    await waitUntilReady(child, this.exited, {
+      what: `postgres on port ${this.port}`,
+      probe: () => this.probe(),
+      timeoutMs: READY_TIMEOUT_MS,
+      everyMs: 25,
+      exitDetail: () => this.logTail(),
+      kill: () => this.kill(),
+    });
   }
 
   /**
