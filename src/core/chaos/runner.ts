@@ -6,12 +6,13 @@
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Autoscaler, type ScaleEvent } from "../fleet/autoscaler.js";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { connectNats, credentialEnv, type NatsOptions } from "../nats/connection.js";
 import { listDlq } from "../ops/dlq-admin.js";
 import { EnvironmentError, InputError, OrderqError } from "../base/errors.js";
 import { History, type HistoryEvent } from "../pipeline/history.js";
-import { readLedgerWrites } from "../pipeline/ledger.js";
+import { readLedgerWrites, type LedgerWrite } from "../pipeline/ledger.js";
+import type { StoredDlqEntry } from "../pipeline/dlq-entry.js";
 import { DEFAULT_NAMES, kvStreamName, namesFor, type Names } from "../nats/names.js";
 import { guessOrderId } from "../pipeline/order.js";
 import { Producer, type ProduceStats } from "../pipeline/producer.js";
@@ -229,270 +230,466 @@ export async function runChaos(scenario: Scenario, options: RunOptions): Promise
   return output;
 }
 
+/** The phases, in order. Each one that starts something adds its stop to the teardown, which runs on every path. */
 async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Promise<RunOutput> {
-  const s = scenario;
-  const external = options.external;
-  if (external && faultKinds(s).includes("kill-server")) {
+  refuseUnrunnable(scenario, options);
+  const ctx = runContext(dir, scenario, options);
+  try {
+    const rig = await setUp(ctx);
+    const fleet = await startWorkers(ctx, rig);
+    const workload = await startProducer(ctx, rig);
+    const run = startClock(ctx, rig, fleet, workload);
+    const produced = await produceUnderFaults(run);
+    await heal(ctx, run);
+    const settled = await settle(ctx, run);
+    const workerStats = await stopWorkers(run);
+    const left = await readWhatIsLeft(ctx, run);
+    const ending: Ending = { produced, ...settled, workerStats, ...left };
+    return report(ctx, run, ending, checkRun(ctx, run, ending));
+  } finally {
+    await ctx.teardown.run();
+  }
+}
+
+/** What every phase reads: the run's inputs, the teardown to add stops to, and the run's abort signal. */
+interface RunContext {
+  dir: RunDir;
+  s: Scenario;
+  options: RunOptions;
+  /** The workers' handler module: --handler, else the scenario's (undefined: the simulated handler). */
+  handler: string | undefined;
+  orders: number;
+  note: (text: string) => void;
+  teardown: Teardown;
+  /** Aborted by the caller's signal (Ctrl-C). */
+  signal: AbortSignal;
+}
+
+/** What set-up started: the database (inbox scenarios), the servers, the topology and the proxies. */
+interface Rig {
+  inbox: InboxRun | undefined;
+  servers: NatsServer[];
+  names: Names;
+  connectOptions: NatsOptions;
+  observer: NatsConnection;
+  jsm: JetStreamManager;
+  settings: TopologySettings;
+  workerPath: ProxiedPath;
+  producerPath: ProxiedPath;
+}
+
+interface Fleet {
+  pool: WorkerPool;
+  autoscaler?: Autoscaler;
+}
+
+interface Workload {
+  producer: Producer;
+  history: History;
+}
+
+/** A run under way: the timeline, the fault windows and the progress count from `t0`. */
+interface Run extends Workload {
+  rig: Rig;
+  fleet: Fleet;
+  t0: number;
+  nemesis: Nemesis;
+  sampler: Sampler;
+  workersEachSecond: number[];
+  /** Written by the phases and by the time limit, which can strike in any phase. */
+  state: {
+    phase: Progress["phase"];
+    timedOut: boolean;
+    /** The time limit came before the producer and the nemesis were done (not just while settling). */
+    cutShort: boolean;
+  };
+}
+
+/** What the run left, read once the workers have stopped. */
+interface Leftovers {
+  /** The KV ledger's writes, or the inbox rows in inbox mode. */
+  ledger: LedgerWrite[];
+  dlqEntries: StoredDlqEntry[];
+  left: { refs: MessageRef[]; final: FinalState };
+  ledgerInfo: StreamInfo;
+  dlqInfo: StreamInfo;
+  inboxRead?: { ledger: LedgerWrite[]; result: InboxRunResult };
+}
+
+/** What the run came to: the checker's and the report's input. */
+interface Ending extends Leftovers {
+  produced: ProduceStats;
+  quiet: boolean;
+  elapsedMs: number;
+  workerStats: WorkerStats;
+}
+
+interface Verdict {
+  check: CheckResult;
+  faults: FaultSummary;
+  effects: Effects;
+}
+
+/** Refuses, before anything starts, a scenario these options cannot run. */
+function refuseUnrunnable(s: Scenario, options: RunOptions): void {
+  if (options.external && faultKinds(s).includes("kill-server")) {
     throw new InputError(`scenario ${s.name} kills servers: it needs servers of its own (run it without --server)`);
   }
   if (options.unsafe && s.inbox) {
     throw new InputError(`scenario ${s.name} uses the inbox, where --unsafe changes nothing: the negative control is an unsafe handler (--handler examples/postgres-orders/unsafe-handler.mjs)`);
   }
-  const handler = options.handler ?? s.handler.module;
-  const orders = options.orders ?? s.orders;
-  const note = (text: string) => options.events?.onNote?.(text);
+}
+
+/** The run's own abort follows the caller's signal until the teardown unhooks it. */
+function runContext(dir: RunDir, s: Scenario, options: RunOptions): RunContext {
   const teardown = new Teardown();
   const abort = new AbortController();
   const onAbort = () => abort.abort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   teardown.add(() => options.signal?.removeEventListener("abort", onAbort));
-  try {
-    const inbox = await InboxRun.start(s, handler);
-    if (inbox) {
-      teardown.add(() => inbox.dispose());
-      note(`inbox database ready: 127.0.0.1:${inbox.database.port}`);
-    }
-    if (handler) await checkHandlerModule(handler, options.handler ? "--handler" : `${s.file}: handler.module`, inbox?.env ?? {});
+  return {
+    dir,
+    s,
+    options,
+    handler: options.handler ?? s.handler.module,
+    orders: options.orders ?? s.orders,
+    note: (text: string) => options.events?.onNote?.(text),
+    teardown,
+    signal: abort.signal,
+  };
+}
 
-    // Servers.
-    let servers: NatsServer[] = [];
-    let directUrl: string;
-    if (external) directUrl = external.server;
-    else if (s.servers === 3) {
-      const cluster = await NatsCluster.start(3, { baseDir: dir.servers });
-      teardown.add(() => cluster.dispose());
-      servers = cluster.servers;
-      directUrl = cluster.url;
-    } else {
-      const server = await NatsServer.start({ storeDir: join(dir.servers, "n1"), name: "n1" });
-      teardown.add(() => server.dispose());
-      servers = [server];
-      directUrl = server.url;
-    }
-    note(`servers ready: ${directUrl}`);
+function throwIfInterrupted(signal: AbortSignal): void {
+  if (signal.aborted) throw new OrderqError("interrupted", 130);
+}
 
-    const names = runNames(external !== undefined, options.seed);
-    const connectOptions: NatsOptions = { ...(external ?? { server: directUrl }), server: directUrl, name: "orderq chaos observer" };
-    const observer: NatsConnection = await connectNats(connectOptions);
-    teardown.add(() => observer.close());
-    const jsm = await jetstreamManager(observer);
-    const replicas = s.servers;
-    const settings: TopologySettings = {
-      ...DEFAULT_SETTINGS,
-      names,
-      replicas,
-      ackWaitMs: s.consumer.ackWaitMs,
-      maxDeliver: s.consumer.maxDeliver,
-    };
-    await ensureTopology(observer, settings);
-    if (external) teardown.add(() => deleteTopology(jsm, names));
+/** Set up: the inbox database, the servers, the topology, and the proxies the nemesis can cut or slow. */
+async function setUp(ctx: RunContext): Promise<Rig> {
+  const inbox = await startInbox(ctx);
+  const { servers, directUrl } = await startServers(ctx);
+  const topology = await createTopology(ctx, directUrl);
+  // Workers and producers reach the servers through proxies the nemesis can cut or slow.
+  const upstreams = servers.length ? servers.map((srv) => ({ host: "127.0.0.1", port: srv.port })) : upstreamsOf(directUrl);
+  const workerPath = await ProxiedPath.start(upstreams);
+  ctx.teardown.add(() => workerPath.close());
+  const producerPath = await ProxiedPath.start(upstreams);
+  ctx.teardown.add(() => producerPath.close());
+  return { inbox, servers, ...topology, workerPath, producerPath };
+}
 
-    // Workers and producers reach the servers through proxies the nemesis can cut or slow.
-    const upstreams = servers.length ? servers.map((srv) => ({ host: "127.0.0.1", port: srv.port })) : upstreamsOf(directUrl);
-    const workerPath = await ProxiedPath.start(upstreams);
-    teardown.add(() => workerPath.close());
-    const producerPath = await ProxiedPath.start(upstreams);
-    teardown.add(() => producerPath.close());
-
-    let spawns = 0;
-    const pool = new WorkerPool(
-      {
-        script: options.cliScript,
-        env: { ...(external ? credentialEnv(external) : {}), ...inbox?.env },
-        restartDelayMs: s.workers.restartDelayMs,
-        killOnExit: true,
-        logFile: (workerId) => dir.workerLog(workerId),
-        args: (workerId) =>
-          workArgs({
-            server: workerPath.url,
-            settings,
-            concurrency: s.workers.concurrency,
-            handlerMs: s.handler.ms,
-            failRate: s.handler.failRate,
-            backoffBaseMs: s.consumer.backoffBaseMs,
-            backoffMaxMs: s.consumer.backoffMaxMs,
-            crashAfterCommitRate: s.workers.crashAfterCommitRate,
-            dropAckRate: s.workers.dropAckRate,
-            workerId,
-            // A replacement process must not replay its predecessor's random choices.
-            seed: options.seed + 1000 * ++spawns,
-            unsafe: options.unsafe || undefined,
-            trace: true,
-            ...(inbox?.workOptions ?? { handler }),
-          }),
-      },
-      note,
-    );
-    teardown.add(() => pool.stop(WORKER_STOP_GRACE_MS));
-    const autoscale = s.workers.autoscale;
-    const initialWorkers = autoscale ? autoscale.min : s.workers.processes;
-    pool.start(initialWorkers);
-    await waitForWorkers(jsm, names, initialWorkers, abort.signal);
-    note(`${initialWorkers} workers pulling`);
-    let autoscaler: Autoscaler | undefined;
-    if (autoscale) {
-      autoscaler = new Autoscaler(pool.supervisor, jsm, names, { ...autoscale, maxStepUp: Math.max(1, Math.ceil(autoscale.max / 4)) }, (event) => {
-        note(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
-      });
-      autoscaler.start();
-      teardown.add(() => autoscaler?.stop());
-    }
-
-    const producerNc = await connectNats({ ...connectOptions, server: producerPath.url, name: "orderq chaos producer" });
-    teardown.add(() => producerNc.close());
-    const history = new History();
-    const h = s.handler;
-    const producer = new Producer(
-      producerNc,
-      {
-        names,
-        count: orders,
-        rate: s.rate,
-        sources: s.sources,
-        poisonRate: h.poisonRate,
-        fatalRate: h.fatalRate,
-        crashRate: h.crashRate,
-        invalidRate: h.invalidRate,
-        duplicateRate: s.producer.duplicateRate,
-        inFlight: s.producer.inFlight,
-        publishTimeoutMs: s.producer.publishTimeoutMs,
-        retryForMs: Math.min(s.producer.retryForMs, settings.dupWindowMs / 2),
-        idPrefix: `c${options.seed.toString(36)}`,
-      },
-      seededRng(options.seed),
-      history,
-    );
-
-    // The run.
-    const t0 = Date.now();
-    const nemesis = new Nemesis(s.faults, { workers: pool, servers, leader: () => streamLeader(jsm, names), paths: { workers: workerPath, producers: producerPath }, database: inbox?.database }, options.seed, {
-      onFault: (w) => options.events?.onFault?.(w),
-    });
-    let phase: Progress["phase"] = "producing";
-    const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), (p) => options.events?.onProgress?.(p), inbox && (() => inbox.rowCount()));
-    sampler.start();
-    teardown.add(() => sampler.stop());
-    const workersEachSecond: number[] = [];
-    const countWorkers = setInterval(() => workersEachSecond.push(pool.supervisor.active), 1000);
-    teardown.add(() => clearInterval(countWorkers));
-
-    let timedOut = false;
-    /** The time limit came before the producer and the nemesis were done (not just while settling). */
-    let cutShort = false;
-    const stopEverything = () => {
-      producer.stop();
-      nemesis.abort();
-    };
-    const limit = setTimeout(() => {
-      timedOut = true;
-      cutShort = phase === "producing" || phase === "healing";
-      stopEverything();
-    }, s.timeLimitMs);
-    teardown.add(() => clearTimeout(limit));
-    abort.signal.addEventListener("abort", stopEverything, { once: true });
-
-    nemesis.start(t0);
-    const produced = await producer.run();
-    nemesis.endProduction();
-    phase = "healing";
-    await nemesis.wait();
-    if (abort.signal.aborted) throw new OrderqError("interrupted", 130);
-
-    phase = "settling";
-    const settleBy = Date.now() + Math.max(MIN_SETTLE_MS, t0 + s.timeLimitMs - Date.now());
-    const quiet =
-      (await waitForQuiet(jsm, names, { quietForMs: QUIET_FOR_MS, timeoutMs: settleBy - Date.now(), shouldStop: () => abort.signal.aborted })) &&
-      (await waitForEmptyStream(jsm, names, Math.min(settleBy, Date.now() + EMPTY_WAIT_MS), abort.signal));
-    if (abort.signal.aborted) throw new OrderqError("interrupted", 130);
-    const elapsedMs = Date.now() - t0;
-
-    phase = "checking";
-    sampler.stop();
-    autoscaler?.stop(); // before the drain: it must not start workers while they are being stopped
-    await pool.stop(WORKER_STOP_GRACE_MS);
-    const workerStats = pool.stats();
-    const [kvLedger, dlqEntries, left, ledgerInfo, dlqInfo] = await Promise.all([
-      inbox ? [] : readLedgerWrites(observer, names),
-      listDlq(observer, names),
-      remainingMessages(jsm, names),
-      jsm.streams.info(kvStreamName(names.ledgerBucket)),
-      jsm.streams.info(names.dlqStream),
-    ]);
-    // Inbox mode: the inbox is the ledger of record.
-    const inboxRead = await inbox?.finish(acceptedIds(history.events));
-    const ledger = inboxRead?.ledger ?? kvLedger;
-    dir.writeLines("ledger.jsonl", ledger);
-    dir.writeLines("dlq.jsonl", dlqEntries);
-    dir.writeLines("remaining.jsonl", left.refs);
-    const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId, seq: e.originalSeq }));
-
-    const faults = summarizeFaults(nemesis.windows, pool.counters, workerStats, history.events);
-    const ledgerWritesOnRedelivery = ledger.filter((w) => w.outcome.attempt > 1).length;
-    const effects: Effects = {
-      redeliveries: ledgerWritesOnRedelivery + workerStats.suppressedDuplicates,
-      ledgerWritesOnRedelivery,
-      suppressedDuplicates: workerStats.suppressedDuplicates,
-      naks: workerStats.retried,
-      redeliveredPendingMax: sampler.redeliveredMax,
-      producerRetries: produced.retries,
-      duplicatePubAcks: produced.duplicates,
-      indeterminatePublishes: produced.indeterminate,
-      workerRestarts: pool.counters.restarts,
-      workerErrors: workerStats.errors,
-    };
-    const traces =
-      effects.redeliveries + effects.naks + effects.redeliveredPendingMax + effects.producerRetries + effects.duplicatePubAcks + effects.workerRestarts;
-    const result = check({
-      history: history.events,
-      ledger,
-      dlq,
-      remaining: left.refs,
-      expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
-      observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: quiet && !timedOut, cutShort, unseenKinds: unseenKinds(s, faults) },
-      broker: {
-        acked: parseAckedWrites(dir.workerLogs()),
-        end: {
-          orders: { lastSeq: left.final.stream.lastSeq },
-          ledger: { lastSeq: ledgerInfo.state.last_seq, held: new Map(ledger.map((w) => [w.seq, w.orderId])) },
-          dlq: { lastSeq: dlqInfo.state.last_seq, held: new Map(dlqEntries.map((e) => [e.dlqSeq, e.orderId ?? `seq:${e.originalSeq}`])), complete: true },
-        },
-      },
-    });
-    const timeline = buildTimeline(
-      t0,
-      history.events,
-      ledger,
-      dlqEntries.map((e) => Date.parse(e.deadLetteredAt)),
-      workersEachSecond,
-    );
-    return {
-      history: history.events,
-      result: {
-        scenario: s.name,
-        file: s.file,
-        seed: options.seed,
-        unsafe: options.unsafe,
-        orders,
-        servers: external ? 0 : servers.length,
-        valid: result.valid && (inboxRead?.result.effects?.valid ?? true),
-        elapsedMs,
-        quiet,
-        timedOut,
-        check: result,
-        faults,
-        effects,
-        producer: produced,
-        workers: { ...workerStats, ...pool.counters },
-        scaling: autoscaler?.events ?? [],
-        timeline,
-        final: left.final,
-        startedAt: t0,
-        inbox: inboxRead?.result,
-      },
-    };
-  } finally {
-    await teardown.run();
+/** Inbox scenarios: the run's own PostgreSQL. Then the handler module, loaded once here before any worker runs it. */
+async function startInbox(ctx: RunContext): Promise<InboxRun | undefined> {
+  const { s, options, handler } = ctx;
+  const inbox = await InboxRun.start(s, handler);
+  if (inbox) {
+    ctx.teardown.add(() => inbox.dispose());
+    ctx.note(`inbox database ready: 127.0.0.1:${inbox.database.port}`);
   }
+  if (handler) await checkHandlerModule(handler, options.handler ? "--handler" : `${s.file}: handler.module`, inbox?.env ?? {});
+  return inbox;
+}
+
+/** One server or a cluster of three in the run dir; none with a server of the user's. */
+async function startServers(ctx: RunContext): Promise<{ servers: NatsServer[]; directUrl: string }> {
+  const { s, dir, teardown } = ctx;
+  const external = ctx.options.external;
+  let servers: NatsServer[] = [];
+  let directUrl: string;
+  if (external) directUrl = external.server;
+  else if (s.servers === 3) {
+    const cluster = await NatsCluster.start(3, { baseDir: dir.servers });
+    teardown.add(() => cluster.dispose());
+    servers = cluster.servers;
+    directUrl = cluster.url;
+  } else {
+    const server = await NatsServer.start({ storeDir: join(dir.servers, "n1"), name: "n1" });
+    teardown.add(() => server.dispose());
+    servers = [server];
+    directUrl = server.url;
+  }
+  ctx.note(`servers ready: ${directUrl}`);
+  return { servers, directUrl };
+}
+
+/** The observer's connection (not proxied: it must see through the faults) and the run's streams and consumer. */
+async function createTopology(ctx: RunContext, directUrl: string): Promise<Pick<Rig, "names" | "connectOptions" | "observer" | "jsm" | "settings">> {
+  const { s, options, teardown } = ctx;
+  const external = options.external;
+  const names = runNames(external !== undefined, options.seed);
+  const connectOptions: NatsOptions = { ...(external ?? { server: directUrl }), server: directUrl, name: "orderq chaos observer" };
+  const observer: NatsConnection = await connectNats(connectOptions);
+  teardown.add(() => observer.close());
+  const jsm = await jetstreamManager(observer);
+  const replicas = s.servers;
+  const settings: TopologySettings = {
+    ...DEFAULT_SETTINGS,
+    names,
+    replicas,
+    ackWaitMs: s.consumer.ackWaitMs,
+    maxDeliver: s.consumer.maxDeliver,
+  };
+  await ensureTopology(observer, settings);
+  if (external) teardown.add(() => deleteTopology(jsm, names));
+  return { names, connectOptions, observer, jsm, settings };
+}
+
+/** Start: the worker processes, each pulling, then the autoscaler when the scenario turns it on. */
+async function startWorkers(ctx: RunContext, rig: Rig): Promise<Fleet> {
+  const { s, teardown } = ctx;
+  const pool = workerPool(ctx, rig);
+  teardown.add(() => pool.stop(WORKER_STOP_GRACE_MS));
+  const autoscale = s.workers.autoscale;
+  const initialWorkers = autoscale ? autoscale.min : s.workers.processes;
+  pool.start(initialWorkers);
+  await waitForWorkers(rig.jsm, rig.names, initialWorkers, ctx.signal);
+  ctx.note(`${initialWorkers} workers pulling`);
+  if (!autoscale) return { pool };
+  const autoscaler = new Autoscaler(pool.supervisor, rig.jsm, rig.names, { ...autoscale, maxStepUp: Math.max(1, Math.ceil(autoscale.max / 4)) }, (event) => {
+    ctx.note(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
+  });
+  autoscaler.start();
+  teardown.add(() => autoscaler.stop());
+  return { pool, autoscaler };
+}
+
+/** `orderq work` processes through the workers' proxy, restarted when they die, each logging to the run dir. */
+function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
+  const { s, options, dir, handler } = ctx;
+  const external = options.external;
+  const inbox = rig.inbox;
+  let spawns = 0;
+  return new WorkerPool(
+    {
+      script: options.cliScript,
+      env: { ...(external ? credentialEnv(external) : {}), ...inbox?.env },
+      restartDelayMs: s.workers.restartDelayMs,
+      killOnExit: true,
+      logFile: (workerId) => dir.workerLog(workerId),
+      args: (workerId) =>
+        workArgs({
+          server: rig.workerPath.url,
+          settings: rig.settings,
+          concurrency: s.workers.concurrency,
+          handlerMs: s.handler.ms,
+          failRate: s.handler.failRate,
+          backoffBaseMs: s.consumer.backoffBaseMs,
+          backoffMaxMs: s.consumer.backoffMaxMs,
+          crashAfterCommitRate: s.workers.crashAfterCommitRate,
+          dropAckRate: s.workers.dropAckRate,
+          workerId,
+          // A replacement process must not replay its predecessor's random choices.
+          seed: options.seed + 1000 * ++spawns,
+          unsafe: options.unsafe || undefined,
+          trace: true,
+          ...(inbox?.workOptions ?? { handler }),
+        }),
+    },
+    ctx.note,
+  );
+}
+
+/** The in-process producer, through its own proxy, recording the history the checker reads. */
+async function startProducer(ctx: RunContext, rig: Rig): Promise<Workload> {
+  const { s, options } = ctx;
+  const producerNc = await connectNats({ ...rig.connectOptions, server: rig.producerPath.url, name: "orderq chaos producer" });
+  ctx.teardown.add(() => producerNc.close());
+  const history = new History();
+  const h = s.handler;
+  const producer = new Producer(
+    producerNc,
+    {
+      names: rig.names,
+      count: ctx.orders,
+      rate: s.rate,
+      sources: s.sources,
+      poisonRate: h.poisonRate,
+      fatalRate: h.fatalRate,
+      crashRate: h.crashRate,
+      invalidRate: h.invalidRate,
+      duplicateRate: s.producer.duplicateRate,
+      inFlight: s.producer.inFlight,
+      publishTimeoutMs: s.producer.publishTimeoutMs,
+      retryForMs: Math.min(s.producer.retryForMs, rig.settings.dupWindowMs / 2),
+      idPrefix: `c${options.seed.toString(36)}`,
+    },
+    seededRng(options.seed),
+    history,
+  );
+  return { producer, history };
+}
+
+/** t0: the nemesis, live progress, the count of workers each second, and the time limit, which stops the producer and the nemesis. */
+function startClock(ctx: RunContext, rig: Rig, fleet: Fleet, workload: Workload): Run {
+  const { s, options, teardown } = ctx;
+  const { jsm, names } = rig;
+  const { pool } = fleet;
+  const { producer } = workload;
+  const inbox = rig.inbox;
+  const t0 = Date.now();
+  const nemesis = new Nemesis(s.faults, { workers: pool, servers: rig.servers, leader: () => streamLeader(jsm, names), paths: { workers: rig.workerPath, producers: rig.producerPath }, database: inbox?.database }, options.seed, {
+    onFault: (w) => options.events?.onFault?.(w),
+  });
+  const state: Run["state"] = { phase: "producing", timedOut: false, cutShort: false };
+  const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase: state.phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), (p) => options.events?.onProgress?.(p), inbox && (() => inbox.rowCount()));
+  sampler.start();
+  teardown.add(() => sampler.stop());
+  const workersEachSecond: number[] = [];
+  const countWorkers = setInterval(() => workersEachSecond.push(pool.supervisor.active), 1000);
+  teardown.add(() => clearInterval(countWorkers));
+
+  const stopEverything = () => {
+    producer.stop();
+    nemesis.abort();
+  };
+  const limit = setTimeout(() => {
+    state.timedOut = true;
+    state.cutShort = state.phase === "producing" || state.phase === "healing";
+    stopEverything();
+  }, s.timeLimitMs);
+  teardown.add(() => clearTimeout(limit));
+  ctx.signal.addEventListener("abort", stopEverything, { once: true });
+  return { ...workload, rig, fleet, t0, nemesis, sampler, workersEachSecond, state };
+}
+
+/** Produce + nemesis: the faults run on their schedule while the producer sends the orders. */
+async function produceUnderFaults(run: Run): Promise<ProduceStats> {
+  run.nemesis.start(run.t0);
+  const produced = await run.producer.run();
+  run.nemesis.endProduction();
+  return produced;
+}
+
+/** Heal: wait for the nemesis's last faults to end and be healed. */
+async function heal(ctx: RunContext, run: Run): Promise<void> {
+  run.state.phase = "healing";
+  await run.nemesis.wait();
+  throwIfInterrupted(ctx.signal);
+}
+
+/** Settle: wait until nothing moves and ORDERS is empty, within what is left of the time limit (at least MIN_SETTLE_MS). */
+async function settle(ctx: RunContext, run: Run): Promise<{ quiet: boolean; elapsedMs: number }> {
+  const { jsm, names } = run.rig;
+  const signal = ctx.signal;
+  run.state.phase = "settling";
+  const settleBy = Date.now() + Math.max(MIN_SETTLE_MS, run.t0 + ctx.s.timeLimitMs - Date.now());
+  const quiet =
+    (await waitForQuiet(jsm, names, { quietForMs: QUIET_FOR_MS, timeoutMs: settleBy - Date.now(), shouldStop: () => signal.aborted })) &&
+    (await waitForEmptyStream(jsm, names, Math.min(settleBy, Date.now() + EMPTY_WAIT_MS), signal));
+  throwIfInterrupted(signal);
+  return { quiet, elapsedMs: Date.now() - run.t0 };
+}
+
+/** Stops the sampler, the autoscaler and the workers, so that what the checker reads no longer moves. */
+async function stopWorkers(run: Run): Promise<WorkerStats> {
+  const { pool, autoscaler } = run.fleet;
+  run.state.phase = "checking";
+  run.sampler.stop();
+  autoscaler?.stop(); // before the drain: it must not start workers while they are being stopped
+  await pool.stop(WORKER_STOP_GRACE_MS);
+  return pool.stats();
+}
+
+/** Reads the ledger (the inbox in inbox mode), the DLQ and what is left in ORDERS, and writes them to the run dir as evidence. */
+async function readWhatIsLeft(ctx: RunContext, run: Run): Promise<Leftovers> {
+  const { dir } = ctx;
+  const { inbox, observer, jsm, names } = run.rig;
+  const [kvLedger, dlqEntries, left, ledgerInfo, dlqInfo] = await Promise.all([
+    inbox ? [] : readLedgerWrites(observer, names),
+    listDlq(observer, names),
+    remainingMessages(jsm, names),
+    jsm.streams.info(kvStreamName(names.ledgerBucket)),
+    jsm.streams.info(names.dlqStream),
+  ]);
+  // Inbox mode: the inbox is the ledger of record.
+  const inboxRead = await inbox?.finish(acceptedIds(run.history.events));
+  const ledger = inboxRead?.ledger ?? kvLedger;
+  dir.writeLines("ledger.jsonl", ledger);
+  dir.writeLines("dlq.jsonl", dlqEntries);
+  dir.writeLines("remaining.jsonl", left.refs);
+  return { ledger, dlqEntries, left, ledgerInfo, dlqInfo, inboxRead };
+}
+
+/** Check: the history against the ledger, the DLQ and the leftovers, with the faults' traces and the broker-loss evidence. */
+function checkRun(ctx: RunContext, run: Run, end: Ending): Verdict {
+  const { s, dir } = ctx;
+  const { pool } = run.fleet;
+  const { ledger, dlqEntries, left, workerStats } = end;
+  const dlq: MessageRef[] = dlqEntries.map((e) => ({ msgId: e.originalHeaders["Nats-Msg-Id"]?.[0], orderId: e.orderId, seq: e.originalSeq }));
+  const faults = summarizeFaults(run.nemesis.windows, pool.counters, workerStats, run.history.events);
+  const effects = effectsOf(ledger, workerStats, pool.counters, run.sampler, end.produced);
+  const traces =
+    effects.redeliveries + effects.naks + effects.redeliveredPendingMax + effects.producerRetries + effects.duplicatePubAcks + effects.workerRestarts;
+  const result = check({
+    history: run.history.events,
+    ledger,
+    dlq,
+    remaining: left.refs,
+    expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
+    observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: end.quiet && !run.state.timedOut, cutShort: run.state.cutShort, unseenKinds: unseenKinds(s, faults) },
+    broker: {
+      acked: parseAckedWrites(dir.workerLogs()),
+      end: {
+        orders: { lastSeq: left.final.stream.lastSeq },
+        ledger: { lastSeq: end.ledgerInfo.state.last_seq, held: new Map(ledger.map((w) => [w.seq, w.orderId])) },
+        dlq: { lastSeq: end.dlqInfo.state.last_seq, held: new Map(dlqEntries.map((e) => [e.dlqSeq, e.orderId ?? `seq:${e.originalSeq}`])), complete: true },
+      },
+    },
+  });
+  return { check: result, faults, effects };
+}
+
+function effectsOf(ledger: LedgerWrite[], workerStats: WorkerStats, counters: PoolCounters, sampler: Sampler, produced: ProduceStats): Effects {
+  const ledgerWritesOnRedelivery = ledger.filter((w) => w.outcome.attempt > 1).length;
+  return {
+    redeliveries: ledgerWritesOnRedelivery + workerStats.suppressedDuplicates,
+    ledgerWritesOnRedelivery,
+    suppressedDuplicates: workerStats.suppressedDuplicates,
+    naks: workerStats.retried,
+    redeliveredPendingMax: sampler.redeliveredMax,
+    producerRetries: produced.retries,
+    duplicatePubAcks: produced.duplicates,
+    indeterminatePublishes: produced.indeterminate,
+    workerRestarts: counters.restarts,
+    workerErrors: workerStats.errors,
+  };
+}
+
+/** Report: the result and the history. VALID needs the checker's verdict and, with `effects: true`, the effect checker's. */
+function report(ctx: RunContext, run: Run, end: Ending, verdict: Verdict): RunOutput {
+  const { s, options } = ctx;
+  const { pool, autoscaler } = run.fleet;
+  const timeline = buildTimeline(
+    run.t0,
+    run.history.events,
+    end.ledger,
+    end.dlqEntries.map((e) => Date.parse(e.deadLetteredAt)),
+    run.workersEachSecond,
+  );
+  return {
+    history: run.history.events,
+    result: {
+      scenario: s.name,
+      file: s.file,
+      seed: options.seed,
+      unsafe: options.unsafe,
+      orders: ctx.orders,
+      servers: options.external ? 0 : run.rig.servers.length,
+      valid: verdict.check.valid && (end.inboxRead?.result.effects?.valid ?? true),
+      elapsedMs: end.elapsedMs,
+      quiet: end.quiet,
+      timedOut: run.state.timedOut,
+      check: verdict.check,
+      faults: verdict.faults,
+      effects: verdict.effects,
+      producer: end.produced,
+      workers: { ...end.workerStats, ...pool.counters },
+      scaling: autoscaler?.events ?? [],
+      timeline,
+      final: end.left.final,
+      startedAt: run.t0,
+      inbox: end.inboxRead?.result,
+    },
+  };
 }
 
 /** Kinds the schedule names (not drawn by `any`, which may draw a kind once, when it can do nothing) never seen at work. */
