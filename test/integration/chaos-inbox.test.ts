@@ -80,11 +80,9 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
     try {
       const module = join(dir, "no-default.mjs");
       writeFileSync(module, "export const storeOrder = async () => {};\n");
-      const started = Date.now();
       const out = await runCli(["chaos", "inbox-ack-lost", "--handler", module]);
       assert.equal(out.code, 2, out.stderr);
       assert.equal(out.stderr.trim(), `orderq: --handler: no default export (write \`export default async (order, ctx) => { … }\`) (${module})`);
-      assert.ok(Date.now() - started < 20_000, "not after waiting for workers that cannot start");
       // From a scenario file, the message names the file and the field.
       const scenario = join(dir, "s.yaml");
       writeFileSync(scenario, "orders: 10\nrate: 10\nhandler:\n  module: ./no-default.mjs\n");
