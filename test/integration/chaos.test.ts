@@ -61,10 +61,11 @@ describe("orderq chaos", function () {
     });
   }
 
-  it("writes history.jsonl, result.json and a self-contained report.html", async () => {
+  it("writes history.jsonl, result.json and a self-contained report.html (and ignores an ORDERQ_INBOX_URL from the shell)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "orderq-report-"));
     try {
-      const out = await runCli(["chaos", "ack-lost", "--seed", "3", "--orders", "300", "--report", dir]);
+      // Were it passed on to the workers, they would run in inbox mode against it and fail to start.
+      const out = await runCli(["chaos", "ack-lost", "--seed", "3", "--orders", "300", "--report", dir], { ORDERQ_INBOX_URL: "postgres://nobody@127.0.0.1:1/none" });
       assert.equal(out.code, 0, out.stderr);
       const history = readFileSync(join(dir, "history.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
       assert.equal(history.filter((e) => e.type === "invoke").length, 300);

@@ -32,6 +32,7 @@ import { RunDir } from "./evidence.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
 import { acceptedIds, checkHandlerModule, InboxRun, type InboxRunResult } from "./inbox-run.js";
+import { INBOX_URL_ENV } from "../inbox/connect.js";
 
 /** Quiet must last this long: a redelivery or an advisory can be on its way right after a quiet sample. */
 const QUIET_FOR_MS = 2_000;
@@ -461,7 +462,9 @@ function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
   return new WorkerPool(
     {
       script: options.cliScript,
-      env: { ...(external ? credentialEnv(external) : {}), ...inbox?.env },
+      // Workers inherit this process's environment; an ORDERQ_INBOX_URL from the shell would turn on inbox
+      // mode against a database that is not the run's, so only an inbox scenario passes one (its own).
+      env: { ...(external ? credentialEnv(external) : {}), ...(inbox?.env ?? { [INBOX_URL_ENV]: undefined }) },
       restartDelayMs: s.workers.restartDelayMs,
       killOnExit: true,
       logFile: (workerId) => dir.workerLog(workerId),
