@@ -2,7 +2,7 @@
 import type { Names } from "../nats/names.js";
 import { Supervisor } from "../fleet/supervisor.js";
 import { peakRssMb } from "../fleet/procfs.js";
-import { workArgs } from "../fleet/work-args.js";
+import { workArgs, type InboxWorkOptions } from "../fleet/work-args.js";
 
 export interface WorkerLaunch {
   /** bin/run.js of this orderq. */
@@ -13,6 +13,10 @@ export interface WorkerLaunch {
   env: NodeJS.ProcessEnv;
   processes: number;
   concurrency: number;
+  /** A handler module (default: the simulated one). */
+  handler?: string;
+  /** Inbox mode; its URL travels in `env` (ORDERQ_INBOX_URL), never in the arguments. */
+  inbox?: InboxWorkOptions;
 }
 
 export class BenchWorkers {
@@ -27,7 +31,7 @@ export class BenchWorkers {
     this.supervisor = new Supervisor(
       {
         script: launch.script,
-        args: (workerId) => workArgs({ server: launch.server, settings: { names }, concurrency: launch.concurrency, workerId }),
+        args: (workerId) => workArgs({ server: launch.server, settings: { names }, concurrency: launch.concurrency, handler: launch.handler, inbox: launch.inbox, workerId }),
         env: launch.env,
         restartDelayMs: 200,
         killOnExit: true,
