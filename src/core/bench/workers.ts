@@ -3,6 +3,7 @@ import type { Names } from "../nats/names.js";
 import { Supervisor } from "../fleet/supervisor.js";
 import { peakRssMb } from "../fleet/procfs.js";
 import { workArgs, type InboxWorkOptions } from "../fleet/work-args.js";
+import { INBOX_URL_ENV } from "../inbox/connect.js";
 
 export interface WorkerLaunch {
   /** bin/run.js of this orderq. */
@@ -32,7 +33,9 @@ export class BenchWorkers {
       {
         script: launch.script,
         args: (workerId) => workArgs({ server: launch.server, settings: { names }, concurrency: launch.concurrency, handler: launch.handler, inbox: launch.inbox, workerId }),
-        env: launch.env,
+        // A worker inherits our environment, whose ORDERQ_INBOX_URL would turn on inbox mode (the `--inbox`
+        // flag reads it) against a database that is not the bench's: only an inbox phase's launch passes one.
+        env: launch.inbox ? launch.env : { ...launch.env, [INBOX_URL_ENV]: undefined },
         restartDelayMs: 200,
         killOnExit: true,
       },
