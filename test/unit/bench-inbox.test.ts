@@ -59,6 +59,14 @@ describe("bench --inbox: verdict, window and summary", () => {
     assert.match(v.detail, /1 dead-lettered, 2 left unacked in the stream; .*stock drift: mug down 5, expected 3$/);
   });
 
+  it("verifyInbox names the first three drifting SKUs and counts the rest", () => {
+    const rows = [{ orderId: "a", outcome: "committed" as const }];
+    const skus = ["a1", "a2", "a3", "a4", "a5"];
+    const orders = [{ orderId: "a", items: skus.map((sku) => ({ sku, qty: 1 })) }];
+    const effects = checkEffects({ inbox: rows, orders, stockBefore: [], stockAfter: [], accepted: ["a"] });
+    assert.match(verifyInbox(rows, ["a"], 0, effects).detail, /stock drift: a1 down 0, expected 1; a2 down 0, expected 1; a3 down 0, expected 1; 2 more SKUs$/);
+  });
+
   it("verifyInbox fails an order whose inbox row committed without its effect", () => {
     const rows = [{ orderId: "a", outcome: "committed" as const }];
     const effects = checkEffects({ inbox: rows, orders: [], stockBefore, stockAfter: stockBefore, accepted: ["a"] });
