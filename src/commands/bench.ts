@@ -5,7 +5,7 @@ import * as defaults from "../core/base/defaults.js";
 import { c, StatusLine, table } from "../cli/render.js";
 import { MAX_ORDER_BYTES } from "../core/pipeline/order.js";
 import { runBench, type BenchResult } from "../core/bench/runner.js";
-import { PHASES, phase } from "../core/bench/summary.js";
+import { INBOX_PHASES, PHASES, phase } from "../core/bench/summary.js";
 import type { PhaseName } from "../core/bench/types.js";
 
 export default class Bench extends OrderqCommand {
@@ -18,12 +18,20 @@ export default class Bench extends OrderqCommand {
     "After each phase every order is checked to have been committed exactly once; a lost or doubled order fails the " +
     "phase and the command exits 1. The project's performance targets are reported, not enforced.\n\n" +
     "It starts its own nats-server in a temp dir unless --server is given on the command line (NATS_URL alone is " +
-    "ignored: a benchmark loads the server and must never pick the machine's shared one by accident).";
+    "ignored: a benchmark loads the server and must never pick the machine's shared one by accident).\n\n" +
+    "--inbox adds two phases on a PostgreSQL the bench starts in a temp dir (never the machine's own; needs Debian's " +
+    "postgresql package or ORDERQ_PG_BIN) with examples/postgres-orders/schema.sql loaded: the inbox floor — consume, " +
+    "one INSERT … ON CONFLICT DO NOTHING of the inbox row in its own transaction through --inbox-pool connections, " +
+    "ack, nothing else — and orderq's inbox mode with the example handler in real worker processes " +
+    "(--inbox-pool, --inbox-batch). Each is verified from the tables: one inbox row per order, and for the handler " +
+    "one orders row per order and stock down by exactly their items.";
   static override examples = [
     "<%= config.bin %> bench",
     "<%= config.bin %> bench --orders 50000 --runs 3",
     "<%= config.bin %> bench --workers 2 --concurrency 128 --payload-bytes 1024",
     "<%= config.bin %> bench --orders 2000 --runs 1 --json | jq .summary",
+    "<%= config.bin %> bench --inbox --orders 20000 --runs 3",
+    "<%= config.bin %> bench --inbox --inbox-batch 8",
     "<%= config.bin %> bench --server nats://staging:4222 --runs 1",
   ];
 
@@ -41,6 +49,18 @@ export default class Bench extends OrderqCommand {
     rate: Flags.integer({ char: "r", summary: "Orders per second in the latency phase.", default: 2000, min: 1 }),
     "latency-seconds": Flags.integer({ summary: "Length of the latency phase.", default: 5, min: 1 }),
     runs: Flags.integer({ summary: "Runs; figures are their medians.", default: 3, min: 1 }),
+    inbox: Flags.boolean({
+      summary: "Also measure the PostgreSQL inbox: its floor, and orderq's inbox mode with the example handler (a PostgreSQL of its own).",
+      default: false,
+      helpGroup: "INBOX",
+    }),
+    "inbox-pool": Flags.integer({
+      summary: "Connections of the inbox floor's pool and of each worker process (`work --inbox-pool`).",
+      default: defaults.INBOX.poolSize,
+      min: 1,
+      helpGroup: "INBOX",
+    }),
+    "inbox-batch": Flags.integer({ summary: "Most orders in one transaction of the workers (`work --inbox-batch`).", default: defaults.INBOX.maxBatch, min: 1, helpGroup: "INBOX" }),
   };
 
   async run(): Promise<BenchResult> {
@@ -54,7 +74,9 @@ export default class Bench extends OrderqCommand {
       rate: flags.rate,
       latencySeconds: flags["latency-seconds"],
       runs: flags.runs,
+      ...(flags.inbox ? { inbox: { poolSize: flags["inbox-pool"], maxBatch: flags["inbox-batch"] } } : {}),
     };
+    const example = join(this.config.root, "examples", "postgres-orders");
     // The default handlers would exit without 'exit' hooks: those stop our workers and server.
     process.once("SIGINT", () => process.exit(130));
     process.once("SIGTERM", () => process.exit(143));
@@ -69,6 +91,7 @@ export default class Bench extends OrderqCommand {
         {
           server: serverOnCommandLine(this.argv) ? this.natsOptions(flags) : undefined,
           workerScript: join(this.config.root, "bin", "run.js"),
+          inboxFiles: { handler: join(example, "handler.mjs"), schema: join(example, "schema.sql") },
         },
         (text) => (progress = text),
       );
@@ -93,6 +116,9 @@ const LABELS: Record<PhaseName, (r: BenchResult) => string> = {
   produce: () => "orderq produce",
   work: (r) => `orderq work, exactly-once (${r.config.workers} × ${r.config.concurrency})`,
   latency: (r) => `end-to-end at ${r.config.rate}/s: p50 / p90 / p99 / p99.9`,
+  "inbox-floor": (r) => `consume + INSERT … ON CONFLICT + ack, ${r.config.inbox?.poolSize} connections (inbox floor)`,
+  "inbox-work": (r) =>
+    `orderq work, inbox + example handler (${r.config.workers} × ${r.config.concurrency}, pool ${r.config.inbox?.poolSize}, batch ${r.config.inbox?.maxBatch})`,
 };
 
 function render(r: BenchResult): string {
@@ -111,20 +137,34 @@ function render(r: BenchResult): string {
     floor: `${s.floorRatio} × consume`,
     produce: `${s.produceRatio} × publish`,
     work: `${s.workRatio} × consume, ${s.workToFloor} × floor`,
+    ...(s.inbox ? { "inbox-work": `${s.inbox.workToFloor} × inbox floor` } : {}),
   };
   const l = s.latency;
-  const rows = PHASES.map((name) => {
+  const inbox = s.inbox;
+  const rows: (string | number)[][] = PHASES.map((name) => {
     const cpu = s.cpu[name];
     const median = name === "latency" ? `${ms(l.p50Ms)} / ${ms(l.p90Ms)} / ${ms(l.p99Ms)} / ${ms(l.p999Ms)} ms` : `${n(s.rates[name])}/s`;
     const each = phasesOf(name).map((p) => (name === "latency" ? `p99 ${ms(p.latency!.p99Ms)}` : n(p.rate))).join("  ");
-    return [LABELS[name](r), median, each, vs[name] ?? "", cpu.clientSeconds, cpu.serverSeconds ?? "n/a", verdict(name)];
+    return [LABELS[name](r), median, each, vs[name] ?? "", cpu.clientSeconds, cpu.serverSeconds ?? "n/a", ...(inbox ? [""] : []), verdict(name)];
   });
+  if (inbox) {
+    for (const name of INBOX_PHASES) {
+      const cpu = inbox.cpu[name];
+      const each = phasesOf(name).map((p) => n(p.rate)).join("  ");
+      rows.push([LABELS[name](r), `${n(inbox.rates[name])}/s`, each, vs[name] ?? "", cpu.clientSeconds, cpu.serverSeconds ?? "n/a", cpu.databaseSeconds ?? "n/a", verdict(name)]);
+    }
+  }
   const rss = r.runs.map((run) => Math.max(0, ...run.phases.flatMap((p) => p.workerPeakRssMb ?? []))).join("  ");
-  rows.push(["worker peak RSS (largest process)", `${s.workerPeakRssMb} MB`, rss, "", "", "", ""]);
+  rows.push(["worker peak RSS (largest process)", `${s.workerPeakRssMb} MB`, rss, "", "", "", ...(inbox ? [""] : []), ""]);
   const env = r.environment;
+  const us = (x: number | null) => (x === null ? "n/a" : `${x}`);
+  const perOrder = (name: "inbox-floor" | "inbox-work") => {
+    const u = inbox!.cpuPerOrderUs[name];
+    return `${name} ${us(u.client)} + ${us(u.server)} + ${us(u.database)} µs`;
+  };
   const lines = [
     c.bold(`orderq bench: medians of ${r.config.runs} run(s), ${n(r.config.orders)} orders of ${r.config.payloadBytes} bytes`),
-    table(["figure", "median", "each run", "vs baseline", "CPU s client", "CPU s server", "exactly-once"], rows),
+    table(["figure", "median", "each run", "vs baseline", "CPU s client", "CPU s server", ...(inbox ? ["CPU s PostgreSQL"] : []), "exactly-once"], rows),
     table(
       ["performance target", "measured", "met"],
       r.targets.map((t) => [t.target, t.measured, t.met ? c.green("✓") : c.red("✗")]),
@@ -136,6 +176,13 @@ function render(r: BenchResult): string {
         "CPU client: this process (publish, consume, floor, produce) or the worker processes (work, latency), over the same windows.",
         `nats-server ${env.server.version} at ${env.server.url} (${env.server.ours ? "started for this run" : "given by --server"}); ` +
           `node ${env.node}, ${env.cpus} CPUs, load average ${env.loadAverage.before.toFixed(2)} before / ${env.loadAverage.after.toFixed(2)} after (this benchmark included).`,
+        ...(inbox && env.database
+          ? [
+              `inbox phases: PostgreSQL ${env.database.version} started for this run (synchronous_commit ${env.database.synchronousCommit}); ` +
+                `inbox-work timed by PostgreSQL commit timestamps, start-up excluded; CPU per order, client + server + PostgreSQL: ` +
+                `${perOrder("inbox-floor")}, ${perOrder("inbox-work")}.`,
+            ]
+          : []),
         "Client, workers and server share this machine's CPUs: figures from a busy machine are noisy.",
       ].join("\n"),
     ),

@@ -9,11 +9,10 @@ import { json, runCli } from "../support/cli.js";
 describe("orderq bench", function () {
   this.timeout(240_000);
 
-  it("measures every phase on its own server and verifies each one exactly-once", async () => {
-    // A NATS_URL that points nowhere: the bench must ignore it and start its own server.
-    const result = await runCli(["bench", "--orders", "2000", "--runs", "1", "--rate", "500", "--latency-seconds", "2", "--json"], {
-      NATS_URL: "nats://127.0.0.1:1",
-    });
+  it("measures every phase on its own servers (NATS and, with --inbox, PostgreSQL) and verifies each one exactly-once", async () => {
+    // A NATS_URL and an ORDERQ_INBOX_URL that point nowhere: the bench must ignore both and start its own servers.
+    const args = ["bench", "--orders", "2000", "--runs", "1", "--rate", "500", "--latency-seconds", "2", "--inbox", "--inbox-pool", "4", "--json"];
+    const result = await runCli(args, { NATS_URL: "nats://127.0.0.1:1", ORDERQ_INBOX_URL: "postgres://nobody@127.0.0.1:1/none" });
     assert.equal(result.code, 0, result.stderr);
     const r = json<BenchResult>(result);
     assert.equal(r.environment.server.ours, true);
@@ -21,12 +20,24 @@ describe("orderq bench", function () {
     assert.equal(r.verified, true);
     assert.equal(r.runs.length, 1);
     const phases = r.runs[0].phases;
-    assert.deepEqual(phases.map((p) => p.phase), ["publish", "consume", "floor", "produce", "work", "latency"]);
+    assert.deepEqual(phases.map((p) => p.phase), ["publish", "consume", "floor", "produce", "work", "latency", "inbox-floor", "inbox-work"]);
     for (const p of phases) {
       assert.equal(p.verification.ok, true, `${p.phase}: ${p.verification.detail}`);
       assert.ok(p.rate > 0 && p.elapsedMs > 0 && p.count > 0, `${p.phase} figures: ${JSON.stringify(p)}`);
       assert.ok(p.cpu.clientSeconds >= 0 && p.cpu.serverSeconds !== null && p.cpu.serverSeconds >= 0, `${p.phase} cpu`);
+      // PostgreSQL's CPU is metered in the inbox phases, and only there.
+      assert.equal(p.cpu.databaseSeconds !== undefined, p.phase.startsWith("inbox-"), `${p.phase} database cpu`);
     }
+    // Verified from the tables: 2,000 inbox rows each, and the handler's 2,000 orders rows with stock to match.
+    const [floor, inboxWork] = [phases[6], phases[7]];
+    assert.equal(floor.verification.expected, 2000);
+    assert.match(floor.verification.detail, /^2000 inbox rows, 0 inserts failed/);
+    assert.equal(inboxWork.verification.expected, 2000);
+    assert.match(inboxWork.verification.detail, /^2000 committed, 0 lost, 0 unexpected; effects: 2000 orders rows once, 0 lost, 0 duplicated, 0 unexpected, stock down by exactly/);
+    assert.equal(inboxWork.workerPeakRssMb!.length, 1);
+    // The default batch of one order per transaction: batches of the example handler deadlock on its stock rows.
+    assert.deepEqual(r.config.inbox, { poolSize: 4, maxBatch: 1 });
+    assert.match(r.environment.database?.version ?? "", /^\d+/);
     const latency = phases.find((p) => p.phase === "latency")!;
     assert.equal(latency.count, 1000, "500/s for 2 s");
     assert.equal(latency.verification.expected, 3000, "2,000 warm-up orders (--orders) are verified too");
@@ -40,7 +51,10 @@ describe("orderq bench", function () {
     assert.ok(s.produceRatio > 0 && s.workRatio > 0 && s.floorRatio > 0 && s.workToFloor > 0 && s.workerPeakRssMb > 0);
     const l = s.latency;
     assert.ok(l.p50Ms > 0 && l.p50Ms <= l.p90Ms && l.p90Ms <= l.p99Ms && l.p99Ms <= l.p999Ms && l.p999Ms <= l.maxMs, JSON.stringify(l));
-    assert.equal(r.targets.length, 5);
+    const inbox = s.inbox!;
+    assert.ok(inbox.rates["inbox-floor"] > 0 && inbox.rates["inbox-work"] > 0 && inbox.workToFloor > 0, JSON.stringify(inbox));
+    assert.ok(inbox.cpuPerOrderUs["inbox-work"].client > 0 && inbox.cpuPerOrderUs["inbox-work"].database !== null, JSON.stringify(inbox));
+    assert.equal(r.targets.length, 7);
     for (const t of r.targets) assert.equal(typeof t.met, "boolean");
   });
 });

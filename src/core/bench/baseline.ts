@@ -124,7 +124,7 @@ export async function floorBaseline(
  * synchronous one (plain ack) costs no await per message. Timed from before the consume to after the
  * flush that follows the last ack.
  */
-async function consumeTimed(
+export async function consumeTimed(
   nc: NatsConnection,
   names: Names,
   o: { count: number; batch: number; meter: Meter; stallMs: number },

@@ -13,13 +13,18 @@ export async function waitForLedger(
   stallMs: number,
   progress: (writes: number) => void,
 ): Promise<number> {
+  return waitForCount(async () => (await jsm.streams.info(kvStreamName(names.ledgerBucket))).state.messages, expected, stallMs, progress);
+}
+
+/** Polls `count` until it reaches `expected`, or stays unchanged for `stallMs`. Returns the last count. */
+export async function waitForCount(count: () => Promise<number>, expected: number, stallMs: number, progress: (n: number) => void): Promise<number> {
   let last = -1;
   let lastChange = Date.now();
   for (;;) {
-    const writes = (await jsm.streams.info(kvStreamName(names.ledgerBucket))).state.messages;
-    if (writes !== last) [last, lastChange] = [writes, Date.now()];
-    progress(writes);
-    if (writes >= expected || Date.now() - lastChange > stallMs) return writes;
+    const n = await count();
+    if (n !== last) [last, lastChange] = [n, Date.now()];
+    progress(n);
+    if (n >= expected || Date.now() - lastChange > stallMs) return n;
     await sleep(250); // the timing comes from the ledger's own timestamps: no need to ask more often
   }
 }
@@ -52,18 +57,20 @@ export function commitTimes(writes: LedgerWrite[]): Map<string, number> {
  * commit (all started up) to the last commit, with the commits inside it. Server timestamps throughout.
  */
 export function steadyWindow(writes: LedgerWrite[]): { t0: number; t1: number; count: number } {
-  const times: number[] = [];
+  return steadyWindowOf(writes.filter((w) => w.outcome.result === "committed").map((w) => ({ worker: w.outcome.worker, time: timeOf(w) })));
+}
+
+/** steadyWindow over commits from any ledger of record (the KV ledger, or an inbox table's commit timestamps). */
+export function steadyWindowOf(commits: ReadonlyArray<{ worker: string; time: number }>): { t0: number; t1: number; count: number } {
+  if (commits.length === 0) return { t0: 0, t1: 0, count: 0 };
   const firstByWorker = new Map<string, number>();
-  for (const w of writes) {
-    if (w.outcome.result !== "committed") continue;
-    const t = timeOf(w);
-    times.push(t);
-    firstByWorker.set(w.outcome.worker, Math.min(firstByWorker.get(w.outcome.worker) ?? t, t));
+  let t1 = -Infinity;
+  for (const { worker, time } of commits) {
+    firstByWorker.set(worker, Math.min(firstByWorker.get(worker) ?? time, time));
+    t1 = Math.max(t1, time);
   }
-  if (times.length === 0) return { t0: 0, t1: 0, count: 0 };
   const t0 = Math.max(...firstByWorker.values()); // one value per worker process
-  const t1 = times.reduce((a, b) => Math.max(a, b));
-  return { t0, t1, count: times.filter((t) => t > t0).length };
+  return { t0, t1, count: commits.filter((c) => c.time > t0).length };
 }
 
 function timeOf(w: LedgerWrite): number {

@@ -15,6 +15,8 @@ export interface CpuUse {
   clientSeconds: number;
   /** Null when the server is not ours (--server): its pid is unknown. */
   serverSeconds: number | null;
+  /** Inbox phases only: the bench's own PostgreSQL (postmaster and every process it forked). */
+  databaseSeconds?: number;
 }
 
 class CpuSeries {
@@ -43,11 +45,14 @@ class CpuSeries {
 export class Meter {
   private readonly client: CpuSeries;
   private readonly server?: CpuSeries;
+  private readonly database?: CpuSeries;
   private timer?: NodeJS.Timeout;
 
-  constructor(clientPids: () => readonly number[], serverPid: number | undefined) {
+  /** `databasePids`: the PostgreSQL processes of an inbox phase (their CPU is reported apart). */
+  constructor(clientPids: () => readonly number[], serverPid: number | undefined, databasePids?: () => readonly number[]) {
     this.client = new CpuSeries(clientPids);
     if (serverPid !== undefined) this.server = new CpuSeries(() => [serverPid]);
+    if (databasePids) this.database = new CpuSeries(databasePids);
   }
 
   start(everyMs = 50): void {
@@ -65,14 +70,18 @@ export class Meter {
     const t = wallNow();
     this.client.sample(t);
     this.server?.sample(t);
+    this.database?.sample(t);
     return t;
   }
 
   cpu(t0: number, t1: number): CpuUse {
-    return {
+    const use: CpuUse = {
       clientSeconds: round(this.client.at(t1) - this.client.at(t0)),
       serverSeconds: this.server ? round(this.server.at(t1) - this.server.at(t0)) : null,
     };
+    // A backend that exits takes its CPU time out of the sum: never report less than nothing.
+    if (this.database) use.databaseSeconds = Math.max(0, round(this.database.at(t1) - this.database.at(t0)));
+    return use;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * `orderq bench`: in each run, (a) the raw JetStream baseline and the exactly-once floor, (b) orderq's
  * produce and exactly-once work, (c) end-to-end latency at a fixed rate, each on fresh streams and each
- * verified; then medians.
+ * verified; then medians. With `inbox`, (d) the PostgreSQL inbox's floor and orderq's inbox mode with
+ * the example handler, on a PostgreSQL of its own.
  */
 import { cpus, loadavg } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -18,6 +19,7 @@ import { deleteTopology } from "../nats/topology.js";
 import { createTopology, phaseNames } from "./topology.js";
 import type { PhaseResult, RunResult } from "./types.js";
 import { workPhase, type WorkerPhaseContext } from "./work.js";
+import { InboxDatabase, inboxFloorPhase, inboxWorkPhase, type InboxBenchFiles } from "./inbox.js";
 
 export interface BenchConfig {
   orders: number;
@@ -32,6 +34,11 @@ export interface BenchConfig {
   rate: number;
   latencySeconds: number;
   runs: number;
+  /**
+   * `--inbox`: the inbox floor and inbox work phases too, on a PostgreSQL of the bench's own, with
+   * this pool size (the floor's pool and each worker's `--inbox-pool`) and the workers' `--inbox-batch`.
+   */
+  inbox?: { poolSize: number; maxBatch: number };
 }
 
 export interface BenchSetup {
@@ -39,6 +46,8 @@ export interface BenchSetup {
   server?: NatsOptions;
   /** bin/run.js, to start `orderq work` processes. */
   workerScript: string;
+  /** The example handler and its schema, for `inbox`. */
+  inboxFiles?: InboxBenchFiles;
 }
 
 /** A phase with no progress for this long ends; what is missing is reported lost. */
@@ -55,6 +64,8 @@ export interface BenchResult {
     /** 1-minute load average before and after: the figures are only as quiet as the machine. */
     loadAverage: { before: number; after: number };
     server: { url: string; version: string; ours: boolean };
+    /** `--inbox`: the PostgreSQL the bench started, and its commit durability. */
+    database?: { version: string; synchronousCommit: string };
   };
   runs: RunResult[];
   summary: BenchSummary;
@@ -66,12 +77,19 @@ export interface BenchResult {
 export async function runBench(config: BenchConfig, setup: BenchSetup, progress: (text: string) => void): Promise<BenchResult> {
   const loadBefore = loadavg()[0];
   const target = await openTarget(setup.server);
+  let db: InboxDatabase | undefined;
   try {
+    if (config.inbox) {
+      if (!setup.inboxFiles) throw new Error("bench --inbox: the example handler and schema were not given");
+      progress("starting PostgreSQL for the inbox phases");
+      db = await InboxDatabase.start(setup.inboxFiles);
+    }
+    const database = db && (await databaseInfo(db));
     const tag = randomSeed().toString(36).toUpperCase(); // two benchmarks on one server share nothing
     const runs: RunResult[] = [];
     for (let run = 1; run <= config.runs; run++) {
       const say = (text: string) => progress(`run ${run}/${config.runs} · ${text}`);
-      const phases = await oneRun(config, setup.workerScript, target, `${tag}_${run}`, run, say);
+      const phases = await oneRun(config, setup.workerScript, target, db, `${tag}_${run}`, run, say);
       runs.push({ run, phases, verified: phases.every((p) => p.verification.ok) });
     }
     const summary = summarize(runs);
@@ -83,6 +101,7 @@ export async function runBench(config: BenchConfig, setup: BenchSetup, progress:
         cpus: cpus().length,
         loadAverage: { before: loadBefore, after: loadavg()[0] },
         server: { url: target.url, version: target.version, ours: target.serverPid !== undefined },
+        ...(database ? { database } : {}),
       },
       runs,
       summary,
@@ -90,11 +109,25 @@ export async function runBench(config: BenchConfig, setup: BenchSetup, progress:
       verified: runs.every((r) => r.verified),
     };
   } finally {
+    await db?.close();
     await target.close();
   }
 }
 
-async function oneRun(o: BenchConfig, workerScript: string, target: Target, tag: string, run: number, say: (text: string) => void): Promise<PhaseResult[]> {
+async function databaseInfo(db: InboxDatabase): Promise<{ version: string; synchronousCommit: string }> {
+  const { rows } = await db.pool.query<{ version: string; sync: string }>("SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS sync");
+  return { version: rows[0].version, synchronousCommit: rows[0].sync };
+}
+
+async function oneRun(
+  o: BenchConfig,
+  workerScript: string,
+  target: Target,
+  db: InboxDatabase | undefined,
+  tag: string,
+  run: number,
+  say: (text: string) => void,
+): Promise<PhaseResult[]> {
   const { nc } = target;
   const jsm = await jetstreamManager(nc);
   const phases: PhaseResult[] = [];
@@ -144,5 +177,22 @@ async function oneRun(o: BenchConfig, workerScript: string, target: Target, tag:
     const settings = { count, rate: o.rate, inFlight: o.inFlight, payloadBytes: o.payloadBytes, seed: 1000 + run, idPrefix: `l${run}` };
     phases.push(await latencyPhase(context(names), settings, Math.min(o.orders, LATENCY_WARMUP_ORDERS)));
   });
+  if (db && o.inbox) {
+    const inbox = o.inbox;
+    await inFreshTopology("IBFLOOR", async (names) => {
+      say(`inbox floor: filling the stream with ${o.orders} orders (not measured)`);
+      await publishAll(jetstream(nc), baselineOrders(names, "ibfloor", o.orders, o.payloadBytes, seededRng(run)), o.inFlight);
+      say(`inbox floor: consume + INSERT … ON CONFLICT DO NOTHING (${inbox.poolSize} connections) + ack`);
+      const dbMeter = new Meter(() => [process.pid], target.serverPid, db.pids);
+      const settings = { count: o.orders, batch: o.concurrency, poolSize: inbox.poolSize, stallMs: STALL_MS };
+      phases.push(await inboxFloorPhase(target.hotNc, jsm, names, db, settings, dbMeter));
+    });
+    await inFreshTopology("IBWORK", async (names) => {
+      say(`inbox work: filling the stream with ${o.orders} orders (not measured)`);
+      const orders = baselineOrders(names, `ib${run}`, o.orders, o.payloadBytes, seededRng(run));
+      await publishAll(jetstream(nc), orders, o.inFlight);
+      phases.push(await inboxWorkPhase(context(names), db, inbox, orders.map((order) => order.id)));
+    });
+  }
   return phases;
 }

@@ -1,10 +1,10 @@
 /** Medians over runs, orderq's ratios to the baseline, and the project's performance targets as figures to report. */
 import type { CpuUse } from "./meter.js";
-import type { LatencySummary, PhaseName, PhaseResult, RunResult } from "./types.js";
+import type { CorePhaseName, InboxPhaseName, LatencySummary, PhaseName, PhaseResult, RunResult } from "./types.js";
 
 export interface BenchSummary {
   /** msgs/s, median over runs. */
-  rates: Record<PhaseName, number>;
+  rates: Record<CorePhaseName, number>;
   /** produce ÷ pipelined publish. */
   produceRatio: number;
   /** exactly-once work ÷ consume + plain ack. */
@@ -16,7 +16,20 @@ export interface BenchSummary {
   latency: Omit<LatencySummary, "samples">;
   /** Largest worker process's peak RSS (work and latency phases), MB. */
   workerPeakRssMb: number;
-  cpu: Record<PhaseName, CpuUse>;
+  cpu: Record<CorePhaseName, CpuUse>;
+  /** `--inbox` only. */
+  inbox?: InboxSummary;
+}
+
+/** The inbox phases' figures: medians over runs, and the ratio of each run then its median. */
+export interface InboxSummary {
+  /** orders/s: the inbox floor, and orderq's inbox mode with the example handler. */
+  rates: Record<InboxPhaseName, number>;
+  /** inbox work ÷ inbox floor. */
+  workToFloor: number;
+  cpu: Record<InboxPhaseName, CpuUse>;
+  /** CPU µs per order: the client (this process, or the workers), the nats-server, PostgreSQL. */
+  cpuPerOrderUs: Record<InboxPhaseName, { client: number; server: number | null; database: number | null }>;
 }
 
 export interface TargetCheck {
@@ -25,7 +38,10 @@ export interface TargetCheck {
   met: boolean;
 }
 
-export const PHASES: PhaseName[] = ["publish", "consume", "floor", "produce", "work", "latency"];
+/** The phases of every run, in their order. */
+export const PHASES: CorePhaseName[] = ["publish", "consume", "floor", "produce", "work", "latency"];
+/** The phases `--inbox` adds after them. */
+export const INBOX_PHASES: InboxPhaseName[] = ["inbox-floor", "inbox-work"];
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -41,14 +57,8 @@ export function phase(run: RunResult, name: PhaseName): PhaseResult {
 
 export function summarize(runs: RunResult[]): BenchSummary {
   const of = (name: PhaseName, pick: (p: PhaseResult) => number) => median(runs.map((r) => pick(phase(r, name))));
-  const rates = Object.fromEntries(PHASES.map((n) => [n, Math.round(of(n, (p) => p.rate))])) as Record<PhaseName, number>;
-  const cpu = Object.fromEntries(
-    PHASES.map((n) => {
-      const server = runs.map((r) => phase(r, n).cpu.serverSeconds);
-      // The median of an even number of runs is a mean: rounded again, or 2.4349999999999996 is printed.
-      return [n, { clientSeconds: round2(of(n, (p) => p.cpu.clientSeconds)), serverSeconds: server.includes(null) ? null : round2(median(server as number[])) }];
-    }),
-  ) as Record<PhaseName, CpuUse>;
+  const rates = Object.fromEntries(PHASES.map((n) => [n, Math.round(of(n, (p) => p.rate))])) as Record<CorePhaseName, number>;
+  const cpu = Object.fromEntries(PHASES.map((n) => [n, medianCpu(runs, n)])) as Record<CorePhaseName, CpuUse>;
   const lat = (pick: (l: LatencySummary) => number) => of("latency", (p) => pick(p.latency!));
   return {
     rates,
@@ -67,7 +77,41 @@ export function summarize(runs: RunResult[]): BenchSummary {
     },
     workerPeakRssMb: median(runs.map((r) => Math.max(0, ...r.phases.flatMap((p) => p.workerPeakRssMb ?? [])))),
     cpu,
+    ...(runs.every((r) => INBOX_PHASES.every((n) => r.phases.some((p) => p.phase === n))) ? { inbox: summarizeInbox(runs) } : {}),
   };
+}
+
+function summarizeInbox(runs: RunResult[]): InboxSummary {
+  const pair = <T>(f: (n: InboxPhaseName) => T) => ({ "inbox-floor": f("inbox-floor"), "inbox-work": f("inbox-work") });
+  const perOrder = (n: InboxPhaseName, pick: (cpu: CpuUse) => number | null | undefined): number | null => {
+    const values = runs.map((r) => {
+      const p = phase(r, n);
+      const seconds = pick(p.cpu);
+      return seconds === null || seconds === undefined || p.count === 0 ? null : (seconds * 1e6) / p.count;
+    });
+    return values.includes(null) ? null : Math.round(median(values as number[]));
+  };
+  return {
+    rates: pair((n) => Math.round(median(runs.map((r) => phase(r, n).rate)))),
+    workToFloor: round2(median(runs.map((r) => phase(r, "inbox-work").rate / phase(r, "inbox-floor").rate))),
+    cpu: pair((n) => medianCpu(runs, n)),
+    cpuPerOrderUs: pair((n) => ({
+      client: perOrder(n, (c) => c.clientSeconds) ?? 0,
+      server: perOrder(n, (c) => c.serverSeconds),
+      database: perOrder(n, (c) => c.databaseSeconds),
+    })),
+  };
+}
+
+/** Median CPU seconds of a phase over the runs; null where a run could not measure it. */
+function medianCpu(runs: RunResult[], name: PhaseName): CpuUse {
+  const medianOrNull = (values: Array<number | null | undefined>) =>
+    // The median of an even number of runs is a mean: rounded again, or 2.4349999999999996 is printed.
+    values.some((v) => v === null || v === undefined) ? null : round2(median(values as number[]));
+  const cpus = runs.map((r) => phase(r, name).cpu);
+  const use: CpuUse = { clientSeconds: medianOrNull(cpus.map((c) => c.clientSeconds)) ?? 0, serverSeconds: medianOrNull(cpus.map((c) => c.serverSeconds)) };
+  if (cpus.some((c) => c.databaseSeconds !== undefined)) use.databaseSeconds = medianOrNull(cpus.map((c) => c.databaseSeconds)) ?? undefined;
+  return use;
 }
 
 /** Issue 7's targets. They are figures to report, not a verdict of the command. */
@@ -82,6 +126,16 @@ export function checkTargets(s: BenchSummary, config: { rate: number; concurrenc
       met: s.latency.p99Ms <= 10,
     },
     { target: `worker peak memory ≤ 150 MB (at --concurrency ${config.concurrency})`, measured: `${s.workerPeakRssMb} MB`, met: s.workerPeakRssMb <= 150 },
+    ...(s.inbox ? inboxTargets(s.inbox) : []),
+  ];
+}
+
+/** Issue 15's targets for the inbox mode with the example handler. */
+function inboxTargets(i: InboxSummary): TargetCheck[] {
+  const work = i.rates["inbox-work"];
+  return [
+    { target: "inbox work ≥ 0.8 × inbox floor", measured: `${i.workToFloor} ×`, met: i.workToFloor >= 0.8 },
+    { target: "inbox work (example handler) ≥ 8,000 orders/s", measured: `${work.toLocaleString("en-US")}/s`, met: work >= 8_000 },
   ];
 }
 

@@ -1,7 +1,11 @@
 /** What one benchmark run measures, phase by phase. */
 import type { CpuUse } from "./meter.js";
 
-export type PhaseName = "publish" | "consume" | "floor" | "produce" | "work" | "latency";
+/** The phases of every run. */
+export type CorePhaseName = "publish" | "consume" | "floor" | "produce" | "work" | "latency";
+/** The phases `--inbox` adds: the PostgreSQL inbox's floor, and orderq's inbox mode with the example handler. */
+export type InboxPhaseName = "inbox-floor" | "inbox-work";
+export type PhaseName = CorePhaseName | InboxPhaseName;
 
 /** Whether a phase delivered what it must: every order once, none lost, none doubled. */
 export interface Verification {

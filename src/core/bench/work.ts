@@ -6,7 +6,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { readLedgerWrites } from "../pipeline/ledger.js";
 import type { Names } from "../nats/names.js";
-import { steadyWindow, verifyCommits, waitForLedger } from "./commits.js";
+import { steadyWindow, verifyCommits, waitForCount, waitForLedger } from "./commits.js";
 import { Meter } from "./meter.js";
 import { settledStreamMessages } from "./topology.js";
 import { perSecond, type PhaseResult } from "./types.js";
@@ -24,6 +24,8 @@ export interface WorkerPhaseContext {
   /** A phase with no new commit for this long is over: what is missing is reported lost. */
   stallMs: number;
   progress: (text: string) => void;
+  /** Inbox mode: the commits so far (default: the KV ledger's writes), and the database's processes for the meter. */
+  inbox?: { committed: () => Promise<number>; databasePids: () => readonly number[] };
 }
 
 /** Runs the workers until `expected` ledger writes exist (or progress stalls), then drains them. */
@@ -34,14 +36,16 @@ export async function runWorkersUntil(
   during: (meter: Meter) => Promise<void> = async () => {},
 ): Promise<{ meter: Meter; rss: number[]; restarts: number }> {
   const workers = new BenchWorkers(ctx.launch, ctx.names);
-  const meter = new Meter(() => workers.pids(), ctx.serverPid);
+  const meter = new Meter(() => workers.pids(), ctx.serverPid, ctx.inbox?.databasePids);
   workers.start();
   meter.start();
   let rss: number[];
   try {
     await during(meter);
     const total = expected();
-    await waitForLedger(ctx.jsm, ctx.names, total, ctx.stallMs, (n) => ctx.progress(`${label}: ${n}/${total} committed`));
+    const progress = (n: number) => ctx.progress(`${label}: ${n}/${total} committed`);
+    if (ctx.inbox) await waitForCount(ctx.inbox.committed, total, ctx.stallMs, progress);
+    else await waitForLedger(ctx.jsm, ctx.names, total, ctx.stallMs, progress);
   } finally {
     meter.stop(); // before the workers go: their CPU must still be readable
     rss = workers.peakRssMb();

@@ -2,7 +2,8 @@
 import type { Names } from "../nats/names.js";
 import { Supervisor } from "../fleet/supervisor.js";
 import { peakRssMb } from "../fleet/procfs.js";
-import { workArgs } from "../fleet/work-args.js";
+import { workArgs, type InboxWorkOptions } from "../fleet/work-args.js";
+import { INBOX_URL_ENV } from "../inbox/connect.js";
 
 export interface WorkerLaunch {
   /** bin/run.js of this orderq. */
@@ -13,6 +14,10 @@ export interface WorkerLaunch {
   env: NodeJS.ProcessEnv;
   processes: number;
   concurrency: number;
+  /** A handler module (default: the simulated one). */
+  handler?: string;
+  /** Inbox mode; its URL travels in `env` (ORDERQ_INBOX_URL), never in the arguments. */
+  inbox?: InboxWorkOptions;
 }
 
 export class BenchWorkers {
@@ -27,8 +32,10 @@ export class BenchWorkers {
     this.supervisor = new Supervisor(
       {
         script: launch.script,
-        args: (workerId) => workArgs({ server: launch.server, settings: { names }, concurrency: launch.concurrency, workerId }),
-        env: launch.env,
+        args: (workerId) => workArgs({ server: launch.server, settings: { names }, concurrency: launch.concurrency, handler: launch.handler, inbox: launch.inbox, workerId }),
+        // A worker inherits our environment, whose ORDERQ_INBOX_URL would turn on inbox mode (the `--inbox`
+        // flag reads it) against a database that is not the bench's: only an inbox phase's launch passes one.
+        env: launch.inbox ? launch.env : { ...launch.env, [INBOX_URL_ENV]: undefined },
         restartDelayMs: 200,
         killOnExit: true,
       },

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { EnvironmentError } from "../base/errors.js";
 import { removeOnExit } from "./exit-kill.js";
+import { childPids } from "./procfs.js";
 import { waitUntilReady, watchExit } from "./server-process.js";
 import { freePort } from "./nats-server.js";
 
@@ -162,6 +163,12 @@ export class PostgresServer {
   /** The postmaster's pid while it runs. */
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** The postmaster and every process it has forked now (backends, WAL writer…): whose CPU is the server's. */
+  processes(): number[] {
+    const pid = this.child?.pid;
+    return pid === undefined ? [] : [pid, ...childPids(pid)];
   }
 
   get running(): boolean {
@@ -333,17 +340,6 @@ async function initdb(binDir: string, user: RunAs | undefined): Promise<string> 
 function spawnUser(user: RunAs | undefined, dir: string): { uid?: number; gid?: number; cwd: string; env: NodeJS.ProcessEnv } {
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C", HOME: dir };
   return user ? { uid: user.uid, gid: user.gid, cwd: dir, env: { ...env, USER, LOGNAME: USER } } : { cwd: dir, env };
-}
-
-/** Pids whose parent is `pid`, from /proc/<pid>/stat (field 4); none when /proc is absent. */
-function childPids(pid: number): number[] {
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
-  } catch {
-    return [];
-  }
-  return entries.map(Number).filter((p) => statOf(p)?.[1] === String(pid));
 }
 
 /** Fields of /proc/<pid>/stat from the state (field 3) on; the command name may hold spaces. */

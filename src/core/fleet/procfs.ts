@@ -10,6 +10,17 @@ export function cpuSeconds(pid: number): number | undefined {
   return fields && (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }
 
+/** Pids whose parent is `pid`, from /proc/<pid>/stat (field 4); none when /proc is absent. */
+export function childPids(pid: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
+  } catch {
+    return [];
+  }
+  return entries.map(Number).filter((p) => statFields(`/proc/${p}/stat`)?.[1] === String(pid));
+}
+
 /** The state letter of each thread of the process (R, S, T for stopped…); a thread that ends meanwhile is left out. */
 export function threadStates(pid: number): string[] | undefined {
   let tids: string[];
