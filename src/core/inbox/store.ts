@@ -166,19 +166,7 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
       client = await this.pool.connect();
       this.lent.add(client);
       client.on("error", ignore);
-      await client.query("BEGIN");
-      const results: TransactionResult[] = [];
-      for (const order of batch) {
-        const result = await this.runOrder(client, order);
-        results.push(result);
-        // Orders of one batch keep their row locks until the commit, so a batch that lost a lock
-        // conflict (deadlock, serialization failure) ends here: what is done commits and releases its
-        // locks, and the orders not yet run wait for the next transaction.
-        if (result.kind === "failed" && isLockConflict(result.error)) break;
-      }
-      const notRun = batch.splice(results.length);
-      if (notRun.length > 0) this.waiting.unshift(...notRun);
-      await client.query("COMMIT");
+      const results = batch.length === 1 ? [await this.runAlone(client, batch[0])] : await this.runBatch(client, batch);
       batch.forEach((order, i) => order.resolve(results[i]));
     } catch (err) {
       failure = err;
@@ -194,22 +182,58 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
   }
 
   /**
-   * One order inside the batch's transaction, in its own savepoint. Throws only when the connection
-   * or the transaction itself failed (then the whole batch is rolled back and reported failed).
+   * One order in a transaction of its own: the transaction is the order's, so no savepoint is needed
+   * (four statements: BEGIN, the claim, the handler's, COMMIT). Throws only when the connection or
+   * the transaction itself failed.
    */
-  private async runOrder(client: pg.PoolClient, order: Waiting): Promise<TransactionResult> {
+  private async runAlone(client: pg.PoolClient, order: Waiting): Promise<TransactionResult> {
+    await client.query("BEGIN");
+    const found = await this.claimRow(client, order);
+    if (found) {
+      await client.query("ROLLBACK");
+      return found;
+    }
+    try {
+      await order.work(transactionView(client));
+    } catch (error) {
+      await client.query("ROLLBACK");
+      return { kind: "failed", error };
+    }
+    // A handler that swallowed a failed query returns normally, yet the transaction is aborted:
+    // PostgreSQL answers its COMMIT with a ROLLBACK, and the order fails like any attempt.
+    const { command } = await client.query("COMMIT");
+    return command === "COMMIT" ? { kind: "committed" } : { kind: "failed", error: new Error(ABORTED) };
+  }
+
+  /**
+   * Several orders in one transaction, each in its own savepoint; the rest of the batch is put back
+   * in line when one loses a lock conflict. Resolves with the results of the orders that ran, after
+   * the commit.
+   */
+  private async runBatch(client: pg.PoolClient, batch: Waiting[]): Promise<TransactionResult[]> {
+    await client.query("BEGIN");
+    const results: TransactionResult[] = [];
+    for (const order of batch) {
+      const result = await this.runInSavepoint(client, order);
+      results.push(result);
+      // Orders of one batch keep their row locks until the commit, so a batch that lost a lock
+      // conflict (deadlock, serialization failure) ends here: what is done commits and releases its
+      // locks, and the orders not yet run wait for the next transaction.
+      if (result.kind === "failed" && isLockConflict(result.error)) break;
+    }
+    const notRun = batch.splice(results.length);
+    if (notRun.length > 0) this.waiting.unshift(...notRun);
+    await client.query("COMMIT");
+    return results;
+  }
+
+  /** One order of a batch, in its own savepoint. Throws only when the connection or the transaction failed. */
+  private async runInSavepoint(client: pg.PoolClient, order: Waiting): Promise<TransactionResult> {
     await client.query(`SAVEPOINT ${SAVEPOINT}`);
-    const claim = await client.query<{ locked: boolean; inserted: boolean; existing: Record<string, unknown> | null }>({
-      name: `orderq_claim_${this.table}`,
-      text: this.claim,
-      values: rowValues(order.orderId, order.outcome),
-    });
-    const { locked, inserted, existing } = claim.rows[0];
-    if (!inserted) {
+    const found = await this.claimRow(client, order);
+    if (found) {
       await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-      if (existing) return { kind: "exists", existing: toOutcome(existing as unknown as InboxRow) };
-      if (!locked) return { kind: "busy" };
-      throw new Error(`inbox: the row of order ${order.orderId} was neither inserted nor found`);
+      return found;
     }
     try {
       await order.work(transactionView(client));
@@ -223,7 +247,27 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
       return { kind: "failed", error };
     }
   }
+
+  /**
+   * Claims the order's row: undefined when this transaction inserted it (run the handler), otherwise
+   * what stopped it — an outcome already there, or another delivery holding the order's lock.
+   */
+  private async claimRow(client: pg.PoolClient, order: Waiting): Promise<TransactionResult | undefined> {
+    const claim = await client.query<{ locked: boolean; inserted: boolean; existing: Record<string, unknown> | null }>({
+      name: `orderq_claim_${this.table}`,
+      text: this.claim,
+      values: rowValues(order.orderId, order.outcome),
+    });
+    const { locked, inserted, existing } = claim.rows[0];
+    if (inserted) return undefined;
+    if (existing) return { kind: "exists", existing: toOutcome(existing as unknown as InboxRow) };
+    if (!locked) return { kind: "busy" };
+    throw new Error(`inbox: the row of order ${order.orderId} was neither inserted nor found`);
+  }
 }
+
+/** Why an order failed whose handler returned normally after a failed query. */
+const ABORTED = "the order's transaction was aborted by a failed query that the handler caught: its writes are rolled back";
 
 /** SQLSTATEs of losing a conflict with another transaction: serialization failure, deadlock, lock timeout. */
 const LOCK_CONFLICTS = new Set(["40001", "40P01", "55P03"]);
