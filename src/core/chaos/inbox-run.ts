@@ -156,9 +156,14 @@ export function inboxLedger(rows: Awaited<ReturnType<InboxStore["rows"]>>): Ledg
   return rows.map((row, i) => ({ orderId: row.orderId, seq: i + 1, outcome: row.outcome, time: Date.parse(row.outcome.at) }));
 }
 
-/** Ids the producers got a PubAck for. */
+/**
+ * Ids the producers got a PubAck for, of orders: an invalid payload never reaches a handler (it goes
+ * to the DLQ as it is, with no inbox row), so no effect of it is expected, and counting it would make
+ * each one a lost effect.
+ */
 export function acceptedIds(history: readonly HistoryEvent[]): Set<string> {
-  return new Set(history.filter((e) => e.type === "ok").map((e) => e.id));
+  const invalid = new Set(history.filter((e) => e.type === "invoke" && e.kind === "invalid").map((e) => e.id));
+  return new Set(history.filter((e) => e.type === "ok" && !invalid.has(e.id)).map((e) => e.id));
 }
 
 /**
