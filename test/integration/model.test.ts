@@ -6,26 +6,55 @@
  * model predicts and run through the chaos checker. The same property on the broken build (`--unsafe`)
  * must fail and shrink to a few commands: a test of the test.
  *
- * ORDERQ_MODEL_RUNS sets the number of runs (default 6). A failure prints the seed and path; replay it
- * with ORDERQ_MODEL_SEED=… ORDERQ_MODEL_PATH=… npx mocha test/model.test.ts
+ * The inbox variant runs the same commands plus restart-db (kill -9 of a private PostgreSQL, restart
+ * on the same data dir) and publish-flaky (an order whose handler fails once after its writes) with
+ * workers in inbox mode running examples/postgres-orders' handler: the inbox rows are then the ledger
+ * of record, and the effect checker must find one `orders` row per committed order and stock down
+ * exactly once. With the example's unsafe handler (its writes outside the inbox transaction) the
+ * property must fail for duplicated effects and shrink.
+ *
+ * ORDERQ_MODEL_RUNS sets the number of runs (default 6), ORDERQ_MODEL_INBOX_RUNS those of the inbox
+ * variant (default 3). A failure prints the line that replays it: ORDERQ_MODEL_SEED=…
+ * ORDERQ_MODEL_PATH=… ORDERQ_MODEL_REPLAY=… npx mocha test/integration/model.test.ts -g … (the last is
+ * fast-check's replayPath of the command list: without it the path cannot be walked).
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { check, type CheckResult } from "../../src/core/chaos/checker.js";
+import type { EffectsResult } from "../../src/core/chaos/effects.js";
 import { errorMessage } from "../../src/core/base/errors.js";
 import type { OpKind } from "../../src/core/pipeline/history.js";
 import { makeInvalidPayload, makeOrder, orderJson } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ModelSystem, type Observation } from "../support/model-system.js";
+import { FLAKY_SUFFIX, ModelSystem, writeModelHandler, type ModelSystemOptions, type Observation } from "../support/model-system.js";
 
 const RUNS = Number(process.env.ORDERQ_MODEL_RUNS ?? 6);
+const INBOX_RUNS = Number(process.env.ORDERQ_MODEL_INBOX_RUNS ?? 3);
 const REPLAY = process.env.ORDERQ_MODEL_SEED === undefined ? undefined : { seed: Number(process.env.ORDERQ_MODEL_SEED), path: process.env.ORDERQ_MODEL_PATH };
+/** Which commands of the replayed list ran (fast-check's `replayPath`, printed in the counterexample). */
+const REPLAY_PATH = process.env.ORDERQ_MODEL_REPLAY;
 const MAX_COMMANDS = 16;
 const MAX_WORKERS = 3;
 /** The broken build must fail within this many runs, and shrink to at most this many commands. */
 const UNSAFE_RUNS = 25;
 const SHORT_SCHEDULE = 6;
+/**
+ * The unsafe example handler must fail within this many runs and shrink, all within the time limit
+ * (runs cost 5-10 s each); if the shrinking ends before the limit, to at most SHORT_SCHEDULE commands.
+ */
+const UNSAFE_INBOX_RUNS = 10;
+const UNSAFE_INBOX_TIME_LIMIT_MS = 60_000;
+/** At most this many restart-db per run: each outage costs the orders in hand a delivery or so (see INBOX_MAX_DELIVER). */
+const MAX_DB_RESTARTS = 3;
+/** Inbox mode: connections per worker and most orders per transaction (several: savepoints are exercised). */
+const INBOX_POOL = 2;
+const INBOX_BATCH = 4;
+/** How long the model's handler stays in the transaction after the example's writes. */
+const HANDLER_AFTER_MS = 200;
 
 // ---------------------------------------------------------------------------------------------
 // The model: which orders exist and what must become of each; the rest only gates the commands.
@@ -39,9 +68,10 @@ interface Model {
   workers: { paused: boolean }[];
   networkCut: boolean;
   restarts: number;
+  dbRestarts: number;
 }
 
-const initialModel = (): Model => ({ orders: new Map(), published: 0, workers: [], networkCut: false, restarts: 0 });
+const initialModel = (): Model => ({ orders: new Map(), published: 0, workers: [], networkCut: false, restarts: 0, dbRestarts: 0 });
 
 interface Tally {
   commits: number;
@@ -72,8 +102,9 @@ function pickWorker(m: Readonly<Model>, pick: number, which: (w: { paused: boole
   return indexes.length ? indexes[pick % indexes.length] : -1;
 }
 
-async function publishNew(m: Model, sys: ModelSystem, kind: PublishKind, variant: number): Promise<void> {
-  const id = `m${++m.published}`;
+/** `suffix`: FLAKY_SUFFIX marks an order whose handler fails once after its writes (inbox mode). */
+async function publishNew(m: Model, sys: ModelSystem, kind: PublishKind, variant: number, suffix = ""): Promise<void> {
+  const id = `m${++m.published}${suffix}`;
   const ack = await sys.publish(id, kind, payloadOf(id, kind, variant));
   assert.equal(ack.duplicate, false, `${id} is a new message id`);
   m.orders.set(id, { kind, restarts: m.restarts });
@@ -90,6 +121,21 @@ class Publish implements Command {
     await publishNew(m, sys, this.kind, this.variant);
   }
   toString = () => (this.kind === "order" ? "publish" : `publish-${this.kind}`);
+}
+
+/**
+ * Inbox mode only: an order whose handler throws on its first attempt after the example's writes (a
+ * transient error after the effect, as a payment call that times out). orderq rolls its savepoint
+ * back and retries it: it must be committed once with its effects once, like any order.
+ */
+class PublishFlaky implements Command {
+  constructor(readonly variant: number) {}
+  check = () => true;
+  async run(m: Model, sys: ModelSystem) {
+    sys.step(this.toString());
+    await publishNew(m, sys, "order", this.variant, FLAKY_SUFFIX);
+  }
+  toString = () => "publish-flaky";
 }
 
 class PublishDuplicate implements Command {
@@ -166,6 +212,18 @@ class RestartServer implements Command {
   toString = () => `restart-server(${this.downMs}ms)`;
 }
 
+/** Inbox mode only: kill -9 of PostgreSQL, down for `downMs`, restarted on the same data dir. */
+class RestartDb implements Command {
+  constructor(readonly downMs: number) {}
+  check = (m: Readonly<Model>) => m.dbRestarts < MAX_DB_RESTARTS;
+  async run(m: Model, sys: ModelSystem) {
+    sys.step(this.toString());
+    await sys.restartDb(this.downMs);
+    m.dbRestarts++;
+  }
+  toString = () => `restart-db(${this.downMs}ms)`;
+}
+
 class Network implements Command {
   constructor(readonly cut: boolean) {}
   check = (m: Readonly<Model>) => m.networkCut !== this.cut;
@@ -189,7 +247,7 @@ class Wait implements Command {
 }
 
 // Unbiased: fast-check otherwise starts with tiny lists, and each run here costs seconds.
-const commands = fc.noBias(fc.commands<Model, ModelSystem, false>(
+const commands = (inbox: boolean) => fc.noBias(fc.commands<Model, ModelSystem, false>(
   [
     fc.tuple(fc.constantFrom<PublishKind>("order", "order", "poison", "invalid"), fc.nat(7)).map(([kind, variant]) => new Publish(kind, variant)),
     fc.nat().map((pick) => new PublishDuplicate(pick)),
@@ -201,8 +259,9 @@ const commands = fc.noBias(fc.commands<Model, ModelSystem, false>(
     fc.integer({ min: 0, max: 500 }).map((ms) => new RestartServer(ms)),
     fc.boolean().map((cut) => new Network(cut)),
     fc.integer({ min: 50, max: 1_500 }).map((ms) => new Wait(ms)),
+    ...(inbox ? [fc.integer({ min: 0, max: 500 }).map((ms) => new RestartDb(ms)), fc.nat(7).map((variant) => new PublishFlaky(variant))] : []),
   ],
-  { maxCommands: MAX_COMMANDS, size: "max" },
+  { maxCommands: MAX_COMMANDS, size: "max", ...(REPLAY_PATH && { replayPath: REPLAY_PATH }) },
 ));
 
 // ---------------------------------------------------------------------------------------------
@@ -218,26 +277,38 @@ function tallies(seen: Observation): Record<string, Tally> {
   return out;
 }
 
+function badEffects(r: EffectsResult): string {
+  const bad = (["lostEffects", "duplicatedEffects", "unexpectedEffects"] as const).filter((c) => r.categories[c].count > 0);
+  const drift = r.stock.map((d) => `${d.sku} down ${d.actual}, expected ${d.expected}`);
+  return [...bad.map((c) => `${c}: ${r.categories[c].ids.join(", ")}`), ...drift].join("; ");
+}
+
 function badFindings(r: CheckResult): string {
   const bad = (["lost", "duplicated", "unexpected", "stuck"] as const).filter((c) => r.categories[c].count > 0);
   const failed = r.expectations.filter((e) => !e.ok).map((e) => `${e.name}: ${e.detail}`);
   return [...bad.map((c) => `${c}: ${r.categories[c].ids.join(", ")}`), ...failed].join("; ");
 }
 
+/** Which system a run drives: the KV ledger (safe or `--unsafe` build), or the inbox with a handler. */
+type Variant = "kv" | "kv-unsafe" | "inbox" | "inbox-unsafe";
+
 interface RunFigures {
-  unsafe: boolean;
+  variant: Variant;
   commands: number;
   ms: number;
   residue: number;
+  /** The first line of what failed, if the run did. */
+  failure?: string;
 }
 const figures: RunFigures[] = [];
 
-async function runOnce(cmds: Iterable<Command>, unsafe: boolean): Promise<void> {
+async function runOnce(cmds: Iterable<Command>, variant: Variant, options: ModelSystemOptions): Promise<void> {
   const started = Date.now();
-  const sys = await ModelSystem.start(unsafe);
+  const sys = await ModelSystem.start(options);
   const model = initialModel();
   let commandCount = 0;
   let residue = 0;
+  let failure: string | undefined;
   try {
     await fc.asyncModelRun(() => ({ model, real: sys }), cmds);
     commandCount = sys.commands;
@@ -260,16 +331,37 @@ async function runOnce(cmds: Iterable<Command>, unsafe: boolean): Promise<void> 
     const kinds = [...model.orders.values()].map((o) => o.kind);
     assert.equal(result.categories.ok.count, kinds.filter((k) => k === "order").length, "committed orders");
     assert.equal(result.categories.deadLetteredExpected.count, kinds.length - result.categories.ok.count, "dead-lettered orders");
+
+    if (options.inbox) {
+      // The inbox was the ledger of record above; now what the handler wrote must match it.
+      const effects = seen.effects;
+      assert.ok(effects, "inbox mode reads the effects");
+      assert.ok(effects.valid, `the effect checker finds the effects invalid: ${badEffects(effects)}`);
+      assert.equal(effects.committed, result.categories.ok.count, "committed orders in the inbox");
+      assert.equal(effects.categories.ok.count, effects.committed, "one orders row per committed order");
+    }
   } catch (err) {
+    failure = errorMessage(err).split("\n")[0];
     const logs = sys.workerLogs();
     throw new Error(`${errorMessage(err)}\n  steps:\n    ${sys.steps.join("\n    ")}${logs.length ? `\n  worker stderr:\n    ${logs.join("\n    ")}` : ""}`, { cause: err });
   } finally {
     await sys.dispose();
-    figures.push({ unsafe, commands: commandCount, ms: Date.now() - started, residue });
+    figures.push({ variant, commands: commandCount, ms: Date.now() - started, residue, failure });
   }
 }
 
-const property = (unsafe: boolean) => fc.asyncProperty(commands, (cmds) => runOnce(cmds, unsafe));
+const property = (variant: Variant, options: ModelSystemOptions) => fc.asyncProperty(commands(options.inbox !== undefined), (cmds) => runOnce(cmds, variant, options));
+
+/** Runs a property that must hold; a failure prints the line that replays it (`grep`: its test's title). */
+async function mustHold(prop: ReturnType<typeof property>, runs: number, grep: string): Promise<void> {
+  const details = await fc.check(prop, { numRuns: runs, ...REPLAY });
+  if (details.failed) {
+    const replayPath = /replayPath="([^"]*)"/.exec(fc.stringify(details.counterexample))?.[1];
+    const replay = `ORDERQ_MODEL_SEED=${details.seed} ORDERQ_MODEL_PATH=${details.counterexamplePath} ORDERQ_MODEL_REPLAY='${replayPath ?? ""}' npx mocha test/integration/model.test.ts -g '${grep}'`;
+    console.log(`    replay with: ${replay}`);
+    throw new Error(`${fc.defaultReportMessage(details)}\n${errorMessage(details.errorInstance)}\nreplay with: ${replay}`);
+  }
+}
 
 /** The commands that ran in a counterexample (its toString lists them, then a replay comment). */
 function executed(cmds: Iterable<Command> & { toString(): string }): string[] {
@@ -283,7 +375,9 @@ function summary(runs: RunFigures[]): string {
   return (
     `${runs.length} runs; commands per run mean ${(cmds.reduce((a, b) => a + b, 0) / runs.length).toFixed(1)}, max ${Math.max(...cmds)}; ` +
     `time per run mean ${(total / runs.length / 1000).toFixed(1)} s, max ${(Math.max(...runs.map((r) => r.ms)) / 1000).toFixed(1)} s; ` +
-    `total ${(total / 1000).toFixed(0)} s; runs with residue in ORDERS ${runs.filter((r) => r.residue > 0).length}`
+    `total ${(total / 1000).toFixed(0)} s; runs with residue in ORDERS ${runs.filter((r) => r.residue > 0).length}; ` +
+    `failed runs ${runs.filter((r) => r.failure !== undefined).length}` +
+    [...new Set(runs.flatMap((r) => (r.failure === undefined ? [] : [r.failure])))].map((f) => `\n      failed: ${f}`).join("")
   );
 }
 
@@ -291,27 +385,66 @@ describe("model-based: random commands and faults against real nats-server and w
   this.timeout(0); // bounded by the run count and each run's own settle timeout
 
   after(() => {
-    console.log(`    model runs (safe build): ${summary(figures.filter((f) => !f.unsafe))}`);
-    console.log(`    model runs (--unsafe build): ${summary(figures.filter((f) => f.unsafe))}`);
+    console.log(`    model runs (safe build): ${summary(figures.filter((f) => f.variant === "kv"))}`);
+    console.log(`    model runs (--unsafe build): ${summary(figures.filter((f) => f.variant === "kv-unsafe"))}`);
   });
 
   it("every run ends as the model predicts (each order committed or dead-lettered once) and the checker finds it valid", async () => {
-    const details = await fc.check(property(false), { numRuns: RUNS, ...REPLAY });
-    if (details.failed) {
-      const replay = `ORDERQ_MODEL_SEED=${details.seed} ORDERQ_MODEL_PATH=${details.counterexamplePath} npx mocha test/model.test.ts`;
-      console.log(`    replay with: ${replay}`);
-      throw new Error(`${fc.defaultReportMessage(details)}\nreplay with: ${replay}`);
-    }
+    await mustHold(property("kv", {}), RUNS, "model-based: random");
   });
 
   it("fails on the broken build (--unsafe) and shrinks to a schedule of a few commands", async function () {
     if (REPLAY) this.skip(); // a replay is of the property above
-    const details = await fc.check(property(true), { numRuns: UNSAFE_RUNS });
+    const details = await fc.check(property("kv-unsafe", { unsafe: true }), { numRuns: UNSAFE_RUNS });
     assert.ok(details.failed, `the --unsafe build passed ${details.numRuns} runs: the model-based property cannot catch a duplicate commit`);
     const [cmds] = details.counterexample ?? [[]];
     const shrunk = executed(cmds);
     console.log(`    --unsafe counterexample after ${details.numShrinks} shrinks (seed ${details.seed}, path ${details.counterexamplePath}): ${shrunk.join(", ")}`);
     assert.match(errorMessage(details.errorInstance), /duplicated/, "fails for a duplicate, not for something else");
     assert.ok(shrunk.length <= SHORT_SCHEDULE, `shrunk to ${shrunk.length} commands: ${shrunk.join(", ")}`);
+  });
+});
+
+describe("model-based, inbox mode: the same commands plus restart-db and publish-flaky, the example handler in PostgreSQL", function () {
+  this.timeout(0); // bounded by the run counts, each run's settle timeout and the negative control's time limit
+  let dir: string;
+  let handler: string;
+  let unsafeHandler: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "orderq-model-inbox-"));
+    handler = writeModelHandler(dir, "handler.mjs", HANDLER_AFTER_MS);
+    unsafeHandler = writeModelHandler(dir, "unsafe-handler.mjs", HANDLER_AFTER_MS);
+  });
+
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    console.log(`    model runs (inbox, example handler): ${summary(figures.filter((f) => f.variant === "inbox"))}`);
+    console.log(`    model runs (inbox, unsafe example handler): ${summary(figures.filter((f) => f.variant === "inbox-unsafe"))}`);
+  });
+
+  const inbox = (module: string): ModelSystemOptions => ({ inbox: { handler: module, poolSize: INBOX_POOL, maxBatch: INBOX_BATCH } });
+
+  it("every run ends as the model predicts with the inbox as the ledger of record, and the effects happened exactly once", async () => {
+    await mustHold(property("inbox", inbox(handler)), INBOX_RUNS, "model-based, inbox mode");
+  });
+
+  it("fails with the unsafe example handler (writes outside the inbox transaction): duplicated effects, and shrinks", async function () {
+    if (REPLAY) this.skip(); // a replay is of the property above
+    // After the time limit every run left (a shrink candidate, mostly) is skipped: none is cut off
+    // midway, and a limit reached before any failure leaves no counterexample, which fails below.
+    const details = await fc.check(property("inbox-unsafe", inbox(unsafeHandler)), { numRuns: UNSAFE_INBOX_RUNS, skipAllAfterTimeLimit: UNSAFE_INBOX_TIME_LIMIT_MS });
+    const runs = figures.filter((f) => f.variant === "inbox-unsafe").length;
+    assert.ok(details.failed && details.counterexample, `the unsafe handler passed ${details.numRuns} runs (${details.numSkips} skipped at the time limit): the inbox variant cannot catch duplicated effects`);
+    const [cmds] = details.counterexample;
+    const shrunk = executed(cmds);
+    const why = errorMessage(details.errorInstance).split("\n")[0];
+    console.log(
+      `    unsafe handler: failed on run ${details.numRuns} of ${UNSAFE_INBOX_RUNS}; counterexample after ${details.numShrinks} shrinks, ${runs} runs in all, ` +
+        `${details.numSkips} skipped at the time limit (seed ${details.seed}, path ${details.counterexamplePath}): ${shrunk.join(", ")}\n      ${why}`,
+    );
+    assert.match(why, /duplicatedEffects/, "fails for duplicated effects, not for something else");
+    assert.ok(details.numShrinks > 0, `did not shrink: ${shrunk.join(", ")}`);
+    if (details.numSkips === 0) assert.ok(shrunk.length <= SHORT_SCHEDULE, `shrunk to ${shrunk.length} commands: ${shrunk.join(", ")}`);
   });
 });

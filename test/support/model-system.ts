@@ -1,9 +1,15 @@
 /**
  * The real system the model-based tests drive: a fresh nats-server, the topology, a TCP proxy between
  * the worker processes and the server, real `orderq work` processes, and a publisher that records a
- * chaos-checker history. `dispose()` kills every process it started, also after a failure.
+ * chaos-checker history. In inbox mode also a private PostgreSQL (the chaos runs' InboxRun: the
+ * example's schema, the inbox table, the stock before any order), whose inbox is then the ledger of
+ * record and whose `orders` and `stock` tables the effect checker reads. `dispose()` kills every
+ * process it started, also after a failure.
  */
 import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { MessageRef } from "../../src/core/chaos/checker.js";
@@ -14,6 +20,8 @@ import type { StoredDlqEntry } from "../../src/core/pipeline/dlq-entry.js";
 import { errorMessage } from "../../src/core/base/errors.js";
 import { History, type OpKind } from "../../src/core/pipeline/history.js";
 import { readLedgerWrites, type LedgerWrite } from "../../src/core/pipeline/ledger.js";
+import { acceptedIds, InboxRun } from "../../src/core/chaos/inbox-run.js";
+import type { EffectsResult } from "../../src/core/chaos/effects.js";
 import { orderSubject } from "../../src/core/nats/names.js";
 import { guessOrderId } from "../../src/core/pipeline/order.js";
 import { waitForQuiet } from "../../src/core/fleet/quiescence.js";
@@ -26,8 +34,14 @@ import { startCli } from "./cli.js";
 /** Small timings, so that a crashed worker's order comes back and a poison order dies within seconds. */
 export const ACK_WAIT_MS = 1_000;
 export const MAX_DELIVER = 3;
-const SETTINGS: TopologySettings = { ...DEFAULT_SETTINGS, ackWaitMs: ACK_WAIT_MS, maxDeliver: MAX_DELIVER };
-const names = SETTINGS.names;
+/**
+ * In inbox mode a delivery that meets the database down fails and waits one ack wait for its
+ * redelivery: a few deliveries more, so that a restart-db (up to a few seconds of outage) cannot
+ * spend a good order's last one. A poison order still dies within a second or two (backoff ≤ 100 ms).
+ */
+export const INBOX_MAX_DELIVER = 10;
+const settingsFor = (maxDeliver: number): TopologySettings => ({ ...DEFAULT_SETTINGS, ackWaitMs: ACK_WAIT_MS, maxDeliver });
+const names = DEFAULT_SETTINGS.names;
 
 /** Quiet must outlast one ack wait: an unacked order of a dead worker is redelivered after it. */
 const QUIET_FOR_MS = ACK_WAIT_MS + 500;
@@ -45,10 +59,52 @@ export interface WorkerProcess {
 }
 
 export interface Observation {
+  /** The KV ledger's writes, or in inbox mode the inbox rows in that shape (inboxLedger()). */
   ledger: LedgerWrite[];
   dlq: StoredDlqEntry[];
   /** What is still in ORDERS, by message id and order id. */
   remaining: MessageRef[];
+  /** Inbox mode: the effect checker's verdict on the example's `orders` and `stock` tables. */
+  effects?: EffectsResult;
+}
+
+export interface ModelSystemOptions {
+  /** The broken build: workers commit with a plain put and skip the redelivery check (KV ledger only). */
+  unsafe?: boolean;
+  /** Inbox mode: a private PostgreSQL with examples/postgres-orders' schema, workers running `handler`. */
+  inbox?: { handler: string; maxBatch: number; poolSize: number };
+}
+
+export const EXAMPLE_DIR = new URL("../../examples/postgres-orders/", import.meta.url).pathname;
+
+/** The end of the id of an order whose handler throws after its writes on its first attempt. */
+export const FLAKY_SUFFIX = "-flaky";
+
+/**
+ * Writes a handler module to `dir` that wraps one of examples/postgres-orders' handlers for the model:
+ * an order marked `simulate: "poison"` fails every attempt (the example knows no such mark); any other
+ * runs the example, then, if its id ends with FLAKY_SUFFIX and this is its first attempt, throws (a
+ * transient error after the writes), else stays in the handler for `afterMs` (as a handler that calls
+ * a slow API after its writes would), so that a kill or a database restart lands between the example's
+ * writes and orderq's commit often enough to matter. Returns the module's path.
+ */
+export function writeModelHandler(dir: string, example: "handler.mjs" | "unsafe-handler.mjs", afterMs: number): string {
+  const file = join(dir, `model-${example}`);
+  writeFileSync(
+    file,
+    `// Written by test/support/model-system.ts: ${example} for the model-based test.
+import { setTimeout as sleep } from "node:timers/promises";
+import example from ${JSON.stringify(pathToFileURL(join(EXAMPLE_DIR, example)).href)};
+
+export default async function modelHandler(order, ctx) {
+  if (order.simulate === "poison") throw new Error(\`order \${order.id} rejected on attempt \${ctx.attempt} (poison)\`);
+  await example(order, ctx);
+  if (order.id.endsWith(${JSON.stringify(FLAKY_SUFFIX)}) && ctx.attempt === 1) throw new Error(\`order \${order.id} failed after its writes (flaky, attempt 1)\`);
+  await sleep(${afterMs}, undefined, { signal: ctx.signal });
+}
+`,
+  );
+  return file;
 }
 
 /** Every message left in ORDERS belongs to an order with a ledger entry or a DLQ entry. */
@@ -76,18 +132,28 @@ export class ModelSystem {
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
+    private readonly settings: TopologySettings,
     /** The broken build: workers commit with a plain put and skip the redelivery check. */
     private readonly unsafe: boolean,
+    /** Inbox mode: the private PostgreSQL and what the workers need to use it. */
+    private readonly inbox: InboxRun | undefined,
   ) {}
 
-  static async start(unsafe: boolean): Promise<ModelSystem> {
+  static async start(options: ModelSystemOptions = {}): Promise<ModelSystem> {
+    const settings = settingsFor(options.inbox ? INBOX_MAX_DELIVER : MAX_DELIVER);
     const server = await NatsServer.start();
+    let inbox: InboxRun | undefined;
     try {
+      if (options.inbox) {
+        const { handler, maxBatch, poolSize } = options.inbox;
+        inbox = await InboxRun.start({ file: "model test", inbox: { schema: join(EXAMPLE_DIR, "schema.sql"), effects: true, maxBatch, poolSize } }, handler);
+      }
       const nc = await connectNats({ server: server.url, name: "orderq model test" });
-      await ensureTopology(nc, SETTINGS);
+      await ensureTopology(nc, settings);
       const proxy = await TcpProxy.start({ host: "127.0.0.1", port: server.port });
-      return new ModelSystem(server, proxy, nc, jetstream(nc), await jetstreamManager(nc), unsafe);
+      return new ModelSystem(server, proxy, nc, jetstream(nc), await jetstreamManager(nc), settings, options.unsafe ?? false, inbox);
     } catch (err) {
+      await inbox?.dispose();
       await server.dispose();
       throw err;
     }
@@ -133,19 +199,22 @@ export class ModelSystem {
   /** A real `orderq work` process, connected through the proxy. */
   private spawnWorker(concurrency: number, extra: WorkOptions = {}): WorkerProcess {
     const n = ++this.spawned;
+    const { ackWaitMs, maxDeliver, dupWindowMs } = this.settings;
     const { child, done } = startCli(
       workArgs({
         json: true,
         server: this.proxy.url,
-        settings: { ackWaitMs: ACK_WAIT_MS, maxDeliver: MAX_DELIVER, dupWindowMs: SETTINGS.dupWindowMs },
+        settings: { ackWaitMs, maxDeliver, dupWindowMs },
         concurrency,
         backoffBaseMs: 20,
         backoffMaxMs: 100,
         workerId: `m${n}`,
         seed: n,
         unsafe: this.unsafe || undefined,
+        ...this.inbox?.workOptions,
         ...extra,
       }),
+      this.inbox?.env,
     );
     let stderr = "";
     child.stderr?.on("data", (d) => (stderr += d));
@@ -193,6 +262,14 @@ export class ModelSystem {
     await this.server.restart();
   }
 
+  /** kill -9 of the inbox's PostgreSQL (postmaster and children), then a restart on the same data dir. */
+  async restartDb(downMs: number): Promise<void> {
+    if (!this.inbox) throw new Error("restart-db needs inbox mode");
+    await this.inbox.database.kill();
+    await sleep(downMs);
+    await this.inbox.database.restart();
+  }
+
   cutNetwork(): void {
     this.proxy.cut();
   }
@@ -218,9 +295,17 @@ export class ModelSystem {
     return this.observe();
   }
 
+  /** The ledger of record (the KV ledger, or the inbox with the effect check), the DLQ and ORDERS. */
   async observe(): Promise<Observation> {
-    const [ledger, dlq, remaining] = await Promise.all([readLedgerWrites(this.nc, names), listDlq(this.nc, names), this.remaining()]);
-    return { ledger, dlq, remaining };
+    const [record, dlq, remaining] = await Promise.all([this.ledgerOfRecord(), listDlq(this.nc, names), this.remaining()]);
+    return { ...record, dlq, remaining };
+  }
+
+  /** The KV ledger's writes; in inbox mode the inbox rows as ledger writes, and the effect check. */
+  private async ledgerOfRecord(): Promise<Pick<Observation, "ledger" | "effects">> {
+    if (!this.inbox) return { ledger: await readLedgerWrites(this.nc, names) };
+    const { ledger, result } = await this.inbox.finish(acceptedIds(this.history.events));
+    return { ledger, effects: result.effects };
   }
 
   /** Messages still in ORDERS (work-queue retention: an acked order is gone), read by sequence. */
@@ -252,5 +337,6 @@ export class ModelSystem {
     await this.proxy.close();
     await this.nc.close().catch(() => undefined);
     await this.server.dispose();
+    await this.inbox?.dispose();
   }
 }

@@ -1,6 +1,7 @@
-/** The inbox as the checker's ledger: rows become ledger writes, and the checker sorts them like KV writes. */
+/** The inbox as the checker's ledger: rows become ledger writes, and the checker sorts them like KV writes; the ids whose effects must exist. */
 import assert from "node:assert/strict";
 import { check } from "../../src/core/chaos/checker.js";
+import { checkEffects } from "../../src/core/chaos/effects.js";
 import { acceptedIds, inboxLedger } from "../../src/core/chaos/inbox-run.js";
 import type { HistoryEvent } from "../../src/core/pipeline/history.js";
 import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
@@ -42,5 +43,26 @@ describe("chaos inbox run: the inbox as the ledger", () => {
     assert.equal(result.valid, false);
     assert.deepEqual(result.categories.ok.ids, ["a"]);
     assert.deepEqual(result.categories.lost.ids, ["b"]);
+  });
+
+  it("an invalid payload is accepted by the stream but expects no effect: the effect checker does not call it lost", () => {
+    const history: HistoryEvent[] = [
+      { type: "invoke", id: "a", kind: "order", source: "web", resend: false, time: 1 },
+      { type: "ok", id: "a", seq: 1, duplicate: false, tries: 1, time: 2 },
+      { type: "invoke", id: "x", kind: "invalid", source: "web", resend: false, time: 3 },
+      { type: "ok", id: "x", seq: 2, duplicate: false, tries: 1, time: 4 },
+      { type: "invoke", id: "x", kind: "invalid", source: "web", resend: true, time: 5 },
+      { type: "ok", id: "x", seq: 2, duplicate: true, tries: 1, time: 6 },
+    ];
+    assert.deepEqual([...acceptedIds(history)], ["a"]);
+    const effects = checkEffects({
+      inbox: [{ orderId: "a", outcome: "committed" }],
+      orders: [{ orderId: "a", items: [{ sku: "mug-330", qty: 2 }] }],
+      stockBefore: [{ sku: "mug-330", onHand: 10 }],
+      stockAfter: [{ sku: "mug-330", onHand: 8 }],
+      accepted: acceptedIds(history),
+    });
+    assert.equal(effects.valid, true, JSON.stringify(effects.categories));
+    assert.deepEqual(effects.categories.ok.ids, ["a"]);
   });
 });

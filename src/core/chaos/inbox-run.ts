@@ -31,6 +31,9 @@ export interface InboxRunResult {
   effects?: EffectsResult;
 }
 
+/** What InboxRun needs of a scenario: where it came from (for messages) and its inbox settings. */
+export type InboxScenario = Pick<Scenario, "file" | "inbox">;
+
 export class InboxRun {
   readonly table = DEFAULT_INBOX_TABLE;
   private stockBefore: StockLevel[] = [];
@@ -38,17 +41,18 @@ export class InboxRun {
 
   private constructor(
     readonly database: PostgresServer,
-    private readonly scenario: Scenario & { inbox: NonNullable<Scenario["inbox"]> },
+    private readonly scenario: InboxScenario & { inbox: NonNullable<Scenario["inbox"]> },
     private readonly handler: string | undefined,
   ) {}
 
   /**
    * Starts the run's PostgreSQL and prepares it: the scenario's schema file, the inbox table, the
-   * stock before any order. Undefined when the scenario has no inbox.
+   * stock before any order. Undefined when the scenario has no inbox. Chaos runs pass their scenario;
+   * the model-based test passes only these two fields.
    * @param handler the workers' handler module (absolute), when not the simulated one.
    * @throws EnvironmentError (exit 3): PostgreSQL missing or not starting, the schema file failing.
    */
-  static async start(scenario: Scenario, handler: string | undefined): Promise<InboxRun | undefined> {
+  static async start(scenario: InboxScenario, handler: string | undefined): Promise<InboxRun | undefined> {
     const inbox = scenario.inbox;
     if (!inbox) return undefined;
     const database = await PostgresServer.start();
@@ -152,9 +156,14 @@ export function inboxLedger(rows: Awaited<ReturnType<InboxStore["rows"]>>): Ledg
   return rows.map((row, i) => ({ orderId: row.orderId, seq: i + 1, outcome: row.outcome, time: Date.parse(row.outcome.at) }));
 }
 
-/** Ids the producers got a PubAck for. */
+/**
+ * Ids the producers got a PubAck for, of orders: an invalid payload never reaches a handler (it goes
+ * to the DLQ as it is, with no inbox row), so no effect of it is expected, and counting it would make
+ * each one a lost effect.
+ */
 export function acceptedIds(history: readonly HistoryEvent[]): Set<string> {
-  return new Set(history.filter((e) => e.type === "ok").map((e) => e.id));
+  const invalid = new Set(history.filter((e) => e.type === "invoke" && e.kind === "invalid").map((e) => e.id));
+  return new Set(history.filter((e) => e.type === "ok" && !invalid.has(e.id)).map((e) => e.id));
 }
 
 /**
