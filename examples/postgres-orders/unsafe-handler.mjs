@@ -19,10 +19,13 @@ const pool = new pg.Pool({ connectionString: url, max: 8, allowExitOnIdle: true 
 pool.on("error", () => {}); // an idle connection cut by a database restart; the next query reconnects
 
 export default async function storeOrderUnsafely(order) {
-  await pool.query(
-    "INSERT INTO orders (id, source, items, amount, created_at) VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT (id) DO NOTHING",
-    [order.id, order.source, JSON.stringify(order.items), order.amount, order.createdAt],
-  );
+  await pool.query("INSERT INTO orders (id, source, items, amount, created_at) VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT (id) DO NOTHING", [
+    order.id,
+    order.source,
+    JSON.stringify(order.items),
+    order.amount,
+    order.createdAt,
+  ]);
   await pool.query(
     `INSERT INTO stock AS s (sku, on_hand)
      SELECT item->>'sku', -sum((item->>'qty')::bigint) FROM jsonb_array_elements($1::jsonb) AS item GROUP BY 1 ORDER BY 1

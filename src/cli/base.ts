@@ -72,15 +72,45 @@ export function namesFrom(flags: { stream: string; consumer: string; "dlq-stream
 
 /** Consumer and stream settings used when creating what is missing. */
 export const topologyFlags = {
-  replicas: Flags.integer({ summary: "Stream replicas (1, or 3 in a cluster).", default: DEFAULT_SETTINGS.replicas, min: 1, max: 5, helpGroup: "TOPOLOGY" }),
-  "ack-wait": Flags.string({ summary: "Ack wait: how soon a dead worker's order is redelivered.", default: formatDuration(DEFAULT_SETTINGS.ackWaitMs), helpGroup: "TOPOLOGY" }),
-  "max-deliver": Flags.integer({ summary: "Attempts before an order is dead-lettered.", default: DEFAULT_SETTINGS.maxDeliver, min: 1, helpGroup: "TOPOLOGY" }),
-  "dup-window": Flags.string({ summary: "Publish de-duplication window.", default: formatDuration(DEFAULT_SETTINGS.dupWindowMs), helpGroup: "TOPOLOGY" }),
-  "max-ack-pending": Flags.integer({ summary: "Orders delivered but not yet acked, over all workers.", default: DEFAULT_SETTINGS.maxAckPending, min: 1, helpGroup: "TOPOLOGY" }),
+  replicas: Flags.integer({
+    summary: "Stream replicas (1, or 3 in a cluster).",
+    default: DEFAULT_SETTINGS.replicas,
+    min: 1,
+    max: 5,
+    helpGroup: "TOPOLOGY",
+  }),
+  "ack-wait": Flags.string({
+    summary: "Ack wait: how soon a dead worker's order is redelivered.",
+    default: formatDuration(DEFAULT_SETTINGS.ackWaitMs),
+    helpGroup: "TOPOLOGY",
+  }),
+  "max-deliver": Flags.integer({
+    summary: "Attempts before an order is dead-lettered.",
+    default: DEFAULT_SETTINGS.maxDeliver,
+    min: 1,
+    helpGroup: "TOPOLOGY",
+  }),
+  "dup-window": Flags.string({
+    summary: "Publish de-duplication window.",
+    default: formatDuration(DEFAULT_SETTINGS.dupWindowMs),
+    helpGroup: "TOPOLOGY",
+  }),
+  "max-ack-pending": Flags.integer({
+    summary: "Orders delivered but not yet acked, over all workers.",
+    default: DEFAULT_SETTINGS.maxAckPending,
+    min: 1,
+    helpGroup: "TOPOLOGY",
+  }),
 };
 
 export function settingsFrom(
-  flags: Parameters<typeof namesFrom>[0] & { replicas: number; "ack-wait": string; "max-deliver": number; "dup-window": string; "max-ack-pending": number },
+  flags: Parameters<typeof namesFrom>[0] & {
+    replicas: number;
+    "ack-wait": string;
+    "max-deliver": number;
+    "dup-window": string;
+    "max-ack-pending": number;
+  },
 ): TopologySettings {
   return {
     names: namesFrom(flags),

@@ -119,23 +119,53 @@ export function renderResult(r: ChaosResult): string {
     ["seed", r.seed],
     ["orders", `${r.orders} (${r.check.accepted} accepted)`],
     ["elapsed", `${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? " (time limit reached)" : ""}`],
-    ["faults observed", `${r.faults.observed}${byKind ? `: ${byKind}` : ""}; self-crashes ${r.faults.selfCrashes}, dropped acks ${r.faults.droppedAcks}, marked orders ${r.faults.markedOrders}, re-sends ${r.faults.resends}`],
-    ["redeliveries", `${e.redeliveries} (ledger writes on redelivery ${e.ledgerWritesOnRedelivery}, absorbed by the ledger ${e.suppressedDuplicates}); naks ${e.naks}`],
+    [
+      "faults observed",
+      `${r.faults.observed}${byKind ? `: ${byKind}` : ""}; self-crashes ${r.faults.selfCrashes}, dropped acks ${r.faults.droppedAcks}, marked orders ${r.faults.markedOrders}, re-sends ${r.faults.resends}`,
+    ],
+    [
+      "redeliveries",
+      `${e.redeliveries} (ledger writes on redelivery ${e.ledgerWritesOnRedelivery}, absorbed by the ledger ${e.suppressedDuplicates}); naks ${e.naks}`,
+    ],
     ["producer", `retries ${e.producerRetries}, duplicates absorbed by the stream ${e.duplicatePubAcks}, indeterminate ${e.indeterminatePublishes}`],
     ["workers", `restarts ${e.workerRestarts}, errors ${e.workerErrors}`],
     ...(r.inbox
-      ? [["inbox", `${r.inbox.table} (ledger of record): ${r.inbox.committed} committed, ${r.inbox.deadLettered} dead-lettered; handler ${r.inbox.handler}`] as [string, string]]
+      ? [
+          [
+            "inbox",
+            `${r.inbox.table} (ledger of record): ${r.inbox.committed} committed, ${r.inbox.deadLettered} dead-lettered; handler ${r.inbox.handler}`,
+          ] as [string, string],
+        ]
       : []),
     ...(r.scaling.length ? [["autoscaler", r.scaling.map((x) => `${x.from} → ${x.to}`).join(", ")] as [string, string]] : []),
     ...(r.check.residue.count > 0
-      ? [["residue", `${r.check.residue.count} processed orders still in the stream after a broker crash (not redelivered): ${sample(r.check.residue.ids)}`] as [string, string]]
+      ? [
+          [
+            "residue",
+            `${r.check.residue.count} processed orders still in the stream after a broker crash (not redelivered): ${sample(r.check.residue.ids)}`,
+          ] as [string, string],
+        ]
       : []),
     ["latency", `p50 ${r.timeline.latency.p50} ms, p99 ${r.timeline.latency.p99} ms, max ${r.timeline.latency.max} ms`],
-    ...(r.evidence ? [["evidence", `${r.evidence}: servers' stores and logs, workers' logs, history, and the ledger, DLQ and ORDERS as the checker read them`] as [string, string]] : []),
+    ...(r.evidence
+      ? [
+          [
+            "evidence",
+            `${r.evidence}: servers' stores and logs, workers' logs, history, and the ledger, DLQ and ORDERS as the checker read them`,
+          ] as [string, string],
+        ]
+      : []),
   ]);
   const expectations = r.check.expectations.map((x) => `${x.ok ? c.green("✓") : c.red("✗")} ${x.name}: ${x.detail}`).join("\n");
   const broker = brokerLine(r);
-  return [summary, table(["outcome", "count", "meaning", "sample ids"], rows), ...renderEffects(r), expectations, ...(broker ? [broker] : []), `${verdict(r.valid)} ${r.scenario}`].join("\n");
+  return [
+    summary,
+    table(["outcome", "count", "meaning", "sample ids"], rows),
+    ...renderEffects(r),
+    expectations,
+    ...(broker ? [broker] : []),
+    `${verdict(r.valid)} ${r.scenario}`,
+  ].join("\n");
 }
 
 /** One line when the broker lost acknowledged writes or renumbered ORDERS (proven from its answers), else undefined. */
@@ -159,24 +189,40 @@ export function brokerLine(r: ChaosResult): string | undefined {
 export function renderSoak(results: ChaosResult[], errors: { seed: number; error: string }[] = []): string {
   const failed = errors.map((e) => [e.seed, c.red.bold("ERROR"), e.error.slice(0, 120), "", "", "", "", "", "", "", "", ""]);
   return table(
-    ["seed", "verdict", "ok", "dead-lettered (unexpected)", "lost", "broker lost (writes)", "duplicated", "unexpected", "stuck", "faults", "time", "evidence"],
-    results.map((r) => {
-      const k = r.check.categories;
-      return [
-        r.seed,
-        r.valid ? verdict(true) : r.check.brokerExplained ? c.yellow.bold("BROKER") : verdict(false),
-        k.ok.count + k.recovered.count,
-        `${k.deadLetteredExpected.count + k.deadLetteredUnexpected.count} (${k.deadLetteredUnexpected.count})`,
-        k.lost.count,
-        `${k.brokerLost.count} (${r.check.brokerLostWrites.count})`,
-        k.duplicated.count,
-        k.unexpected.count,
-        k.stuck.count,
-        r.faults.observed,
-        `${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? " (limit)" : ""}`,
-        r.evidence ?? "",
-      ];
-    }).concat(failed).sort((a, b) => Number(a[0]) - Number(b[0])),
+    [
+      "seed",
+      "verdict",
+      "ok",
+      "dead-lettered (unexpected)",
+      "lost",
+      "broker lost (writes)",
+      "duplicated",
+      "unexpected",
+      "stuck",
+      "faults",
+      "time",
+      "evidence",
+    ],
+    results
+      .map((r) => {
+        const k = r.check.categories;
+        return [
+          r.seed,
+          r.valid ? verdict(true) : r.check.brokerExplained ? c.yellow.bold("BROKER") : verdict(false),
+          k.ok.count + k.recovered.count,
+          `${k.deadLetteredExpected.count + k.deadLetteredUnexpected.count} (${k.deadLetteredUnexpected.count})`,
+          k.lost.count,
+          `${k.brokerLost.count} (${r.check.brokerLostWrites.count})`,
+          k.duplicated.count,
+          k.unexpected.count,
+          k.stuck.count,
+          r.faults.observed,
+          `${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? " (limit)" : ""}`,
+          r.evidence ?? "",
+        ];
+      })
+      .concat(failed)
+      .sort((a, b) => Number(a[0]) - Number(b[0])),
   );
 }
 
@@ -205,7 +251,22 @@ function renderEffects(r: ChaosResult): string[] {
 /** One row per scenario, for `chaos all`. */
 export function renderSummary(results: ChaosResult[]): string {
   return table(
-    ["scenario", "verdict", "orders", "ok", "dead-lettered", "lost", "broker lost", "duplicated", "unexpected", "stuck", "effects lost/dup/unexp", "faults", "redeliveries", "time"],
+    [
+      "scenario",
+      "verdict",
+      "orders",
+      "ok",
+      "dead-lettered",
+      "lost",
+      "broker lost",
+      "duplicated",
+      "unexpected",
+      "stuck",
+      "effects lost/dup/unexp",
+      "faults",
+      "redeliveries",
+      "time",
+    ],
     results.map((r) => {
       const k = r.check.categories;
       return [

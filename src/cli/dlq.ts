@@ -121,7 +121,9 @@ export function truncate(text: string, width: number): string {
 }
 
 export function describeReasons(counts: Record<string, number>): string {
-  const parts = Object.entries(counts).filter(([, n]) => n > 0).map(([reason, n]) => `${reason} ${n}`);
+  const parts = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${reason} ${n}`);
   return parts.length ? parts.join(", ") : "none";
 }
 

@@ -6,7 +6,8 @@ import { checkTableName, DEFAULT_INBOX_TABLE } from "../core/inbox/schema.js";
 export const inboxFlags = {
   inbox: Flags.string({
     summary: "Inbox mode: postgres:// URL of the database whose inbox table is the ledger of record.",
-    description: "Give it in ORDERQ_INBOX_URL rather than on the command line when it holds a password: a process's arguments are visible to every user of the machine.",
+    description:
+      "Give it in ORDERQ_INBOX_URL rather than on the command line when it holds a password: a process's arguments are visible to every user of the machine.",
     env: INBOX_URL_ENV,
     helpGroup: "INBOX",
   }),

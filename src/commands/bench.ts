@@ -44,8 +44,17 @@ export default class Bench extends OrderqCommand {
       default: defaults.CONCURRENCY,
       min: 1,
     }),
-    "payload-bytes": Flags.integer({ summary: "Size of each order's JSON (padded with zero-priced items).", default: 300, min: 0, max: MAX_ORDER_BYTES - 100 }),
-    "in-flight": Flags.integer({ summary: "PubAcks outstanding, for the baseline publish and for produce.", default: defaults.PUBLISH_IN_FLIGHT, min: 1 }),
+    "payload-bytes": Flags.integer({
+      summary: "Size of each order's JSON (padded with zero-priced items).",
+      default: 300,
+      min: 0,
+      max: MAX_ORDER_BYTES - 100,
+    }),
+    "in-flight": Flags.integer({
+      summary: "PubAcks outstanding, for the baseline publish and for produce.",
+      default: defaults.PUBLISH_IN_FLIGHT,
+      min: 1,
+    }),
     rate: Flags.integer({ char: "r", summary: "Orders per second in the latency phase.", default: 2000, min: 1 }),
     "latency-seconds": Flags.integer({ summary: "Length of the latency phase.", default: 5, min: 1 }),
     runs: Flags.integer({ summary: "Runs; figures are their medians.", default: 3, min: 1 }),
@@ -60,7 +69,12 @@ export default class Bench extends OrderqCommand {
       min: 1,
       helpGroup: "INBOX",
     }),
-    "inbox-batch": Flags.integer({ summary: "Most orders in one transaction of the workers (`work --inbox-batch`).", default: defaults.INBOX.maxBatch, min: 1, helpGroup: "INBOX" }),
+    "inbox-batch": Flags.integer({
+      summary: "Most orders in one transaction of the workers (`work --inbox-batch`).",
+      default: defaults.INBOX.maxBatch,
+      min: 1,
+      helpGroup: "INBOX",
+    }),
   };
 
   async run(): Promise<BenchResult> {
@@ -144,14 +158,27 @@ function render(r: BenchResult): string {
   const rows: (string | number)[][] = PHASES.map((name) => {
     const cpu = s.cpu[name];
     const median = name === "latency" ? `${ms(l.p50Ms)} / ${ms(l.p90Ms)} / ${ms(l.p99Ms)} / ${ms(l.p999Ms)} ms` : `${n(s.rates[name])}/s`;
-    const each = phasesOf(name).map((p) => (name === "latency" ? `p99 ${ms(p.latency!.p99Ms)}` : n(p.rate))).join("  ");
+    const each = phasesOf(name)
+      .map((p) => (name === "latency" ? `p99 ${ms(p.latency!.p99Ms)}` : n(p.rate)))
+      .join("  ");
     return [LABELS[name](r), median, each, vs[name] ?? "", cpu.clientSeconds, cpu.serverSeconds ?? "n/a", ...(inbox ? [""] : []), verdict(name)];
   });
   if (inbox) {
     for (const name of INBOX_PHASES) {
       const cpu = inbox.cpu[name];
-      const each = phasesOf(name).map((p) => n(p.rate)).join("  ");
-      rows.push([LABELS[name](r), `${n(inbox.rates[name])}/s`, each, vs[name] ?? "", cpu.clientSeconds, cpu.serverSeconds ?? "n/a", cpu.databaseSeconds ?? "n/a", verdict(name)]);
+      const each = phasesOf(name)
+        .map((p) => n(p.rate))
+        .join("  ");
+      rows.push([
+        LABELS[name](r),
+        `${n(inbox.rates[name])}/s`,
+        each,
+        vs[name] ?? "",
+        cpu.clientSeconds,
+        cpu.serverSeconds ?? "n/a",
+        cpu.databaseSeconds ?? "n/a",
+        verdict(name),
+      ]);
     }
   }
   const rss = r.runs.map((run) => Math.max(0, ...run.phases.flatMap((p) => p.workerPeakRssMb ?? []))).join("  ");
@@ -164,7 +191,10 @@ function render(r: BenchResult): string {
   };
   const lines = [
     c.bold(`orderq bench: medians of ${r.config.runs} run(s), ${n(r.config.orders)} orders of ${r.config.payloadBytes} bytes`),
-    table(["figure", "median", "each run", "vs baseline", "CPU s client", "CPU s server", ...(inbox ? ["CPU s PostgreSQL"] : []), "exactly-once"], rows),
+    table(
+      ["figure", "median", "each run", "vs baseline", "CPU s client", "CPU s server", ...(inbox ? ["CPU s PostgreSQL"] : []), "exactly-once"],
+      rows,
+    ),
     table(
       ["performance target", "measured", "met"],
       r.targets.map((t) => [t.target, t.measured, t.met ? c.green("✓") : c.red("✗")]),

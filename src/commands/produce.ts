@@ -36,7 +36,10 @@ export default class Produce extends OrderqCommand {
     history: Flags.string({ summary: "Write every publish (invoke / ok / fail / indeterminate) to this JSON-lines file." }),
     "in-flight": Flags.integer({ summary: "Publishes awaiting their PubAck at once.", default: defaults.PUBLISH_IN_FLIGHT, min: 1 }),
     "publish-timeout": Flags.string({ summary: "PubAck timeout per try.", default: formatDuration(defaults.PUBLISH_TIMEOUT_MS) }),
-    "retry-for": Flags.string({ summary: "Keep retrying one order this long (stay inside the duplicate window).", default: formatDuration(defaults.PUBLISH_RETRY_FOR_MS) }),
+    "retry-for": Flags.string({
+      summary: "Keep retrying one order this long (stay inside the duplicate window).",
+      default: formatDuration(defaults.PUBLISH_RETRY_FOR_MS),
+    }),
     "id-prefix": Flags.string({ summary: "Order ids are <prefix>-<n>; a random prefix by default." }),
     seed: Flags.integer({ summary: "Seed of the generated orders and mix." }),
   };

@@ -13,11 +13,7 @@ export default class StatusCommand extends OrderqCommand {
     "KEDA's NATS JetStream scaler reads the same durable consumer (stream ORDERS, consumer workers) and " +
     "scales on its pending count, so `lagThreshold` there plays the part of --target-lag-seconds × rate here.\n\n" +
     "--watch redraws the table every --interval on a terminal (one JSON line per refresh with --json) until Ctrl-C.";
-  static override examples = [
-    "<%= config.bin %> status",
-    "<%= config.bin %> status --watch",
-    "<%= config.bin %> status --json | jq .consumer.lag",
-  ];
+  static override examples = ["<%= config.bin %> status", "<%= config.bin %> status --watch", "<%= config.bin %> status --json | jq .consumer.lag"];
 
   static override flags = {
     ...nameFlags,
@@ -66,7 +62,9 @@ function render(s: Status): string {
     ["lag", s.consumer.lag],
     [
       `DLQ ${s.dlq.name}`,
-      `${s.dlq.depth} (${Object.entries(s.dlq.byReason).map(([r, n]) => `${r} ${n}`).join(", ")}${s.dlq.foreign ? `, not orderq entries ${s.dlq.foreign}` : ""})`,
+      `${s.dlq.depth} (${Object.entries(s.dlq.byReason)
+        .map(([r, n]) => `${r} ${n}`)
+        .join(", ")}${s.dlq.foreign ? `, not orderq entries ${s.dlq.foreign}` : ""})`,
     ],
     [`ledger ${s.ledger.bucket}`, `${s.ledger.orders} orders, ${s.ledger.writes} writes`],
     ...(s.inbox ? [[`inbox ${s.inbox.table}`, `${s.inbox.committed} committed, ${s.inbox.deadLettered} dead-lettered`] as [string, string]] : []),

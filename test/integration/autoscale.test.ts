@@ -106,6 +106,9 @@ async function checkRun(port: number, work: ReturnType<typeof startCli>, nc: Nat
   });
   assert.equal(verdict.valid, true, JSON.stringify(verdict.categories));
   assert.equal(verdict.categories.ok.count, ORDERS);
-  assert.deepEqual([...countCommits(ledger).values()].filter((n) => n !== 1), []);
+  assert.deepEqual(
+    [...countCommits(ledger).values()].filter((n) => n !== 1),
+    [],
+  );
   assert.equal(stats.committed, ORDERS);
 }

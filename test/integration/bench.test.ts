@@ -20,7 +20,10 @@ describe("orderq bench", function () {
     assert.equal(r.verified, true);
     assert.equal(r.runs.length, 1);
     const phases = r.runs[0].phases;
-    assert.deepEqual(phases.map((p) => p.phase), ["publish", "consume", "floor", "produce", "work", "latency", "inbox-floor", "inbox-work"]);
+    assert.deepEqual(
+      phases.map((p) => p.phase),
+      ["publish", "consume", "floor", "produce", "work", "latency", "inbox-floor", "inbox-work"],
+    );
     for (const p of phases) {
       assert.equal(p.verification.ok, true, `${p.phase}: ${p.verification.detail}`);
       assert.ok(p.rate > 0 && p.elapsedMs > 0 && p.count > 0, `${p.phase} figures: ${JSON.stringify(p)}`);
@@ -33,7 +36,10 @@ describe("orderq bench", function () {
     assert.equal(floor.verification.expected, 2000);
     assert.match(floor.verification.detail, /^2000 inbox rows, 0 inserts failed/);
     assert.equal(inboxWork.verification.expected, 2000);
-    assert.match(inboxWork.verification.detail, /^2000 committed, 0 lost, 0 unexpected; effects: 2000 orders rows once, 0 lost, 0 duplicated, 0 unexpected, stock down by exactly/);
+    assert.match(
+      inboxWork.verification.detail,
+      /^2000 committed, 0 lost, 0 unexpected; effects: 2000 orders rows once, 0 lost, 0 duplicated, 0 unexpected, stock down by exactly/,
+    );
     assert.equal(inboxWork.workerPeakRssMb!.length, 1);
     // The default batch of one order per transaction: batches of the example handler deadlock on its stock rows.
     assert.deepEqual(r.config.inbox, { poolSize: 4, maxBatch: 1 });

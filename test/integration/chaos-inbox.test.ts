@@ -21,7 +21,13 @@ async function chaos(args: string[]): Promise<{ code: number | null; stderr: str
 function counts(r: ChaosResult): string {
   if (!r.check) return JSON.stringify(r);
   const of = (cats: Record<string, { count: number }>) => Object.fromEntries(Object.entries(cats).map(([k, v]) => [k, v.count]));
-  return JSON.stringify({ ledger: of(r.check.categories), effects: r.inbox?.effects && of(r.inbox.effects.categories), stock: r.inbox?.effects?.stock, failed: r.check.expectations.filter((e) => !e.ok), faults: r.faults.byKind });
+  return JSON.stringify({
+    ledger: of(r.check.categories),
+    effects: r.inbox?.effects && of(r.inbox.effects.categories),
+    stock: r.inbox?.effects?.stock,
+    failed: r.check.expectations.filter((e) => !e.ok),
+    faults: r.faults.byKind,
+  });
 }
 
 describe("orderq chaos with the PostgreSQL inbox", function () {
@@ -60,9 +66,13 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
     assert.equal(code, 1);
     assert.equal(result.inbox?.handler, UNSAFE);
     // The inbox itself still holds each order once: only the effects betray the handler.
-    for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const) assert.equal(result.check.categories[bad].count, 0, `${bad}: ${counts(result)}`);
+    for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const)
+      assert.equal(result.check.categories[bad].count, 0, `${bad}: ${counts(result)}`);
     assert.ok((result.inbox?.effects?.categories.duplicatedEffects.count ?? 0) > 0, counts(result));
-    assert.ok(result.inbox?.effects?.stock.some((d) => d.actual > d.expected), counts(result));
+    assert.ok(
+      result.inbox?.effects?.stock.some((d) => d.actual > d.expected),
+      counts(result),
+    );
   });
 
   it("refuses --unsafe on an inbox scenario and a --handler that does not exist (exit 2, one line, nothing started)", async () => {
@@ -93,7 +103,8 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
       writeFileSync(join(dir, "handler.mjs"), "export default async () => {};\n");
       writeFileSync(join(dir, "broken.sql"), "CREATE TABLE broken (\n");
       writeFileSync(join(dir, "other.sql"), "CREATE TABLE other (id int);\n");
-      const inboxScenario = (schema: string) => `orders: 10\nrate: 10\nhandler:\n  module: handler.mjs\ninbox:\n  schema: ${schema}\n  effects: true\n`;
+      const inboxScenario = (schema: string) =>
+        `orders: 10\nrate: 10\nhandler:\n  module: handler.mjs\ninbox:\n  schema: ${schema}\n  effects: true\n`;
       writeFileSync(scenario, inboxScenario("broken.sql"));
       const broken = await runCli(["chaos", scenario]);
       assert.equal(broken.code, 3, broken.stderr);

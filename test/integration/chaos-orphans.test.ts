@@ -41,7 +41,10 @@ describe("orphan sweep", function () {
     assert.deepEqual(await sweepOrphans(ctx, jsm), ["already-committed", "moved"]);
     assert.equal((await jsm.streams.info(names.stream)).state.messages, 0);
     const dlq = await listDlq(fx.nc, names);
-    assert.deepEqual(dlq.map((e) => [e.orderId, e.reason]), [["orphan", "max-deliveries"]]);
+    assert.deepEqual(
+      dlq.map((e) => [e.orderId, e.reason]),
+      [["orphan", "max-deliveries"]],
+    );
     assert.equal((await ledger.get("orphan"))?.result, "dead-lettered");
     assert.deepEqual(await sweepOrphans(ctx, jsm), [], "a second sweep finds nothing");
   });

@@ -34,7 +34,12 @@ describe("orderq chaos", function () {
   it("lists the scenarios", async () => {
     const out = await runCli(["chaos", "list", "--json"]);
     assert.equal(out.code, 0, out.stderr);
-    assert.deepEqual(json<{ name: string }[]>(out).map((s) => s.name).sort(), [...SCENARIOS].sort());
+    assert.deepEqual(
+      json<{ name: string }[]>(out)
+        .map((s) => s.name)
+        .sort(),
+      [...SCENARIOS].sort(),
+    );
   });
 
   SCENARIOS.forEach((name, i) => {
@@ -65,9 +70,14 @@ describe("orderq chaos", function () {
     const dir = mkdtempSync(join(tmpdir(), "orderq-report-"));
     try {
       // Were it passed on to the workers, they would run in inbox mode against it and fail to start.
-      const out = await runCli(["chaos", "ack-lost", "--seed", "3", "--orders", "300", "--report", dir], { ORDERQ_INBOX_URL: "postgres://nobody@127.0.0.1:1/none" });
+      const out = await runCli(["chaos", "ack-lost", "--seed", "3", "--orders", "300", "--report", dir], {
+        ORDERQ_INBOX_URL: "postgres://nobody@127.0.0.1:1/none",
+      });
       assert.equal(out.code, 0, out.stderr);
-      const history = readFileSync(join(dir, "history.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const history = readFileSync(join(dir, "history.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
       assert.equal(history.filter((e) => e.type === "invoke").length, 300);
       const result = JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) as ChaosResult;
       assert.equal(result.valid, true);
@@ -85,19 +95,37 @@ describe("orderq chaos", function () {
     try {
       const file = join(dir, "limit.yaml");
       // 15 s of production at this rate, stopped after 2 s.
-      writeFileSync(file, "description: cut short\norders: 3000\nrate: 200\nworkers:\n  processes: 1\n  concurrency: 8\ntime-limit: 2s\nexpect:\n  min-faults: 0\n");
+      writeFileSync(
+        file,
+        "description: cut short\norders: 3000\nrate: 200\nworkers:\n  processes: 1\n  concurrency: 8\ntime-limit: 2s\nexpect:\n  min-faults: 0\n",
+      );
       const report = join(dir, "report");
       const { code, result } = await chaos([file, "--seed", "11", "--report", report]);
       assert.equal(code, 1);
       assert.equal(result.timedOut, true);
       // INVALID, so its evidence stays where it says: the server's store and log, the worker's log, the checker's inputs.
       assert.equal(result.evidence, report);
-      for (const kept of ["servers/n1/nats-server.log", "servers/n1/js", "workers/w1.log", "history.jsonl", "ledger.jsonl", "dlq.jsonl", "remaining.jsonl"]) {
+      for (const kept of [
+        "servers/n1/nats-server.log",
+        "servers/n1/js",
+        "workers/w1.log",
+        "history.jsonl",
+        "ledger.jsonl",
+        "dlq.jsonl",
+        "remaining.jsonl",
+      ]) {
         assert.ok(existsSync(join(report, kept)), `${kept} kept`);
       }
-      assert.match(readFileSync(join(report, "workers/w1.log"), "utf8"), /acked ledger seq=\d+ id=/, "the worker's acknowledged writes are in its log");
+      assert.match(
+        readFileSync(join(report, "workers/w1.log"), "utf8"),
+        /acked ledger seq=\d+ id=/,
+        "the worker's acknowledged writes are in its log",
+      );
       assert.equal(result.valid, false);
-      assert.deepEqual(result.check.expectations.filter((e) => !e.ok).map((e) => [e.name, e.detail]), [["quiet", "the time limit ended the run before its schedule did"]]);
+      assert.deepEqual(
+        result.check.expectations.filter((e) => !e.ok).map((e) => [e.name, e.detail]),
+        [["quiet", "the time limit ended the run before its schedule did"]],
+      );
       assert.ok(result.check.accepted > 0 && result.check.accepted < 3000, `accepted ${result.check.accepted}`);
       assert.equal(result.check.categories.ok.count, result.check.accepted, describeFailure(result));
     } finally {
@@ -109,12 +137,21 @@ describe("orderq chaos", function () {
     const dir = mkdtempSync(join(tmpdir(), "orderq-soak-"));
     try {
       const file = join(dir, "calm.yaml");
-      writeFileSync(file, "description: no faults\norders: 100\nrate: 0\nworkers:\n  processes: 1\n  concurrency: 8\ntime-limit: 60s\nexpect:\n  min-faults: 0\n");
+      writeFileSync(
+        file,
+        "description: no faults\norders: 100\nrate: 0\nworkers:\n  processes: 1\n  concurrency: 8\ntime-limit: 60s\nexpect:\n  min-faults: 0\n",
+      );
       const out = await runCli(["chaos", "soak", file, "--seeds", "2", "--seed", "40", "--json"]);
       assert.equal(out.code, 0, out.stderr);
       const soak = json<{ ok: boolean; results: ChaosResult[]; errors: unknown[] }>(out);
       assert.equal(soak.ok, true);
-      assert.deepEqual(soak.results.map((r) => [r.seed, r.valid, r.check.categories.ok.count, r.check.categories.brokerLost.count]), [[40, true, 100, 0], [41, true, 100, 0]]);
+      assert.deepEqual(
+        soak.results.map((r) => [r.seed, r.valid, r.check.categories.ok.count, r.check.categories.brokerLost.count]),
+        [
+          [40, true, 100, 0],
+          [41, true, 100, 0],
+        ],
+      );
       assert.deepEqual(soak.errors, []);
     } finally {
       rmSync(dir, { recursive: true, force: true });

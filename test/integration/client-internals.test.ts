@@ -40,10 +40,15 @@ describe("withdrawing a pull", function () {
     await js.publish("orders.web", "after");
     // The server drops the withdrawn pull when it next tries to deliver, asynchronously: wait for that.
     // Had the pull survived, "after" would be delivered to it and num_pending would never read 1.
-    const info = await waitFor("the pull to be dropped", async () => {
-      const i = await jsm.consumers.info(names.stream, names.consumer);
-      return i.num_waiting === 0 && i.num_pending === 1 && i;
-    }, 5_000, 50);
+    const info = await waitFor(
+      "the pull to be dropped",
+      async () => {
+        const i = await jsm.consumers.info(names.stream, names.consumer);
+        return i.num_waiting === 0 && i.num_pending === 1 && i;
+      },
+      5_000,
+      50,
+    );
     assert.equal(info.num_ack_pending, 0, "the new order waits for the next pull");
   });
 
@@ -61,8 +66,15 @@ describe("write coalescing on the hot-path connections", function () {
       assert.equal(coalesceWrites(nc), true, "the client's internals changed: the optimisation is off");
       await ensureTopology(nc, DEFAULT_SETTINGS);
       const js = jetstream(nc);
-      const acks = await Promise.all(Array.from({ length: 200 }, (_, i) => js.publish("orders.web", JSON.stringify(makeOrder(`co-${i}`, "web", seededRng(i))), { msgID: `co-${i}` })));
-      assert.deepEqual(acks.map((a) => a.seq), Array.from({ length: 200 }, (_, i) => i + 1));
+      const acks = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          js.publish("orders.web", JSON.stringify(makeOrder(`co-${i}`, "web", seededRng(i))), { msgID: `co-${i}` }),
+        ),
+      );
+      assert.deepEqual(
+        acks.map((a) => a.seq),
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      );
       assert.equal(coalesceWrites({} as never), false, "an unknown shape is left alone");
     } finally {
       await nc.close();

@@ -102,7 +102,21 @@ describe("an authenticating server", function () {
 
   it("bench --server: its workers get the credentials, every phase verifies, and it removes what it created", async () => {
     const before = await streamNames(fx.nc);
-    const out = await runCli(["bench", "--server", fx.server.url, "--orders", "300", "--runs", "1", "--latency-seconds", "1", "--rate", "200", "--json", ...LOGIN]);
+    const out = await runCli([
+      "bench",
+      "--server",
+      fx.server.url,
+      "--orders",
+      "300",
+      "--runs",
+      "1",
+      "--latency-seconds",
+      "1",
+      "--rate",
+      "200",
+      "--json",
+      ...LOGIN,
+    ]);
     assert.equal(out.code, 0, out.stderr);
     const phases = json(out).runs[0].phases as { phase: string; verification: { ok: boolean } }[];
     assert.deepEqual(

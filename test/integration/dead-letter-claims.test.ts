@@ -34,13 +34,29 @@ describe("dead-letter claims", function () {
     // The advisory's mover (or the sweep) claimed this message while a worker held it, then failed
     // before its copy (the broker was restarting): the claim is in the ledger, the DLQ has nothing.
     const ledger = await Ledger.open(fx.nc, names);
-    await ledger.record(id, { result: "dead-lettered", worker: "mover", attempt: 5, streamSeq: seq, at: new Date().toISOString(), reason: "max-deliveries" });
+    await ledger.record(id, {
+      result: "dead-lettered",
+      worker: "mover",
+      attempt: 5,
+      streamSeq: seq,
+      at: new Date().toISOString(),
+      reason: "max-deliveries",
+    });
     await ledger.close();
 
     const worker = new Worker(
       fx.nc,
-      { names, workerId: "w-test", concurrency: 4, backoff: DEFAULT_BACKOFF, confirmAck: true, unsafe: false, mover: false,
-        drainTimeoutMs: 30_000, faults: { crashAfterCommitRate: 0, dropAckRate: 0 } },
+      {
+        names,
+        workerId: "w-test",
+        concurrency: 4,
+        backoff: DEFAULT_BACKOFF,
+        confirmAck: true,
+        unsafe: false,
+        mover: false,
+        drainTimeoutMs: 30_000,
+        faults: { crashAfterCommitRate: 0, dropAckRate: 0 },
+      },
       async () => {},
       seededRng(2),
     );
@@ -52,9 +68,17 @@ describe("dead-letter claims", function () {
       await running;
     }
     const dlq = await listDlq(fx.nc, names);
-    assert.deepEqual(dlq.map((e) => [e.orderId, e.reason, e.originalSeq]), [[id, "max-deliveries", seq]], "acked, so it must be in the DLQ");
+    assert.deepEqual(
+      dlq.map((e) => [e.orderId, e.reason, e.originalSeq]),
+      [[id, "max-deliveries", seq]],
+      "acked, so it must be in the DLQ",
+    );
     const writes = (await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId === id);
-    assert.deepEqual(writes.map((w) => w.outcome.result), ["dead-lettered"], "and never committed as well");
+    assert.deepEqual(
+      writes.map((w) => w.outcome.result),
+      ["dead-lettered"],
+      "and never committed as well",
+    );
   });
 
   it("a DLQ move that finds the key held but cannot read its outcome copies nothing (it may be committed)", async () => {

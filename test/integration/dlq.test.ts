@@ -130,7 +130,10 @@ describe("DLQ entry codec", () => {
   });
 
   it("rejects a message that is not a DLQ entry, naming the missing header", () => {
-    assert.throws(() => decodeDlqEntry(undefined, new Uint8Array(), 9), (err: Error) => err instanceof MalformedDlqEntryError && /Orderq-Reason/.test(err.message));
+    assert.throws(
+      () => decodeDlqEntry(undefined, new Uint8Array(), 9),
+      (err: Error) => err instanceof MalformedDlqEntryError && /Orderq-Reason/.test(err.message),
+    );
   });
 });
 
@@ -165,7 +168,10 @@ describe("DLQ: poison orders and replay", function () {
       assert.equal(mine[0].attemptsRecorded, MAX_DELIVER);
 
       const shown = await cliJson(fx, ["dlq", "show", id]);
-      assert.deepEqual(shown.attempts.map((a: AttemptRecord) => a.attempt), [1, 2, 3]);
+      assert.deepEqual(
+        shown.attempts.map((a: AttemptRecord) => a.attempt),
+        [1, 2, 3],
+      );
       for (const a of shown.attempts as AttemptRecord[]) {
         assert.equal(a.errorClass, "PoisonOrderError");
         assert.match(a.error, new RegExp(`order ${id} rejected on attempt ${a.attempt} \\(poison\\)`));
@@ -187,10 +193,17 @@ describe("DLQ: poison orders and replay", function () {
       assert.equal(writesOf(writes, id).length, 1, `${id} has a second ledger write`);
     }
     for (const id of [...poison, fatal]) {
-      assert.deepEqual(writesOf(writes, id).map((w) => w.outcome.result), ["dead-lettered"], `${id}: one dead-letter claim, no commit`);
+      assert.deepEqual(
+        writesOf(writes, id).map((w) => w.outcome.result),
+        ["dead-lettered"],
+        `${id}: one dead-letter claim, no commit`,
+      );
     }
     const dlqIds = (await cliJson(fx, ["dlq", "list"])).entries.map((e: { orderId: string }) => e.orderId);
-    assert.deepEqual(healthy.filter((id) => dlqIds.includes(id)), []);
+    assert.deepEqual(
+      healthy.filter((id) => dlqIds.includes(id)),
+      [],
+    );
     assert.equal(await messages(await jetstreamManager(fx.nc), names.stream), 0, "ORDERS is empty");
   });
 
@@ -269,7 +282,10 @@ describe("DLQ: a crash-loop order reaches the DLQ through the advisory path", fu
     assert.equal(await messages(jsm, names.advisoryStream), 0, "the advisory was acked");
 
     const writes = await readLedgerWrites(fx.nc, names);
-    assert.deepEqual(writesOf(writes, crash).map((w) => w.outcome.result), ["dead-lettered"]);
+    assert.deepEqual(
+      writesOf(writes, crash).map((w) => w.outcome.result),
+      ["dead-lettered"],
+    );
     const commits = countCommits(writes);
     for (const o of list.filter((o) => o.id !== crash)) assert.equal(commits.get(o.id), 1, `${o.id} committed once`);
 
@@ -303,22 +319,32 @@ describe("DLQ: three movers racing on the same advisories", function () {
     });
 
     const advisories = await readAdvisories(jsm);
-    const movers = await Promise.all([1, 2, 3].map(async (i) => {
-      const nc = await connect({ servers: fx.server.url });
-      extra.push(nc);
-      const ctx = { js: jetstream(nc), names, ledger: await Ledger.open(nc, names), attempts: await AttemptLog.open(nc, names), worker: `mover-${i}` };
-      return { ctx, jsm: await jetstreamManager(nc) };
-    }));
-    const results: MoveResult[][] = await Promise.all(
-      advisories.map((adv) => Promise.all(movers.map((m) => moveToDlq(m.ctx, m.jsm, adv)))),
+    const movers = await Promise.all(
+      [1, 2, 3].map(async (i) => {
+        const nc = await connect({ servers: fx.server.url });
+        extra.push(nc);
+        const ctx = {
+          js: jetstream(nc),
+          names,
+          ledger: await Ledger.open(nc, names),
+          attempts: await AttemptLog.open(nc, names),
+          worker: `mover-${i}`,
+        };
+        return { ctx, jsm: await jetstreamManager(nc) };
+      }),
     );
+    const results: MoveResult[][] = await Promise.all(advisories.map((adv) => Promise.all(movers.map((m) => moveToDlq(m.ctx, m.jsm, adv)))));
     for (const r of results) assert.equal(r.filter((x) => x === "moved").length, 1, `exactly one mover moved each order: ${r.join(", ")}`);
 
     // The movers of three worker processes then take the (already handled) advisories.
     await Promise.all([1, 2, 3].map(() => cliJson(fx, workArgs({ ...WORK, concurrency: 1, exitWhenIdleMs: 1000 }))));
 
     const listed = await cliJson(fx, ["dlq", "list"]);
-    assert.equal(listed.total, list.length, `entries (seq, order, original seq): ${JSON.stringify(listed.entries.map((e: any) => [e.dlqSeq, e.orderId, e.originalSeq]))}`);
+    assert.equal(
+      listed.total,
+      list.length,
+      `entries (seq, order, original seq): ${JSON.stringify(listed.entries.map((e: any) => [e.dlqSeq, e.orderId, e.originalSeq]))}`,
+    );
     const perOrder = new Map<string, number>();
     for (const e of listed.entries) perOrder.set(e.orderId, (perOrder.get(e.orderId) ?? 0) + 1);
     for (const o of list) assert.equal(perOrder.get(o.id), 1, `${o.id} has ${perOrder.get(o.id) ?? 0} DLQ entries`);
@@ -357,7 +383,14 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     await ensureTopology(fx);
     const js = jetstream(fx.nc);
     for (const [i, s] of seeded.entries()) {
-      const e = entry({ orderId: s.orderId, source: s.source, reason: s.reason, originalSubject: `orders.${s.source}`, originalSeq: i + 1, deadLetteredAt: new Date(s.at).toISOString() });
+      const e = entry({
+        orderId: s.orderId,
+        source: s.source,
+        reason: s.reason,
+        originalSubject: `orders.${s.source}`,
+        originalSeq: i + 1,
+        deadLetteredAt: new Date(s.at).toISOString(),
+      });
       const payload = s.reason === "invalid-payload" ? '{"id":"bad-1",' : JSON.stringify(makeOrder(s.orderId, s.source, seededRng(i)));
       const ack = await js.publish(dlqSubject(names, s.source), payload, { headers: encodeDlqHeaders(e) });
       seqOf.set(s.orderId, ack.seq);
@@ -369,12 +402,14 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
   }
 
   it("every subcommand's --help shows a summary and an example", async () => {
-    await Promise.all(["list", "show", "replay", "purge"].map(async (sub) => {
-      const r = await runCli(["dlq", sub, "--help"]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /EXAMPLES/, `dlq ${sub} --help`);
-      assert.match(r.stdout, new RegExp(`\\$ orderq dlq ${sub} `), `dlq ${sub} --help has an example`);
-    }));
+    await Promise.all(
+      ["list", "show", "replay", "purge"].map(async (sub) => {
+        const r = await runCli(["dlq", sub, "--help"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /EXAMPLES/, `dlq ${sub} --help`);
+        assert.match(r.stdout, new RegExp(`\\$ orderq dlq ${sub} `), `dlq ${sub} --help has an example`);
+      }),
+    );
   });
 
   it("list: a table with a total, filters, and --json with the fields people script against", async () => {
@@ -403,7 +438,11 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     assert.deepEqual(sinceIso, ["poi-1", "bad-1"]);
     assert.equal(limited.total, 4);
     assert.equal(limited.shown, 2);
-    assert.deepEqual(limited.entries.map((e: { orderId: string }) => e.orderId), ["poi-1", "bad-1"], "the newest two");
+    assert.deepEqual(
+      limited.entries.map((e: { orderId: string }) => e.orderId),
+      ["poi-1", "bad-1"],
+      "the newest two",
+    );
 
     const bad = await cli(fx, ["dlq", "list", "--since", "yesterday"]);
     assert.equal(bad.code, 2);
@@ -417,7 +456,18 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     assert.equal(byId.orderId, "poi-1");
     assert.equal(byId.payload.id, "poi-1");
     assert.equal(byId.attempts.length, 1);
-    for (const field of ["reason", "lastError", "deliveries", "originalSubject", "originalSeq", "originalHeaders", "consumer", "firstAttemptAt", "lastAttemptAt", "deadLetteredAt"]) {
+    for (const field of [
+      "reason",
+      "lastError",
+      "deliveries",
+      "originalSubject",
+      "originalSeq",
+      "originalHeaders",
+      "consumer",
+      "firstAttemptAt",
+      "lastAttemptAt",
+      "deadLetteredAt",
+    ]) {
       assert.ok(field in byId, `show --json has ${field}`);
     }
     const text = await cli(fx, ["dlq", "show", "poi-1"]);
@@ -477,13 +527,19 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     const old = await cliJson(fx, ["dlq", "purge", "--older-than", "7d", "--yes"]);
     assert.equal(old.selected, 1);
     assert.equal(old.purged, 1);
-    assert.deepEqual(old.entries.map((e: { orderId: string }) => e.orderId), ["old-1"]);
+    assert.deepEqual(
+      old.entries.map((e: { orderId: string }) => e.orderId),
+      ["old-1"],
+    );
     assert.equal(await depth(), 3);
 
     const named = await cliJson(fx, ["dlq", "purge", String(seqOf.get("fat-1")), "bad-1", "--yes"]);
     assert.equal(named.purged, 2);
     const left = await cliJson(fx, ["dlq", "list"]);
-    assert.deepEqual(left.entries.map((e: { orderId: string }) => e.orderId), ["poi-1"]);
+    assert.deepEqual(
+      left.entries.map((e: { orderId: string }) => e.orderId),
+      ["poi-1"],
+    );
 
     const rest = await cliJson(fx, ["dlq", "purge", "--all", "--yes"]);
     assert.equal(rest.purged, 1);
@@ -528,7 +584,10 @@ describe("DLQ: a replay that cannot publish", function () {
     assert.equal(failed.code, 1, failed.stderr);
     const report = json(failed);
     assert.equal(report.failed, 2);
-    assert.deepEqual(report.results.map((o: { result: string }) => o.result), ["failed", "failed"]);
+    assert.deepEqual(
+      report.results.map((o: { result: string }) => o.result),
+      ["failed", "failed"],
+    );
     assert.equal(await messages(jsm, names.dlqStream), 2, "nothing removed from the DLQ");
 
     await ensureTopology(fx);
@@ -556,6 +615,13 @@ describe("DLQ: two different messages under one message id", function () {
     assert.equal(again.duplicate, false);
     assert.equal((await cli(fx, workArgs({ ...WORK, exitWhenIdleMs: 1000 }))).code, 0);
     const entries = (await cliJson(fx, ["dlq", "list"])).entries.map((e: { reason: string; orderId?: string }) => [e.reason, e.orderId]);
-    assert.deepEqual(entries, [["invalid-payload", undefined], ["non-retryable", "same-1"]], "the valid order is not taken for the invalid payload's duplicate");
+    assert.deepEqual(
+      entries,
+      [
+        ["invalid-payload", undefined],
+        ["non-retryable", "same-1"],
+      ],
+      "the valid order is not taken for the invalid payload's duplicate",
+    );
   });
 });

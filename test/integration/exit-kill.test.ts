@@ -25,7 +25,15 @@ describe("exit hook", function () {
     assert.equal(pids.length, 4);
     // SIGKILL is delivered, not awaited.
     await waitFor("the servers to be gone", () => pids.every(isGone), 5_000, 100).catch(() => undefined);
-    assert.deepEqual(pids.filter((pid) => !isGone(pid)), [], "no nats-server left running");
-    assert.deepEqual(dirs.filter((d) => existsSync(d)), [], "no store left on disk");
+    assert.deepEqual(
+      pids.filter((pid) => !isGone(pid)),
+      [],
+      "no nats-server left running",
+    );
+    assert.deepEqual(
+      dirs.filter((d) => existsSync(d)),
+      [],
+      "no store left on disk",
+    );
   });
 });

@@ -61,10 +61,7 @@ describe("inbox mode: dead-lettering, replay and status read the inbox table", f
     assert.equal(replayed.code, 0, replayed.stderr);
     assert.equal(json(replayed).replayed, refused);
 
-    const second = await runCli(
-      workArgs({ server: fx.server.url, handler: join(EXAMPLE, "handler.mjs"), exitWhenIdleMs: 1500, json: true }),
-      env(),
-    );
+    const second = await runCli(workArgs({ server: fx.server.url, handler: join(EXAMPLE, "handler.mjs"), exitWhenIdleMs: 1500, json: true }), env());
     assert.equal(second.code, 0, second.stderr);
     assert.equal(json(second).committed, refused);
     assert.equal(await count("SELECT count(*) AS n FROM orders"), 200);

@@ -53,7 +53,10 @@ describe("PostgreSQL inbox store", function () {
     assert.equal(failed.kind, "failed");
     assert.equal(await inbox.get("o-2"), undefined);
     assert.deepEqual(await inbox.run("o-2", outcome(2), insertEffect("o-2")), { kind: "committed" });
-    assert.deepEqual((await effects(db.pool)).filter((id) => id === "o-2"), ["o-2"]);
+    assert.deepEqual(
+      (await effects(db.pool)).filter((id) => id === "o-2"),
+      ["o-2"],
+    );
   });
 
   it("fails an attempt whose handler swallowed a database error and returned", async () => {
@@ -119,7 +122,10 @@ describe("PostgreSQL inbox store", function () {
       assert.deepEqual(second, { kind: "busy" });
       assert.equal(ran, false);
       assert.deepEqual(await first, { kind: "committed" });
-      assert.deepEqual((await effects(db.pool)).filter((id) => id === "c-1"), ["c-1"]);
+      assert.deepEqual(
+        (await effects(db.pool)).filter((id) => id === "c-1"),
+        ["c-1"],
+      );
     } finally {
       await solo.close();
     }
@@ -150,7 +156,10 @@ describe("PostgreSQL inbox store", function () {
       await db.server.restart();
       assert.equal(await fragile.get("e-1"), undefined);
       assert.deepEqual(await fragile.run("e-1", outcome(2), insertEffect("e-1")), { kind: "committed" });
-      assert.deepEqual((await effects(db.pool)).filter((id) => id === "e-1"), ["e-1"]);
+      assert.deepEqual(
+        (await effects(db.pool)).filter((id) => id === "e-1"),
+        ["e-1"],
+      );
     } finally {
       await fragile.close();
     }

@@ -63,7 +63,10 @@ describe("PubAck requests on one subscription", function () {
       const acks = await Promise.all(Array.from({ length: 300 }, (_, i) => publisher.publish(`$KV.${names.ledgerBucket}.many-${i}`, `${i}`)));
       const seqs = acks.map((a) => a.seq);
       assert.equal(new Set(seqs).size, 300, "300 distinct sequences");
-      assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), "answers matched to their requests (sequences in publish order)");
+      assert.ok(
+        seqs.every((s, i) => i === 0 || s > seqs[i - 1]),
+        "answers matched to their requests (sequences in publish order)",
+      );
     } finally {
       publisher.close();
     }
@@ -75,7 +78,10 @@ describe("PubAck requests on one subscription", function () {
     createOnly.set("Nats-Expected-Last-Subject-Sequence", "0");
     try {
       await publisher.publish(`$KV.${names.ledgerBucket}.twice`, "1", createOnly);
-      await assert.rejects(publisher.publish(`$KV.${names.ledgerBucket}.twice`, "2", createOnly), (err: unknown) => err instanceof JetStreamApiError && err.code === 10071);
+      await assert.rejects(
+        publisher.publish(`$KV.${names.ledgerBucket}.twice`, "2", createOnly),
+        (err: unknown) => err instanceof JetStreamApiError && err.code === 10071,
+      );
     } finally {
       publisher.close();
     }

@@ -34,7 +34,8 @@ import { FLAKY_SUFFIX, ModelSystem, writeModelHandler, type ModelSystemOptions, 
 
 const RUNS = Number(process.env.ORDERQ_MODEL_RUNS ?? 6);
 const INBOX_RUNS = Number(process.env.ORDERQ_MODEL_INBOX_RUNS ?? 3);
-const REPLAY = process.env.ORDERQ_MODEL_SEED === undefined ? undefined : { seed: Number(process.env.ORDERQ_MODEL_SEED), path: process.env.ORDERQ_MODEL_PATH };
+const REPLAY =
+  process.env.ORDERQ_MODEL_SEED === undefined ? undefined : { seed: Number(process.env.ORDERQ_MODEL_SEED), path: process.env.ORDERQ_MODEL_PATH };
 /** Which commands of the replayed list ran (fast-check's `replayPath`, printed in the counterexample). */
 const REPLAY_PATH = process.env.ORDERQ_MODEL_REPLAY;
 const MAX_COMMANDS = 16;
@@ -247,22 +248,25 @@ class Wait implements Command {
 }
 
 // Unbiased: fast-check otherwise starts with tiny lists, and each run here costs seconds.
-const commands = (inbox: boolean) => fc.noBias(fc.commands<Model, ModelSystem, false>(
-  [
-    fc.tuple(fc.constantFrom<PublishKind>("order", "order", "poison", "invalid"), fc.nat(7)).map(([kind, variant]) => new Publish(kind, variant)),
-    fc.nat().map((pick) => new PublishDuplicate(pick)),
-    fc.constant(new StartWorker()),
-    fc.constant(new StartWorker()), // twice as likely: most faults need a worker to hit
-    fc.nat().map((pick) => new KillWorker(pick)),
-    fc.tuple(fc.nat(), fc.boolean()).map(([pick, pause]) => new PauseWorker(pick, pause)),
-    fc.constant(new CommitThenDie()),
-    fc.integer({ min: 0, max: 500 }).map((ms) => new RestartServer(ms)),
-    fc.boolean().map((cut) => new Network(cut)),
-    fc.integer({ min: 50, max: 1_500 }).map((ms) => new Wait(ms)),
-    ...(inbox ? [fc.integer({ min: 0, max: 500 }).map((ms) => new RestartDb(ms)), fc.nat(7).map((variant) => new PublishFlaky(variant))] : []),
-  ],
-  { maxCommands: MAX_COMMANDS, size: "max", ...(REPLAY_PATH && { replayPath: REPLAY_PATH }) },
-));
+const commands = (inbox: boolean) =>
+  fc.noBias(
+    fc.commands<Model, ModelSystem, false>(
+      [
+        fc.tuple(fc.constantFrom<PublishKind>("order", "order", "poison", "invalid"), fc.nat(7)).map(([kind, variant]) => new Publish(kind, variant)),
+        fc.nat().map((pick) => new PublishDuplicate(pick)),
+        fc.constant(new StartWorker()),
+        fc.constant(new StartWorker()), // twice as likely: most faults need a worker to hit
+        fc.nat().map((pick) => new KillWorker(pick)),
+        fc.tuple(fc.nat(), fc.boolean()).map(([pick, pause]) => new PauseWorker(pick, pause)),
+        fc.constant(new CommitThenDie()),
+        fc.integer({ min: 0, max: 500 }).map((ms) => new RestartServer(ms)),
+        fc.boolean().map((cut) => new Network(cut)),
+        fc.integer({ min: 50, max: 1_500 }).map((ms) => new Wait(ms)),
+        ...(inbox ? [fc.integer({ min: 0, max: 500 }).map((ms) => new RestartDb(ms)), fc.nat(7).map((variant) => new PublishFlaky(variant))] : []),
+      ],
+      { maxCommands: MAX_COMMANDS, size: "max", ...(REPLAY_PATH && { replayPath: REPLAY_PATH }) },
+    ),
+  );
 
 // ---------------------------------------------------------------------------------------------
 // One run: commands, quiescence, then the real state against the model and the checker.
@@ -343,14 +347,18 @@ async function runOnce(cmds: Iterable<Command>, variant: Variant, options: Model
   } catch (err) {
     failure = errorMessage(err).split("\n")[0];
     const logs = sys.workerLogs();
-    throw new Error(`${errorMessage(err)}\n  steps:\n    ${sys.steps.join("\n    ")}${logs.length ? `\n  worker stderr:\n    ${logs.join("\n    ")}` : ""}`, { cause: err });
+    throw new Error(
+      `${errorMessage(err)}\n  steps:\n    ${sys.steps.join("\n    ")}${logs.length ? `\n  worker stderr:\n    ${logs.join("\n    ")}` : ""}`,
+      { cause: err },
+    );
   } finally {
     await sys.dispose();
     figures.push({ variant, commands: commandCount, ms: Date.now() - started, residue, failure });
   }
 }
 
-const property = (variant: Variant, options: ModelSystemOptions) => fc.asyncProperty(commands(options.inbox !== undefined), (cmds) => runOnce(cmds, variant, options));
+const property = (variant: Variant, options: ModelSystemOptions) =>
+  fc.asyncProperty(commands(options.inbox !== undefined), (cmds) => runOnce(cmds, variant, options));
 
 /** Runs a property that must hold; a failure prints the line that replays it (`grep`: its test's title). */
 async function mustHold(prop: ReturnType<typeof property>, runs: number, grep: string): Promise<void> {
@@ -365,7 +373,11 @@ async function mustHold(prop: ReturnType<typeof property>, runs: number, grep: s
 
 /** The commands that ran in a counterexample (its toString lists them, then a replay comment). */
 function executed(cmds: Iterable<Command> & { toString(): string }): string[] {
-  return cmds.toString().replace(/\s*\/\*.*\*\/$/s, "").split(",").filter(Boolean);
+  return cmds
+    .toString()
+    .replace(/\s*\/\*.*\*\/$/s, "")
+    .split(",")
+    .filter(Boolean);
 }
 
 function summary(runs: RunFigures[]): string {
@@ -399,7 +411,9 @@ describe("model-based: random commands and faults against real nats-server and w
     assert.ok(details.failed, `the --unsafe build passed ${details.numRuns} runs: the model-based property cannot catch a duplicate commit`);
     const [cmds] = details.counterexample ?? [[]];
     const shrunk = executed(cmds);
-    console.log(`    --unsafe counterexample after ${details.numShrinks} shrinks (seed ${details.seed}, path ${details.counterexamplePath}): ${shrunk.join(", ")}`);
+    console.log(
+      `    --unsafe counterexample after ${details.numShrinks} shrinks (seed ${details.seed}, path ${details.counterexamplePath}): ${shrunk.join(", ")}`,
+    );
     assert.match(errorMessage(details.errorInstance), /duplicated/, "fails for a duplicate, not for something else");
     assert.ok(shrunk.length <= SHORT_SCHEDULE, `shrunk to ${shrunk.length} commands: ${shrunk.join(", ")}`);
   });
@@ -433,9 +447,15 @@ describe("model-based, inbox mode: the same commands plus restart-db and publish
     if (REPLAY) this.skip(); // a replay is of the property above
     // After the time limit every run left (a shrink candidate, mostly) is skipped: none is cut off
     // midway, and a limit reached before any failure leaves no counterexample, which fails below.
-    const details = await fc.check(property("inbox-unsafe", inbox(unsafeHandler)), { numRuns: UNSAFE_INBOX_RUNS, skipAllAfterTimeLimit: UNSAFE_INBOX_TIME_LIMIT_MS });
+    const details = await fc.check(property("inbox-unsafe", inbox(unsafeHandler)), {
+      numRuns: UNSAFE_INBOX_RUNS,
+      skipAllAfterTimeLimit: UNSAFE_INBOX_TIME_LIMIT_MS,
+    });
     const runs = figures.filter((f) => f.variant === "inbox-unsafe").length;
-    assert.ok(details.failed && details.counterexample, `the unsafe handler passed ${details.numRuns} runs (${details.numSkips} skipped at the time limit): the inbox variant cannot catch duplicated effects`);
+    assert.ok(
+      details.failed && details.counterexample,
+      `the unsafe handler passed ${details.numRuns} runs (${details.numSkips} skipped at the time limit): the inbox variant cannot catch duplicated effects`,
+    );
     const [cmds] = details.counterexample;
     const shrunk = executed(cmds);
     const why = errorMessage(details.errorInstance).split("\n")[0];

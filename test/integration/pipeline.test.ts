@@ -43,12 +43,19 @@ async function assertCommittedOnce(fx: ServerFixture, ids: string[]): Promise<vo
 }
 
 function acceptedIds(historyFile: string): string[] {
-  const events = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent);
+  const events = readFileSync(historyFile, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as HistoryEvent);
   return [...new Set(events.filter((e) => e.type === "ok").map((e) => e.id))];
 }
 
 /** A producer of one valid order (unless `count` says more), PubAck timeout 300 ms, recording to `history`. */
-function oneOrderProducer(nc: NatsConnection, o: Pick<ProduceOptions, "retryForMs" | "idPrefix"> & Partial<ProduceOptions>, history: History): Producer {
+function oneOrderProducer(
+  nc: NatsConnection,
+  o: Pick<ProduceOptions, "retryForMs" | "idPrefix"> & Partial<ProduceOptions>,
+  history: History,
+): Producer {
   const options: ProduceOptions = {
     names,
     count: 1,
@@ -75,8 +82,14 @@ describe("pipeline: produce → work → ledger", function () {
     const produced = await runCli(["produce", "--count", "2000", "--server", fx.server.url, "--history", historyFile, "--json"]);
     assert.equal(produced.code, 0, produced.stderr);
     assert.equal(json(produced).accepted, 2000);
-    const invokes = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent);
-    assert.deepEqual(new Set(invokes.filter((e) => e.type === "invoke").map((e) => (e as { source: string }).source)), new Set(["web", "mobile", "api"]));
+    const invokes = readFileSync(historyFile, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as HistoryEvent);
+    assert.deepEqual(
+      new Set(invokes.filter((e) => e.type === "invoke").map((e) => (e as { source: string }).source)),
+      new Set(["web", "mobile", "api"]),
+    );
 
     const worked = await runCli(workArgs({ processes: 3, exitWhenIdleMs: 1000, server: fx.server.url, json: true }));
     assert.equal(worked.code, 0, worked.stderr);
@@ -108,7 +121,10 @@ describe("pipeline: a worker killed with SIGKILL mid-run", function () {
 
     await assertCommittedOnce(fx, acceptedIds(historyFile));
     const writes = await readLedgerWrites(fx.nc, names);
-    assert.ok(writes.some((w) => w.outcome.attempt > 1), "the kill should have caused redeliveries");
+    assert.ok(
+      writes.some((w) => w.outcome.attempt > 1),
+      "the kill should have caused redeliveries",
+    );
     assert.equal(await streamMessages(fx), 0);
   });
 });
@@ -119,12 +135,27 @@ describe("pipeline: publishing the same order more than once", function () {
   it("stores a re-sent order once and commits it once", async () => {
     const dir = mkdtempSync(join(tmpdir(), "orderq-test-"));
     const historyFile = join(dir, "dup.jsonl");
-    const produced = await runCli(["produce", "--count", "20", "--duplicate-rate", "1", "--server", fx.server.url, "--history", historyFile, "--json"]);
+    const produced = await runCli([
+      "produce",
+      "--count",
+      "20",
+      "--duplicate-rate",
+      "1",
+      "--server",
+      fx.server.url,
+      "--history",
+      historyFile,
+      "--json",
+    ]);
     assert.equal(produced.code, 0, produced.stderr);
     const stats = json(produced);
     assert.equal(stats.published, 40);
     assert.equal(stats.duplicates, 20);
-    const oks = readFileSync(historyFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as HistoryEvent).filter((e) => e.type === "ok");
+    const oks = readFileSync(historyFile, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as HistoryEvent)
+      .filter((e) => e.type === "ok");
     assert.equal(oks.filter((e) => e.type === "ok" && e.duplicate).length, 20, "every second PubAck says duplicate: true");
     assert.equal(await streamMessages(fx), 20);
     const worked = await runCli(workArgs({ exitWhenIdleMs: 1000, server: fx.server.url, json: true }));
@@ -223,7 +254,13 @@ describe("pipeline: invalid payloads", function () {
       "bad-json": "{this is not json",
       "bad-noid": JSON.stringify({ source: "web", items: [{ sku: "a", qty: 1, price: 1 }], amount: 1, createdAt: now }),
       "bad-types": JSON.stringify({ id: "bad-types", source: "web", items: "many", amount: "ten", createdAt: 7 }),
-      "bad-huge": JSON.stringify({ id: "bad-huge", source: "web", items: [{ sku: "x".repeat(MAX_ORDER_BYTES), qty: 1, price: 1 }], amount: 1, createdAt: now }),
+      "bad-huge": JSON.stringify({
+        id: "bad-huge",
+        source: "web",
+        items: [{ sku: "x".repeat(MAX_ORDER_BYTES), qty: 1, price: 1 }],
+        amount: 1,
+        createdAt: now,
+      }),
     };
     for (const [msgID, payload] of Object.entries(invalid)) await js.publish("orders.web", payload, { msgID });
     const good = Array.from({ length: 30 }, (_, i) => makeOrder(`good-${i}`, "api", seededRng(i)));
@@ -245,7 +282,10 @@ describe("pipeline: invalid payloads", function () {
       assert.equal(entry.deliveries, 1, "not retried");
     }
     assert.equal(byMsgId.get("bad-types")!.orderId, "bad-types", "a best-effort id is kept for people");
-    await assertCommittedOnce(fx, good.map((o) => o.id));
+    await assertCommittedOnce(
+      fx,
+      good.map((o) => o.id),
+    );
     assert.equal(await streamMessages(fx), 0);
   });
 });
@@ -280,7 +320,10 @@ describe("pipeline: the negative control (--unsafe)", function () {
     const writes = (await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId.startsWith("safe-"));
     const commits = countCommits(writes);
     assert.equal(commits.size, 200);
-    assert.deepEqual([...commits].filter(([, n]) => n > 1), []);
+    assert.deepEqual(
+      [...commits].filter(([, n]) => n > 1),
+      [],
+    );
     assert.ok(before.size > 0 && [...commits.keys()].every((id) => !before.has(id)));
   });
 });
@@ -344,7 +387,6 @@ describe("pipeline: failures are one clear line and a non-zero exit", function (
       assert.match(help.stdout, /--json/);
     }
   });
-
 });
 
 describe("pipeline: handlers slower than the ack wait, and shutdown", function () {
@@ -360,7 +402,11 @@ describe("pipeline: handlers slower than the ack wait, and shutdown", function (
     assert.equal(stats.committed, 8);
     assert.equal(stats.suppressedDuplicates, 0, "no order's handler ran twice");
     const writes = (await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId.startsWith("slow-"));
-    assert.deepEqual(writes.map((w) => w.outcome.attempt), new Array(8).fill(1), "every order committed on its first delivery");
+    assert.deepEqual(
+      writes.map((w) => w.outcome.attempt),
+      new Array(8).fill(1),
+      "every order committed on its first delivery",
+    );
   });
 
   it("drains on Ctrl-C to the whole process group under a supervisor: exit 0, nothing abandoned", async () => {
@@ -383,7 +429,10 @@ describe("pipeline: handlers slower than the ack wait, and shutdown", function (
     const stats = JSON.parse(stdout);
     const commits = countCommits((await readLedgerWrites(fx.nc, names)).filter((w) => w.orderId.startsWith("ctrlc-")));
     assert.equal(stats.committed, commits.size, "every order the workers took was finished before they exited");
-    assert.deepEqual([...commits.values()].filter((n) => n !== 1), []);
+    assert.deepEqual(
+      [...commits.values()].filter((n) => n !== 1),
+      [],
+    );
     const consumer = await (await jetstreamManager(fx.nc)).consumers.info(names.stream, names.consumer);
     assert.equal(consumer.num_ack_pending, 0, "no order left delivered and unacked");
     assert.equal(consumer.num_redelivered, 0, "nothing was handed back to be redelivered");
@@ -414,7 +463,10 @@ describe("pipeline: handlers slower than the ack wait, and shutdown", function (
       for (const pid of [child.pid!, ...workers]) if (!isGone(pid)) process.kill(pid, "SIGKILL"); // a failed test leaves nothing running
     }
     const commits = countCommits(await readLedgerWrites(fx.nc, names));
-    assert.deepEqual([...commits.values()].filter((n) => n !== 1), []);
+    assert.deepEqual(
+      [...commits.values()].filter((n) => n !== 1),
+      [],
+    );
     const consumer = await (await jetstreamManager(fx.nc)).consumers.info(names.stream, names.consumer);
     assert.equal(consumer.num_ack_pending, 0, "no order left delivered and unacked: the workers were not killed mid-order");
   });

@@ -14,7 +14,10 @@ import { usePostgres } from "../support/postgres.js";
 
 const EXAMPLE = new URL("../../examples/postgres-orders/", import.meta.url);
 
-type ExampleHandler = (order: Order, ctx: { attempt: number; idempotencyKey: string; signal: AbortSignal; log: unknown; db: Pick<pg.ClientBase, "query"> }) => Promise<void>;
+type ExampleHandler = (
+  order: Order,
+  ctx: { attempt: number; idempotencyKey: string; signal: AbortSignal; log: unknown; db: Pick<pg.ClientBase, "query"> },
+) => Promise<void>;
 
 async function load(file: string): Promise<ExampleHandler> {
   return ((await import(new URL(file, EXAMPLE).href)) as { default: ExampleHandler }).default;
@@ -102,8 +105,14 @@ describe("examples/postgres-orders", function () {
     const order = anOrder("rolled-back-1");
     await deliver(handler, order, "ROLLBACK");
     const tables = await readEffects(db.server.url);
-    assert.equal(tables.orders.some((o) => o.orderId === order.id), false);
-    assert.equal(tables.inbox.some((o) => o.orderId === order.id), false);
+    assert.equal(
+      tables.orders.some((o) => o.orderId === order.id),
+      false,
+    );
+    assert.equal(
+      tables.inbox.some((o) => o.orderId === order.id),
+      false,
+    );
     assert.deepEqual(tables.stock, before);
   });
 

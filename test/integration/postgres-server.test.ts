@@ -62,7 +62,11 @@ describe("PostgreSQL launcher", function () {
 
     await server.kill();
     assert.equal(server.running, false);
-    assert.deepEqual([postmaster, ...children].filter((pid) => !isGone(pid)), [], "the postmaster and every child are gone");
+    assert.deepEqual(
+      [postmaster, ...children].filter((pid) => !isGone(pid)),
+      [],
+      "the postmaster and every child are gone",
+    );
 
     const started = performance.now();
     await server.restart();
@@ -115,7 +119,10 @@ describe("PostgreSQL launcher", function () {
       const children = execFileSync("pgrep", ["-P", String(server.pid)], { encoding: "utf8" }).trim().split("\\n").map(Number);
       console.log(JSON.stringify({ pid: server.pid, children, dir: server.dir }));
       throw new Error("boom");`;
-    const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     assert.match(run.stderr, /boom/);
     const { pid, children, dir } = JSON.parse(run.stdout) as { pid: number; children: number[]; dir: string };
     assert.ok(isGone(pid), "the postmaster is killed at exit");
@@ -143,15 +150,18 @@ describe("PostgreSQL launcher", function () {
   it("names what to install when the binaries are missing (exit 3), before making anything", async () => {
     const empty = mkdtempSync(join(tmpdir(), "orderq-no-pg-"));
     try {
-      assert.throws(() => findPostgresBinDir({ ORDERQ_PG_BIN: empty }), (err: Error) => {
-        assert.ok(err instanceof EnvironmentError);
-        assert.equal(describeFailure(err).exitCode, 3);
-        assert.equal(
-          err.message,
-          `PostgreSQL not found (ORDERQ_PG_BIN=${empty} holds no executable initdb and postgres): install it (apt-get install postgresql) or set ORDERQ_PG_BIN to the directory holding initdb and postgres`,
-        );
-        return true;
-      });
+      assert.throws(
+        () => findPostgresBinDir({ ORDERQ_PG_BIN: empty }),
+        (err: Error) => {
+          assert.ok(err instanceof EnvironmentError);
+          assert.equal(describeFailure(err).exitCode, 3);
+          assert.equal(
+            err.message,
+            `PostgreSQL not found (ORDERQ_PG_BIN=${empty} holds no executable initdb and postgres): install it (apt-get install postgresql) or set ORDERQ_PG_BIN to the directory holding initdb and postgres`,
+          );
+          return true;
+        },
+      );
       await assert.rejects(PostgresServer.start({ binDir: empty }), (err: Error) => {
         assert.ok(err instanceof EnvironmentError);
         assert.match(err.message, /^PostgreSQL not found .*apt-get install postgresql/);

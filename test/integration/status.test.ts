@@ -80,7 +80,11 @@ describe("DLQ tally (status --watch)", function () {
     const tally = recordingTally();
 
     let r = await update(tally);
-    assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0, []], "an empty DLQ reads nothing");
+    assert.deepEqual(
+      [r.byReason, r.foreign, r.reads],
+      [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0, []],
+      "an empty DLQ reads nothing",
+    );
 
     await add("invalid-payload");
     await add("non-retryable");
@@ -112,7 +116,11 @@ describe("DLQ tally (status --watch)", function () {
     await ensureTopology(fx.nc, DEFAULT_SETTINGS);
     await add("non-retryable");
     r = await update(tally);
-    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 0 }, [[1, 1]]], "a re-created stream is read from 1");
+    assert.deepEqual(
+      [r.byReason, r.reads],
+      [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 0 }, [[1, 1]]],
+      "a re-created stream is read from 1",
+    );
 
     // Re-created again, and grown past where the tally stood before the next refresh.
     await jsm.streams.delete(names.dlqStream);

@@ -80,15 +80,33 @@ describe("orderq work with a handler module and a PostgreSQL inbox", function ()
 });
 `,
     );
-    const ensured = await runCli(["topology", "ensure", "--server", fx.server.url, ...topology, "--inbox-table", "hang_inbox"], { ORDERQ_INBOX_URL: db.server.url });
+    const ensured = await runCli(["topology", "ensure", "--server", fx.server.url, ...topology, "--inbox-table", "hang_inbox"], {
+      ORDERQ_INBOX_URL: db.server.url,
+    });
     assert.equal(ensured.code, 0, ensured.stderr);
     const produced = await runCli(["produce", "--count", "10", "--server", fx.server.url, ...topology, "--json"]);
     assert.equal(json(produced).accepted, 10, produced.stderr);
     const worker = startCli(
-      ["work", "--server", fx.server.url, ...topology, "--handler", hang, "--concurrency", "4", "--drain-timeout", "1s", "--inbox-table", "hang_inbox"],
+      [
+        "work",
+        "--server",
+        fx.server.url,
+        ...topology,
+        "--handler",
+        hang,
+        "--concurrency",
+        "4",
+        "--drain-timeout",
+        "1s",
+        "--inbox-table",
+        "hang_inbox",
+      ],
       { ORDERQ_INBOX_URL: db.server.url },
     );
-    await waitFor("4 orders in open transactions", async () => (await count("SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction'").catch(() => 0)) >= 4);
+    await waitFor(
+      "4 orders in open transactions",
+      async () => (await count("SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction'").catch(() => 0)) >= 4,
+    );
     worker.child.kill("SIGTERM");
     const result = await worker.done;
     assert.equal(result.code, 0, result.stderr);
@@ -110,7 +128,23 @@ describe("orderq work with a handler module and a PostgreSQL inbox", function ()
     assert.equal(ensured.code, 0, ensured.stderr);
     assert.equal(json(await runCli(["produce", "--count", "3", "--server", fx.server.url, ...topology, "--json"])).accepted, 3);
     const worked = await runCli(
-      ["work", "--server", fx.server.url, ...topology, "--handler", odd, "--max-deliver", "2", "--backoff-base", "10ms", "--inbox-table", "odd_inbox", "--exit-when-idle", "1s", "--json"],
+      [
+        "work",
+        "--server",
+        fx.server.url,
+        ...topology,
+        "--handler",
+        odd,
+        "--max-deliver",
+        "2",
+        "--backoff-base",
+        "10ms",
+        "--inbox-table",
+        "odd_inbox",
+        "--exit-when-idle",
+        "1s",
+        "--json",
+      ],
       { ORDERQ_INBOX_URL: db.server.url },
     );
     assert.equal(worked.code, 0, worked.stderr);

@@ -146,7 +146,10 @@ export class ModelSystem {
     try {
       if (options.inbox) {
         const { handler, maxBatch, poolSize } = options.inbox;
-        inbox = await InboxRun.start({ file: "model test", inbox: { schema: join(EXAMPLE_DIR, "schema.sql"), effects: true, maxBatch, poolSize } }, handler);
+        inbox = await InboxRun.start(
+          { file: "model test", inbox: { schema: join(EXAMPLE_DIR, "schema.sql"), effects: true, maxBatch, poolSize } },
+          handler,
+        );
       }
       const nc = await connectNats({ server: server.url, name: "orderq model test" });
       await ensureTopology(nc, settings);

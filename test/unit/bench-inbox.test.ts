@@ -9,7 +9,16 @@ import type { PhaseName, PhaseResult, RunResult } from "../../src/core/bench/typ
 const ok = { ok: true, detail: "", expected: 1, lost: 0, duplicated: 0, unexpected: 0 };
 
 function phaseOf(phase: PhaseName, rate: number, cpu: PhaseResult["cpu"] = { clientSeconds: 1, serverSeconds: 0.5 }): PhaseResult {
-  return { phase, count: rate, elapsedMs: 1000, rate, window: "", cpu, verification: ok, latency: { samples: 1, p50Ms: 1, p90Ms: 1, p99Ms: 1, p999Ms: 1, maxMs: 1, meanMs: 1 } };
+  return {
+    phase,
+    count: rate,
+    elapsedMs: 1000,
+    rate,
+    window: "",
+    cpu,
+    verification: ok,
+    latency: { samples: 1, p50Ms: 1, p90Ms: 1, p99Ms: 1, p999Ms: 1, maxMs: 1, meanMs: 1 },
+  };
 }
 
 function run(n: number, inbox?: { floor: number; work: number }): RunResult {
@@ -34,14 +43,20 @@ describe("bench --inbox: verdict, window and summary", () => {
     ];
     const effects = checkEffects({
       inbox: rows,
-      orders: [{ orderId: "a", items: items("mug", 2) }, { orderId: "b", items: items("mug", 1) }],
+      orders: [
+        { orderId: "a", items: items("mug", 2) },
+        { orderId: "b", items: items("mug", 1) },
+      ],
       stockBefore,
       stockAfter: [{ sku: "mug", onHand: 97 }],
       accepted: ["a", "b"],
     });
     const v = verifyInbox(rows, ["a", "b"], 0, effects);
     assert.equal(v.ok, true, v.detail);
-    assert.equal(v.detail, "2 committed, 0 lost, 0 unexpected; effects: 2 orders rows once, 0 lost, 0 duplicated, 0 unexpected, stock down by exactly the committed items");
+    assert.equal(
+      v.detail,
+      "2 committed, 0 lost, 0 unexpected; effects: 2 orders rows once, 0 lost, 0 duplicated, 0 unexpected, stock down by exactly the committed items",
+    );
   });
 
   it("verifyInbox fails a lost order, a row nobody sent, a dead-lettered order and a doubled stock change", () => {
@@ -50,7 +65,10 @@ describe("bench --inbox: verdict, window and summary", () => {
       { orderId: "b", outcome: "dead-lettered" as const },
       { orderId: "z", outcome: "committed" as const },
     ];
-    const orders = [{ orderId: "a", items: items("mug", 2) }, { orderId: "z", items: items("mug", 1) }];
+    const orders = [
+      { orderId: "a", items: items("mug", 2) },
+      { orderId: "z", items: items("mug", 1) },
+    ];
     // Stock went down by 5: the committed items are 3.
     const effects = checkEffects({ inbox: rows, orders, stockBefore, stockAfter: [{ sku: "mug", onHand: 95 }], accepted: ["a", "b", "c"] });
     const v = verifyInbox(rows, ["a", "b", "c"], 2, effects);
@@ -64,7 +82,10 @@ describe("bench --inbox: verdict, window and summary", () => {
     const skus = ["a1", "a2", "a3", "a4", "a5"];
     const orders = [{ orderId: "a", items: skus.map((sku) => ({ sku, qty: 1 })) }];
     const effects = checkEffects({ inbox: rows, orders, stockBefore: [], stockAfter: [], accepted: ["a"] });
-    assert.match(verifyInbox(rows, ["a"], 0, effects).detail, /stock drift: a1 down 0, expected 1; a2 down 0, expected 1; a3 down 0, expected 1; 2 more SKUs$/);
+    assert.match(
+      verifyInbox(rows, ["a"], 0, effects).detail,
+      /stock drift: a1 down 0, expected 1; a2 down 0, expected 1; a3 down 0, expected 1; 2 more SKUs$/,
+    );
   });
 
   it("verifyInbox fails an order whose inbox row committed without its effect", () => {

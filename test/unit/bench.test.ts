@@ -28,7 +28,13 @@ describe("bench: verdicts and figures", () => {
   });
 
   it("times work from the moment every worker has committed, and latency from the first commit", () => {
-    const writes = [commit("a", "w1", 1000, 1), commit("b", "w1", 1100, 2), commit("c", "w2", 1200, 3), commit("d", "w1", 1700, 4), commit("d", "w2", 1800, 5)];
+    const writes = [
+      commit("a", "w1", 1000, 1),
+      commit("b", "w1", 1100, 2),
+      commit("c", "w2", 1200, 3),
+      commit("d", "w1", 1700, 4),
+      commit("d", "w2", 1800, 5),
+    ];
     assert.deepEqual(steadyWindow(writes), { t0: 1200, t1: 1800, count: 2 });
     assert.equal(commitTimes(writes).get("d"), 1700);
   });

@@ -20,7 +20,11 @@ function published(id: string, kind: OpKind = "order", completion: "ok" | "fail"
 }
 
 function write(orderId: string, result: "committed" | "dead-lettered" = "committed", attempt = 1): LedgerWrite {
-  return { orderId, seq: ++seq, outcome: { result, worker: "w1", attempt, streamSeq: acknowledgedAt.get(orderId) ?? seq, at: new Date(time++).toISOString() } };
+  return {
+    orderId,
+    seq: ++seq,
+    outcome: { result, worker: "w1", attempt, streamSeq: acknowledgedAt.get(orderId) ?? seq, at: new Date(time++).toISOString() },
+  };
 }
 
 /** A run where a, b, c were committed once and p (poison) was dead-lettered once, with faults that had an effect. */
@@ -136,7 +140,9 @@ describe("chaos checker", () => {
   it("fails a run whose faults were not observed or changed nothing", () => {
     const input = cleanRun();
     input.observed = { faults: 0, redeliveries: 0, effects: 0, quiet: true };
-    const failed = check(input).expectations.filter((e) => !e.ok).map((e) => e.name);
+    const failed = check(input)
+      .expectations.filter((e) => !e.ok)
+      .map((e) => e.name);
     assert.deepEqual(failed, ["faults observed", "redeliveries", "faults had an effect"]);
   });
 
@@ -223,7 +229,10 @@ describe("chaos checker: writes the broker acknowledged and lost", () => {
     input.broker.end.ledger!.held = new Map(input.ledger.map((w) => [w.seq, w.orderId]));
     const r = check(input);
     assert.deepEqual(r.categories.brokerLost.ids, ["a"]);
-    assert.deepEqual(r.brokerLostWrites.samples.map((w) => [w.stream, w.id, w.proof]), [["ledger", "a", `ledger seq ${commit.seq} now holds c`]]);
+    assert.deepEqual(
+      r.brokerLostWrites.samples.map((w) => [w.stream, w.id, w.proof]),
+      [["ledger", "a", `ledger seq ${commit.seq} now holds c`]],
+    );
     assert.equal(r.brokerExplained, true);
   });
 
@@ -306,12 +315,25 @@ describe("acknowledged writes in a worker's trace", () => {
     assert.deepEqual(findings.lost, [{ stream: "orders", seq: 10, id: "x", proof: "orders delivered y from seq 10, acknowledged for this one" }]);
     assert.deepEqual(findings.renumbered, ["y"], "y was delivered, from another sequence than acknowledged: renumbered, not lost");
     // x delivered from anywhere did what its write was for.
-    assert.deepEqual(brokerFindings(history, [{ id: "y", seq: 10 }, { id: "x", seq: 9 }], { acked: [], end: {} }).lost, []);
+    assert.deepEqual(
+      brokerFindings(
+        history,
+        [
+          { id: "y", seq: 10 },
+          { id: "x", seq: 9 },
+        ],
+        { acked: [], end: {} },
+      ).lost,
+      [],
+    );
   });
 
   it("proves only what the evidence shows: an acknowledged write still held is not lost", () => {
     const history: HistoryEvent[] = [{ type: "ok", id: "a", seq: 1, duplicate: false, tries: 1, time: 1 }];
     const held = { lastSeq: 5, held: new Map([[5, "a"]]) };
-    assert.deepEqual(brokerFindings(history, [], { acked: [{ stream: "ledger", seq: 5, id: "a" }], end: { orders: { lastSeq: 1 }, ledger: held } }), { lost: [], renumbered: [] });
+    assert.deepEqual(brokerFindings(history, [], { acked: [{ stream: "ledger", seq: 5, id: "a" }], end: { orders: { lastSeq: 1 }, ledger: held } }), {
+      lost: [],
+      renumbered: [],
+    });
   });
 });

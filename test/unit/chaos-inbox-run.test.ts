@@ -15,10 +15,13 @@ describe("chaos inbox run: the inbox as the ledger", () => {
       { orderId: "p", outcome: { ...outcome("dead-lettered", "2026-01-01T00:00:01.500Z", 5), reason: "max-deliveries" as const } },
     ];
     const ledger = inboxLedger(rows);
-    assert.deepEqual(ledger.map((w) => [w.orderId, w.seq, w.outcome.result, w.time]), [
-      ["a", 1, "committed", Date.parse("2026-01-01T00:00:00.000Z")],
-      ["p", 2, "dead-lettered", Date.parse("2026-01-01T00:00:01.500Z")],
-    ]);
+    assert.deepEqual(
+      ledger.map((w) => [w.orderId, w.seq, w.outcome.result, w.time]),
+      [
+        ["a", 1, "committed", Date.parse("2026-01-01T00:00:00.000Z")],
+        ["p", 2, "dead-lettered", Date.parse("2026-01-01T00:00:01.500Z")],
+      ],
+    );
     assert.equal(ledger[1].outcome.reason, "max-deliveries");
   });
 

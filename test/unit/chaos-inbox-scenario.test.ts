@@ -65,12 +65,18 @@ describe("chaos scenario files: inbox mode", () => {
   });
 
   it("refuses a handler module or a schema that does not exist, naming the file, line and field", () => {
-    assert.match(refusal("no-module.yaml", INBOX.replace("../handlers/handler.mjs", "../handlers/missing.mjs")), /:4: handler\.module: no handler module at \.\.\/handlers\/missing\.mjs/);
+    assert.match(
+      refusal("no-module.yaml", INBOX.replace("../handlers/handler.mjs", "../handlers/missing.mjs")),
+      /:4: handler\.module: no handler module at \.\.\/handlers\/missing\.mjs/,
+    );
     assert.match(refusal("no-schema.yaml", INBOX.replace("../handlers/schema.sql", "nope.sql")), /:6: inbox\.schema: no SQL file at nope\.sql/);
   });
 
   it("refuses db-restart without an inbox, also among the kinds of `any`", () => {
-    assert.match(refusal("db-no-inbox.yaml", `${BASE}faults:\n  - kind: db-restart\n    at: 1s\n`), /:4: faults\[0\]\.kind: db-restart restarts the inbox's PostgreSQL/);
+    assert.match(
+      refusal("db-no-inbox.yaml", `${BASE}faults:\n  - kind: db-restart\n    at: 1s\n`),
+      /:4: faults\[0\]\.kind: db-restart restarts the inbox's PostgreSQL/,
+    );
     assert.match(
       refusal("any-db.yaml", `${BASE}faults:\n  - kind: kill-worker\n    at: 1s\n  - kind: any\n    of: [kill-worker, db-restart]\n    every: 1s\n`),
       /faults\[1\]\.kind: db-restart/,
@@ -78,16 +84,28 @@ describe("chaos scenario files: inbox mode", () => {
   });
 
   it("refuses effects without a module or a schema, and the simulated handler's knobs beside a module", () => {
-    assert.match(refusal("effects-no-module.yaml", `${BASE}inbox:\n  schema: ../handlers/schema.sql\n  effects: true\n`), /inbox\.effects: .*handler\.module/);
-    assert.match(refusal("effects-no-schema.yaml", `${BASE}handler:\n  module: ../handlers/handler.mjs\ninbox:\n  effects: true\n`), /inbox\.effects: .*inbox\.schema/);
-    assert.match(refusal("knob.yaml", `${BASE}handler:\n  module: ../handlers/handler.mjs\n  poison-rate: 0.1\n`), /:5: handler\.poison-rate: a knob of the simulated handler/);
+    assert.match(
+      refusal("effects-no-module.yaml", `${BASE}inbox:\n  schema: ../handlers/schema.sql\n  effects: true\n`),
+      /inbox\.effects: .*handler\.module/,
+    );
+    assert.match(
+      refusal("effects-no-schema.yaml", `${BASE}handler:\n  module: ../handlers/handler.mjs\ninbox:\n  effects: true\n`),
+      /inbox\.effects: .*inbox\.schema/,
+    );
+    assert.match(
+      refusal("knob.yaml", `${BASE}handler:\n  module: ../handlers/handler.mjs\n  poison-rate: 0.1\n`),
+      /:5: handler\.poison-rate: a knob of the simulated handler/,
+    );
     assert.match(refusal("unknown.yaml", `${BASE}inbox:\n  tables: 3\n`), /:4: inbox\.tables: unknown field/);
     assert.match(refusal("batch.yaml", `${BASE}inbox:\n  batch: 0\n`), /:4: inbox\.batch: must be at least 1/);
   });
 
   it("the repository's inbox scenarios load, check effects and stay small", () => {
     const files = scenarioFiles(new URL("../../scenarios", import.meta.url).pathname).filter((f) => /\/inbox-/.test(f));
-    assert.deepEqual(files.map((f) => f.split("/").pop()), ["inbox-ack-lost.yaml", "inbox-worker-crash.yaml"]);
+    assert.deepEqual(
+      files.map((f) => f.split("/").pop()),
+      ["inbox-ack-lost.yaml", "inbox-worker-crash.yaml"],
+    );
     for (const file of files) {
       const s = loadScenarioFile(file);
       assert.equal(s.inbox?.effects, true, file);

@@ -54,6 +54,9 @@ describe("nemesis: db-restart", () => {
     const n = nemesis([spec({ atMs: 0 })]);
     n.start(Date.now());
     await n.wait();
-    assert.deepEqual(n.windows.map((w) => [w.kind, w.observed, w.detail]), [["db-restart", false, "no inbox database in this run"]]);
+    assert.deepEqual(
+      n.windows.map((w) => [w.kind, w.observed, w.detail]),
+      [["db-restart", false, "no inbox database in this run"]],
+    );
   });
 });

@@ -1,7 +1,15 @@
 /** The effect checker: a consistent state is valid, and one wrong effect of any kind is caught under its own id. */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { checkEffects, EFFECT_CATEGORIES, stockId, type EffectCategory, type EffectsInput, type OrderEffect, type StockLevel } from "../../src/core/chaos/effects.js";
+import {
+  checkEffects,
+  EFFECT_CATEGORIES,
+  stockId,
+  type EffectCategory,
+  type EffectsInput,
+  type OrderEffect,
+  type StockLevel,
+} from "../../src/core/chaos/effects.js";
 
 const RUNS = Number(process.env.ORDERQ_PROPERTY_RUNS ?? 300);
 
@@ -37,7 +45,9 @@ const world: fc.Arbitrary<World> = fc.record({
   committed: orders("c"),
   deadLettered: orders("d"),
   notStored: orders("n").map((os) => os.map((o) => ({ ...o, accepted: false }))),
-  stockBefore: fc.uniqueArray(fc.record({ sku: fc.constantFrom("book-001", "mug-330", "tea-077"), onHand: fc.integer({ min: -50, max: 1_000 }) }), { selector: (s) => s.sku }),
+  stockBefore: fc.uniqueArray(fc.record({ sku: fc.constantFrom("book-001", "mug-330", "tea-077"), onHand: fc.integer({ min: -50, max: 1_000 }) }), {
+    selector: (s) => s.sku,
+  }),
 });
 
 /** `stock` with each item's qty taken out `times` times (negative: put back); a copy. */
@@ -49,10 +59,16 @@ function take(stock: readonly StockLevel[], what: Items, times = 1): StockLevel[
 
 function consistent(w: World): EffectsInput {
   return {
-    inbox: [...w.committed.map((o) => ({ orderId: o.id, outcome: "committed" as const })), ...w.deadLettered.map((o) => ({ orderId: o.id, outcome: "dead-lettered" as const }))],
+    inbox: [
+      ...w.committed.map((o) => ({ orderId: o.id, outcome: "committed" as const })),
+      ...w.deadLettered.map((o) => ({ orderId: o.id, outcome: "dead-lettered" as const })),
+    ],
     orders: w.committed.map((o) => ({ orderId: o.id, items: o.items })),
     stockBefore: w.stockBefore,
-    stockAfter: take(w.stockBefore, w.committed.flatMap((o) => o.items)),
+    stockAfter: take(
+      w.stockBefore,
+      w.committed.flatMap((o) => o.items),
+    ),
     accepted: [...w.committed, ...w.deadLettered].filter((o) => o.accepted).map((o) => o.id),
   };
 }
@@ -108,7 +124,10 @@ describe("effect checker", () => {
           case "unexpected-row": // effects of an order that was dead-lettered or never stored
             input.orders = [...input.orders, { orderId: other.id, items: other.items }];
             input.stockAfter = take(input.stockAfter, other.items);
-            expected = [[other.id, "unexpectedEffects"], ...skusOf(other.items).map((s): [string, EffectCategory] => [stockId(s), "duplicatedEffects"])];
+            expected = [
+              [other.id, "unexpectedEffects"],
+              ...skusOf(other.items).map((s): [string, EffectCategory] => [stockId(s), "duplicatedEffects"]),
+            ];
             break;
           case "never-processed": // accepted, then neither committed nor dead-lettered: no effect ever
             input.accepted = [...input.accepted, "lost-1"];
@@ -128,9 +147,21 @@ describe("effect checker", () => {
   it("reports stock drift with its figures, unknown SKUs counting from 0", () => {
     const r = checkEffects({
       inbox: [{ orderId: "a", outcome: "committed" }],
-      orders: [{ orderId: "a", items: [{ sku: "mug-330", qty: 2 }, { sku: "new-1", qty: 1 }, { sku: "mug-330", qty: 1 }] }],
+      orders: [
+        {
+          orderId: "a",
+          items: [
+            { sku: "mug-330", qty: 2 },
+            { sku: "new-1", qty: 1 },
+            { sku: "mug-330", qty: 1 },
+          ],
+        },
+      ],
       stockBefore: [{ sku: "mug-330", onHand: 10 }],
-      stockAfter: [{ sku: "mug-330", onHand: 4 }, { sku: "new-1", onHand: -1 }],
+      stockAfter: [
+        { sku: "mug-330", onHand: 4 },
+        { sku: "new-1", onHand: -1 },
+      ],
       accepted: ["a"],
     });
     assert.deepEqual(r.stock, [{ sku: "mug-330", expected: 3, actual: 6 }]);

@@ -3,7 +3,16 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MsgHdrsImpl } from "@nats-io/transport-node";
 import type { AttemptRecord } from "../../src/core/pipeline/attempts.js";
-import { CATEGORIES, check, SAMPLE_SIZE, type Category, type CheckExpectations, type CheckInput, type CheckResult, type MessageRef } from "../../src/core/chaos/checker.js";
+import {
+  CATEGORIES,
+  check,
+  SAMPLE_SIZE,
+  type Category,
+  type CheckExpectations,
+  type CheckInput,
+  type CheckResult,
+  type MessageRef,
+} from "../../src/core/chaos/checker.js";
 import { parseScenario } from "../../src/core/chaos/loader.js";
 import { DLQ_EXPECTATIONS, FAULT_KINDS, NETWORK_PATHS, type FaultKind, type Scenario } from "../../src/core/chaos/scenario.js";
 import { stringify as stringifyYaml } from "yaml";
@@ -50,7 +59,21 @@ const entry: fc.Arbitrary<DlqEntry> = fc.record(
     lastAttemptAt: time,
     deadLetteredAt: time,
   },
-  { requiredKeys: ["reason", "lastError", "source", "originalStream", "originalSubject", "originalSeq", "originalHeaders", "consumer", "deliveries", "attempts", "deadLetteredAt"] },
+  {
+    requiredKeys: [
+      "reason",
+      "lastError",
+      "source",
+      "originalStream",
+      "originalSubject",
+      "originalSeq",
+      "originalHeaders",
+      "consumer",
+      "deliveries",
+      "attempts",
+      "deadLetteredAt",
+    ],
+  },
 );
 
 /** Through the bytes a NATS message carries, not just the in-memory header map. */
@@ -167,9 +190,14 @@ function buildRun(plans: IdPlan[], dlqExpectation: CheckExpectations["dlq"], shu
     }
     out.processed.push(id);
     const write = (result: Outcome["result"]) =>
-      ledger.push({ orderId: id, seq: ++seq, outcome: { result, worker: "w1", attempt: p.attempt, streamSeq: i + 1, at: new Date(t++).toISOString() } });
+      ledger.push({
+        orderId: id,
+        seq: ++seq,
+        outcome: { result, worker: "w1", attempt: p.attempt, streamSeq: i + 1, at: new Date(t++).toISOString() },
+      });
     const marked = p.kind !== "order";
-    const commit = p.kind !== "invalid" && (marked ? dlqExpectation === "any" && p.unusualOutcome : !(dlqExpectation !== "only-marked" && p.unusualOutcome));
+    const commit =
+      p.kind !== "invalid" && (marked ? dlqExpectation === "any" && p.unusualOutcome : !(dlqExpectation !== "only-marked" && p.unusualOutcome));
     if (commit) write("committed");
     else {
       if (p.kind !== "invalid") write("dead-lettered"); // the claim; an invalid payload has no order id to claim
@@ -246,7 +274,11 @@ describe("chaos checker (properties)", () => {
       fc.property(correctRun, fc.nat(), fc.constantFrom("commit", "dead-letter"), ({ input, processed }, pick, again) => {
         const id = processed[pick % processed.length];
         if (again === "commit") {
-          input.ledger.push({ orderId: id, seq: 10_000, outcome: { result: "committed", worker: "w2", attempt: 2, streamSeq: 1, at: new Date(0).toISOString() } });
+          input.ledger.push({
+            orderId: id,
+            seq: 10_000,
+            outcome: { result: "committed", worker: "w2", attempt: 2, streamSeq: 1, at: new Date(0).toISOString() },
+          });
         } else input.dlq.push({ msgId: id, orderId: id });
         assertOnlyFinding(check(input), "duplicated", id);
       }),
@@ -259,7 +291,12 @@ describe("chaos checker (properties)", () => {
       fc.property(correctRun, fc.nat(), fc.constantFrom("ghost-commit", "ghost-dlq", "failed-publish"), ({ input, failed }, pick, how) => {
         const id = how === "failed-publish" && failed.length > 0 ? failed[pick % failed.length] : "ghost";
         if (how === "ghost-dlq") input.dlq.push({ msgId: id });
-        else input.ledger.push({ orderId: id, seq: 10_000, outcome: { result: "committed", worker: "w2", attempt: 1, streamSeq: 1, at: new Date(0).toISOString() } });
+        else
+          input.ledger.push({
+            orderId: id,
+            seq: 10_000,
+            outcome: { result: "committed", worker: "w2", attempt: 1, streamSeq: 1, at: new Date(0).toISOString() },
+          });
         assertOnlyFinding(check(input), "unexpected", id);
       }),
       { numRuns: RUNS },
@@ -320,12 +357,27 @@ const validScenario = fc
     description: fc.string({ unit: "grapheme", maxLength: 60 }),
     orders: positiveInt,
     rate: fc.double({ min: 0, max: 1e6, noNaN: true }),
-    sources: fc.record({ web: fc.double({ min: 0, max: 10, noNaN: true }), mobile: fc.double({ min: 0, max: 10, noNaN: true }), api: fc.double({ min: 0, max: 10, noNaN: true }) }, { requiredKeys: [] }),
+    sources: fc.record(
+      {
+        web: fc.double({ min: 0, max: 10, noNaN: true }),
+        mobile: fc.double({ min: 0, max: 10, noNaN: true }),
+        api: fc.double({ min: 0, max: 10, noNaN: true }),
+      },
+      { requiredKeys: [] },
+    ),
     servers: fc.constantFrom<1 | 3>(1, 3),
     processes: fc.integer({ min: 1, max: 16 }),
     concurrency: positiveInt,
     restartDelay: duration,
-    autoscale: opt(fc.record({ min: fc.integer({ min: 1, max: 16 }), span: fc.nat(15), lag: fc.double({ min: 0.001, max: 1000, noNaN: true }), cooldown: duration, sample: duration })),
+    autoscale: opt(
+      fc.record({
+        min: fc.integer({ min: 1, max: 16 }),
+        span: fc.nat(15),
+        lag: fc.double({ min: 0.001, max: 1000, noNaN: true }),
+        cooldown: duration,
+        sample: duration,
+      }),
+    ),
     crashAfterCommit: probabilityArb,
     dropAck: probabilityArb,
     ackWait: duration,
@@ -360,14 +412,36 @@ const validScenario = fc
         concurrency: g.concurrency,
         "restart-delay": durationText(g.restartDelay),
         ...(autoscale && {
-          autoscale: { min: autoscale.min, max: autoscale.max, "target-lag-seconds": autoscale.lag, cooldown: durationText(autoscale.cooldown), "sample-every": durationText(autoscale.sample) },
+          autoscale: {
+            min: autoscale.min,
+            max: autoscale.max,
+            "target-lag-seconds": autoscale.lag,
+            cooldown: durationText(autoscale.cooldown),
+            "sample-every": durationText(autoscale.sample),
+          },
         }),
         "crash-after-commit-rate": g.crashAfterCommit,
         "drop-ack-rate": g.dropAck,
       },
-      consumer: { "ack-wait": durationText(g.ackWait), "max-deliver": g.maxDeliver, backoff: { base: durationText(g.backoffBase), max: durationText(g.backoffMax) } },
-      handler: { ms: g.handlerMs, "fail-rate": failRate, "poison-rate": poisonRate, "fatal-rate": fatalRate, "crash-rate": crashRate, "invalid-rate": invalidRate },
-      producer: { "duplicate-rate": g.duplicateRate, "in-flight": g.inFlight, "publish-timeout": durationText(g.publishTimeout), "retry-for": durationText(g.retryFor) },
+      consumer: {
+        "ack-wait": durationText(g.ackWait),
+        "max-deliver": g.maxDeliver,
+        backoff: { base: durationText(g.backoffBase), max: durationText(g.backoffMax) },
+      },
+      handler: {
+        ms: g.handlerMs,
+        "fail-rate": failRate,
+        "poison-rate": poisonRate,
+        "fatal-rate": fatalRate,
+        "crash-rate": crashRate,
+        "invalid-rate": invalidRate,
+      },
+      producer: {
+        "duplicate-rate": g.duplicateRate,
+        "in-flight": g.inFlight,
+        "publish-timeout": durationText(g.publishTimeout),
+        "retry-for": durationText(g.retryFor),
+      },
       faults: g.faults.map((f) => ({
         kind: f.kind,
         ...(f.kind === "any" && { of: f.of }),
@@ -396,7 +470,13 @@ const validScenario = fc
         restartDelayMs: g.restartDelay.ms,
         crashAfterCommitRate: g.crashAfterCommit,
         dropAckRate: g.dropAck,
-        autoscale: autoscale && { min: autoscale.min, max: autoscale.max, targetLagSeconds: autoscale.lag, cooldownMs: autoscale.cooldown.ms, sampleMs: autoscale.sample.ms },
+        autoscale: autoscale && {
+          min: autoscale.min,
+          max: autoscale.max,
+          targetLagSeconds: autoscale.lag,
+          cooldownMs: autoscale.cooldown.ms,
+          sampleMs: autoscale.sample.ms,
+        },
       },
       consumer: { ackWaitMs: g.ackWait.ms, maxDeliver: g.maxDeliver, backoffBaseMs: g.backoffBase.ms, backoffMaxMs: g.backoffMax.ms },
       handler: { ms: g.handlerMs, failRate, poisonRate, fatalRate, crashRate, invalidRate },
@@ -440,8 +520,44 @@ const yamlSoup = fc
   .array(
     fc.tuple(
       fc.oneof(
-      fc.constantFrom("orders: 1", "rate: 5", "workers:", "  processes: 2", "faults:", "  - kind: kill-worker", "    at: 1s", "&a", "*a", "<<: *a", "!!binary", "!!str", "!custom", "%YAML 1.2", "---", "...", "? ", ": ", "- ", "{", "}", "[", "]", "'", '"', "|", ">", "#", "\t", "  ", "null", "~", "1e999", "0x1F", ".nan"),
-      fc.string({ unit: "binary", maxLength: 8 }),
+        fc.constantFrom(
+          "orders: 1",
+          "rate: 5",
+          "workers:",
+          "  processes: 2",
+          "faults:",
+          "  - kind: kill-worker",
+          "    at: 1s",
+          "&a",
+          "*a",
+          "<<: *a",
+          "!!binary",
+          "!!str",
+          "!custom",
+          "%YAML 1.2",
+          "---",
+          "...",
+          "? ",
+          ": ",
+          "- ",
+          "{",
+          "}",
+          "[",
+          "]",
+          "'",
+          '"',
+          "|",
+          ">",
+          "#",
+          "\t",
+          "  ",
+          "null",
+          "~",
+          "1e999",
+          "0x1F",
+          ".nan",
+        ),
+        fc.string({ unit: "binary", maxLength: 8 }),
       ),
       fc.constantFrom(" ", "\n", "\r\n", ""),
     ),
@@ -467,7 +583,10 @@ describe("scenario validation (properties)", () => {
   });
 
   it("refuses arbitrary JSON values with one InputError line, and nothing else", () => {
-    fc.assert(fc.property(anyJson, (value) => loadsOrRefuses(stringifyYaml(value))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(anyJson, (value) => loadsOrRefuses(stringifyYaml(value))),
+      { numRuns: RUNS },
+    );
   });
 
   it("refuses a valid scenario with any one field replaced by an arbitrary value (or an unknown field added)", () => {

@@ -44,7 +44,11 @@ function walk(dir: string, out: string[] = []): string[] {
 export function specifiers(source: string): string[] {
   const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
   const found: string[] = [];
-  const patterns = [/\b(?:import|export)\s[^"'`;]*?\sfrom\s*["']([^"']+)["']/g, /\bimport\s*["']([^"']+)["']/g, /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g];
+  const patterns = [
+    /\b(?:import|export)\s[^"'`;]*?\sfrom\s*["']([^"']+)["']/g,
+    /\bimport\s*["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+  ];
   for (const pattern of patterns) for (const m of code.matchAll(pattern)) found.push(m[1]);
   return found;
 }
@@ -71,11 +75,10 @@ const rel = (file: string) => relative(SRC, file);
 describe("rooms (the import graph of src/)", () => {
   it("reads the imports it checks", () => {
     assert.ok(files.length > 50, `only ${files.length} files under ${SRC}`);
-    assert.deepEqual(specifiers('import type { A } from "./a.js";\nexport { b } from "../b.js";\nconst c = await import("./c.js"); // import("./not.js")'), [
-      "./a.js",
-      "../b.js",
-      "./c.js",
-    ]);
+    assert.deepEqual(
+      specifiers('import type { A } from "./a.js";\nexport { b } from "../b.js";\nconst c = await import("./c.js"); // import("./not.js")'),
+      ["./a.js", "../b.js", "./c.js"],
+    );
   });
 
   it("every file of src/core, src/cli and src/commands is in a room, and every import resolves", () => {

@@ -39,7 +39,10 @@ describe("durations", () => {
 
   it("rejects what is not a duration, naming the flag", () => {
     for (const bad of ["", "10", "5 weeks", "-1s", "1x", "s"]) {
-      assert.throws(() => parseDuration(bad, "--ack-wait"), (e: Error) => e instanceof InputError && e.message.startsWith("--ack-wait:"));
+      assert.throws(
+        () => parseDuration(bad, "--ack-wait"),
+        (e: Error) => e instanceof InputError && e.message.startsWith("--ack-wait:"),
+      );
     }
   });
 
@@ -82,7 +85,10 @@ describe("backoff policy", () => {
   });
 
   it("grows from the base by the factor", () => {
-    assert.deepEqual([1, 2, 3, 6, 10].map((n) => backoffCeiling(n, DEFAULT_BACKOFF)), [250, 500, 1000, 5000, 5000]);
+    assert.deepEqual(
+      [1, 2, 3, 6, 10].map((n) => backoffCeiling(n, DEFAULT_BACKOFF)),
+      [250, 500, 1000, 5000, 5000],
+    );
   });
 });
 

@@ -48,7 +48,18 @@ describe("workArgs", () => {
     assert.equal(args[0], "work");
     const f = await parse(args.slice(1));
     assert.deepEqual(
-      [f.server, f.stream, f.consumer, f["dlq-stream"], f["ledger-bucket"], f.replicas, f["ack-wait"], f["max-deliver"], f["dup-window"], f["max-ack-pending"]],
+      [
+        f.server,
+        f.stream,
+        f.consumer,
+        f["dlq-stream"],
+        f["ledger-bucket"],
+        f.replicas,
+        f["ack-wait"],
+        f["max-deliver"],
+        f["dup-window"],
+        f["max-ack-pending"],
+      ],
       ["nats://127.0.0.1:4333", "S1", "c1", "D1", "l1", 3, "1500ms", 7, "60000ms", 99],
     );
     assert.deepEqual(
@@ -56,7 +67,16 @@ describe("workArgs", () => {
       [9, 2, true, 1, 6, 3, "1000ms", "500ms"],
     );
     assert.deepEqual(
-      [f["handler-ms"], f["fail-rate"], f["poison-switch"], f["backoff-base"], f["backoff-max"], f["confirm-ack"], f["exit-when-idle"], f["worker-id"]],
+      [
+        f["handler-ms"],
+        f["fail-rate"],
+        f["poison-switch"],
+        f["backoff-base"],
+        f["backoff-max"],
+        f["confirm-ack"],
+        f["exit-when-idle"],
+        f["worker-id"],
+      ],
       [20, "0.25", false, "20ms", "100ms", true, "2000ms", "w9"],
     );
     assert.deepEqual(
@@ -64,7 +84,10 @@ describe("workArgs", () => {
       [false, 42, 9464, "0.05", "0.01", true, true, true],
     );
     assert.equal(f["drain-timeout"], "5000ms");
-    assert.deepEqual([f.handler, f["inbox-table"], f["inbox-pool"], f["inbox-batch"], f.inbox], ["/srv/shop/handler.mjs", "shop_inbox", 4, 16, undefined]);
+    assert.deepEqual(
+      [f.handler, f["inbox-table"], f["inbox-pool"], f["inbox-batch"], f.inbox],
+      ["/srv/shop/handler.mjs", "shop_inbox", 4, 16, undefined],
+    );
     assert.ok(!args.some((a) => a.startsWith("postgres")), "the inbox URL never goes on a command line");
   });
 

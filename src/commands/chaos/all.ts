@@ -37,7 +37,7 @@ export default class ChaosAll extends OrderqCommand {
         reportDir: flags.report ? join(flags.report, scenario.name) : undefined,
         keep: flags.keep,
         interactive,
-        });
+      });
       if (interactive) process.stderr.write(`${verdict(result.valid)} ${scenario.name} in ${(result.elapsedMs / 1000).toFixed(1)} s\n`);
       results.push(result);
     }

@@ -36,12 +36,17 @@ export default class Chaos extends OrderqCommand {
 
   static override flags = {
     // No default and no NATS_URL: a chaos run starts its own servers unless told otherwise.
-    server: Flags.string({ char: "s", summary: "Use this NATS server instead of starting one (server faults are then refused).", helpGroup: "CONNECTION" }),
+    server: Flags.string({
+      char: "s",
+      summary: "Use this NATS server instead of starting one (server faults are then refused).",
+      helpGroup: "CONNECTION",
+    }),
     seed: Flags.integer({ summary: "Seed of orders, handler randomness and fault schedule (random when absent)." }),
     orders: Flags.integer({ char: "n", summary: "Orders to publish (overrides the scenario).", min: 1 }),
     report: Flags.string({
       summary: "Write history.jsonl, result.json and report.html to this directory.",
-      description: "An INVALID run also leaves its evidence there (servers' stores and logs, workers' logs, the checker's inputs); without --report it goes to a new directory in the system's temp dir, named in the output.",
+      description:
+        "An INVALID run also leaves its evidence there (servers' stores and logs, workers' logs, the checker's inputs); without --report it goes to a new directory in the system's temp dir, named in the output.",
     }),
     keep: Flags.boolean({ summary: "Keep the evidence (servers' stores and logs, workers' logs) even when the run is valid.", default: false }),
     unsafe: Flags.boolean({ summary: "Negative control: workers commit with a plain put; the checker must report INVALID.", default: false }),

@@ -22,9 +22,22 @@ export default class ChaosList extends OrderqCommand {
     await this.parse(ChaosList);
     const scenarios = scenarioFiles(scenariosDir(this.config)).map((file) => {
       const s = loadScenarioFile(file);
-      return { name: s.name, file: s.file, orders: s.orders, servers: s.servers, workers: s.workers.processes, faults: faultNames(s), description: s.description };
+      return {
+        name: s.name,
+        file: s.file,
+        orders: s.orders,
+        servers: s.servers,
+        workers: s.workers.processes,
+        faults: faultNames(s),
+        description: s.description,
+      };
     });
-    this.log(table(["scenario", "orders", "servers", "workers", "faults", "description"], scenarios.map((s) => [s.name, s.orders, s.servers, s.workers, s.faults.join(", ") || "-", s.description])));
+    this.log(
+      table(
+        ["scenario", "orders", "servers", "workers", "faults", "description"],
+        scenarios.map((s) => [s.name, s.orders, s.servers, s.workers, s.faults.join(", ") || "-", s.description]),
+      ),
+    );
     return scenarios;
   }
 }

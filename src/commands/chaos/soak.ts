@@ -58,7 +58,10 @@ export default class ChaosSoak extends OrderqCommand {
         this.logToStderr(`error: ${scenario.name} seed ${seed} (${i + 1}/${flags.seeds}): ${errorMessage(err)}`);
         continue;
       }
-      if (!this.jsonEnabled()) this.logToStderr(`${verdict(result.valid)} ${scenario.name} seed ${seed} (${i + 1}/${flags.seeds}) in ${(result.elapsedMs / 1000).toFixed(1)} s`);
+      if (!this.jsonEnabled())
+        this.logToStderr(
+          `${verdict(result.valid)} ${scenario.name} seed ${seed} (${i + 1}/${flags.seeds}) in ${(result.elapsedMs / 1000).toFixed(1)} s`,
+        );
       results.push(result);
     }
     const ok = errors.length === 0 && results.every((r) => r.valid || r.check.brokerExplained);

@@ -1,6 +1,17 @@
 import { Flags } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
-import { DlqCommand, describeReasons, filterFlags, filterFrom, parseSince, plural, summaryView, truncate, when, type DlqSummaryView } from "../../cli/dlq.js";
+import {
+  DlqCommand,
+  describeReasons,
+  filterFlags,
+  filterFrom,
+  parseSince,
+  plural,
+  summaryView,
+  truncate,
+  when,
+  type DlqSummaryView,
+} from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
 import type { DlqReason, StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
 import { countByReason, scanDlq } from "../../core/ops/dlq-admin.js";
@@ -44,10 +55,21 @@ export default class DlqList extends DlqCommand {
     const filter = { ...filterFrom(flags), sinceMs: flags.since === undefined ? undefined : parseSince(flags.since) };
     return this.withDlq(flags, async (nc, names) => {
       const { entries, foreign } = await scanDlq(nc, names, filter);
-      if (foreign.length) this.logToStderr(`orderq: warning: ${foreign.length} message(s) in ${names.dlqStream} are not orderq DLQ entries (sequence ${foreign.join(", ")}); skipped`);
+      if (foreign.length)
+        this.logToStderr(
+          `orderq: warning: ${foreign.length} message(s) in ${names.dlqStream} are not orderq DLQ entries (sequence ${foreign.join(", ")}); skipped`,
+        );
       const shown = flags.limit === undefined ? entries : entries.slice(-flags.limit);
       const byReason = countByReason(entries);
-      this.log(render(names.dlqStream, entries.length, shown, byReason, filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined));
+      this.log(
+        render(
+          names.dlqStream,
+          entries.length,
+          shown,
+          byReason,
+          filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined,
+        ),
+      );
       return { stream: names.dlqStream, total: entries.length, shown: shown.length, byReason, foreign, entries: shown.map(summaryView) };
     });
   }

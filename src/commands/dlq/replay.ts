@@ -82,6 +82,8 @@ function render(s: DlqReplayResult, stream: string): string {
   ]);
   const verb = s.dryRun ? "would replay" : "replayed";
   const tail = s.dryRun ? " Dry run: nothing was published or removed." : "";
-  return `${table(["seq", "order id", "result", "detail"], rows)}\n${verb} ${s.replayed}, refused ${s.refused}, failed ${s.failed}.${tail}` +
-    (s.failed > 0 ? ` ${plural(s.failed, "entry", "entries")} stayed in the DLQ: run the replay again.` : "");
+  return (
+    `${table(["seq", "order id", "result", "detail"], rows)}\n${verb} ${s.replayed}, refused ${s.refused}, failed ${s.failed}.${tail}` +
+    (s.failed > 0 ? ` ${plural(s.failed, "entry", "entries")} stayed in the DLQ: run the replay again.` : "")
+  );
 }

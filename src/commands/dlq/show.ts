@@ -68,7 +68,10 @@ function render(e: DlqFullView, stream: string): string {
     ...(headers.length ? [c.bold("Original headers"), ...headers] : []),
     c.bold(`Failed attempts (${e.attempts.length})`),
     e.attempts.length
-      ? table(["#", "at", "worker", "error class", "error"], e.attempts.map((a) => [a.attempt, when(a.at), a.worker, a.errorClass, a.error]))
+      ? table(
+          ["#", "at", "worker", "error class", "error"],
+          e.attempts.map((a) => [a.attempt, when(a.at), a.worker, a.errorClass, a.error]),
+        )
       : c.dim(e.reason === "max-deliveries" ? "none recorded: no attempt reported an error (the worker crashed or hung)" : "none recorded"),
   ].join("\n");
 }

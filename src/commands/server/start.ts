@@ -4,10 +4,7 @@ import { NatsCluster, NatsServer } from "../../core/fleet/nats-server.js";
 
 export default class ServerStart extends OrderqCommand {
   static override summary = "Start a local nats-server (or a 3-node cluster) with JetStream, in the foreground until Ctrl-C.";
-  static override examples = [
-    "<%= config.bin %> server start --port 4333 --store ./nats-store",
-    "<%= config.bin %> server start --cluster 3",
-  ];
+  static override examples = ["<%= config.bin %> server start --port 4333 --store ./nats-store", "<%= config.bin %> server start --cluster 3"];
 
   static override flags = {
     port: Flags.integer({ summary: "Client port (a free one when absent; the first node's in a cluster).", min: 1, max: 65535 }),

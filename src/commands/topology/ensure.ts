@@ -36,7 +36,14 @@ export default class TopologyEnsure extends OrderqCommand {
       this.log(
         table(
           ["kind", "name", "action", "settings"],
-          resources.map((r) => [r.kind, r.name, r.action, Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join("\n")]),
+          resources.map((r) => [
+            r.kind,
+            r.name,
+            r.action,
+            Object.entries(r.settings)
+              .map(([k, v]) => `${k}=${v}`)
+              .join("\n"),
+          ]),
         ),
       );
       return { resources };

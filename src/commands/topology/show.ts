@@ -20,7 +20,9 @@ export default class TopologyShow extends OrderqCommand {
             r.kind,
             r.name,
             r.exists ? c.green("exists") : c.yellow("missing"),
-            Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join("\n"),
+            Object.entries(r.settings)
+              .map(([k, v]) => `${k}=${v}`)
+              .join("\n"),
           ]),
         ),
       );

@@ -5,7 +5,10 @@ import { TimeoutError } from "@nats-io/transport-node";
  * Exit codes follow the chaos runner's contract: 1 invalid result, 2 bad input, 3 environment.
  */
 export class OrderqError extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message);
     this.name = new.target.name;
   }

@@ -81,7 +81,12 @@ export async function consumeBaseline(
   const left = await settledStreamMessages(jsm, names.stream);
   // Work-queue retention deletes what is acked: any delivery beyond the deleted ones was a redelivery.
   const redelivered = Math.max(0, received - (count - left));
-  const verification = checkCounts(count, count - left, redelivered, `${received} received and acked, ${redelivered} redelivered, ${left} left in the stream`);
+  const verification = checkCounts(
+    count,
+    count - left,
+    redelivered,
+    `${received} received and acked, ${redelivered} redelivered, ${left} left in the stream`,
+  );
   return result("consume", received, t0, t1, "consume start → last ack processed (flush)", meter, verification);
 }
 
@@ -103,7 +108,13 @@ export async function floorBaseline(
   const ledger = await Ledger.open(nc, names);
   let failed = 0;
   const { received, t0, t1 } = await consumeTimed(nc, names, { count, batch, meter, stallMs }, async (msg) => {
-    const outcome: Outcome = { result: "committed", worker: "floor", attempt: msg.info.deliveryCount, streamSeq: msg.seq, at: new Date().toISOString() };
+    const outcome: Outcome = {
+      result: "committed",
+      worker: "floor",
+      attempt: msg.info.deliveryCount,
+      streamSeq: msg.seq,
+      at: new Date().toISOString(),
+    };
     try {
       await ledger.record(String(msg.seq), outcome); // written, or already there (a redelivery): ack either way
       msg.ack();
@@ -164,7 +175,15 @@ export function checkCounts(expected: number, delivered: number, duplicated: num
   return { ok: lost + duplicated + unexpected === 0, detail, expected, lost, duplicated, unexpected };
 }
 
-function result(phase: "publish" | "consume" | "floor", count: number, t0: number, t1: number, window: string, meter: Meter, verification: Verification): PhaseResult {
+function result(
+  phase: "publish" | "consume" | "floor",
+  count: number,
+  t0: number,
+  t1: number,
+  window: string,
+  meter: Meter,
+  verification: Verification,
+): PhaseResult {
   const elapsedMs = t1 - t0;
   return { phase, count, elapsedMs: Math.round(elapsedMs), rate: perSecond(count, elapsedMs), window, cpu: meter.cpu(t0, t1), verification };
 }

@@ -168,7 +168,12 @@ export interface InboxCommit {
  * into the example's tables. Timed from the inbox rows' commit timestamps, every worker's first commit
  * → the last one; verified from the inbox and the example's tables.
  */
-export async function inboxWorkPhase(ctx: WorkerPhaseContext, db: InboxDatabase, inbox: Omit<InboxWorkOptions, "table">, expectedIds: readonly string[]): Promise<PhaseResult> {
+export async function inboxWorkPhase(
+  ctx: WorkerPhaseContext,
+  db: InboxDatabase,
+  inbox: Omit<InboxWorkOptions, "table">,
+  expectedIds: readonly string[],
+): Promise<PhaseResult> {
   await db.freshInbox(WORK_TABLE);
   await db.pool.query("TRUNCATE orders");
   const stockBefore = await readStock(db.url);
@@ -207,7 +212,12 @@ export async function inboxWorkPhase(ctx: WorkerPhaseContext, db: InboxDatabase,
  * verdict). The inbox's primary key makes a doubled inbox row impossible: a doubled effect is what
  * `duplicated` counts.
  */
-export function verifyInbox(rows: ReadonlyArray<Pick<InboxCommit, "orderId" | "outcome">>, expectedIds: readonly string[], leftInStream: number, effects: EffectsResult): Verification {
+export function verifyInbox(
+  rows: ReadonlyArray<Pick<InboxCommit, "orderId" | "outcome">>,
+  expectedIds: readonly string[],
+  leftInStream: number,
+  effects: EffectsResult,
+): Verification {
   const expected = new Set(expectedIds);
   const committed = new Set(rows.filter((r) => r.outcome === "committed").map((r) => r.orderId));
   const deadLettered = rows.length - committed.size;

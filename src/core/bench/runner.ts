@@ -115,7 +115,9 @@ export async function runBench(config: BenchConfig, setup: BenchSetup, progress:
 }
 
 async function databaseInfo(db: InboxDatabase): Promise<{ version: string; synchronousCommit: string }> {
-  const { rows } = await db.pool.query<{ version: string; sync: string }>("SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS sync");
+  const { rows } = await db.pool.query<{ version: string; sync: string }>(
+    "SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS sync",
+  );
   return { version: rows[0].version, synchronousCommit: rows[0].sync };
 }
 
@@ -191,7 +193,14 @@ async function oneRun(
       say(`inbox work: filling the stream with ${o.orders} orders (not measured)`);
       const orders = baselineOrders(names, `ib${run}`, o.orders, o.payloadBytes, seededRng(run));
       await publishAll(jetstream(nc), orders, o.inFlight);
-      phases.push(await inboxWorkPhase(context(names), db, inbox, orders.map((order) => order.id)));
+      phases.push(
+        await inboxWorkPhase(
+          context(names),
+          db,
+          inbox,
+          orders.map((order) => order.id),
+        ),
+      );
     });
   }
   return phases;

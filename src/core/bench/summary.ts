@@ -109,7 +109,10 @@ function medianCpu(runs: RunResult[], name: PhaseName): CpuUse {
     // The median of an even number of runs is a mean: rounded again, or 2.4349999999999996 is printed.
     values.some((v) => v === null || v === undefined) ? null : round2(median(values as number[]));
   const cpus = runs.map((r) => phase(r, name).cpu);
-  const use: CpuUse = { clientSeconds: medianOrNull(cpus.map((c) => c.clientSeconds)) ?? 0, serverSeconds: medianOrNull(cpus.map((c) => c.serverSeconds)) };
+  const use: CpuUse = {
+    clientSeconds: medianOrNull(cpus.map((c) => c.clientSeconds)) ?? 0,
+    serverSeconds: medianOrNull(cpus.map((c) => c.serverSeconds)),
+  };
   if (cpus.some((c) => c.databaseSeconds !== undefined)) use.databaseSeconds = medianOrNull(cpus.map((c) => c.databaseSeconds)) ?? undefined;
   return use;
 }
@@ -125,7 +128,11 @@ export function checkTargets(s: BenchSummary, config: { rate: number; concurrenc
       measured: `${s.latency.p99Ms.toFixed(s.latency.p99Ms < 10 ? 2 : 1)} ms`,
       met: s.latency.p99Ms <= 10,
     },
-    { target: `worker peak memory ≤ 150 MB (at --concurrency ${config.concurrency})`, measured: `${s.workerPeakRssMb} MB`, met: s.workerPeakRssMb <= 150 },
+    {
+      target: `worker peak memory ≤ 150 MB (at --concurrency ${config.concurrency})`,
+      measured: `${s.workerPeakRssMb} MB`,
+      met: s.workerPeakRssMb <= 150,
+    },
     ...(s.inbox ? inboxTargets(s.inbox) : []),
   ];
 }

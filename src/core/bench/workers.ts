@@ -32,7 +32,15 @@ export class BenchWorkers {
     this.supervisor = new Supervisor(
       {
         script: launch.script,
-        args: (workerId) => workArgs({ server: launch.server, settings: { names }, concurrency: launch.concurrency, handler: launch.handler, inbox: launch.inbox, workerId }),
+        args: (workerId) =>
+          workArgs({
+            server: launch.server,
+            settings: { names },
+            concurrency: launch.concurrency,
+            handler: launch.handler,
+            inbox: launch.inbox,
+            workerId,
+          }),
         // A worker inherits our environment, whose ORDERQ_INBOX_URL would turn on inbox mode (the `--inbox`
         // flag reads it) against a database that is not the bench's: only an inbox phase's launch passes one.
         env: launch.inbox ? launch.env : { ...launch.env, [INBOX_URL_ENV]: undefined },

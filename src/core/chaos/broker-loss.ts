@@ -64,12 +64,19 @@ export function brokerFindings(history: HistoryEvent[], deliveries: Delivery[], 
     if (lost.has(key)) continue;
     // An order the broker delivered did what its write was for, from whichever sequence.
     if (w.stream === "orders" && deliveredSeqs.has(w.id)) continue;
-    const proof = proveLost(w, evidence.end[w.stream], ackedAt.get(`${w.stream}:${w.seq}`) ?? [], w.stream === "orders" ? deliveredAt.get(w.seq) : undefined);
+    const proof = proveLost(
+      w,
+      evidence.end[w.stream],
+      ackedAt.get(`${w.stream}:${w.seq}`) ?? [],
+      w.stream === "orders" ? deliveredAt.get(w.seq) : undefined,
+    );
     if (proof) lost.set(key, { stream: w.stream, seq: w.seq, id: w.id, proof });
   }
   const ackedSeqs = new Map<string, Set<number>>();
   for (const w of acked) if (w.stream === "orders") (ackedSeqs.get(w.id) ?? ackedSeqs.set(w.id, new Set()).get(w.id)!).add(w.seq);
-  const renumbered = [...deliveredSeqs].filter(([id, seqs]) => ackedSeqs.has(id) && [...seqs].some((s) => !ackedSeqs.get(id)!.has(s))).map(([id]) => id);
+  const renumbered = [...deliveredSeqs]
+    .filter(([id, seqs]) => ackedSeqs.has(id) && [...seqs].some((s) => !ackedSeqs.get(id)!.has(s)))
+    .map(([id]) => id);
   return { lost: [...lost.values()], renumbered };
 }
 

@@ -191,7 +191,10 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
     out.push({
       name: "dlq holds only marked orders",
       ok: unexpected.count === 0,
-      detail: unexpected.count === 0 ? "no ordinary order was dead-lettered" : `${unexpected.count} ordinary orders dead-lettered: ${unexpected.ids.slice(0, 5).join(", ")}`,
+      detail:
+        unexpected.count === 0
+          ? "no ordinary order was dead-lettered"
+          : `${unexpected.count} ordinary orders dead-lettered: ${unexpected.ids.slice(0, 5).join(", ")}`,
     });
   }
   if (expect.dlq !== "any") {
@@ -199,7 +202,10 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
     out.push({
       name: "every marked order dead-lettered",
       ok: markedCommitted.length === 0,
-      detail: markedCommitted.length === 0 ? "no poison, fatal, crash or invalid order was committed" : `${markedCommitted.length} marked orders committed: ${markedCommitted.slice(0, 5).join(", ")}`,
+      detail:
+        markedCommitted.length === 0
+          ? "no poison, fatal, crash or invalid order was committed"
+          : `${markedCommitted.length} marked orders committed: ${markedCommitted.slice(0, 5).join(", ")}`,
     });
   }
   out.push({
@@ -211,7 +217,10 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
     out.push({
       name: "every scheduled fault seen at work",
       ok: observed.unseenKinds.length === 0,
-      detail: observed.unseenKinds.length === 0 ? "each fault kind the schedule names had an effect at least once" : `never seen at work: ${observed.unseenKinds.join(", ")}`,
+      detail:
+        observed.unseenKinds.length === 0
+          ? "each fault kind the schedule names had an effect at least once"
+          : `never seen at work: ${observed.unseenKinds.join(", ")}`,
     });
   }
   if (expect.minRedeliveries > 0) {
@@ -225,7 +234,8 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
     out.push({
       name: "faults had an effect",
       ok: observed.effects > 0,
-      detail: observed.effects > 0 ? `${observed.effects} traces (redeliveries, retries, absorbed duplicates, restarts)` : "the faults changed nothing",
+      detail:
+        observed.effects > 0 ? `${observed.effects} traces (redeliveries, retries, absorbed duplicates, restarts)` : "the faults changed nothing",
     });
   }
   return out;

@@ -69,7 +69,10 @@ export const stockId = (sku: string): string => `stock:${sku}`;
 
 /** Checks the handler's effects against the inbox; see EffectsResult for the categories. Never throws. */
 export function checkEffects(input: EffectsInput): EffectsResult {
-  const categories = Object.fromEntries(EFFECT_CATEGORIES.map((c) => [c, { count: 0, ids: [] as string[] }])) as Record<EffectCategory, CategoryResult>;
+  const categories = Object.fromEntries(EFFECT_CATEGORIES.map((c) => [c, { count: 0, ids: [] as string[] }])) as Record<
+    EffectCategory,
+    CategoryResult
+  >;
   const put = (category: EffectCategory, id: string) => {
     const bucket = categories[category];
     bucket.count++;

@@ -86,7 +86,9 @@ export class InboxRun {
         this.stockBefore = await readStock(this.database.url);
       } catch (err) {
         // The effect checker reads examples/postgres-orders' tables: say so before any order is sent.
-        throw new EnvironmentError(`${this.scenario.file}: inbox.effects reads the tables orders and stock (examples/postgres-orders/schema.sql), which the schema did not make: ${errorMessage(err)}`);
+        throw new EnvironmentError(
+          `${this.scenario.file}: inbox.effects reads the tables orders and stock (examples/postgres-orders/schema.sql), which the schema did not make: ${errorMessage(err)}`,
+        );
       }
     }
   }
@@ -131,7 +133,13 @@ export class InboxRun {
     };
     if (this.scenario.inbox.effects) {
       const tables = await readEffects(this.database.url, { inboxTable: this.table });
-      result.effects = checkEffects({ inbox: tables.inbox, orders: tables.orders, stockBefore: this.stockBefore, stockAfter: tables.stock, accepted });
+      result.effects = checkEffects({
+        inbox: tables.inbox,
+        orders: tables.orders,
+        stockBefore: this.stockBefore,
+        stockAfter: tables.stock,
+        accepted,
+      });
     }
     return { ledger, result };
   }

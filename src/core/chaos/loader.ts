@@ -105,7 +105,10 @@ export function parseScenario(text: string, file: string): Scenario {
     const absolute = resolve(dir, value);
     if (existsSync(absolute)) return absolute;
     const node = locate(doc, path);
-    throw refuse(node?.range ? lineOf(node.range[0]) : 1, `${fieldName(path)}: no ${what} at ${value} (${absolute}; paths are relative to the scenario file)`);
+    throw refuse(
+      node?.range ? lineOf(node.range[0]) : 1,
+      `${fieldName(path)}: no ${what} at ${value} (${absolute}; paths are relative to the scenario file)`,
+    );
   };
   if (scenario.handler.module !== undefined) scenario.handler.module = existing(["handler", "module"], scenario.handler.module, "handler module");
   if (scenario.inbox?.schema !== undefined) scenario.inbox.schema = existing(["inbox", "schema"], scenario.inbox.schema, "SQL file");

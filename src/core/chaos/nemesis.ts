@@ -124,7 +124,14 @@ export class Nemesis {
   /** `until`: a fault still waiting for its turn when one of these aborts is skipped. */
   private async inject(kind: FaultKind, spec: FaultSpec, rng: Rng, until: AbortSignal[]): Promise<FaultWindow> {
     let startMs = this.now();
-    const window = (target: string, observed: boolean, detail: string): FaultWindow => ({ kind, target, startMs, endMs: this.now(), observed, detail });
+    const window = (target: string, observed: boolean, detail: string): FaultWindow => ({
+      kind,
+      target,
+      startMs,
+      endMs: this.now(),
+      observed,
+      detail,
+    });
     // `any` applies each kind's default target: one target name cannot fit every kind.
     const target = spec.kind === "any" ? undefined : spec.target;
     switch (kind) {
@@ -178,7 +185,11 @@ export class Nemesis {
           await db.kill();
           await sleep(spec.durationMs, this.aborted.signal);
           await db.restart();
-          return window(`postgres:${db.port}`, true, `kill -9 of the postmaster and its children, restarted on the same data dir after ${spec.durationMs} ms`);
+          return window(
+            `postgres:${db.port}`,
+            true,
+            `kill -9 of the postmaster and its children, restarted on the same data dir after ${spec.durationMs} ms`,
+          );
         } finally {
           this.dbFault = false;
         }

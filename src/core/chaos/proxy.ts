@@ -30,15 +30,18 @@ class DelayedWriter {
 
   private schedule(): void {
     if (this.timer || this.queue.length === 0) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      const now = Date.now();
-      while (this.queue.length > 0 && this.queue[0].at <= now) {
-        const next = this.queue.shift();
-        if (next && !this.out.destroyed) this.out.write(next.chunk);
-      }
-      this.schedule();
-    }, Math.max(0, this.queue[0].at - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const now = Date.now();
+        while (this.queue.length > 0 && this.queue[0].at <= now) {
+          const next = this.queue.shift();
+          if (next && !this.out.destroyed) this.out.write(next.chunk);
+        }
+        this.schedule();
+      },
+      Math.max(0, this.queue[0].at - Date.now()),
+    );
   }
 
   dispose(): void {

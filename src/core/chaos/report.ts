@@ -85,7 +85,10 @@ function chart(title: string, unit: string, series: Series[], windows: FaultWind
     })
     .join("");
   const ticks = Array.from({ length: 5 }, (_, i) => (max * i) / 4)
-    .map((v) => `<text x="${PAD.left - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v)}</text><line x1="${PAD.left}" x2="${WIDTH - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`)
+    .map(
+      (v) =>
+        `<text x="${PAD.left - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v)}</text><line x1="${PAD.left}" x2="${WIDTH - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`,
+    )
     .join("");
   const step = Math.max(1, Math.ceil(seconds / 12));
   const xTicks = Array.from({ length: Math.floor(seconds / step) + 1 }, (_, i) => i * step)
@@ -113,7 +116,10 @@ function renderReport(r: ChaosResult): string {
     .map((e) => `<tr><th>${escape(e.name)}</th><td class="${e.ok ? "ok" : "bad"}">${e.ok ? "holds" : "FAILS"}</td><td>${escape(e.detail)}</td></tr>`)
     .join("");
   const faultRows = r.faults.windows
-    .map((w) => `<tr><td>${(w.startMs / 1000).toFixed(1)}–${(w.endMs / 1000).toFixed(1)} s</td><td style="color:${FAULT_COLOURS[w.kind]}">${w.kind}</td><td>${escape(w.target)}</td><td>${w.observed ? "yes" : "no"}</td><td>${escape(w.detail)}</td></tr>`)
+    .map(
+      (w) =>
+        `<tr><td>${(w.startMs / 1000).toFixed(1)}–${(w.endMs / 1000).toFixed(1)} s</td><td style="color:${FAULT_COLOURS[w.kind]}">${w.kind}</td><td>${escape(w.target)}</td><td>${w.observed ? "yes" : "no"}</td><td>${escape(w.detail)}</td></tr>`,
+    )
     .join("");
   const legend = Object.entries(FAULT_COLOURS)
     .map(([kind, colour]) => `<span style="background:${colour};opacity:.5">&nbsp;&nbsp;&nbsp;</span> ${kind}`)
@@ -131,16 +137,28 @@ th{background:#f6f6f6;font-weight:600} .ids{font:12px monospace;color:#555;max-w
 <h1>${escape(r.scenario)} — ${verdict}</h1>
 <div>seed ${r.seed}${r.unsafe ? " · <b>unsafe negative control</b>" : ""} · ${r.orders} orders · ${r.servers || "external"} server(s) · ${(r.elapsedMs / 1000).toFixed(1)} s · started ${new Date(r.startedAt).toISOString()}</div>
 <div class="legend" style="margin-top:8px">fault windows: ${legend} (pale: not observed)</div>
-${chart("Orders per second", "per second", [
+${chart(
+  "Orders per second",
+  "per second",
+  [
     { label: "accepted", colour: "#1f77b4", values: t.accepted },
     { label: "committed", colour: "#2ca02c", values: t.committed },
     { label: "dead-lettered", colour: "#d62728", values: t.deadLettered },
     { label: "ledger writes on a redelivery", colour: "#ff7f0e", values: t.redelivered },
-  ], r.faults.windows, seconds)}
-${chart("Publish-to-commit latency", "ms, of orders committed in each second", [
+  ],
+  r.faults.windows,
+  seconds,
+)}
+${chart(
+  "Publish-to-commit latency",
+  "ms, of orders committed in each second",
+  [
     { label: "p50", colour: "#17becf", values: t.latencyP50 },
     { label: "p99", colour: "#e377c2", values: t.latencyP99 },
-  ], r.faults.windows, seconds)}
+  ],
+  r.faults.windows,
+  seconds,
+)}
 ${chart("Worker processes", "running, sampled each second", [{ label: "workers", colour: "#9467bd", values: t.workers }], r.faults.windows, seconds)}
 <div class="grid"><div><h2>Latency</h2>${table([
     ["orders", t.latency.count],
@@ -156,11 +174,11 @@ ${effectsSection(r)}
 <h2>Expectations</h2><table>${expectations}</table>
 <h2>Faults (${r.faults.observed} observed)</h2>
 ${table([
-    ["worker self-crashes", r.faults.selfCrashes],
-    ["dropped acks", r.faults.droppedAcks],
-    ["marked orders (poison, fatal, crash, invalid)", r.faults.markedOrders],
-    ["deliberate re-sends", r.faults.resends],
-  ])}
+  ["worker self-crashes", r.faults.selfCrashes],
+  ["dropped acks", r.faults.droppedAcks],
+  ["marked orders (poison, fatal, crash, invalid)", r.faults.markedOrders],
+  ["deliberate re-sends", r.faults.resends],
+])}
 <table><tr><th>window</th><th>kind</th><th>target</th><th>observed</th><th>detail</th></tr>${faultRows}</table>
 ${r.scaling.length ? `<h2>Autoscaler</h2><table>${r.scaling.map((x) => `<tr><td>${escape(x.time)}</td><td>${x.from} → ${x.to}</td><td>${escape(x.reason)}</td></tr>`).join("")}</table>` : ""}
 </body></html>
@@ -171,7 +189,9 @@ ${r.scaling.length ? `<h2>Autoscaler</h2><table>${r.scaling.map((x) => `<tr><td>
 function effectsSection(r: ChaosResult): string {
   const e = r.inbox?.effects;
   if (!e) return "";
-  const rows = EFFECT_CATEGORIES.map((c) => `<tr><th>${c}</th><td>${e.categories[c].count}</td><td class="ids">${escape(e.categories[c].ids.join(" "))}</td></tr>`).join("");
+  const rows = EFFECT_CATEGORIES.map(
+    (c) => `<tr><th>${c}</th><td>${e.categories[c].count}</td><td class="ids">${escape(e.categories[c].ids.join(" "))}</td></tr>`,
+  ).join("");
   const drift = e.stock.map((d) => `<tr><td>${escape(d.sku)}</td><td>${d.expected}</td><td>${d.actual}</td></tr>`).join("");
   return `<h2>Effects <small>${e.committed} committed orders in ${escape(r.inbox?.table ?? "")}; handler ${escape(r.inbox?.handler ?? "")}</small> — ${e.valid ? '<span class="ok">exactly once</span>' : '<span class="bad">NOT exactly once</span>'}</h2>
 <table><tr><th>category</th><th>count</th><th>sample ids</th></tr>${rows}</table>

@@ -337,7 +337,9 @@ function refuseUnrunnable(s: Scenario, options: RunOptions): void {
     throw new InputError(`scenario ${s.name} kills servers: it needs servers of its own (run it without --server)`);
   }
   if (options.unsafe && s.inbox) {
-    throw new InputError(`scenario ${s.name} uses the inbox, where --unsafe changes nothing: the negative control is an unsafe handler (--handler examples/postgres-orders/unsafe-handler.mjs)`);
+    throw new InputError(
+      `scenario ${s.name} uses the inbox, where --unsafe changes nothing: the negative control is an unsafe handler (--handler examples/postgres-orders/unsafe-handler.mjs)`,
+    );
   }
 }
 
@@ -445,9 +447,15 @@ async function startWorkers(ctx: RunContext, rig: Rig): Promise<Fleet> {
   await waitForWorkers(rig.jsm, rig.names, initialWorkers, ctx.signal);
   ctx.note(`${initialWorkers} workers pulling`);
   if (!autoscale) return { pool };
-  const autoscaler = new Autoscaler(pool.supervisor, rig.jsm, rig.names, { ...autoscale, maxStepUp: Math.max(1, Math.ceil(autoscale.max / 4)) }, (event) => {
-    ctx.note(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
-  });
+  const autoscaler = new Autoscaler(
+    pool.supervisor,
+    rig.jsm,
+    rig.names,
+    { ...autoscale, maxStepUp: Math.max(1, Math.ceil(autoscale.max / 4)) },
+    (event) => {
+      ctx.note(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
+    },
+  );
   autoscaler.start();
   teardown.add(() => autoscaler.stop());
   return { pool, autoscaler };
@@ -529,11 +537,28 @@ function startClock(ctx: RunContext, rig: Rig, fleet: Fleet, workload: Workload)
   const { producer } = workload;
   const inbox = rig.inbox;
   const t0 = Date.now();
-  const nemesis = new Nemesis(s.faults, { workers: pool, servers: rig.servers, leader: () => streamLeader(jsm, names), paths: { workers: rig.workerPath, producers: rig.producerPath }, database: inbox?.database }, options.seed, {
-    onFault: (w) => options.events?.onFault?.(w),
-  });
+  const nemesis = new Nemesis(
+    s.faults,
+    {
+      workers: pool,
+      servers: rig.servers,
+      leader: () => streamLeader(jsm, names),
+      paths: { workers: rig.workerPath, producers: rig.producerPath },
+      database: inbox?.database,
+    },
+    options.seed,
+    {
+      onFault: (w) => options.events?.onFault?.(w),
+    },
+  );
   const state: Run["state"] = { phase: "producing", timedOut: false, cutShort: false };
-  const sampler = new Sampler(jsm, names, () => ({ elapsedMs: Date.now() - t0, phase: state.phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }), (p) => options.events?.onProgress?.(p), inbox && (() => inbox.rowCount()));
+  const sampler = new Sampler(
+    jsm,
+    names,
+    () => ({ elapsedMs: Date.now() - t0, phase: state.phase, accepted: producer.stats.accepted, faults: nemesis.windows.length }),
+    (p) => options.events?.onProgress?.(p),
+    inbox && (() => inbox.rowCount()),
+  );
   sampler.start();
   teardown.add(() => sampler.stop());
   const workersEachSecond: number[] = [];
@@ -628,13 +653,24 @@ function checkRun(ctx: RunContext, run: Run, end: Ending): Verdict {
     dlq,
     remaining: left.refs,
     expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
-    observed: { faults: faults.observed, redeliveries: effects.redeliveries, effects: traces, quiet: end.quiet && !run.state.timedOut, cutShort: run.state.cutShort, unseenKinds: unseenKinds(s, faults) },
+    observed: {
+      faults: faults.observed,
+      redeliveries: effects.redeliveries,
+      effects: traces,
+      quiet: end.quiet && !run.state.timedOut,
+      cutShort: run.state.cutShort,
+      unseenKinds: unseenKinds(s, faults),
+    },
     broker: {
       acked: parseAckedWrites(dir.workerLogs()),
       end: {
         orders: { lastSeq: left.final.stream.lastSeq },
         ledger: { lastSeq: end.ledgerInfo.state.last_seq, held: new Map(ledger.map((w) => [w.seq, w.orderId])) },
-        dlq: { lastSeq: end.dlqInfo.state.last_seq, held: new Map(dlqEntries.map((e) => [e.dlqSeq, e.orderId ?? `seq:${e.originalSeq}`])), complete: true },
+        dlq: {
+          lastSeq: end.dlqInfo.state.last_seq,
+          held: new Map(dlqEntries.map((e) => [e.dlqSeq, e.orderId ?? `seq:${e.originalSeq}`])),
+          complete: true,
+        },
       },
     },
   });
@@ -792,7 +828,12 @@ class Sampler {
       ]);
       this.redeliveredMax = Math.max(this.redeliveredMax, b.redelivered);
       this.inboxRows = (await this.ledgerCount?.()) ?? this.inboxRows;
-      this.onProgress?.({ ...this.base(), ledgerWrites: this.ledgerCount ? this.inboxRows : ledger.state.messages, deadLettered: dlq.state.messages, backlog: b.pending + b.ackPending });
+      this.onProgress?.({
+        ...this.base(),
+        ledgerWrites: this.ledgerCount ? this.inboxRows : ledger.state.messages,
+        deadLettered: dlq.state.messages,
+        backlog: b.pending + b.ackPending,
+      });
     } catch {
       // A broker that is down right now is part of the scenario: skip this sample.
     } finally {

@@ -14,16 +14,14 @@ const SCHEDULE_KINDS = [...FAULT_KINDS, "any"] as const;
 
 export const NETWORK_PATHS = ["workers", "producers", "all"] as const;
 
-const duration = z
-  .string({ error: "write a duration such as 500ms, 2s or 1m" })
-  .transform((text, ctx) => {
-    const ms = durationMs(text);
-    if (ms === undefined) {
-      ctx.issues.push({ code: "custom", message: `"${text}" is not a duration (write e.g. 500ms, 2s, 1m)`, input: text });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const duration = z.string({ error: "write a duration such as 500ms, 2s or 1m" }).transform((text, ctx) => {
+  const ms = durationMs(text);
+  if (ms === undefined) {
+    ctx.issues.push({ code: "custom", message: `"${text}" is not a duration (write e.g. 500ms, 2s, 1m)`, input: text });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const probability = z.number({ error: "must be a number between 0 and 1" }).min(0, "must be between 0 and 1").max(1, "must be between 0 and 1");
 const count = (min: number) => z.int({ error: "must be a whole number" }).min(min, `must be at least ${min}`);
@@ -39,7 +37,10 @@ const faultSchema = z
       error: (issue) => `unknown fault ${JSON.stringify(issue.input)} (known: ${knownList(SCHEDULE_KINDS)})`,
     }),
     /** For `any`: the kinds to choose from. */
-    of: z.array(z.enum(FAULT_KINDS, { error: (issue) => `unknown fault ${JSON.stringify(issue.input)} (known: ${knownList(FAULT_KINDS)})` })).min(1).optional(),
+    of: z
+      .array(z.enum(FAULT_KINDS, { error: (issue) => `unknown fault ${JSON.stringify(issue.input)} (known: ${knownList(FAULT_KINDS)})` }))
+      .min(1)
+      .optional(),
     /** First occurrence, from the start of the run. */
     at: duration.optional(),
     /** Repeat period; without `count` the repetition ends with production. */
@@ -69,117 +70,133 @@ const faultSchema = z
 /** The simulated handler's knobs that a handler module ignores (invalid-rate is the worker's, not the handler's). */
 const SIMULATED_KNOBS = ["ms", "fail-rate", "poison-rate", "fatal-rate", "crash-rate"] as const;
 
-const scenarioSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "lower-case letters, digits and -").optional(),
-  description: z.string().prefault(""),
-  orders: count(1),
-  /** Orders per second; 0 publishes as fast as the in-flight limit allows. */
-  rate: z.number({ error: "must be a number (orders per second)" }).min(0, "must be 0 or more"),
-  sources: z.partialRecord(z.enum(SOURCES), z.number().min(0, "weights must be 0 or more")).prefault({ web: 0.5, mobile: 0.3, api: 0.2 }),
-  /** 1: one nats-server; 3: a JetStream cluster with replicas 3. */
-  servers: z.union([z.literal(1), z.literal(3)], { error: "must be 1 or 3" }).prefault(1),
-  workers: z
-    .strictObject({
-      processes: count(1).max(16, "at most 16").prefault(3),
-      concurrency: count(1).prefault(32),
-      "restart-delay": duration.prefault("300ms"),
-      /** Let the autoscaler add and retire worker processes (processes is then ignored). */
-      autoscale: z
-        .strictObject({
-          min: count(1).max(16, "at most 16"),
-          max: count(1).max(16, "at most 16"),
-          "target-lag-seconds": z.number().positive("must be above 0").prefault(2),
-          cooldown: duration.prefault("3s"),
-          "sample-every": duration.prefault("1s"),
-        })
-        .refine((a) => a.min <= a.max, { message: "min must not be above max", path: ["min"] })
-        .optional(),
-      /** Fault knob of every worker: SIGKILL itself between commit and ack. */
-      "crash-after-commit-rate": probability.prefault(0),
-      /** Fault knob of every worker: commit and never ack. */
-      "drop-ack-rate": probability.prefault(0),
-    })
-    .prefault({}),
-  consumer: z
-    .strictObject({
-      "ack-wait": duration.prefault("2s"),
-      "max-deliver": count(1).prefault(5),
-      backoff: z.strictObject({ base: duration.prefault("100ms"), max: duration.prefault("1s") }).prefault({}),
-    })
-    .prefault({}),
-  handler: z
-    .strictObject({
-      /** The team's handler module, a path relative to the scenario file; absent: the simulated handler. */
-      module: z.string({ error: "a path to a handler module (.mjs/.js), relative to the scenario file" }).min(1, "must not be empty").optional(),
-      ms: count(0).prefault(0),
-      "fail-rate": probability.prefault(0),
-      /** Shares of orders marked poison (always fails), fatal (non-retryable), crash (kills the worker), invalid payload. */
-      "poison-rate": probability.prefault(0),
-      "fatal-rate": probability.prefault(0),
-      "crash-rate": probability.prefault(0),
-      "invalid-rate": probability.prefault(0),
-    })
-    .prefault({})
-    .superRefine((h, ctx) => {
-      const marked = h["poison-rate"] + h["fatal-rate"] + h["crash-rate"] + h["invalid-rate"];
-      if (marked > 1) ctx.addIssue({ code: "custom", path: ["poison-rate"], message: `poison, fatal, crash and invalid rates add up to ${marked}, more than 1` });
-      if (h.module !== undefined) {
-        // Only the simulated handler acts on these; a module would ignore them and the run would lie.
-        for (const knob of SIMULATED_KNOBS) {
-          if (h[knob] !== 0) ctx.addIssue({ code: "custom", path: [knob], message: `a knob of the simulated handler: it does not apply with \`module\`` });
+const scenarioSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, "lower-case letters, digits and -")
+      .optional(),
+    description: z.string().prefault(""),
+    orders: count(1),
+    /** Orders per second; 0 publishes as fast as the in-flight limit allows. */
+    rate: z.number({ error: "must be a number (orders per second)" }).min(0, "must be 0 or more"),
+    sources: z.partialRecord(z.enum(SOURCES), z.number().min(0, "weights must be 0 or more")).prefault({ web: 0.5, mobile: 0.3, api: 0.2 }),
+    /** 1: one nats-server; 3: a JetStream cluster with replicas 3. */
+    servers: z.union([z.literal(1), z.literal(3)], { error: "must be 1 or 3" }).prefault(1),
+    workers: z
+      .strictObject({
+        processes: count(1).max(16, "at most 16").prefault(3),
+        concurrency: count(1).prefault(32),
+        "restart-delay": duration.prefault("300ms"),
+        /** Let the autoscaler add and retire worker processes (processes is then ignored). */
+        autoscale: z
+          .strictObject({
+            min: count(1).max(16, "at most 16"),
+            max: count(1).max(16, "at most 16"),
+            "target-lag-seconds": z.number().positive("must be above 0").prefault(2),
+            cooldown: duration.prefault("3s"),
+            "sample-every": duration.prefault("1s"),
+          })
+          .refine((a) => a.min <= a.max, { message: "min must not be above max", path: ["min"] })
+          .optional(),
+        /** Fault knob of every worker: SIGKILL itself between commit and ack. */
+        "crash-after-commit-rate": probability.prefault(0),
+        /** Fault knob of every worker: commit and never ack. */
+        "drop-ack-rate": probability.prefault(0),
+      })
+      .prefault({}),
+    consumer: z
+      .strictObject({
+        "ack-wait": duration.prefault("2s"),
+        "max-deliver": count(1).prefault(5),
+        backoff: z.strictObject({ base: duration.prefault("100ms"), max: duration.prefault("1s") }).prefault({}),
+      })
+      .prefault({}),
+    handler: z
+      .strictObject({
+        /** The team's handler module, a path relative to the scenario file; absent: the simulated handler. */
+        module: z.string({ error: "a path to a handler module (.mjs/.js), relative to the scenario file" }).min(1, "must not be empty").optional(),
+        ms: count(0).prefault(0),
+        "fail-rate": probability.prefault(0),
+        /** Shares of orders marked poison (always fails), fatal (non-retryable), crash (kills the worker), invalid payload. */
+        "poison-rate": probability.prefault(0),
+        "fatal-rate": probability.prefault(0),
+        "crash-rate": probability.prefault(0),
+        "invalid-rate": probability.prefault(0),
+      })
+      .prefault({})
+      .superRefine((h, ctx) => {
+        const marked = h["poison-rate"] + h["fatal-rate"] + h["crash-rate"] + h["invalid-rate"];
+        if (marked > 1)
+          ctx.addIssue({ code: "custom", path: ["poison-rate"], message: `poison, fatal, crash and invalid rates add up to ${marked}, more than 1` });
+        if (h.module !== undefined) {
+          // Only the simulated handler acts on these; a module would ignore them and the run would lie.
+          for (const knob of SIMULATED_KNOBS) {
+            if (h[knob] !== 0)
+              ctx.addIssue({ code: "custom", path: [knob], message: `a knob of the simulated handler: it does not apply with \`module\`` });
+          }
         }
+      }),
+    /** Inbox mode: a private PostgreSQL whose inbox table is the ledger of record. */
+    inbox: z
+      .strictObject({
+        /** SQL run once before the workers start (the handler's tables), a path relative to the scenario file. */
+        schema: z.string({ error: "a path to an SQL file, relative to the scenario file" }).min(1, "must not be empty").optional(),
+        /** Check the handler's effects (examples/postgres-orders' `orders` and `stock` tables) after the run. */
+        effects: z.boolean({ error: "must be true or false" }).prefault(false),
+        /** Most orders in one transaction. */
+        batch: count(1).prefault(INBOX.maxBatch),
+        /** Database connections per worker process. */
+        pool: count(1).prefault(INBOX.poolSize),
+      })
+      .optional(),
+    producer: z
+      .strictObject({
+        /** Share of orders published a second time with the same id. */
+        "duplicate-rate": probability.prefault(0),
+        "in-flight": count(1).prefault(64),
+        "publish-timeout": duration.prefault("2s"),
+        "retry-for": duration.prefault("60s"),
+      })
+      .prefault({}),
+    faults: z.array(faultSchema).prefault([]),
+    "time-limit": duration.prefault("2m"),
+    expect: z
+      .strictObject({
+        /**
+         * only-marked: poison/fatal/crash/invalid orders, and only they, end in the DLQ. all-marked: every
+         * marked order does, ordinary ones may too (a crash order takes the orders in flight beside it along).
+         */
+        dlq: z.enum(DLQ_EXPECTATIONS, { error: `must be one of ${knownList(DLQ_EXPECTATIONS)}` }).prefault("only-marked"),
+        "min-faults": count(0).prefault(1),
+        "min-redeliveries": count(0).prefault(0),
+      })
+      .prefault({}),
+  })
+  .superRefine((sc, ctx) => {
+    if (sc.inbox) {
+      if (sc.inbox.effects && sc.handler.module === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["inbox", "effects"],
+          message: "effects are checked on a handler module's tables: set handler.module (the simulated handler writes none)",
+        });
       }
-    }),
-  /** Inbox mode: a private PostgreSQL whose inbox table is the ledger of record. */
-  inbox: z
-    .strictObject({
-      /** SQL run once before the workers start (the handler's tables), a path relative to the scenario file. */
-      schema: z.string({ error: "a path to an SQL file, relative to the scenario file" }).min(1, "must not be empty").optional(),
-      /** Check the handler's effects (examples/postgres-orders' `orders` and `stock` tables) after the run. */
-      effects: z.boolean({ error: "must be true or false" }).prefault(false),
-      /** Most orders in one transaction. */
-      batch: count(1).prefault(INBOX.maxBatch),
-      /** Database connections per worker process. */
-      pool: count(1).prefault(INBOX.poolSize),
-    })
-    .optional(),
-  producer: z
-    .strictObject({
-      /** Share of orders published a second time with the same id. */
-      "duplicate-rate": probability.prefault(0),
-      "in-flight": count(1).prefault(64),
-      "publish-timeout": duration.prefault("2s"),
-      "retry-for": duration.prefault("60s"),
-    })
-    .prefault({}),
-  faults: z.array(faultSchema).prefault([]),
-  "time-limit": duration.prefault("2m"),
-  expect: z
-    .strictObject({
-      /**
-       * only-marked: poison/fatal/crash/invalid orders, and only they, end in the DLQ. all-marked: every
-       * marked order does, ordinary ones may too (a crash order takes the orders in flight beside it along).
-       */
-      dlq: z.enum(DLQ_EXPECTATIONS, { error: `must be one of ${knownList(DLQ_EXPECTATIONS)}` }).prefault("only-marked"),
-      "min-faults": count(0).prefault(1),
-      "min-redeliveries": count(0).prefault(0),
-    })
-    .prefault({}),
-}).superRefine((sc, ctx) => {
-  if (sc.inbox) {
-    if (sc.inbox.effects && sc.handler.module === undefined) {
-      ctx.addIssue({ code: "custom", path: ["inbox", "effects"], message: "effects are checked on a handler module's tables: set handler.module (the simulated handler writes none)" });
+      if (sc.inbox.effects && sc.inbox.schema === undefined) {
+        ctx.addIssue({ code: "custom", path: ["inbox", "effects"], message: "effects are read from the tables the schema makes: set inbox.schema" });
+      }
+      return;
     }
-    if (sc.inbox.effects && sc.inbox.schema === undefined) {
-      ctx.addIssue({ code: "custom", path: ["inbox", "effects"], message: "effects are read from the tables the schema makes: set inbox.schema" });
-    }
-    return;
-  }
-  sc.faults.forEach((f, i) => {
-    const kinds = f.kind === "any" ? (f.of ?? []) : [f.kind];
-    if (kinds.includes("db-restart")) ctx.addIssue({ code: "custom", path: ["faults", i, "kind"], message: "db-restart restarts the inbox's PostgreSQL: the scenario needs `inbox`" });
+    sc.faults.forEach((f, i) => {
+      const kinds = f.kind === "any" ? (f.of ?? []) : [f.kind];
+      if (kinds.includes("db-restart"))
+        ctx.addIssue({
+          code: "custom",
+          path: ["faults", i, "kind"],
+          message: "db-restart restarts the inbox's PostgreSQL: the scenario needs `inbox`",
+        });
+    });
   });
-});
 
 type Parsed = z.output<typeof scenarioSchema>;
 
@@ -269,7 +286,14 @@ export function toScenario(p: Parsed, file: string, fallbackName: string): Scena
       publishTimeoutMs: p.producer["publish-timeout"],
       retryForMs: p.producer["retry-for"],
     },
-    ...(p.inbox && { inbox: { ...(p.inbox.schema !== undefined && { schema: p.inbox.schema }), effects: p.inbox.effects, maxBatch: p.inbox.batch, poolSize: p.inbox.pool } }),
+    ...(p.inbox && {
+      inbox: {
+        ...(p.inbox.schema !== undefined && { schema: p.inbox.schema }),
+        effects: p.inbox.effects,
+        maxBatch: p.inbox.batch,
+        poolSize: p.inbox.pool,
+      },
+    }),
     faults: p.faults.map((f) => ({
       kind: f.kind,
       of: f.of ?? [],
@@ -305,4 +329,3 @@ export function faultNames(s: Scenario): string[] {
   ];
   return [...faultKinds(s), ...knobs.filter(([, rate]) => rate > 0).map(([name]) => name)];
 }
-

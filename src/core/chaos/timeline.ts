@@ -72,7 +72,12 @@ export function buildTimeline(t0: number, history: HistoryEvent[], ledger: Ledge
   const latencyAt = (p: number) =>
     Array.from({ length }, (_, i) => {
       const list = bySecond.get(i);
-      return list ? percentile([...list].sort((a, b) => a - b), p) : null;
+      return list
+        ? percentile(
+            [...list].sort((a, b) => a - b),
+            p,
+          )
+        : null;
     });
   return {
     accepted: pad(accepted),

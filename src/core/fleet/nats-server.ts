@@ -22,7 +22,10 @@ const STOP_GRACE_MS = 5_000;
 export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
   const candidates = [
     env.NATS_SERVER_BIN,
-    ...(env.PATH ?? "").split(delimiter).filter(Boolean).map((dir) => join(dir, "nats-server")),
+    ...(env.PATH ?? "")
+      .split(delimiter)
+      .filter(Boolean)
+      .map((dir) => join(dir, "nats-server")),
     "/usr/sbin/nats-server",
   ].filter((p): p is string => Boolean(p));
   for (const candidate of candidates) {
@@ -33,9 +36,7 @@ export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): stri
       // try the next one
     }
   }
-  throw new EnvironmentError(
-    "nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN to its path",
-  );
+  throw new EnvironmentError("nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN to its path");
 }
 
 /** Asks the OS for a free loopback port. Another process may take it before we do; start() retries. */
@@ -118,11 +119,7 @@ export class NatsServer {
   }
 
   private writeConfig(): void {
-    const lines = [
-      `server_name: "${this.name}"`,
-      `listen: "127.0.0.1:${this.port}"`,
-      `jetstream { store_dir: "${join(this.storeDir, "js")}" }`,
-    ];
+    const lines = [`server_name: "${this.name}"`, `listen: "127.0.0.1:${this.port}"`, `jetstream { store_dir: "${join(this.storeDir, "js")}" }`];
     const auth = this.options.auth;
     if (auth) lines.push(`authorization { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)} }`);
     const cluster = this.options.cluster;
@@ -160,7 +157,13 @@ export class NatsServer {
 
   /** Ready means JetStream answers, not just that the port is open (a cluster needs a meta leader). */
   private async probeJetStream(): Promise<void> {
-    const nc = await connect({ servers: this.url, timeout: 1000, reconnect: false, user: this.options.auth?.user, pass: this.options.auth?.password });
+    const nc = await connect({
+      servers: this.url,
+      timeout: 1000,
+      reconnect: false,
+      user: this.options.auth?.user,
+      pass: this.options.auth?.password,
+    });
     try {
       const jsm = await jetstreamManager(nc, { timeout: 1000 });
       await jsm.getAccountInfo();

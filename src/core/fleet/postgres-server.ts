@@ -42,7 +42,9 @@ function checkBinDir(dir: string, label: string): string {
 }
 
 function notFound(why: string): EnvironmentError {
-  return new EnvironmentError(`PostgreSQL not found (${why}): install it (apt-get install postgresql) or set ORDERQ_PG_BIN to the directory holding initdb and postgres`);
+  return new EnvironmentError(
+    `PostgreSQL not found (${why}): install it (apt-get install postgresql) or set ORDERQ_PG_BIN to the directory holding initdb and postgres`,
+  );
 }
 
 function hasBinaries(dir: string): boolean {
@@ -81,7 +83,9 @@ function runAs(): RunAs | undefined {
     const id = (flag: string) => Number(execFileSync("id", [flag, USER], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
     return { uid: id("-u"), gid: id("-g") };
   } catch {
-    throw new EnvironmentError(`running as root and there is no "${USER}" OS user to run PostgreSQL as (it refuses to run as root): install Debian's postgresql package, which creates it`);
+    throw new EnvironmentError(
+      `running as root and there is no "${USER}" OS user to run PostgreSQL as (it refuses to run as root): install Debian's postgresql package, which creates it`,
+    );
   }
 }
 
@@ -234,7 +238,8 @@ export class PostgresServer {
     await this.exited;
     const deadline = Date.now() + STOP_GRACE_MS;
     while (children.some(alive)) {
-      if (Date.now() > deadline) throw new Error(`postgres children ${children.filter(alive).join(", ")} still alive ${STOP_GRACE_MS} ms after SIGKILL`);
+      if (Date.now() > deadline)
+        throw new Error(`postgres children ${children.filter(alive).join(", ")} still alive ${STOP_GRACE_MS} ms after SIGKILL`);
       await sleep(10);
     }
   }
@@ -320,10 +325,13 @@ async function initdb(binDir: string, user: RunAs | undefined): Promise<string> 
   if (user) chownSync(dir, user.uid, user.gid);
   const dataDir = join(dir, "data");
   const args = [
-    "-D", dataDir,
-    "-U", USER,
+    "-D",
+    dataDir,
+    "-U",
+    USER,
     "--auth=trust", // pg_hba.conf: the local socket and 127.0.0.1/::1 only, and we listen on nothing else
-    "-E", "UTF8",
+    "-E",
+    "UTF8",
     "--locale=C",
     // initdb's own fsync of the fresh cluster: a throwaway cluster needs none, and it costs seconds.
     // The server runs with fsync on.

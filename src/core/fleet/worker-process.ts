@@ -36,7 +36,12 @@ const REPORT_EVERY_MS = 250;
  * inbox mode, its pool of database connections. Throws InputError for a bad handler module and
  * EnvironmentError when the inbox cannot be reached or has another shape.
  */
-export async function startWorkerProcess(nc: NatsConnection, jsm: JetStreamManager, o: ResolvedWorkOptions, log: (line: string) => void): Promise<WorkPool> {
+export async function startWorkerProcess(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  o: ResolvedWorkOptions,
+  log: (line: string) => void,
+): Promise<WorkPool> {
   const names = o.settings.names;
   const seed = o.seed ?? randomSeed();
   const handler =

@@ -26,7 +26,10 @@ export interface NatsOptions {
  * seconds, never a hang. Once connected the client reconnects forever (brokers restart in chaos runs).
  */
 export async function connectNats(options: NatsOptions, timeoutMs = 3000): Promise<NatsConnection> {
-  const servers = options.server.split(",").map((s) => s.trim()).filter(Boolean);
+  const servers = options.server
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (servers.length === 0) throw new InputError("--server: no server URL given");
   const opts: ConnectionOptions = {
     servers,

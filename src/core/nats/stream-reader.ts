@@ -4,12 +4,7 @@ import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
  * Reads a stream from the start or a given sequence (or one subject of it) with an ordered consumer, which leaves no
  * durable state behind. Ends when the consumer reports nothing pending, or a fetch comes back empty.
  */
-export async function* readStream(
-  js: JetStreamClient,
-  stream: string,
-  filterSubject?: string,
-  startSeq?: number,
-): AsyncGenerator<JsMsg> {
+export async function* readStream(js: JetStreamClient, stream: string, filterSubject?: string, startSeq?: number): AsyncGenerator<JsMsg> {
   const consumer = await js.consumers.get(stream, {
     ...(filterSubject ? { filter_subjects: filterSubject } : {}),
     ...(startSeq ? { opt_start_seq: startSeq } : {}),

@@ -237,7 +237,9 @@ async function ensureBucket(
   try {
     const info = await jsm.streams.info(kvStreamName(bucket));
     if (opts.verify && info.config.max_msgs_per_subject < 2) {
-      throw new EnvironmentError(`kv ${bucket} exists with a different config: history is ${info.config.max_msgs_per_subject}, wanted ${history} (a second write of a key must stay visible)`);
+      throw new EnvironmentError(
+        `kv ${bucket} exists with a different config: history is ${info.config.max_msgs_per_subject}, wanted ${history} (a second write of a key must stay visible)`,
+      );
     }
   } catch (err) {
     if (!isNotFound(err)) throw err;
@@ -289,8 +291,7 @@ export interface ResourceState {
 /** What exists on the server now, with the settings that matter (for `topology show`). */
 export async function describeTopology(nc: NatsConnection, names: Names): Promise<ResourceState[]> {
   const jsm = await jetstreamManager(nc);
-  const pick = (config: Record<string, unknown>, fields: string[]) =>
-    Object.fromEntries(fields.map((f) => [f, show(config[f], f)]));
+  const pick = (config: Record<string, unknown>, fields: string[]) => Object.fromEntries(fields.map((f) => [f, show(config[f], f)]));
   const stream = async (name: string, kind: "stream" | "kv" = "stream", label = name): Promise<ResourceState> => {
     try {
       const info = await jsm.streams.info(name);

@@ -60,7 +60,10 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
       error: input.lastError,
     });
     if (claim.written && claim.seq !== undefined) ctx.trace?.(ackedWriteLine("ledger", claim.seq, input.validOrderId));
-    if (!claim.written) ctx.trace?.(`dead-letter ${input.validOrderId} seq=${input.streamSeq}: ledger has ${claim.existing ? `${claim.existing.result} by ${claim.existing.worker} seq=${claim.existing.streamSeq}` : "a key it could not read back"}`);
+    if (!claim.written)
+      ctx.trace?.(
+        `dead-letter ${input.validOrderId} seq=${input.streamSeq}: ledger has ${claim.existing ? `${claim.existing.result} by ${claim.existing.worker} seq=${claim.existing.streamSeq}` : "a key it could not read back"}`,
+      );
     // Held, but by what is unknown: a copy now could dead-letter a committed order. Retry later.
     if (!claim.written && !claim.existing) throw new Error(`the ledger holds ${input.validOrderId} but its outcome could not be read`);
     // A committed order is done; a dead-letter claim left by a move of this same message that
@@ -72,8 +75,7 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
   const source = input.subject.split(".").pop() ?? "unknown";
   const entry: DlqEntry = {
     reason: input.reason,
-    lastError:
-      input.lastError ?? attempts.at(-1)?.error ?? "no attempt reported an error: the worker crashed or hung on it",
+    lastError: input.lastError ?? attempts.at(-1)?.error ?? "no attempt reported an error: the worker crashed or hung on it",
     orderId: input.validOrderId ?? input.displayOrderId,
     source,
     originalStream: ctx.names.stream,

@@ -23,11 +23,7 @@ export interface MaxDeliveriesAdvisory {
 
 export type MoveResult = "moved" | "already-gone" | "already-committed" | "already-dead-lettered" | "not-ours";
 
-export async function moveToDlq(
-  ctx: DeadLetterContext,
-  jsm: JetStreamManager,
-  advisory: MaxDeliveriesAdvisory,
-): Promise<MoveResult> {
+export async function moveToDlq(ctx: DeadLetterContext, jsm: JetStreamManager, advisory: MaxDeliveriesAdvisory): Promise<MoveResult> {
   if (advisory.stream !== ctx.names.stream || advisory.consumer !== ctx.names.consumer) return "not-ours";
   const seq = advisory.stream_seq;
   const original = await jsm.streams.getMessage(ctx.names.stream, { seq });
@@ -71,7 +67,7 @@ export async function sweepOrphans(ctx: DeadLetterContext, jsm: JetStreamManager
   const results: MoveResult[] = [];
   // Walk by the stream's first sequence, which always names a stored message: each move deletes it.
   // (A get with next_by_subj missed a message on a store recovered from kill -9, nats-server 2.9.10.)
-  for (let previous = 0; ; ) {
+  for (let previous = 0; ;) {
     const { messages, first_seq: seq } = (await jsm.streams.info(stream)).state;
     if (messages === 0 || seq > info.delivered.stream_seq || seq === previous) break;
     ctx.trace?.(`sweep seq=${seq}: delivered up to ${info.delivered.stream_seq}, nothing pending or awaiting an ack`);

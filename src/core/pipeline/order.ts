@@ -105,7 +105,8 @@ export function makeInvalidPayload(id: string, source: Source, rng: Rng): string
     () => `{"id":"${id}","source":"${source}",`, // truncated JSON
     () => JSON.stringify({ source, items: [], amount: 1, createdAt: new Date().toISOString() }), // no id
     () => JSON.stringify({ id, source, items: "many", amount: "ten", createdAt: 7 }), // wrong types
-    () => JSON.stringify({ id, source, items: [{ sku: "x".repeat(MAX_ORDER_BYTES), qty: 1, price: 1 }], amount: 1, createdAt: new Date().toISOString() }), // oversize
+    () =>
+      JSON.stringify({ id, source, items: [{ sku: "x".repeat(MAX_ORDER_BYTES), qty: 1, price: 1 }], amount: 1, createdAt: new Date().toISOString() }), // oversize
   ];
   return kinds[Math.floor(rng() * kinds.length)]();
 }

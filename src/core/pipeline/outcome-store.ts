@@ -58,11 +58,7 @@ export interface DbClient {
  * - `busy`: another delivery of the same order is in a transaction right now (nak it with a delay);
  * - `failed`: the handler threw, or its database work failed; its effects were rolled back.
  */
-export type TransactionResult =
-  | { kind: "committed" }
-  | { kind: "exists"; existing: Outcome }
-  | { kind: "busy" }
-  | { kind: "failed"; error: unknown };
+export type TransactionResult = { kind: "committed" } | { kind: "exists"; existing: Outcome } | { kind: "busy" } | { kind: "failed"; error: unknown };
 
 /** Inbox mode: the outcome row and the handler's effects in one database transaction. */
 export interface TransactionalCommit {

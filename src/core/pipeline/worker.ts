@@ -326,7 +326,9 @@ export class Worker {
       // A DLQ move (the advisory's mover, the orphan sweep) claimed the order while this delivery
       // ran, and may have died or failed before its copy: an ack now would delete an order that is
       // neither committed nor in the DLQ. Finish the move as it began; its copy is de-duplicated.
-      this.options.trace?.(`commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: claimed by a DLQ move, ${describe(commit.existing)}`);
+      this.options.trace?.(
+        `commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: claimed by a DLQ move, ${describe(commit.existing)}`,
+      );
       await this.toDlq(msg, { reason: commit.existing.reason ?? "max-deliveries", lastError: commit.existing.error, validOrderId: order.id });
       return;
     }
@@ -426,7 +428,11 @@ export class Worker {
     for (let pause = 100; ; pause = Math.min(1000, pause * 2)) {
       try {
         const result = await this.ledger.record(orderId, outcome);
-        const ours = !result.written && result.existing?.worker === outcome.worker && result.existing.streamSeq === outcome.streamSeq && result.existing.attempt === outcome.attempt;
+        const ours =
+          !result.written &&
+          result.existing?.worker === outcome.worker &&
+          result.existing.streamSeq === outcome.streamSeq &&
+          result.existing.attempt === outcome.attempt;
         return ours ? { written: true } : result;
       } catch (err) {
         if (Date.now() + pause > deadline) throw err;
@@ -464,10 +470,7 @@ export class Worker {
   }
 
   /** Copy first, then ack: under work-queue retention an ack (or term) deletes the original. */
-  private async toDlq(
-    msg: JsMsg,
-    input: Pick<DeadLetterInput, "reason" | "lastError" | "validOrderId" | "displayOrderId">,
-  ): Promise<void> {
+  private async toDlq(msg: JsMsg, input: Pick<DeadLetterInput, "reason" | "lastError" | "validOrderId" | "displayOrderId">): Promise<void> {
     const result = await deadLetter(this.dlq, {
       ...input,
       subject: msg.subject,
