@@ -167,9 +167,10 @@ export class Worker {
       const consumer = await this.js.consumers.get(names.stream, names.consumer);
       await this.pullLoop(consumer);
       while (this.inFlight.size > 0 && !this.handlersAbort.signal.aborted) await this.slotFree();
-      clearTimeout(this.drainTimer);
       await this.mover?.stop();
     } finally {
+      // Also on a failed run: a pending drain timer would keep the process alive for its full length.
+      clearTimeout(this.drainTimer);
       clearInterval(this.heartbeat);
       if (!this.options.inbox) await this.ledger.close();
     }
