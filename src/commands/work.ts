@@ -159,7 +159,14 @@ export default class Work extends OrderqCommand {
         );
       });
     }
-    await runPool(pool, jsm, { names: o.settings.names, metricsPort: o.metricsPort, exitWhenIdleMs: o.exitWhenIdleMs, supervisedChild: child });
+    await runPool(pool, jsm, {
+      names: o.settings.names,
+      metricsPort: o.metricsPort,
+      exitWhenIdleMs: o.exitWhenIdleMs,
+      supervisedChild: child,
+      onDrain: (inFlight) =>
+        log(`orderq: stopping: finishing ${inFlight} order(s) in hand (at most ${formatDuration(o.drainTimeoutMs)}; a second Ctrl-C stops at once)`),
+    });
     status.stop();
     await nc.drain();
     if (child) leaveSupervisor();

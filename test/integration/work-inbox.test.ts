@@ -165,7 +165,7 @@ describe("orderq work with a handler module and a PostgreSQL inbox", function ()
     const cases: Array<[string, RegExp]> = [
       [join(scratch, "nowhere.mjs"), /--handler .*nowhere\.mjs: no such file/],
       [noDefault, /--handler .*no-default\.mjs: no default export/],
-      [throws, /--handler .*throws\.mjs: the module threw while loading: missing API key/],
+      [throws, /--handler .*throws\.mjs: the module failed to load: missing API key/],
     ];
     for (const [path, message] of cases) {
       const result = await runCli(["work", "--server", fx.server.url, "--handler", path, "--processes", "2"]);

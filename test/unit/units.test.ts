@@ -6,7 +6,7 @@ import { formatDuration, parseDuration } from "../../src/core/base/duration.js";
 import { TimeoutError } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { isNotFound } from "../../src/core/nats/not-found.js";
-import { describeFailure, EnvironmentError, InputError } from "../../src/core/base/errors.js";
+import { describeFailure, EnvironmentError, errorMessage, InputError } from "../../src/core/base/errors.js";
 import { makeInvalidPayload, makeOrder, MAX_ORDER_BYTES, parseOrder } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
 import { parseWeights } from "../../src/cli/base.js";
@@ -25,6 +25,15 @@ describe("failures as one line and an exit code", () => {
     assert.deepEqual(describeFailure(new InputError("--rate: not a number")), { message: "--rate: not a number", exitCode: 2 });
     assert.deepEqual(describeFailure(new EnvironmentError("no nats-server")), { message: "no nats-server", exitCode: 3 });
     assert.deepEqual(describeFailure(new Error("first\n   second")), { message: "first second", exitCode: 1 });
+  });
+
+  it("says what a thrown non-Error value was: an object as JSON, anything else as text", () => {
+    assert.equal(errorMessage({ code: 42, reason: "card declined" }), '{"code":42,"reason":"card declined"}');
+    assert.equal(errorMessage("out of cheese"), "out of cheese");
+    assert.equal(errorMessage(undefined), "undefined");
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    assert.equal(errorMessage(cyclic), "[object Object]");
   });
 });
 

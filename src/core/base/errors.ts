@@ -41,6 +41,15 @@ export function describeFailure(err: unknown): { message: string; exitCode: numb
   return { message: (errorMessage(err) || String(err)).replace(/\s*\n\s*/g, " ").trim(), exitCode };
 }
 
+/** The message of an Error; a thrown non-Error value as JSON when it is an object, else as text. */
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  if (err instanceof Error) return err.message;
+  if (typeof err === "object" && err !== null) {
+    try {
+      return JSON.stringify(err);
+    } catch {
+      // A cyclic or otherwise unserialisable object: its tag is all there is.
+    }
+  }
+  return String(err);
 }

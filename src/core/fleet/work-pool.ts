@@ -28,6 +28,8 @@ export interface RunPoolOptions {
    * abandon the orders in flight. It also drains when the supervisor dies (the IPC channel closes).
    */
   supervisedChild: boolean;
+  /** Told once, on the first signal, what stopping will do (not for a supervised child). */
+  onDrain?: (inFlight: number) => void;
 }
 
 /**
@@ -38,6 +40,7 @@ export async function runPool(pool: WorkPool, jsm: JetStreamManager, o: RunPoolO
   let signals = 0;
   const onSignal = () => {
     if (++signals > 1) process.exit(130); // a second Ctrl-C means now
+    if (!o.supervisedChild) o.onDrain?.(pool.stats().inFlight);
     pool.stop();
   };
   process.on("SIGTERM", onSignal);

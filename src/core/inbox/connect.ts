@@ -38,10 +38,16 @@ export async function openInboxPool(url: string, max: number): Promise<pg.Pool> 
     client.release();
   } catch (err) {
     await pool.end().catch(() => undefined);
-    throw new EnvironmentError(`inbox database ${where} cannot be reached: ${withoutSecrets(errorMessage(err), url)}`);
+    const unreachable = UNREACHABLE.includes((err as { code?: string }).code ?? "");
+    throw new EnvironmentError(
+      `inbox database ${where} ${unreachable ? "cannot be reached" : "refused the connection"}: ${withoutSecrets(errorMessage(err), url)}`,
+    );
   }
   return pool;
 }
+
+/** Socket errors of a database that was never reached (anything else: it answered, and said no). */
+const UNREACHABLE = ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET"];
 
 /** The driver's messages can quote the connection string; a password must never reach a log. */
 function withoutSecrets(message: string, url: string): string {

@@ -99,7 +99,8 @@ export async function checkInboxSchema(pool: pg.Pool, table = DEFAULT_INBOX_TABL
     [table],
   );
   if (rows.length === 0) {
-    throw new EnvironmentError(`inbox table ${table} does not exist: run \`orderq topology ensure --inbox …\``);
+    const named = table === DEFAULT_INBOX_TABLE ? "" : ` --inbox-table ${table}`;
+    throw new EnvironmentError(`inbox table ${table} does not exist: run \`orderq topology ensure --inbox …${named}\``);
   }
   const types = new Map(rows.map((r) => [r.column_name, r.data_type]));
   for (const [column, type] of COLUMNS) {

@@ -23,7 +23,8 @@ export async function loadHandlerModule(path: string): Promise<OrderHandler> {
   try {
     module = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (err) {
-    throw new InputError(`--handler ${path}: the module threw while loading: ${errorMessage(err).split("\n")[0]}`);
+    // Also a package it imports that is not installed where the module is (ERR_MODULE_NOT_FOUND).
+    throw new InputError(`--handler ${path}: the module failed to load: ${errorMessage(err).split("\n")[0]}`);
   }
   if (module.default === undefined) {
     throw new InputError(`--handler ${path}: no default export (write \`export default async (order, ctx) => { … }\`)`);

@@ -11,7 +11,7 @@ import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
 import { DlqMover } from "./dlq-mover.js";
 import { errorMessage } from "../base/errors.js";
-import { isNonRetryable, type DbClient, type HandlerContext, type OrderHandler } from "./handler.js";
+import { isNonRetryable, NonRetryableError, type DbClient, type HandlerContext, type OrderHandler } from "./handler.js";
 import { Ledger } from "./ledger.js";
 import type { Outcome, OutcomeStore, RecordResult, TransactionalCommit } from "./outcome-store.js";
 import type { Names } from "../nats/names.js";
@@ -103,7 +103,8 @@ export function emptyStats(): WorkerStats {
 
 /** `ctx.db` without an inbox: a handler that needs a transaction says so on its first query. */
 const NO_DB: DbClient = {
-  query: () => Promise.reject(new Error("ctx.db is only available in inbox mode (orderq work --inbox postgres://…)")),
+  // A handler written for the inbox fails the same way on every attempt: dead-letter it at once.
+  query: () => Promise.reject(new NonRetryableError("ctx.db is only available in inbox mode (orderq work --inbox postgres://…)")),
 };
 
 export class Worker {
@@ -260,7 +261,7 @@ export class Worker {
     this.drainTimer = setTimeout(() => {
       this.stats.abandoned = this.inFlight.size;
       this.options.onError?.(
-        `drain timeout: ${this.inFlight.size} order(s) still being handled after ${this.options.drainTimeoutMs} ms; their handlers are aborted and the orders left for redelivery`,
+        `drain timeout: ${this.inFlight.size} order(s) still being handled after ${this.options.drainTimeoutMs} ms; their handlers are aborted`,
       );
       this.handlersAbort.abort(new Error("the worker stopped waiting for its handlers (drain timeout)"));
       this.wake();
