@@ -1,7 +1,7 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
-import { parseDuration } from "../core/base/duration.js";
+import { duration, shownAs } from "../cli/flags.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { StatusReader, type Status } from "../core/ops/status.js";
@@ -18,13 +18,13 @@ export default class StatusCommand extends OrderqCommand {
   static override flags = {
     ...nameFlags,
     watch: Flags.boolean({ char: "w", summary: "Refresh until Ctrl-C.", default: false }),
-    interval: Flags.string({ summary: "Refresh period with --watch.", default: "1s" }),
+    interval: duration({ summary: "Refresh period with --watch.", default: 1000, defaultHelp: shownAs(1000), minMs: 10 }),
     ...inboxFlags,
   };
 
   async run(): Promise<Status | undefined> {
     const { flags } = await this.parse(StatusCommand);
-    const intervalMs = parseDuration(flags.interval, "--interval");
+    const intervalMs = flags.interval;
     const names = namesFrom(flags);
     const target = inboxFrom(flags);
     const nc = await this.connect(flags);
