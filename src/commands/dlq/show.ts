@@ -1,34 +1,34 @@
 import { Args } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
-import { DlqCommand, fullView, when, type DlqFullView } from "../../cli/dlq.js";
+import { DlqCommand, fullView, SELECTOR_HELP, when, type DlqFullView } from "../../cli/dlq.js";
 import { c, keyValueTable, table } from "../../cli/render.js";
-import { listDlq, select } from "../../core/ops/dlq-admin.js";
+import { listDlq, parseSelector, select } from "../../core/ops/dlq-admin.js";
 import { InputError } from "../../core/base/errors.js";
 
 export default class DlqShow extends DlqCommand {
   static override summary = "Show one DLQ entry whole: why, the payload, every failed attempt.";
   static override description =
-    "Select the entry by its DLQ sequence number (first column of `orderq dlq list`) or by order id. " +
-    "An order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
+    SELECTOR_HELP + "\n\nAn order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
   static override examples = [
-    "<%= config.bin %> dlq show 42",
     "<%= config.bin %> dlq show a1b2c3-000017",
-    "<%= config.bin %> dlq show 42 --json | jq '.attempts[].error'",
+    "<%= config.bin %> dlq show seq:42",
+    "<%= config.bin %> dlq show seq:42 --json | jq '.attempts[].error'",
   ];
 
   static override args = {
-    entry: Args.string({ description: "DLQ sequence number or order id.", required: true }),
+    entry: Args.string({ description: "Order id (bare or id:X), or seq:N for the entry at DLQ sequence N.", required: true }),
   };
 
   static override flags = { ...nameFlags };
 
   async run(): Promise<DlqFullView> {
     const { args, flags } = await this.parse(DlqShow);
+    parseSelector(args.entry); // a malformed selector is refused before anything connects
     return this.withDlq(flags, async (nc, names) => {
       const matches = select(await listDlq(nc, names), [args.entry]);
       if (matches.length > 1) {
         const seqs = matches.map((m) => m.dlqSeq).join(", ");
-        throw new InputError(`order ${args.entry} has ${matches.length} DLQ entries (sequences ${seqs}): show one by its sequence`);
+        throw new InputError(`order ${args.entry} has ${matches.length} DLQ entries (sequences ${seqs}): show one with seq:<sequence>`);
       }
       const view = fullView(matches[0]);
       this.log(render(view, names.dlqStream));
