@@ -12,6 +12,8 @@ export default class StatusCommand extends OrderqCommand {
     "`consumer.lag` in --json (pending + ack pending) is the figure an external autoscaler would use; " +
     "KEDA's NATS JetStream scaler reads the same durable consumer (stream ORDERS, consumer workers) and " +
     "scales on its pending count, so `lagThreshold` there plays the part of --target-lag-seconds × rate here.\n\n" +
+    "`consumer.stuck` counts orders no worker will be given again (delivered max-deliver times) that are still in " +
+    "the stream: the DLQ mover in every worker process moves them; a count that stays above 0 means none runs or its moves fail.\n\n" +
     "--watch redraws the table every --interval on a terminal (one JSON line per refresh with --json) until Ctrl-C.";
   static override examples = ["<%= config.bin %> status", "<%= config.bin %> status --watch", "<%= config.bin %> status --json | jq .consumer.lag"];
 
@@ -60,6 +62,7 @@ function render(s: Status): string {
     [`stream ${s.stream.name}`, `${s.stream.messages} messages (${s.stream.bytes} bytes)`],
     [`consumer ${s.consumer.name}`, `pending ${s.consumer.pending}, ack pending ${s.consumer.ackPending}, redelivered ${s.consumer.redelivered}`],
     ["lag", s.consumer.lag],
+    ["stuck (delivered max-deliver times, not yet moved to the DLQ)", s.consumer.stuck],
     [
       `DLQ ${s.dlq.name}`,
       `${s.dlq.depth} (${Object.entries(s.dlq.byReason)

@@ -4,6 +4,7 @@ import { DlqCommand, fullView, SELECTOR_HELP, when, type DlqFullView } from "../
 import { c, keyValueTable, table } from "../../cli/render.js";
 import { listDlq, parseSelector, select } from "../../core/ops/dlq-admin.js";
 import { InputError } from "../../core/base/errors.js";
+import { MAX_VALUE_CHARS } from "../../core/pipeline/dlq-entry.js";
 
 export default class DlqShow extends DlqCommand {
   static override summary = "Show one DLQ entry whole: why, the payload, every failed attempt.";
@@ -58,8 +59,14 @@ function render(e: DlqFullView, stream: string): string {
     ["first attempt", when(e.firstAttemptAt)],
     ["last attempt", when(e.lastAttemptAt)],
     ["dead-lettered at", when(e.deadLetteredAt)],
+    ...(e.truncated?.length
+      ? [["cut to fit", `${e.truncated.join(", ")} (each value at most ${MAX_VALUE_CHARS} characters)`] as [string, string]]
+      : []),
+    ...(e.attemptsOmitted ? [["attempts left out", `${e.attemptsOmitted} (the oldest; the copy's headers are bounded)`] as [string, string]] : []),
   ]);
-  const payload = capped(e.payloadIsJson ? JSON.stringify(e.payload, null, 2) : String(e.payload));
+  const payload = e.payloadOmitted
+    ? c.yellow(`not kept: ${e.payloadOmitted.bytes} bytes, too large for a DLQ copy; sha256 ${e.payloadOmitted.sha256}`)
+    : capped(e.payloadIsJson ? JSON.stringify(e.payload, null, 2) : String(e.payload));
   const headers = Object.entries(e.originalHeaders).map(([k, v]) => `${k}: ${v.join(", ")}`);
   return [
     facts,

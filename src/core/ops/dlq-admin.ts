@@ -157,6 +157,9 @@ async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: bool
     return { ...base, result: "refused", reason: "invalid payload: it would only be dead-lettered again" };
   }
   if (!entry.orderId) return { ...base, result: "refused", reason: "entry has no order id" };
+  if (entry.payloadOmitted) {
+    return { ...base, result: "refused", reason: `the payload was not kept (${entry.payloadOmitted.bytes} bytes, too large for a DLQ copy)` };
+  }
   const committed: Outcome | undefined = dryRun
     ? await ctx.ledger.get(entry.orderId).then((o) => (o?.result === "committed" ? o : undefined))
     : await ctx.ledger.releaseDeadLetter(entry.orderId);

@@ -21,6 +21,13 @@ export interface Status {
     waiting: number;
     /** What an external scaler (e.g. KEDA's NATS JetStream scaler) reads as lag. */
     lag: number;
+    /**
+     * Orders in the stream that are neither pending nor awaiting an ack: delivered max-deliver times,
+     * so never delivered again, and still waiting for a DLQ mover. Above 0 for more than a moment, no
+     * mover runs or every move fails — and `lag` does not show them. Stream and consumer are read at
+     * the same time, not atomically: an order acked in between can count for a moment.
+     */
+    stuck: number;
   };
   /** `foreign`: messages in the DLQ stream that are not orderq entries. */
   dlq: { name: string; depth: number; byReason: Record<DlqReason, number>; foreign: number };
@@ -86,6 +93,7 @@ export class StatusReader {
         redelivered: consumer.num_redelivered,
         waiting: consumer.num_waiting,
         lag: consumer.num_pending + consumer.num_ack_pending,
+        stuck: Math.max(0, stream.state.messages - consumer.num_pending - consumer.num_ack_pending),
       },
       dlq: { name: names.dlqStream, depth: dlq.state.messages, ...reasons },
       ledger: { bucket: names.ledgerBucket, orders: ledger.state.num_subjects ?? 0, writes: ledger.state.messages },

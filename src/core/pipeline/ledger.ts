@@ -9,7 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { constantHeaders } from "../nats/client-internals.js";
-import type { Outcome, OutcomeStore, RecordResult } from "./outcome-store.js";
+import { isPayloadClaim, type Outcome, type OutcomeStore, type RecordResult } from "./outcome-store.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { PubAckRequests } from "../nats/pub-acks.js";
 import { readStream } from "../nats/stream-reader.js";
@@ -60,8 +60,8 @@ export class Ledger implements OutcomeStore {
   }
 
   /**
-   * Create-if-absent (a plain put in unsafe mode). `orderId` is a validated order id, so it is a
-   * valid KV key as it is. The first try is kv.create()'s own write sent on the hot-path publisher;
+   * Create-if-absent (a plain put in unsafe mode). `orderId` is a validated order id or a
+   * payloadClaimKey, so it is a valid KV key as it is. The first try is kv.create()'s own write sent on the hot-path publisher;
    * when the key exists, kv.create() itself decides, since a key whose last entry is a delete marker
    * (a dead-letter claim released for replay) may be created again.
    */
@@ -107,12 +107,17 @@ function isWrongLastSequence(err: unknown): boolean {
   return err instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.includes(err.code);
 }
 
-/** Every write ever made to the ledger (from its stream, so a second write of a key is visible). */
+/**
+ * Every write ever made to the ledger for an order (from its stream, so a second write of a key is
+ * visible). The claims of payloads without an order id (isPayloadClaim) are left out: they are no
+ * order's outcome, and their DLQ entries say what became of them.
+ */
 export async function readLedgerWrites(nc: NatsConnection, names: Names): Promise<LedgerWrite[]> {
   const prefix = `$KV.${names.ledgerBucket}.`;
   const writes: LedgerWrite[] = [];
   for await (const msg of readStream(jetstream(nc), kvStreamName(names.ledgerBucket))) {
     if (msg.data.length === 0) continue; // delete or purge marker
+    if (isPayloadClaim(msg.subject.slice(prefix.length))) continue;
     const time = Number(msg.timestampNanos / 1000n) / 1000;
     writes.push({ orderId: msg.subject.slice(prefix.length), seq: msg.seq, outcome: msg.json<Outcome>(), time });
   }
