@@ -14,7 +14,6 @@ import { DEFAULT_NAMES as names, orderSubject } from "../../src/core/nats/names.
 import { listDlq } from "../../src/core/ops/dlq-admin.js";
 
 const cli = (fx: ServerFixture, args: string[]): Promise<CliResult> => runCli([...args, "--server", fx.server.url]);
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON of the CLI
 async function cliJson(fx: ServerFixture, args: string[]): Promise<any> {
   const r = await cli(fx, [...args, "--json"]);
   assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
