@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { Ledger, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
+import { Kvm } from "@nats-io/kv";
+import { countCommits, Ledger, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
 import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
 import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
 import { PubAckRequests } from "../../src/core/nats/pub-acks.js";
@@ -41,6 +42,17 @@ describe("ledger commit", function () {
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w2"))).written, true);
     assert.equal((await ledger.get("replayed-1"))?.result, "committed");
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w3"))).written, false, "and only once");
+    await ledger.close();
+  });
+
+  it("commits over a delete marker an older orderq left on release, once, without expecting the marker's sequence", async () => {
+    const ledger = await Ledger.open(fx.nc, names);
+    assert.equal((await ledger.record("legacy-1", outcome("dead-lettered", "w1"))).written, true);
+    const kv = await new Kvm(fx.nc).open(names.ledgerBucket);
+    await kv.delete("legacy-1");
+    const [a, b] = await Promise.all([ledger.record("legacy-1", outcome("committed", "w2")), ledger.record("legacy-1", outcome("committed", "w3"))]);
+    assert.equal(Number(a.written) + Number(b.written), 1);
+    assert.equal(countCommits(await readLedgerWrites(fx.nc, names)).get("legacy-1"), 1);
     await ledger.close();
   });
 
