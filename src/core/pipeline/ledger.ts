@@ -63,7 +63,9 @@ export class Ledger implements OutcomeStore {
    * Create-if-absent (a plain put in unsafe mode). `orderId` is a validated order id, so it is a
    * valid KV key as it is. The first try is kv.create()'s own write sent on the hot-path publisher;
    * when the key exists, kv.create() itself decides, since a key whose last entry is a delete marker
-   * (a dead-letter claim released for replay) may be created again.
+   * may be created again. orderq's own releases leave no marker (see releaseDeadLetter); a marker
+   * comes from a release by an older orderq or a `nats kv del`, and kv.create() then expects its
+   * sequence, which a clustered nats-server 2.9.10 does not check at apply time.
    */
   async record(orderId: string, outcome: Outcome): Promise<RecordResult> {
     const value = JSON.stringify(outcome);
@@ -84,13 +86,20 @@ export class Ledger implements OutcomeStore {
   /**
    * Before a DLQ replay: drops a dead-letter claim so the replayed order can be committed.
    * Returns the committed outcome instead when the order was processed (replay must be refused).
+   *
+   * The claim is purged from the key's subject, not deleted: a KV delete leaves a marker, and the next
+   * commit would then have to expect the marker's sequence. A clustered nats-server 2.9.10 checks a
+   * non-zero expected last subject sequence only before replication, so racing commits that expect
+   * the same marker can all be stored (issue 16; server/jetstream_cluster.go). With no message left
+   * on the subject, the commit is a create again, whose expectation of 0 the server checks when it
+   * applies the write. The purge covers sequences up to the claim's own and no further, so a commit
+   * made after a concurrent release of the same claim is never purged.
    */
   async releaseDeadLetter(orderId: string): Promise<Outcome | undefined> {
     const entry = await this.latest(orderId);
     if (!entry) return undefined;
     if (entry.outcome.result === "committed") return entry.outcome;
-    // The revision guard makes a concurrent change fail instead of being deleted blindly.
-    await this.kv.delete(orderId, { previousSeq: entry.revision });
+    await this.jsm.streams.purge(this.stream, { filter: this.keyPrefix + orderId, seq: entry.revision + 1 });
     return undefined;
   }
 }
