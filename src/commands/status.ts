@@ -69,7 +69,10 @@ function render(s: Status): string {
         .map(([r, n]) => `${r} ${n}`)
         .join(", ")}${s.dlq.foreign ? `, not orderq entries ${s.dlq.foreign}` : ""})`,
     ],
-    [`ledger ${s.ledger.bucket}`, `${s.ledger.orders} orders, ${s.ledger.writes} writes`],
+    [
+      `ledger ${s.ledger.bucket}`,
+      `${s.ledger.orders} orders, ${s.ledger.writes} writes${s.ledger.payloadClaims ? `, ${s.ledger.payloadClaims} claims of payloads without an order id` : ""}`,
+    ],
     ...(s.inbox ? [[`inbox ${s.inbox.table}`, `${s.inbox.committed} committed, ${s.inbox.deadLettered} dead-lettered`] as [string, string]] : []),
     ["advisories waiting for a mover", s.advisoriesWaiting],
   ]);
