@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
 import { NatsCluster } from "../../src/core/fleet/nats-server.js";
 import { Ledger, countCommits, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
 import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
@@ -68,6 +69,33 @@ describe("ledger on a 3-node cluster (replicas 3)", function () {
       );
     } finally {
       await Promise.all([a1, a2, b1, b2].map((l) => l.close()));
+    }
+  });
+
+  it("four racing commits over a delete marker (a release by an older orderq, or nats kv del): one commit per order", async () => {
+    const ledgers = await Promise.all([viaN1, viaN1, viaN2, viaN2].map((nc) => Ledger.open(nc, names)));
+    try {
+      const ids = Array.from({ length: ORDERS / 4 }, (_, i) => `marked-${i}`);
+      const kv = await new Kvm(viaN2).open(names.ledgerBucket);
+      for (const id of ids) {
+        assert.equal((await ledgers[0].record(id, outcome("dead-lettered", "mover"))).written, true);
+        await kv.delete(id);
+      }
+      const told = await Promise.all(
+        ids.map(
+          async (id) => (await Promise.all(ledgers.map((l, i) => l.record(id, outcome("committed", `w${i}`))))).filter((r) => r.written).length,
+        ),
+      );
+      const commits = countCommits(await readLedgerWrites(viaN1, names));
+      const doubled = ids.filter((id) => (commits.get(id) ?? 0) !== 1);
+      assert.deepEqual(doubled, [], `orders without exactly one commit in the ledger: ${doubled.length} of ${ids.length}`);
+      assert.deepEqual(
+        told.filter((n) => n !== 1),
+        [],
+        "exactly one of the four callers is told its write was written",
+      );
+    } finally {
+      await Promise.all(ledgers.map((l) => l.close()));
     }
   });
 
