@@ -110,8 +110,12 @@ describe("pipeline: a worker killed with SIGKILL mid-run", function () {
     const slow: WorkOptions = { handlerMs: 20, concurrency: 4, ...FAST, server: fx.server.url };
     const victim = startCli(workArgs({ ...slow, workerId: "victim" }));
     const survivor = startCli(workArgs({ ...slow, workerId: "survivor" }));
-    const kv = await jetstreamManager(fx.nc);
-    await waitFor("some commits", async () => (await kv.streams.info("KV_orderq_ledger")).state.messages >= 300);
+    // Wait for the victim's own commits, not just anyone's: on a loaded machine the survivor can
+    // start first and commit hundreds before the victim holds an order, and then the kill proves nothing.
+    await waitFor(
+      "the victim to be committing",
+      async () => (await readLedgerWrites(fx.nc, names)).filter((w) => w.outcome.worker === "victim").length >= 50,
+    );
     victim.child.kill("SIGKILL");
     assert.equal((await victim.done).signal, "SIGKILL");
     const restarted = await runCli(workArgs({ ...slow, workerId: "restarted", exitWhenIdleMs: 2000, json: true }));
