@@ -51,11 +51,13 @@ export function tokensFrom(flags: { "api-token"?: string; "api-tokens-file"?: st
       const token = line.trim();
       if (token === "" || token.startsWith("#")) return;
       // RFC 6750's b64token: what a client can send after "Bearer ".
-      if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) throw new InputError(`--api-tokens-file: ${file}, line ${i + 1}: not a bearer token (A-Z a-z 0-9 - . _ ~ + / then =)`);
+      if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token))
+        throw new InputError(`--api-tokens-file: ${file}, line ${i + 1}: not a bearer token (A-Z a-z 0-9 - . _ ~ + / then =)`);
       tokens.push(token);
     });
     if (tokens.length === 0) throw new InputError(`--api-tokens-file: ${file} holds no token`);
   }
-  for (const token of tokens) if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) throw new InputError(`--api-token: not a bearer token (A-Z a-z 0-9 - . _ ~ + / then =)`);
+  for (const token of tokens)
+    if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) throw new InputError(`--api-token: not a bearer token (A-Z a-z 0-9 - . _ ~ + / then =)`);
   return tokens;
 }

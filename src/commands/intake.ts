@@ -26,7 +26,13 @@ export default class Intake extends OrderqCommand {
     ...intakeRetentionFlag,
     ...inboxFlags,
     ...tokenFlags,
-    port: Flags.integer({ char: "p", summary: "Port to listen on (0: a free one, printed at start).", default: defaults.INTAKE.port, min: 0, max: 65535 }),
+    port: Flags.integer({
+      char: "p",
+      summary: "Port to listen on (0: a free one, printed at start).",
+      default: defaults.INTAKE.port,
+      min: 0,
+      max: 65535,
+    }),
     host: Flags.string({ summary: "Address to listen on (0.0.0.0: every interface).", default: defaults.INTAKE.host }),
     timeout: Flags.string({
       summary: "How long one JetStream request may take before the client is answered 503.",
@@ -44,7 +50,10 @@ export default class Intake extends OrderqCommand {
     const timeoutMs = parseDuration(flags.timeout, "--timeout");
     const nc = await this.connect(flags);
     await ensureTopology(nc, settings);
-    const log = (line: string) => this.logToStderr(`orderq intake: ${line}`);
+    // On stderr with --json too: a failing key-store write is worth seeing whatever the output format.
+    const log = (line: string) => process.stderr.write(`orderq intake: ${line}\n`);
+    // One JSON line each at start and stop (oclif's logJson would print several).
+    const jsonLine = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
     const gateway = await Gateway.start(nc, {
       host: flags.host,
       port: flags.port,
@@ -57,8 +66,11 @@ export default class Intake extends OrderqCommand {
       log,
     });
     const started = { url: gateway.url, stream: settings.names.stream, keyStore: settings.names.intakeBucket, auth: tokens.length > 0 };
-    if (this.jsonEnabled()) this.log(JSON.stringify({ listening: started }));
-    else this.log(`orderq intake: listening on ${gateway.url} (stream ${started.stream}, key store ${started.keyStore}, ${started.auth ? `${tokens.length} bearer token(s)` : "no authentication"})`);
+    if (this.jsonEnabled()) jsonLine({ listening: started });
+    else
+      this.log(
+        `orderq intake: listening on ${gateway.url} (stream ${started.stream}, key store ${started.keyStore}, ${started.auth ? `${tokens.length} bearer token(s)` : "no authentication"})`,
+      );
 
     await new Promise<void>((resolve) => {
       const stop = () => {
@@ -72,6 +84,6 @@ export default class Intake extends OrderqCommand {
     if (!this.jsonEnabled()) log("stopping: answering the requests in flight");
     await gateway.close();
     await nc.drain();
-    if (this.jsonEnabled()) this.log(JSON.stringify({ stopped: { url: started.url } }));
+    if (this.jsonEnabled()) jsonLine({ stopped: { url: started.url } });
   }
 }

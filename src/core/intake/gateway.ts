@@ -74,7 +74,9 @@ const statusSchema = z
     stream: z.string().optional(),
     inStream: z.boolean().optional(),
   })
-  .describe("accepted: stored, waiting for a worker or being processed; committed: processed once (worker, attempt, time); dead-lettered: parked in the DLQ (reason, last error).");
+  .describe(
+    "accepted: stored, waiting for a worker or being processed; committed: processed once (worker, attempt, time); dead-lettered: parked in the DLQ (reason, last error).",
+  );
 
 /** A failure of JetStream (timeout, no connection, no stream): answered 503 with Retry-After. */
 class UnavailableError extends Error {}
@@ -86,6 +88,7 @@ export class Gateway {
   readonly metrics = new IntakeMetrics();
   private connected = true;
   private closing?: Promise<void>;
+  private stopping = false;
 
   private constructor(
     private readonly app: FastifyInstance,
@@ -144,6 +147,7 @@ export class Gateway {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.stopping = true;
       await this.app.close();
       this.publisher.close();
       await this.ledger.close();
@@ -170,6 +174,12 @@ export class Gateway {
     app.setSerializerCompiler(serializerCompiler);
     app.setErrorHandler((err: FastifyError, _request, reply) => this.onError(err, reply));
     app.setNotFoundHandler((request, reply) => sendProblem(reply, problem("not-found", `no route ${request.method} ${request.url.split("?")[0]}`)));
+    // An answer given while stopping closes its connection: the server closes idle keep-alive
+    // connections when it stops, but one that becomes idle later would hold close() until it times out.
+    app.addHook("onSend", (_request, reply, payload, done) => {
+      if (this.stopping) reply.header("connection", "close");
+      done(null, payload);
+    });
     app.addHook("onResponse", (request, reply, done) => {
       const route = request.routeOptions.url ?? "unmatched";
       this.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
@@ -285,7 +295,10 @@ export class Gateway {
       const parsed = parseIdempotencyKey(Array.isArray(keyHeader) ? keyHeader.join(",") : keyHeader);
       if (!parsed.ok) return sendProblem(reply, problem("invalid-idempotency-key", parsed.reason));
       if (parsed.key !== order.id) {
-        return sendProblem(reply, problem("key-mismatch", `Idempotency-Key is "${parsed.key}" but the order id is "${order.id}": the key must be the order id`));
+        return sendProblem(
+          reply,
+          problem("key-mismatch", `Idempotency-Key is "${parsed.key}" but the order id is "${order.id}": the key must be the order id`),
+        );
       }
     }
     if (!this.connected) return this.unavailable(reply, "no connection to NATS");
@@ -303,17 +316,24 @@ export class Gateway {
         return sendProblem(reply, problem("request-in-flight", `a request for order ${order.id} is being published; retry after it is answered`));
       case "mismatch":
         this.metrics.conflicts.inc({ status: "422" });
-        return sendProblem(reply, problem("key-reused", `order ${order.id} was submitted before with another payload; use a new order id for a new order`));
+        return sendProblem(
+          reply,
+          problem("key-reused", `order ${order.id} was submitted before with another payload; use a new order id for a new order`),
+        );
     }
     const msgId = headers();
     msgId.set("Nats-Msg-Id", order.id);
-    const ack = await this.jetstream<PubAck>(() => this.publisher.publish(orderSubject(this.options.names, order.source), JSON.stringify(order), msgId));
+    const ack = await this.jetstream<PubAck>(() =>
+      this.publisher.publish(orderSubject(this.options.names, order.source), JSON.stringify(order), msgId),
+    );
     if (ack instanceof UnavailableError) {
       this.metrics.publishes.inc({ result: "failed" });
       // The publish may have been stored all the same: the retry, with the same message id, is then
       // absorbed by the duplicate window (or, after it, by the ledger). Releasing the claim only lets
       // that retry come in before the lease ends.
-      this.keys.release(order.id, claim.revision).catch((err: unknown) => this.log(`could not release the claim on ${order.id}: ${errorMessage(err)}`));
+      this.keys
+        .release(order.id, claim.revision)
+        .catch((err: unknown) => this.log(`could not release the claim on ${order.id}: ${errorMessage(err)}`));
       return this.unavailable(reply, ack.message);
     }
     this.metrics.publishes.inc({ result: ack.duplicate ? "duplicate" : "stored" });
@@ -347,7 +367,10 @@ export class Gateway {
         const first = errors[0];
         return sendProblem(reply, problem("invalid-order", `${first.path}: ${first.detail}`, errors));
       }
-      return sendProblem(reply, problem("bad-request", `${err.validationContext ?? "request"}: ${errors.map((e) => `${e.path}: ${e.detail}`).join("; ")}`));
+      return sendProblem(
+        reply,
+        problem("bad-request", `${err.validationContext ?? "request"}: ${errors.map((e) => `${e.path}: ${e.detail}`).join("; ")}`),
+      );
     }
     const byCode: Record<string, ProblemKind> = {
       FST_ERR_CTP_BODY_TOO_LARGE: "payload-too-large",

@@ -96,7 +96,8 @@ export class KeyStore {
    * bucket cannot be written or read (timeout, no connection): the caller answers 503.
    */
   async claim(key: string, fingerprint: string): Promise<Claim> {
-    const pending = (): string => JSON.stringify({ state: "pending", fingerprint, gateway: this.options.gateway, at: this.now() } satisfies KeyRecord);
+    const pending = (): string =>
+      JSON.stringify({ state: "pending", fingerprint, gateway: this.options.gateway, at: this.now() } satisfies KeyRecord);
     for (let tries = 1; ; tries++) {
       try {
         // kv.create also re-creates a key whose last entry is a delete marker (a released claim).

@@ -305,7 +305,12 @@ export function intakeRetentionMs(settings: TopologySettings): number {
  * The HTTP gateway's key store (DESIGN.md, Intake): a bucket whose max age is the key retention. With
  * verify, an existing bucket that forgets keys sooner than wanted is a conflict (--update applies it).
  */
-async function ensureIntakeBucket(nc: NatsConnection, jsm: JetStreamManager, settings: TopologySettings, opts: EnsureOptions): Promise<ResourceReport> {
+async function ensureIntakeBucket(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  settings: TopologySettings,
+  opts: EnsureOptions,
+): Promise<ResourceReport> {
   const retention = intakeRetentionMs(settings);
   const bucket = settings.names.intakeBucket;
   const report = await ensureBucket(nc, jsm, bucket, INTAKE_HISTORY, settings.replicas, retention, opts);
