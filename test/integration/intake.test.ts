@@ -4,6 +4,9 @@
  * the real CLI.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -216,6 +219,42 @@ describe("intake: the HTTP gateway", function () {
     } finally {
       await secured.close();
     }
+  });
+
+  it("takes the orders of produce --via, which records its history as it does straight to JetStream", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-via-"));
+    const file = join(dir, "history.jsonl");
+    const before = await messages();
+    const r = await runCli([
+      "produce",
+      "--count",
+      "30",
+      "--via",
+      base,
+      "--id-prefix",
+      "via",
+      "--invalid-rate",
+      "0.2",
+      "--duplicate-rate",
+      "0.3",
+      "--seed",
+      "7",
+      "--history",
+      file,
+      "--json",
+    ]);
+    const stats = json(r);
+    const history = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    const ok = history.filter((h) => h.type === "ok");
+    const failed = history.filter((h) => h.type === "fail");
+    assert.equal(stats.failed, failed.length);
+    assert.ok(failed.length > 0 && failed.every((h) => /^HTTP (400|413)/.test(h.error) && h.tries === 1), JSON.stringify(failed[0]));
+    assert.equal(stats.indeterminate, 0);
+    assert.ok(stats.duplicates > 0, "re-sends got the stored answer");
+    assert.equal((await messages()) - before, new Set(ok.map((h) => h.id)).size, "one message per accepted order");
   });
 
   it("answers 503 with Retry-After while the server is down, then 202 to the retry with the same key", async function () {
