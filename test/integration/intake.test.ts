@@ -15,6 +15,8 @@ import { namesFor, orderSubject } from "../../src/core/nats/names.js";
 import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../../src/core/nats/topology.js";
 import { Gateway, type GatewayOptions } from "../../src/core/intake/gateway.js";
 import { Ledger } from "../../src/core/pipeline/ledger.js";
+import { KeyStore } from "../../src/core/intake/key-store.js";
+import { fingerprint } from "../../src/core/intake/idempotency.js";
 import { json, runCli, startCli } from "../support/cli.js";
 import { useServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
@@ -101,6 +103,21 @@ describe("intake: the HTTP gateway", function () {
       assert.equal(a.headers.get("retry-after"), "1");
     }
     assert.equal((await messages()) - before, 1, "one message in the stream");
+  });
+
+  it("answers 409 while another gateway's claim on the key holds, and takes over a claim whose lease ran out", async () => {
+    const open = (now: () => number) => KeyStore.open(fx.nc, names, { timeoutMs: 1000, leaseMs: 60_000, gateway: "other", now });
+    // Another gateway claimed the key and is publishing (or died doing so just now).
+    await (await open(Date.now)).claim("ord-claimed", fingerprint(order("ord-claimed")));
+    const busy = await post(base, order("ord-claimed"));
+    assert.equal(busy.status, 409);
+    assert.equal(busy.body.type, "urn:orderq:problem:request-in-flight");
+    assert.equal(busy.headers.get("retry-after"), "1");
+    // A claim made an hour ago: its gateway is gone, and the retry publishes.
+    await (await open(() => Date.now() - 3_600_000)).claim("ord-orphan", fingerprint(order("ord-orphan")));
+    const taken = await post(base, order("ord-orphan"));
+    assert.equal(taken.status, 202, JSON.stringify(taken.body));
+    assert.equal((await post(base, order("ord-orphan"))).headers.get("idempotent-replayed"), "true");
   });
 
   it("refuses the same key with another payload (422), and a header that is not the order id (400)", async () => {

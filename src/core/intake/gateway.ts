@@ -351,7 +351,7 @@ export class Gateway {
     try {
       return await call();
     } catch (err) {
-      return new UnavailableError(errorMessage(err));
+      return new UnavailableError(`JetStream: ${errorMessage(err)}`);
     }
   }
 
