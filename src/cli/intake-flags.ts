@@ -7,14 +7,14 @@ import { InputError, errorMessage } from "../core/base/errors.js";
 
 export const intakeRetentionFlag = {
   "intake-retention": Flags.string({
-    summary: "How long the intake gateway's key store remembers an idempotency key and its answer (at least the duplicate window).",
-    default: formatDuration(defaults.INTAKE.keyRetentionMs),
+    summary: `How long the intake gateway's key store remembers an idempotency key and its answer [default: ${formatDuration(defaults.INTAKE.keyRetentionMs)}, or the duplicate window if longer].`,
     helpGroup: "TOPOLOGY",
   }),
 };
 
-export function intakeRetentionFrom(flags: { "intake-retention": string }): number {
-  return parseDuration(flags["intake-retention"], "--intake-retention");
+/** The chosen retention (ms), or undefined for the default (see intakeRetentionMs in topology.ts). */
+export function intakeRetentionFrom(flags: { "intake-retention"?: string }): number | undefined {
+  return flags["intake-retention"] === undefined ? undefined : parseDuration(flags["intake-retention"], "--intake-retention");
 }
 
 export const API_TOKEN_ENV = "ORDERQ_API_TOKEN";

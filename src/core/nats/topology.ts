@@ -289,16 +289,19 @@ export async function ensureTopology(
   return reports;
 }
 
-/** The intake key store's retention: the chosen one or the default, checked against the duplicate window. */
+/**
+ * The intake key store's retention (ms): the chosen one, or the default of 24 h stretched to the
+ * duplicate window when that is longer. A chosen retention shorter than the window is an InputError.
+ */
 export function intakeRetentionMs(settings: TopologySettings): number {
-  const retention = settings.intakeRetentionMs ?? defaults.INTAKE.keyRetentionMs;
-  if (retention < settings.dupWindowMs) {
+  if (settings.intakeRetentionMs === undefined) return Math.max(defaults.INTAKE.keyRetentionMs, settings.dupWindowMs);
+  if (settings.intakeRetentionMs < settings.dupWindowMs) {
     // A key forgotten inside the window would be answered as new while JetStream still drops the publish.
     throw new InputError(
-      `--intake-retention: ${formatDuration(retention)} is shorter than the duplicate window (${formatDuration(settings.dupWindowMs)}); it must be at least as long`,
+      `--intake-retention: ${formatDuration(settings.intakeRetentionMs)} is shorter than the duplicate window (${formatDuration(settings.dupWindowMs)}); it must be at least as long`,
     );
   }
-  return retention;
+  return settings.intakeRetentionMs;
 }
 
 /**
