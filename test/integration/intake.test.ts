@@ -19,6 +19,9 @@ import { KeyStore } from "../../src/core/intake/key-store.js";
 import { fingerprint } from "../../src/core/intake/idempotency.js";
 import { json, runCli, startCli } from "../support/cli.js";
 import { useServer } from "../support/server.js";
+import { usePostgres } from "../support/postgres.js";
+import { InboxStore } from "../../src/core/inbox/store.js";
+import { DEFAULT_INBOX_TABLE, ensureInboxSchema } from "../../src/core/inbox/schema.js";
 import { waitFor } from "../support/wait.js";
 
 const names = namesFor({ stream: "INTAKE_T", consumer: "workers", dlqStream: "INTAKE_T_DLQ", ledgerBucket: "intake_t_ledger" });
@@ -291,6 +294,47 @@ describe("intake: the HTTP gateway", function () {
       return r.status === 202 && r;
     });
     assert.equal(back.body.id, "ord-down");
+  });
+});
+
+describe("intake: the status lookup in inbox mode", function () {
+  const fx = useServer();
+  const db = usePostgres();
+
+  it("reads the outcome from the inbox table, not the KV ledger", async () => {
+    await ensureTopology(fx.nc, settings);
+    await ensureInboxSchema(db.pool);
+    const gateway = await Gateway.start(fx.nc, {
+      host: "127.0.0.1",
+      port: 0,
+      names,
+      timeoutMs: 1000,
+      retryAfterSeconds: 1,
+      inbox: { url: db.server.url, table: DEFAULT_INBOX_TABLE },
+    });
+    try {
+      const accepted = await post(gateway.url, order("ord-inbox"));
+      assert.equal(accepted.status, 202);
+      assert.equal((await request(`${gateway.url}/orders/ord-inbox`)).body.state, "accepted");
+      const inbox = await InboxStore.open({ url: db.server.url, poolSize: 1, maxBatch: 1 });
+      await inbox.record("ord-inbox", {
+        result: "dead-lettered",
+        worker: "w-9",
+        attempt: 3,
+        streamSeq: accepted.body.seq,
+        at: new Date().toISOString(),
+        reason: "max-deliveries",
+        error: "timeout",
+      });
+      await inbox.close();
+      const dead = await request(`${gateway.url}/orders/ord-inbox`);
+      assert.deepEqual(
+        [dead.body.state, dead.body.reason, dead.body.lastError, dead.body.worker],
+        ["dead-lettered", "max-deliveries", "timeout", "w-9"],
+      );
+    } finally {
+      await gateway.close();
+    }
   });
 });
 
