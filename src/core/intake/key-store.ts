@@ -10,6 +10,11 @@
  * the broker mid-request, and the next request with the same key and payload takes it over (a
  * compare-and-set on the claim's revision, so only one does). Clocks of gateways sharing a bucket are
  * assumed to agree within a fraction of the lease.
+ *
+ * Only the first claim expects a last sequence of 0. A take-over, a release and a claim on a released
+ * key expect the revision they read, which on a clustered bucket under nats-server 2.9.10 several
+ * concurrent writers can all pass (DESIGN.md, Facts). What that costs is a second publish with the same
+ * Nats-Msg-Id, absorbed by the duplicate window or, after it, by the ledger: never a second commit.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
