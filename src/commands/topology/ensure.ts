@@ -2,8 +2,9 @@ import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../../cli/base.js";
 import { table } from "../../cli/render.js";
 import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
+import { intakeRetentionFlag, intakeRetentionFrom } from "../../cli/intake-flags.js";
 import { ensureInbox, type InboxReport } from "../../core/inbox/schema.js";
-import { ensureTopology, type ResourceReport } from "../../core/nats/topology.js";
+import { ensureTopology, intakeRetentionMs, type ResourceReport } from "../../core/nats/topology.js";
 
 export default class TopologyEnsure extends OrderqCommand {
   static override summary = "Create or verify the streams, consumers and KV buckets orderq needs.";
@@ -22,12 +23,14 @@ export default class TopologyEnsure extends OrderqCommand {
     ...nameFlags,
     ...topologyFlags,
     ...inboxFlags,
+    ...intakeRetentionFlag,
     update: Flags.boolean({ summary: "Apply differences that JetStream allows instead of failing.", default: false }),
   };
 
   async run(): Promise<{ resources: Array<ResourceReport | InboxReport> }> {
     const { flags } = await this.parse(TopologyEnsure);
-    const settings = settingsFrom(flags);
+    const settings = { ...settingsFrom(flags), intakeRetentionMs: intakeRetentionFrom(flags) };
+    intakeRetentionMs(settings); // checked against the duplicate window before anything starts
     const inbox = inboxFrom(flags);
     const nc = await this.connect(flags);
     try {

@@ -55,3 +55,11 @@ export const AUTOSCALE = { min: 1, max: 8, targetLagSeconds: 5, cooldownMs: 3_00
  * the commit, so handlers that update shared rows (a stock count) deadlock across batches.
  */
 export const INBOX = { poolSize: 8, maxBatch: 1 } as const;
+
+/**
+ * `orderq intake`, the HTTP gateway: where it listens, how long its key store remembers an
+ * idempotency key and the answer given for it (never less than the duplicate window; 24 h lets a
+ * client retry the next day), how long one request's claim on a key holds before another request may
+ * take it over (a gateway that died mid-publish), and the Retry-After of a 503.
+ */
+export const INTAKE = { port: 8080, host: "127.0.0.1", keyRetentionMs: 24 * 3_600_000, retryAfterSeconds: 1 } as const;

@@ -18,6 +18,8 @@ export interface Names {
   ledgerBucket: string;
   /** KV bucket: stream sequence → failed attempts (history keeps one revision per attempt). */
   attemptsBucket: string;
+  /** KV bucket of the HTTP gateway: idempotency key (the order id) → payload fingerprint and answer. */
+  intakeBucket: string;
 }
 
 export const DEFAULT_NAMES: Names = {
@@ -30,11 +32,12 @@ export const DEFAULT_NAMES: Names = {
   moverConsumer: "dlq_mover",
   ledgerBucket: "orderq_ledger",
   attemptsBucket: "orderq_attempts",
+  intakeBucket: "orderq_intake",
 };
 
 /**
  * Names from the four that can be chosen. A stream other than the default also renames its subjects,
- * advisory stream and attempts bucket, so a second orderq on the same server shares nothing with the first.
+ * advisory stream, attempts bucket and intake bucket, so a second orderq on the same server shares nothing with the first.
  */
 export function namesFor(chosen: Pick<Names, "stream" | "consumer" | "dlqStream" | "ledgerBucket">): Names {
   const names = { ...DEFAULT_NAMES, ...chosen };
@@ -44,6 +47,7 @@ export function namesFor(chosen: Pick<Names, "stream" | "consumer" | "dlqStream"
     names.dlqSubjectPrefix = `dlq.${lower}`;
     names.advisoryStream = `ORDERQ_ADVISORIES_${chosen.stream}`;
     names.attemptsBucket = `orderq_attempts_${lower}`;
+    names.intakeBucket = `orderq_intake_${lower}`;
   }
   return names;
 }

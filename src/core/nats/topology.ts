@@ -14,7 +14,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { EnvironmentError, errorMessage } from "../base/errors.js";
+import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
 import * as defaults from "../base/defaults.js";
 import { formatDuration } from "../base/duration.js";
 import { DEFAULT_NAMES, kvStreamName, maxDeliveriesAdvisorySubject, type Names } from "./names.js";
@@ -28,6 +28,11 @@ export interface TopologySettings {
   maxDeliver: number;
   dupWindowMs: number;
   maxAckPending: number;
+  /**
+   * How long the intake key store remembers an idempotency key and its answer (ms); unset: the
+   * default of 24 h. Never shorter than dupWindowMs (an InputError otherwise).
+   */
+  intakeRetentionMs?: number;
 }
 
 export const DEFAULT_SETTINGS: TopologySettings = {
@@ -44,6 +49,8 @@ const DLQ_DUP_WINDOW_MS = 24 * 3_600_000;
 const LEDGER_HISTORY = 5;
 const ATTEMPTS_HISTORY = 64;
 const ATTEMPTS_MAX_AGE_MS = 7 * 86_400_000;
+/** A claim, then its answer: two writes per key; more history would only keep old answers. */
+const INTAKE_HISTORY = 2;
 
 export type Action = "created" | "exists" | "updated";
 export interface ResourceReport {
@@ -149,7 +156,14 @@ function conflictError(kind: string, name: string, diffs: FieldDiff[], updatable
  * own names on a server of the user's. A stream already gone is fine; every stream is tried.
  */
 export async function deleteTopology(jsm: JetStreamManager, names: Names): Promise<void> {
-  const streams = [names.stream, names.dlqStream, names.advisoryStream, kvStreamName(names.ledgerBucket), kvStreamName(names.attemptsBucket)];
+  const streams = [
+    names.stream,
+    names.dlqStream,
+    names.advisoryStream,
+    kvStreamName(names.ledgerBucket),
+    kvStreamName(names.attemptsBucket),
+    kvStreamName(names.intakeBucket),
+  ];
   const failures: string[] = [];
   for (const stream of streams) {
     await jsm.streams.delete(stream).catch((err: unknown) => {
@@ -271,7 +285,46 @@ export async function ensureTopology(
   reports.push(await ensureConsumer(jsm, n.advisoryStream, moverConsumerConfig(settings), ["ack_policy", "ack_wait"], opts));
   reports.push(await ensureBucket(nc, jsm, n.ledgerBucket, LEDGER_HISTORY, settings.replicas, 0, opts));
   reports.push(await ensureBucket(nc, jsm, n.attemptsBucket, ATTEMPTS_HISTORY, settings.replicas, ATTEMPTS_MAX_AGE_MS, opts));
+  reports.push(await ensureIntakeBucket(nc, jsm, settings, opts));
   return reports;
+}
+
+/**
+ * The intake key store's retention (ms): the chosen one, or the default of 24 h stretched to the
+ * duplicate window when that is longer. A chosen retention shorter than the window is an InputError.
+ */
+export function intakeRetentionMs(settings: TopologySettings): number {
+  if (settings.intakeRetentionMs === undefined) return Math.max(defaults.INTAKE.keyRetentionMs, settings.dupWindowMs);
+  if (settings.intakeRetentionMs < settings.dupWindowMs) {
+    // A key forgotten inside the window would be answered as new while JetStream still drops the publish.
+    throw new InputError(
+      `--intake-retention: ${formatDuration(settings.intakeRetentionMs)} is shorter than the duplicate window (${formatDuration(settings.dupWindowMs)}); it must be at least as long`,
+    );
+  }
+  return settings.intakeRetentionMs;
+}
+
+/**
+ * The HTTP gateway's key store (DESIGN.md, Intake): a bucket whose max age is the key retention. With
+ * verify, an existing bucket that forgets keys sooner than wanted is a conflict (--update applies it).
+ */
+async function ensureIntakeBucket(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  settings: TopologySettings,
+  opts: EnsureOptions,
+): Promise<ResourceReport> {
+  const retention = intakeRetentionMs(settings);
+  const bucket = settings.names.intakeBucket;
+  const report = await ensureBucket(nc, jsm, bucket, INTAKE_HISTORY, settings.replicas, retention, opts);
+  if (report.action === "created" || !opts.verify) return report;
+  const info = await jsm.streams.info(kvStreamName(bucket));
+  const have = millis(info.config.max_age);
+  if (have === retention) return report;
+  const diffs = [{ field: "max_age", have: have ? formatDuration(have) : "unlimited", want: formatDuration(retention) }];
+  if (!opts.update) throw conflictError("kv", bucket, diffs, true);
+  await jsm.streams.update(kvStreamName(bucket), { ...info.config, max_age: nanos(retention) });
+  return { ...report, action: "updated" };
 }
 
 /** The workers consumer's ack wait as configured on the server (the operator's choice wins). */
@@ -326,5 +379,6 @@ export async function describeTopology(nc: NatsConnection, names: Names): Promis
     await consumer(names.advisoryStream, names.moverConsumer),
     await stream(kvStreamName(names.ledgerBucket), "kv", names.ledgerBucket),
     await stream(kvStreamName(names.attemptsBucket), "kv", names.attemptsBucket),
+    await stream(kvStreamName(names.intakeBucket), "kv", names.intakeBucket),
   ];
 }
