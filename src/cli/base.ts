@@ -103,6 +103,16 @@ export const topologyFlags = {
   }),
 };
 
+/** `topology ensure` only: the horizon is set where the topology is verified, and shown by `status`. */
+export const retentionFlags = {
+  "ledger-retention": Flags.string({
+    summary: "How long the ledger (and the inbox) remembers an order: a re-send or DLQ replay after it is not recognised.",
+    description: "Must exceed --dup-window and the orders stream's max age when one is set.",
+    default: formatDuration(DEFAULT_SETTINGS.ledgerRetentionMs),
+    helpGroup: "TOPOLOGY",
+  }),
+};
+
 export function settingsFrom(
   flags: Parameters<typeof namesFrom>[0] & {
     replicas: number;
@@ -110,9 +120,12 @@ export function settingsFrom(
     "max-deliver": number;
     "dup-window": string;
     "max-ack-pending": number;
+    "ledger-retention"?: string;
   },
 ): TopologySettings {
   return {
+    ledgerRetentionMs:
+      flags["ledger-retention"] === undefined ? DEFAULT_SETTINGS.ledgerRetentionMs : parseDuration(flags["ledger-retention"], "--ledger-retention"),
     names: namesFrom(flags),
     replicas: flags.replicas,
     ackWaitMs: parseDuration(flags["ack-wait"], "--ack-wait"),

@@ -1,7 +1,7 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
-import { parseDuration } from "../core/base/duration.js";
+import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { StatusReader, type Status } from "../core/ops/status.js";
@@ -66,7 +66,10 @@ function render(s: Status): string {
         .map(([r, n]) => `${r} ${n}`)
         .join(", ")}${s.dlq.foreign ? `, not orderq entries ${s.dlq.foreign}` : ""})`,
     ],
-    [`ledger ${s.ledger.bucket}`, `${s.ledger.orders} orders, ${s.ledger.writes} writes`],
+    [
+      `ledger ${s.ledger.bucket}`,
+      `${s.ledger.orders} orders, ${s.ledger.writes} writes, horizon ${s.ledger.retentionMs ? formatDuration(s.ledger.retentionMs) : "unlimited"}`,
+    ],
     ...(s.inbox ? [[`inbox ${s.inbox.table}`, `${s.inbox.committed} committed, ${s.inbox.deadLettered} dead-lettered`] as [string, string]] : []),
     ["advisories waiting for a mover", s.advisoriesWaiting],
   ]);

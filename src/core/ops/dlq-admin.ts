@@ -9,6 +9,8 @@ import type { Outcome, OutcomeStore } from "../pipeline/outcome-store.js";
 import { dlqSubject, orderSubject, type Names } from "../nats/names.js";
 import { deleteIfPresent, isNotFound } from "../nats/not-found.js";
 import { readStream } from "../nats/stream-reader.js";
+import { ledgerRetentionMs } from "../nats/topology.js";
+import { formatDuration } from "../base/duration.js";
 
 export interface DlqFilter {
   source?: string;
@@ -94,19 +96,49 @@ export interface ReplayOutcome {
 }
 
 /**
+ * Why an entry dead-lettered at `deadLetteredAt` (ISO time) is past the horizon at `nowMs`, or
+ * undefined when it is within it (or the horizon is 0, unlimited). Past the horizon the ledger of
+ * record has forgotten the order — its dead-letter claim, and any commit made since, e.g. of a re-send
+ * after the duplicate window — so "not committed" can no longer be checked: a replay might process
+ * the order a second time.
+ */
+export function pastHorizon(deadLetteredAt: string, horizonMs: number, nowMs: number): string | undefined {
+  const at = Date.parse(deadLetteredAt);
+  if (!horizonMs || !Number.isFinite(at) || nowMs - at <= horizonMs) return undefined;
+  return (
+    `dead-lettered ${formatDuration(Math.floor((nowMs - at) / 1000) * 1000)} ago, past the ledger's horizon of ${formatDuration(horizonMs)}: ` +
+    "the ledger no longer remembers whether this order was processed since; --force replays it anyway"
+  );
+}
+
+/**
  * Publishes entries back to `orders.<source>` with a fresh message id and removes each from the DLQ
  * only after its PubAck. An order the ledger of record holds as committed is refused: it would not be
- * processed. In inbox mode (`opts.inbox`: the inbox's URL and table) that ledger is the inbox table,
- * whose dead-letter claim must be released for the replayed order to be processed.
+ * processed. So is an entry older than the horizon (the ledger bucket's max age, see pastHorizon),
+ * unless `opts.force`. In inbox mode (`opts.inbox`: the inbox's URL and table) that ledger is the
+ * inbox table, whose dead-letter claim must be released for the replayed order to be processed.
  */
 export async function replay(
   nc: NatsConnection,
   names: Names,
   entries: StoredDlqEntry[],
-  opts: { dryRun: boolean; inbox?: { url: string; table: string } },
+  opts: { dryRun: boolean; force?: boolean; inbox?: { url: string; table: string }; nowMs?: number },
 ): Promise<ReplayOutcome[]> {
+  const jsm = await jetstreamManager(nc);
+  // The inbox is pruned to the same horizon; a ledger bucket that is missing sets none.
+  const horizonMs = await ledgerRetentionMs(jsm, names).catch((err: unknown) => {
+    if (isNotFound(err)) return 0;
+    throw err;
+  });
   const ledger = opts.inbox ? await InboxStore.open({ ...opts.inbox, poolSize: 1, maxBatch: 1 }) : await Ledger.open(nc, names);
-  const ctx: ReplayContext = { names, js: jetstream(nc), jsm: await jetstreamManager(nc), ledger };
+  const ctx: ReplayContext = {
+    names,
+    js: jetstream(nc),
+    jsm,
+    ledger,
+    horizonMs: opts.force ? 0 : horizonMs,
+    nowMs: opts.nowMs ?? Date.now(),
+  };
   const out: ReplayOutcome[] = [];
   for (const entry of entries) {
     try {
@@ -125,6 +157,9 @@ interface ReplayContext {
   js: JetStreamClient;
   jsm: JetStreamManager;
   ledger: OutcomeStore;
+  /** 0: no horizon check (none set, or --force). */
+  horizonMs: number;
+  nowMs: number;
 }
 
 async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: boolean): Promise<ReplayOutcome> {
@@ -133,6 +168,8 @@ async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: bool
     return { ...base, result: "refused", reason: "invalid payload: it would only be dead-lettered again" };
   }
   if (!entry.orderId) return { ...base, result: "refused", reason: "entry has no order id" };
+  const expired = pastHorizon(entry.deadLetteredAt, ctx.horizonMs, ctx.nowMs);
+  if (expired) return { ...base, result: "refused", reason: expired };
   const committed: Outcome | undefined = dryRun
     ? await ctx.ledger.get(entry.orderId).then((o) => (o?.result === "committed" ? o : undefined))
     : await ctx.ledger.releaseDeadLetter(entry.orderId);

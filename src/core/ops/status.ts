@@ -1,5 +1,5 @@
 /** What `orderq status` shows: depth and lag of the pipeline, DLQ by reason, ledger size. */
-import type { NatsConnection } from "@nats-io/transport-node";
+import { millis, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { DlqReason } from "../pipeline/dlq-entry.js";
 import { countByReason, scanDlq } from "./dlq-admin.js";
@@ -24,7 +24,8 @@ export interface Status {
   };
   /** `foreign`: messages in the DLQ stream that are not orderq entries. */
   dlq: { name: string; depth: number; byReason: Record<DlqReason, number>; foreign: number };
-  ledger: { bucket: string; orders: number; writes: number };
+  /** `retentionMs`: the horizon, the bucket's max age (0: unlimited, a ledger made before the horizon existed). */
+  ledger: { bucket: string; orders: number; writes: number; retentionMs: number };
   /** Inbox mode: the inbox table's rows by outcome (the ledger of record there). */
   inbox?: { table: string; committed: number; deadLettered: number };
   advisoriesWaiting: number;
@@ -88,7 +89,12 @@ export class StatusReader {
         lag: consumer.num_pending + consumer.num_ack_pending,
       },
       dlq: { name: names.dlqStream, depth: dlq.state.messages, ...reasons },
-      ledger: { bucket: names.ledgerBucket, orders: ledger.state.num_subjects ?? 0, writes: ledger.state.messages },
+      ledger: {
+        bucket: names.ledgerBucket,
+        orders: ledger.state.num_subjects ?? 0,
+        writes: ledger.state.messages,
+        retentionMs: millis(ledger.config.max_age ?? 0),
+      },
       ...(inbox ? { inbox } : {}),
       advisoriesWaiting: mover.num_pending + mover.num_ack_pending,
     };

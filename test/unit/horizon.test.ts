@@ -1,0 +1,63 @@
+import { strict as assert } from "node:assert";
+import { InputError } from "../../src/core/base/errors.js";
+import { checkRetention } from "../../src/core/nats/topology.js";
+import { pastHorizon } from "../../src/core/ops/dlq-admin.js";
+import { settingsFrom } from "../../src/cli/base.js";
+
+const DAY = 86_400_000;
+const base = { ledgerRetentionMs: 7 * DAY, dupWindowMs: 120_000, ordersMaxAgeMs: 0, stream: "ORDERS" };
+
+describe("the horizon's rules", () => {
+  it("accepts a horizon above the duplicate window when ORDERS has no max age", () => {
+    assert.doesNotThrow(() => checkRetention(base));
+  });
+
+  it("refuses a horizon not above the duplicate window, naming both", () => {
+    for (const ledgerRetentionMs of [60_000, 120_000]) {
+      assert.throws(
+        () => checkRetention({ ...base, ledgerRetentionMs }),
+        (err: unknown) =>
+          err instanceof InputError &&
+          err.message.startsWith(
+            `--ledger-retention ${ledgerRetentionMs === 60_000 ? "1m" : "2m"} must exceed the duplicate window of ORDERS (2m)`,
+          ) &&
+          !err.message.includes("\n"),
+      );
+    }
+  });
+
+  it("refuses a horizon not above the max age of ORDERS when one is set", () => {
+    assert.throws(
+      () => checkRetention({ ...base, ordersMaxAgeMs: 7 * DAY }),
+      (err: unknown) => err instanceof InputError && err.message.startsWith("--ledger-retention 7d must exceed the max age of ORDERS (7d)"),
+    );
+    assert.doesNotThrow(() => checkRetention({ ...base, ordersMaxAgeMs: 6 * DAY }));
+  });
+
+  it("defaults to 7 days and parses --ledger-retention", () => {
+    const flags = { stream: "ORDERS", consumer: "workers", "dlq-stream": "ORDERS_DLQ", "ledger-bucket": "orderq_ledger" };
+    const common = { ...flags, replicas: 1, "ack-wait": "10s", "max-deliver": 5, "dup-window": "2m", "max-ack-pending": 1000 };
+    assert.equal(settingsFrom(common).ledgerRetentionMs, 7 * DAY);
+    assert.equal(settingsFrom({ ...common, "ledger-retention": "30d" }).ledgerRetentionMs, 30 * DAY);
+    assert.throws(() => settingsFrom({ ...common, "ledger-retention": "a week" }), /--ledger-retention: "a week" is not a duration/);
+  });
+});
+
+describe("a DLQ replay past the horizon", () => {
+  const now = Date.parse("2026-11-30T12:00:00Z");
+
+  it("is refused, saying why and what overrides it", () => {
+    const reason = pastHorizon("2026-11-22T12:00:00Z", 7 * DAY, now);
+    assert.equal(
+      reason,
+      "dead-lettered 8d ago, past the ledger's horizon of 7d: the ledger no longer remembers whether this order was processed since; --force replays it anyway",
+    );
+  });
+
+  it("is allowed within the horizon, with no horizon, and for an unreadable time", () => {
+    assert.equal(pastHorizon("2026-11-24T12:00:00Z", 7 * DAY, now), undefined);
+    assert.equal(pastHorizon("2026-11-23T12:00:00Z", 7 * DAY, now), undefined); // exactly at the horizon
+    assert.equal(pastHorizon("2020-01-01T00:00:00Z", 0, now), undefined);
+    assert.equal(pastHorizon("not a time", 7 * DAY, now), undefined);
+  });
+});
