@@ -107,11 +107,14 @@ function isWrongLastSequence(err: unknown): boolean {
   return err instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.includes(err.code);
 }
 
-/** Every write ever made to the ledger (from its stream, so a second write of a key is visible). */
-export async function readLedgerWrites(nc: NatsConnection, names: Names): Promise<LedgerWrite[]> {
+/**
+ * Every write the ledger still holds (from its stream, so a second write of a key is visible), from
+ * its stream sequence `fromSeq` on when given. Writes older than the horizon are gone.
+ */
+export async function readLedgerWrites(nc: NatsConnection, names: Names, fromSeq?: number): Promise<LedgerWrite[]> {
   const prefix = `$KV.${names.ledgerBucket}.`;
   const writes: LedgerWrite[] = [];
-  for await (const msg of readStream(jetstream(nc), kvStreamName(names.ledgerBucket))) {
+  for await (const msg of readStream(jetstream(nc), kvStreamName(names.ledgerBucket), undefined, fromSeq)) {
     if (msg.data.length === 0) continue; // delete or purge marker
     const time = Number(msg.timestampNanos / 1000n) / 1000;
     writes.push({ orderId: msg.subject.slice(prefix.length), seq: msg.seq, outcome: msg.json<Outcome>(), time });
