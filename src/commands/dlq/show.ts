@@ -2,13 +2,14 @@ import { Args } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, fullView, when, type DlqFullView } from "../../cli/dlq.js";
 import { c, keyValueTable, table } from "../../cli/render.js";
-import { listDlq, select } from "../../core/ops/dlq-admin.js";
+import { findDlqEntries } from "../../core/ops/dlq-admin.js";
 import { InputError } from "../../core/base/errors.js";
 
 export default class DlqShow extends DlqCommand {
   static override summary = "Show one DLQ entry whole: why, the payload, every failed attempt.";
   static override description =
-    "Select the entry by its DLQ sequence number (first column of `orderq dlq list`) or by order id. " +
+    "Select the entry by its DLQ sequence number (first column of `orderq dlq list`: one direct get, whatever the DLQ holds) " +
+    "or by order id (a read of the whole DLQ: an entry's order id is not in its subject). " +
     "An order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
   static override examples = [
     "<%= config.bin %> dlq show 42",
@@ -25,7 +26,7 @@ export default class DlqShow extends DlqCommand {
   async run(): Promise<DlqFullView> {
     const { args, flags } = await this.parse(DlqShow);
     return this.withDlq(flags, async (nc, names) => {
-      const matches = select(await listDlq(nc, names), [args.entry]);
+      const matches = await findDlqEntries(nc, names, [args.entry]);
       if (matches.length > 1) {
         const seqs = matches.map((m) => m.dlqSeq).join(", ");
         throw new InputError(`order ${args.entry} has ${matches.length} DLQ entries (sequences ${seqs}): show one by its sequence`);

@@ -83,7 +83,8 @@ function ordersStreamConfig(s: TopologySettings): Partial<StreamConfig> & { name
 function dlqStreamConfig(s: TopologySettings): Partial<StreamConfig> & { name: string } {
   return {
     name: s.names.dlqStream,
-    subjects: [`${s.names.dlqSubjectPrefix}.*`],
+    // `<source>.<reason>`, and `<source>` alone for the entries of an orderq before the reason was added.
+    subjects: [`${s.names.dlqSubjectPrefix}.>`],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     duplicate_window: nanos(DLQ_DUP_WINDOW_MS),
@@ -291,6 +292,22 @@ async function ensureBucket(
   return { kind: "kv", name: bucket, action: "updated", settings };
 }
 
+/**
+ * A DLQ stream made by an orderq before entries had their reason in the subject (`<prefix>.*`) is
+ * widened to `<prefix>.>` whatever the mode: a worker of this orderq could not dead-letter into it
+ * otherwise, and the old entries stay where they are, covered by the new subject.
+ */
+async function widenDlqSubjects(jsm: JetStreamManager, s: TopologySettings): Promise<void> {
+  const info = await jsm.streams.info(s.names.dlqStream).catch((err: unknown) => {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  });
+  const old = `${s.names.dlqSubjectPrefix}.*`;
+  if (info && info.config.subjects?.length === 1 && info.config.subjects[0] === old) {
+    await jsm.streams.update(s.names.dlqStream, { ...info.config, subjects: [`${s.names.dlqSubjectPrefix}.>`] });
+  }
+}
+
 const STREAM_FIELDS = ["subjects", "retention", "storage", "duplicate_window", "num_replicas"];
 const STREAM_FIXED = ["retention", "storage"];
 const WORKER_FIELDS = ["ack_policy", "ack_wait", "max_deliver", "max_ack_pending"];
@@ -314,6 +331,7 @@ export async function ensureTopology(
   const reports: ResourceReport[] = [];
   reports.push(await ensureStream(jsm, ordersStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
   reports.push(await ensureConsumer(jsm, n.stream, workersConsumerConfig(settings), WORKER_FIELDS, opts));
+  await widenDlqSubjects(jsm, settings);
   reports.push(await ensureStream(jsm, dlqStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
   reports.push(await ensureStream(jsm, advisoryStreamConfig(settings), ["subjects", "retention", "storage", "num_replicas"], STREAM_FIXED, opts));
   reports.push(await ensureConsumer(jsm, n.advisoryStream, moverConsumerConfig(settings), ["ack_policy", "ack_wait"], opts));

@@ -90,7 +90,7 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
     deadLetteredAt: now,
   };
   // The copy's Nats-Msg-Id (see dlqMsgId) is set by the codec, which must put it first.
-  const ack = await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
+  const ack = await ctx.js.publish(dlqSubject(ctx.names, source, entry.reason), input.payload, {
     headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq, input.headers?.get("Nats-Msg-Id") || undefined)),
   });
   if (!ack.duplicate) ctx.trace?.(ackedWriteLine("dlq", ack.seq, entry.orderId ?? `seq:${input.streamSeq}`));
