@@ -6,6 +6,7 @@ import { c, StatusLine, table } from "../cli/render.js";
 import { MAX_ORDER_BYTES } from "../core/pipeline/order.js";
 import { runBench, type BenchResult } from "../core/bench/runner.js";
 import { runSoak, type SoakResult } from "../core/bench/soak.js";
+import { runDlqScale, type DlqScaleResult } from "../core/bench/dlq-scale.js";
 import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { INBOX_PHASES, PHASES, phase } from "../core/bench/summary.js";
 import type { PhaseName } from "../core/bench/types.js";
@@ -29,7 +30,9 @@ export default class Bench extends OrderqCommand {
     "one orders row per order and stock down by exactly their items.\n\n" +
     "--soak ROUNDS runs, instead, rounds of `orderq produce` (--orders) then `orderq work` against one topology whose " +
     "ledger has a short horizon (--soak-horizon, 10s; duplicate window half of it), and prints per round the work rate, " +
-    "the nats-server's resident memory and its store size: with the horizon in force they should level off.";
+    "the nats-server's resident memory and its store size: with the horizon in force they should level off.\n\n" +
+    "--dlq ENTRIES fills a fresh DLQ with that many entries and times `dlq show <seq>`, `dlq list --limit 20` and " +
+    "`status` (in this process, and as commands), beside `dlq show <order id>`, which reads every entry.";
   static override examples = [
     "<%= config.bin %> bench",
     "<%= config.bin %> bench --orders 50000 --runs 3",
@@ -39,6 +42,7 @@ export default class Bench extends OrderqCommand {
     "<%= config.bin %> bench --inbox --inbox-batch 8",
     "<%= config.bin %> bench --server nats://staging:4222 --runs 1",
     "<%= config.bin %> bench --soak 5 --json",
+    "<%= config.bin %> bench --dlq 100000",
   ];
 
   static override flags = {
@@ -70,6 +74,12 @@ export default class Bench extends OrderqCommand {
       exclusive: ["inbox", "runs"],
       helpGroup: "SOAK",
     }),
+    dlq: Flags.integer({
+      summary: "Fill a DLQ with ENTRIES entries and time the DLQ tools and status against it, instead of the benchmark.",
+      min: 1,
+      exclusive: ["inbox", "runs", "soak"],
+      helpGroup: "SOAK",
+    }),
     "soak-horizon": Flags.string({
       summary: "The ledger's horizon during the soak; the duplicate window is half of it.",
       default: "10s",
@@ -94,7 +104,7 @@ export default class Bench extends OrderqCommand {
     }),
   };
 
-  async run(): Promise<BenchResult | SoakResult> {
+  async run(): Promise<BenchResult | SoakResult | DlqScaleResult> {
     const { flags } = await this.parse(Bench);
     const horizonMs = parseDuration(flags["soak-horizon"], "--soak-horizon");
     const config = {
@@ -120,6 +130,16 @@ export default class Bench extends OrderqCommand {
       server: serverOnCommandLine(this.argv) ? this.natsOptions(flags) : undefined,
       workerScript: join(this.config.root, "bin", "run.js"),
     };
+    if (flags.dlq !== undefined) {
+      let scale: DlqScaleResult;
+      try {
+        scale = await runDlqScale(flags.dlq, setup, (text) => (progress = text));
+      } finally {
+        status.stop();
+      }
+      this.log(renderDlqScale(scale));
+      return scale;
+    }
     if (flags.soak !== undefined) {
       let soak: SoakResult;
       try {
@@ -284,6 +304,23 @@ function renderSoak(r: SoakResult): string {
       `work: every worker's first commit → last commit of the round (ledger server timestamps). server RSS: VmRSS after the round; ` +
         `store: the account's file storage (JetStream account info). nats-server ${env.server.version} ` +
         `(${env.server.ours ? "started for this run" : "given by --server"}); load average ${env.loadAverage.before.toFixed(2)} before / ${env.loadAverage.after.toFixed(2)} after.`,
+    ),
+  ].join("\n");
+}
+
+function renderDlqScale(r: DlqScaleResult): string {
+  const ms = (x: number | null) => (x === null ? "n/a" : `${x.toLocaleString("en-US")} ms`);
+  return [
+    c.bold(
+      `orderq bench --dlq: ${r.entries.toLocaleString("en-US")} DLQ entries (${Math.round(r.dlqBytes / 1048576)} MB), filled in ${r.fillSeconds} s`,
+    ),
+    table(
+      ["what", "core call (median of 5)", "as a command (new process)"],
+      r.timings.map((t) => [t.what, ms(t.inProcessMs), ms(t.commandMs)]),
+    ),
+    c.dim(
+      `a command's time includes Node's start-up and connecting. nats-server ${r.environment.server.version}; ` +
+        `load average ${r.environment.loadAverage.before.toFixed(2)} before / ${r.environment.loadAverage.after.toFixed(2)} after.`,
     ),
   ].join("\n");
 }

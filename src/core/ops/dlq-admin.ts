@@ -68,7 +68,7 @@ async function scanSubject(nc: NatsConnection, names: Names, subject: string | u
     if (!first || first.seq > filter.toSeq) return;
   }
   for await (const msg of readDlqStream(nc, names, subject, filter.fromSeq, limit)) {
-    if (filter.toSeq !== undefined && msg.seq > filter.toSeq) continue;
+    if (filter.toSeq !== undefined && msg.seq > filter.toSeq) break; // past the window
     let entry: StoredDlqEntry;
     try {
       entry = decodeDlqEntry(msg.headers, msg.data, msg.seq);
