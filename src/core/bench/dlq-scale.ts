@@ -69,6 +69,8 @@ export async function runDlqScale(entries: number, setup: BenchSetup, progress: 
       const commandMs = args ? await command(setup.workerScript, target.url, target.workerEnv, names, args) : null;
       timings.push({ what, inProcessMs: round(median(runs)), commandMs: commandMs === null ? null : round(commandMs) });
     };
+    // What every command pays before it does anything on this machine: Node and oclif starting up.
+    await time("orderq --version (start-up alone)", async () => {}, ["--version"]);
     await time(`dlq show ${mid}`, () => findDlqEntries(nc, names, [String(mid)]), ["dlq", "show", String(mid)]);
     await time("dlq list --limit 20", () => Promise.all([pageDlq(nc, names, {}, 20), countDlq(nc, names)]), ["dlq", "list", "--limit", "20"]);
     await time(
@@ -151,9 +153,10 @@ async function fill(nc: NatsConnection, names: Names, count: number, progress: (
 /** Wall time of `orderq <args>` in a new process; fails when the command does. */
 function command(script: string, server: string, env: NodeJS.ProcessEnv, names: Names, args: string[]): Promise<number> {
   const naming = ["--stream", names.stream, "--dlq-stream", names.dlqStream, "--ledger-bucket", names.ledgerBucket, "--consumer", names.consumer];
+  const full = args[0] === "--version" ? args : [...args, ...naming, "--server", server, "--json"];
   const start = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args, ...naming, "--server", server, "--json"], {
+    const child = spawn(process.execPath, [script, ...full], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "ignore", "pipe"],
     });
