@@ -3,6 +3,7 @@ import { InputError } from "../../src/core/base/errors.js";
 import { checkRetention } from "../../src/core/nats/topology.js";
 import { pastHorizon } from "../../src/core/ops/dlq-admin.js";
 import { settingsFrom } from "../../src/cli/base.js";
+import { soakTargets, type SoakRound } from "../../src/core/bench/soak.js";
 
 const DAY = 86_400_000;
 const base = { ledgerRetentionMs: 7 * DAY, dupWindowMs: 120_000, ordersMaxAgeMs: 0, stream: "ORDERS" };
@@ -59,5 +60,30 @@ describe("a DLQ replay past the horizon", () => {
     assert.equal(pastHorizon("2026-11-23T12:00:00Z", 7 * DAY, now), undefined); // exactly at the horizon
     assert.equal(pastHorizon("2020-01-01T00:00:00Z", 0, now), undefined);
     assert.equal(pastHorizon("not a time", 7 * DAY, now), undefined);
+  });
+});
+
+describe("the soak's targets", () => {
+  const round = (n: number, serverRssMb: number | null, workRate: number) => ({ round: n, serverRssMb, workRate }) as SoakRound;
+
+  it("are met when memory stays within 20% above round 2 and the rate within 0.9 × of it", () => {
+    const t = soakTargets([round(1, 40, 20_000), round(2, 80, 20_000), round(3, 90, 19_000), round(4, 95, 18_500), round(5, 96, 18_000)]);
+    assert.deepEqual(
+      t.map((x) => [x.measured, x.met]),
+      [
+        ["96 MB vs 80 MB (1.20 ×)", true],
+        ["18000/s vs 20000/s (0.90 ×)", true],
+      ],
+    );
+  });
+
+  it("are not met when memory grows or the rate falls, and leave memory out for a server that is not ours", () => {
+    const t = soakTargets([round(1, 50, 20_000), round(2, 84, 20_000), round(3, 174, 17_000)]);
+    assert.deepEqual(
+      t.map((x) => x.met),
+      [false, false],
+    );
+    assert.equal(soakTargets([round(1, null, 1), round(2, null, 1), round(3, null, 1)]).length, 1);
+    assert.equal(soakTargets([round(1, 1, 1), round(2, 1, 1)]).length, 0, "two rounds: nothing to compare round 2 with");
   });
 });
