@@ -91,4 +91,16 @@ describe("status and the DLQ counts", function () {
     const dlq = JSON.parse(s.stdout).dlq;
     assert.deepEqual([dlq.depth, dlq.byReason, dlq.foreign], [7, { "invalid-payload": 1, "non-retryable": 2, "max-deliveries": 2 }, 2]);
   });
+
+  it("widens the DLQ stream of an older orderq to the new subjects, keeping its entries", async () => {
+    const jsm = await jetstreamManager(fx.nc);
+    await jsm.streams.delete(names.dlqStream);
+    await jsm.streams.add({ name: names.dlqStream, subjects: ["dlq.orders.*"] });
+    await jetstream(fx.nc).publish(dlqSubject(names, "api"), "{}", { headers: encodeDlqHeaders(entry(200, "max-deliveries"), "old-200") });
+    await ensureTopology(fx.nc, DEFAULT_SETTINGS); // as `orderq work` and `produce` do: no verify
+    assert.deepEqual((await jsm.streams.info(names.dlqStream)).config.subjects, ["dlq.orders.>"]);
+    await add("non-retryable"); // a worker of this orderq can dead-letter into it now
+    const c = await countDlq(fx.nc, names);
+    assert.deepEqual([c.total, c.byReason], [2, { "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 1 }]);
+  });
 });

@@ -12,6 +12,9 @@ import { readStream } from "../nats/stream-reader.js";
 import { ledgerRetentionMs } from "../nats/topology.js";
 import { formatDuration } from "../base/duration.js";
 
+/** jetstreamManager() otherwise asks the server for its account info first: one more round trip per read. */
+const NO_API_CHECK = { checkAPI: false };
+
 export interface DlqFilter {
   source?: string;
   reason?: DlqReason;
@@ -61,7 +64,7 @@ async function scanSubject(nc: NatsConnection, names: Names, subject: string | u
     // expire (1 s) to learn that; the first match at or after the window's start says it at once.
     // next_by_subj (wildcards allowed) is in nats-server 2.9's message get API; the client's type for it leaves it out.
     const next = { seq: filter.fromSeq ?? 1, next_by_subj: subject } as unknown as MsgRequest;
-    const first = await (await jetstreamManager(nc)).streams.getMessage(names.dlqStream, next).catch((err: unknown) => {
+    const first = await (await jetstreamManager(nc, NO_API_CHECK)).streams.getMessage(names.dlqStream, next).catch((err: unknown) => {
       if (isNotFound(err)) return null;
       throw err;
     });
@@ -156,7 +159,7 @@ export async function countDlq(nc: NatsConnection, names: Names, filter: Pick<Dl
 
 /** One entry by its DLQ sequence, with a direct get: undefined when there is none, or it is not an orderq entry. */
 export async function getDlqEntry(nc: NatsConnection, names: Names, seq: number): Promise<StoredDlqEntry | undefined> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(nc, NO_API_CHECK);
   await dlqInfo(jsm, names); // names a missing stream as the other readers do
   let msg;
   try {
