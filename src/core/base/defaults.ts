@@ -10,6 +10,12 @@ export const ACK_WAIT_MS = 10_000;
 export const SERVER_ACK_WAIT_MS = 30_000;
 /** Publish de-duplication window of the orders stream: a producer retries inside it. */
 export const DUP_WINDOW_MS = 120_000;
+/**
+ * The horizon: how long the ledger (the KV bucket's max age, and the inbox's rows in inbox mode)
+ * remembers an order. Within it a re-send or a DLQ replay is absorbed; after it, the order is
+ * forgotten (see README, "The guarantee, and its limits"). It must exceed the duplicate window.
+ */
+export const LEDGER_RETENTION_MS = 7 * 86_400_000;
 /** Deliveries of one order before it is dead-lettered. */
 export const MAX_DELIVER = 5;
 /** Orders delivered but not yet acked, over all workers. */

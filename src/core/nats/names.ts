@@ -8,7 +8,7 @@ export interface Names {
   subjectPrefix: string;
   /** Durable pull consumer shared by every worker. */
   consumer: string;
-  /** Dead-letter stream, subjects `<dlqSubjectPrefix>.<source>`. */
+  /** Dead-letter stream, subjects `<dlqSubjectPrefix>.<source>.<reason>` (`<dlqSubjectPrefix>.<source>` before the reason was added). */
   dlqStream: string;
   dlqSubjectPrefix: string;
   /** Stream that makes MAX_DELIVERIES advisories durable, and the mover's consumer on it. */
@@ -59,8 +59,13 @@ export function orderSubject(names: Names, source: string): string {
   return `${names.subjectPrefix}.${source}`;
 }
 
-export function dlqSubject(names: Names, source: string): string {
-  return `${names.dlqSubjectPrefix}.${source}`;
+/**
+ * Subject of a DLQ entry: `<prefix>.<source>.<reason>`. The reason is in the subject so that the
+ * server counts entries by reason (stream info's per-subject counts): `status` and `dlq list` need not
+ * read every entry. Without a reason: the subject entries had before (still read, never written).
+ */
+export function dlqSubject(names: Names, source: string, reason?: string): string {
+  return reason ? `${names.dlqSubjectPrefix}.${source}.${reason}` : `${names.dlqSubjectPrefix}.${source}`;
 }
 
 /** The subject JetStream publishes MAX_DELIVERIES advisories on for our consumer. */
