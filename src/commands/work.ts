@@ -81,6 +81,15 @@ export default class Work extends OrderqCommand {
       default: formatDuration(defaults.DRAIN_TIMEOUT_MS),
     }),
     "worker-id": Flags.string({ summary: "Name of this worker in the ledger and attempt history.", default: `w-${process.pid}` }),
+    lane: Flags.string({
+      summary: "quarantine: run only a quarantine lane (suspects, one at a time) in this process.",
+      description:
+        "A suspect is an order whose previous delivery ended with no recorded failure (its worker died or lost its lease). " +
+        "Suspects are retried alone in the quarantine lane, so an order that crashes workers is charged and dead-lettered " +
+        "(reason crashed-worker) without the orders that were in flight beside it. With --processes or --autoscale the " +
+        "supervisor runs the lane as a process of its own; a lone `orderq work` runs it in-process.",
+      options: ["quarantine"],
+    }),
     mover: Flags.boolean({ summary: "Run a DLQ mover in this process.", default: true, allowNo: true }),
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
     "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 0, max: 65535 }),
@@ -137,7 +146,7 @@ export default class Work extends OrderqCommand {
     const scaling: ScaleEvent[] = [];
     const log = (line: string) => this.logToStderr(line);
     const pool =
-      !child && (o.processes > 1 || o.autoscale)
+      !child && !o.lane && (o.processes > 1 || o.autoscale)
         ? startWorkSupervisor(jsm, o, {
             script: join(this.config.root, "bin", "run.js"),
             credentials: { ...credentialEnv(this.natsOptions(flags)), ...(o.inbox ? { [INBOX_URL_ENV]: o.inbox.url } : {}) },
@@ -179,6 +188,7 @@ export default class Work extends OrderqCommand {
           ["suppressed duplicates", stats.suppressedDuplicates],
           ["failed attempts", stats.failedAttempts],
           ["retried", stats.retried],
+          ["quarantined (suspects)", stats.quarantined],
           ["dead-lettered", stats.deadLettered],
           ["invalid payloads", stats.invalid],
           ["errors", stats.errors],
@@ -224,6 +234,7 @@ function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
     exitWhenIdleMs: flags["exit-when-idle"] ? parseDuration(flags["exit-when-idle"], "--exit-when-idle") : undefined,
     drainTimeoutMs: parseDuration(flags["drain-timeout"], "--drain-timeout"),
     workerId: flags["worker-id"],
+    lane: flags.lane === "quarantine" ? "quarantine" : undefined,
     mover: flags.mover,
     seed: flags.seed,
     metricsPort: flags["metrics-port"],
