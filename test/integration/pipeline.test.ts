@@ -494,7 +494,7 @@ describe("status", function () {
     assert.equal(s.stream.messages, 4);
     assert.deepEqual([s.consumer.pending, s.consumer.ackPending, s.consumer.lag], [4, 0, 4]);
     assert.equal(s.dlq.depth, 5);
-    assert.deepEqual(s.dlq.byReason, { "invalid-payload": 3, "non-retryable": 2, "max-deliveries": 0 });
+    assert.deepEqual(s.dlq.byReason, { "invalid-payload": 3, "non-retryable": 2, "max-deliveries": 0, "crashed-worker": 0 });
     assert.equal(s.dlq.foreign, 0);
     // The fatal orders' keys hold their dead-letter claims: 10 commits + 2 claims.
     assert.deepEqual([s.ledger.orders, s.ledger.writes], [12, 12]);

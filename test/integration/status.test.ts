@@ -82,7 +82,7 @@ describe("DLQ tally (status --watch)", function () {
     let r = await update(tally);
     assert.deepEqual(
       [r.byReason, r.foreign, r.reads],
-      [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0, []],
+      [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0, "crashed-worker": 0 }, 0, []],
       "an empty DLQ reads nothing",
     );
 
@@ -91,7 +91,10 @@ describe("DLQ tally (status --watch)", function () {
     await add("max-deliveries");
     await jetstream(fx.nc).publish(dlqSubject(names, "web"), "by hand");
     r = await update(tally);
-    assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 1, "non-retryable": 1, "max-deliveries": 1 }, 1, [[1, 4]]]);
+    assert.deepEqual(
+      [r.byReason, r.foreign, r.reads],
+      [{ "invalid-payload": 1, "non-retryable": 1, "max-deliveries": 1, "crashed-worker": 0 }, 1, [[1, 4]]],
+    );
 
     r = await update(tally);
     assert.deepEqual(r.reads, [], "nothing new: nothing read");
@@ -102,15 +105,18 @@ describe("DLQ tally (status --watch)", function () {
 
     await jsm.streams.deleteMessage(names.dlqStream, 1); // the first: below the new first sequence
     r = await update(tally);
-    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 2 }, []]);
+    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 2, "crashed-worker": 0 }, []]);
 
     await jsm.streams.deleteMessage(names.dlqStream, 3); // one in the middle: the counts disagree with the depth
     r = await update(tally);
-    assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 1 }, 1, [[2, 5]]]);
+    assert.deepEqual(
+      [r.byReason, r.foreign, r.reads],
+      [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 1, "crashed-worker": 0 }, 1, [[2, 5]]],
+    );
 
     await jsm.streams.purge(names.dlqStream);
     r = await update(tally);
-    assert.deepEqual([r.byReason, r.foreign], [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0]);
+    assert.deepEqual([r.byReason, r.foreign], [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0, "crashed-worker": 0 }, 0]);
 
     await jsm.streams.delete(names.dlqStream);
     await ensureTopology(fx.nc, DEFAULT_SETTINGS);
@@ -118,7 +124,7 @@ describe("DLQ tally (status --watch)", function () {
     r = await update(tally);
     assert.deepEqual(
       [r.byReason, r.reads],
-      [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 0 }, [[1, 1]]],
+      [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 0, "crashed-worker": 0 }, [[1, 1]]],
       "a re-created stream is read from 1",
     );
 
@@ -127,6 +133,6 @@ describe("DLQ tally (status --watch)", function () {
     await ensureTopology(fx.nc, DEFAULT_SETTINGS);
     for (let i = 0; i < 3; i++) await add("invalid-payload");
     r = await update(tally);
-    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 3, "non-retryable": 0, "max-deliveries": 0 }, [[1, 3]]]);
+    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 3, "non-retryable": 0, "max-deliveries": 0, "crashed-worker": 0 }, [[1, 3]]]);
   });
 });

@@ -73,6 +73,10 @@ function render(e: DlqFullView, stream: string): string {
           ["#", "at", "worker", "error class", "error"],
           e.attempts.map((a) => [a.attempt, when(a.at), a.worker, a.errorClass, a.error]),
         )
-      : c.dim(e.reason === "max-deliveries" || e.reason === "crashed-worker" ? "none recorded: no attempt reported an error (the worker crashed or hung)" : "none recorded"),
+      : c.dim(
+          e.reason === "max-deliveries" || e.reason === "crashed-worker"
+            ? "none recorded: no attempt reported an error (the worker crashed or hung)"
+            : "none recorded",
+        ),
   ].join("\n");
 }

@@ -179,7 +179,14 @@ function conflictError(kind: string, name: string, diffs: FieldDiff[], updatable
  * own names on a server of the user's. A stream already gone is fine; every stream is tried.
  */
 export async function deleteTopology(jsm: JetStreamManager, names: Names): Promise<void> {
-  const streams = [names.stream, names.dlqStream, names.advisoryStream, names.quarantineStream, kvStreamName(names.ledgerBucket), kvStreamName(names.attemptsBucket)];
+  const streams = [
+    names.stream,
+    names.dlqStream,
+    names.advisoryStream,
+    names.quarantineStream,
+    kvStreamName(names.ledgerBucket),
+    kvStreamName(names.attemptsBucket),
+  ];
   const failures: string[] = [];
   for (const stream of streams) {
     await jsm.streams.delete(stream).catch((err: unknown) => {

@@ -52,8 +52,9 @@ export interface WorkerOptions {
   /**
    * main: ORDERS through the workers consumer. quarantine: copies of suspects, one at a time
    * (`concurrency` is then 1 whatever it says: one order in flight is what isolates a crash).
+   * Absent: main.
    */
-  lane: Lane;
+  lane?: Lane;
   /** Orders in flight at once in this process. */
   concurrency: number;
   backoff: BackoffPolicy;
@@ -180,6 +181,7 @@ export class Worker {
   private ackWaitMs = SERVER_ACK_WAIT_MS;
   private maxDeliver = -1;
   private readonly concurrency: number;
+  private readonly lane: Lane;
   private ledger!: OutcomeStore;
   private dlq!: DeadLetterContext;
   /** Every handler's `ctx.signal`: aborted when the drain timeout gives up on them. */
@@ -193,12 +195,14 @@ export class Worker {
     private readonly rng: Rng,
   ) {
     this.js = jetstream(nc);
-    this.concurrency = options.lane === "quarantine" ? 1 : options.concurrency;
+    this.lane = options.lane ?? "main";
+    this.concurrency = this.lane === "quarantine" ? 1 : options.concurrency;
   }
 
   /** Runs until stop() and every order in flight is finished. */
   async run(): Promise<void> {
-    const { names, lane } = this.options;
+    const { names } = this.options;
+    const { lane } = this;
     this.jsm = await jetstreamManager(this.nc, { checkAPI: false });
     ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = await leaseSettings(this.jsm, names, lane));
     this.ledger = this.options.inbox ?? (await Ledger.open(this.nc, names, this.options.unsafe));
@@ -363,11 +367,16 @@ export class Worker {
   private async refreshLease(): Promise<void> {
     let now: LeaseSettings;
     try {
-      now = await leaseSettings(this.jsm, this.options.names, this.options.lane);
+      now = await leaseSettings(this.jsm, this.options.names, this.lane);
     } catch {
       return; // broker briefly away: keep the last known settings; the pulls report the outage
     }
-    const change = describeLeaseChange({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver }, now, [...this.inFlight.values()], performance.now());
+    const change = describeLeaseChange(
+      { ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver },
+      now,
+      [...this.inFlight.values()],
+      performance.now(),
+    );
     if (!change) return;
     ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = now);
     if (now.ackWaitMs !== change.before.ackWaitMs) {
@@ -384,7 +393,7 @@ export class Worker {
 
   private async process(msg: JsMsg): Promise<void> {
     try {
-      const original = this.options.lane === "quarantine" ? originalOf(msg) : { seq: msg.info.streamSequence, subject: msg.subject, headers: msg.headers };
+      const original = this.lane === "quarantine" ? originalOf(msg) : { seq: msg.info.streamSequence, subject: msg.subject, headers: msg.headers };
       const d: Delivery = { msg, ...original, attempt: msg.info.deliveryCount };
       const parsed = parseOrder(msg.data);
       if (!parsed.ok) {
@@ -408,7 +417,8 @@ export class Worker {
    * for the reads before the handler; a first delivery in the main lane goes straight to it.
    */
   private async processOrder(d: Delivery, order: Order): Promise<void> {
-    const { lane, unsafe } = this.options;
+    const { lane } = this;
+    const { unsafe } = this.options;
     const redelivery = d.attempt > 1 || lane === "quarantine";
     // A first delivery cannot be committed yet (publishing is de-duplicated), so only a redelivery
     // pays for this read; the commit's create-if-absent guards every case anyway. A quarantine copy
@@ -543,7 +553,7 @@ export class Worker {
       attempt: d.attempt,
       streamSeq: d.seq,
       at: new Date().toISOString(),
-      ...(this.options.lane === "quarantine" && { lane: "quarantine" as const }),
+      ...(this.lane === "quarantine" && { lane: "quarantine" as const }),
     };
   }
 
@@ -602,7 +612,7 @@ export class Worker {
       orderId: order.id,
       streamSeq: d.seq,
       attempt,
-      ...(this.options.lane === "quarantine" && { lane: "quarantine" as const }),
+      ...(this.lane === "quarantine" && { lane: "quarantine" as const }),
       worker: this.options.workerId,
       error,
       errorClass: err instanceof Error ? err.name : typeof err,
@@ -680,7 +690,9 @@ export function describeLeaseChange(before: LeaseSettings, after: LeaseSettings,
   const parts: string[] = [];
   let atRisk = 0;
   if (after.ackWaitMs !== before.ackWaitMs) {
-    parts.push(`ack wait ${formatDuration(before.ackWaitMs)} → ${formatDuration(after.ackWaitMs)} (in-progress acks now every ${formatDuration(Math.max(100, Math.floor(after.ackWaitMs / 3)))})`);
+    parts.push(
+      `ack wait ${formatDuration(before.ackWaitMs)} → ${formatDuration(after.ackWaitMs)} (in-progress acks now every ${formatDuration(Math.max(100, Math.floor(after.ackWaitMs / 3)))})`,
+    );
     atRisk = held.filter((h) => now - h.contact >= after.ackWaitMs).length;
   }
   if (after.maxDeliver !== before.maxDeliver) parts.push(`max deliver ${before.maxDeliver} → ${after.maxDeliver}`);
