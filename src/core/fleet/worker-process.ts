@@ -99,6 +99,7 @@ export async function startWorkerProcess(
       process.send?.({ type: "stats", stats: stats(), metrics: snapshot } satisfies ChildReport, undefined, undefined, () => {});
     };
     const timer = setInterval(() => void report(), REPORT_EVERY_MS);
+    void report(); // at once: the supervisor tells a worker that started from one that cannot start
     done = done.finally(async () => {
       clearInterval(timer);
       await report();
