@@ -14,6 +14,11 @@ export interface AttemptRecord {
   attempt: number;
   /** Set for an attempt made in the quarantine lane. */
   lane?: "quarantine";
+  /**
+   * Not a failure: the delivery was handed back because another delivery of the order held it
+   * (inbox mode). Recorded so that the next delivery does not take it for a crash; left out of list().
+   */
+  deferred?: true;
   worker: string;
   error: string;
   errorClass: string;
@@ -32,21 +37,31 @@ export class AttemptLog {
   }
 
   /**
-   * Whether the failure of delivery `attempt` of ORDERS message `streamSeq` (main lane) was recorded:
-   * the last revision of the key is the latest failure, since failures are recorded in order and a
-   * redelivery is only made after the previous delivery ended. One read, only on a redelivery.
-   * A stale answer (a replica behind) says "not recorded": the order is then treated as a suspect,
-   * which is the safe direction (it is retried alone, not charged).
+   * Whether delivery `attempt` of ORDERS message `streamSeq` (main lane) ended with a record — a
+   * failure or a deferral — rather than with its worker dying or losing the lease. The last revision
+   * of the key is the latest record, since records are written in order and a redelivery is only made
+   * after the previous delivery ended. One read, only on a redelivery. A stale answer (a replica
+   * behind) says "no record": the order is then treated as a suspect, which is the safe direction
+   * (it is retried alone, not charged).
    */
-  async recordedFailure(streamSeq: number, attempt: number): Promise<boolean> {
+  async endedWithRecord(streamSeq: number, attempt: number): Promise<boolean> {
     const entry = await this.kv.get(String(streamSeq));
     if (!entry || entry.operation !== "PUT") return false;
     const last = entry.json<AttemptRecord>();
     return last.lane === undefined && last.attempt === attempt;
   }
 
-  /** Every recorded attempt of one stream message, oldest first. */
+  /** How many deliveries of the quarantine lane ended with a record (failure or deferral) for `streamSeq`. */
+  async laneRecords(streamSeq: number): Promise<number> {
+    return (await this.all(streamSeq)).filter((a) => a.lane === "quarantine").length;
+  }
+
+  /** Every failed attempt of one stream message, oldest first (deferrals left out: they are not failures). */
   async list(streamSeq: number): Promise<AttemptRecord[]> {
+    return (await this.all(streamSeq)).filter((a) => !a.deferred);
+  }
+
+  private async all(streamSeq: number): Promise<AttemptRecord[]> {
     const out: AttemptRecord[] = [];
     const iter = await this.kv.history({ key: String(streamSeq) });
     for await (const entry of iter) {

@@ -37,7 +37,7 @@ export async function moveToDlq(ctx: DeadLetterContext, jsm: JetStreamManager, a
   const parsed = parseOrder(original.data);
   // Crash isolation (DESIGN.md): its last delivery ended with no recorded failure — the worker died or
   // lost its lease, maybe because of an order beside it. A suspect is retried alone, not charged.
-  if (parsed.ok && !(await ctx.attempts.recordedFailure(seq, advisory.deliveries)) && (await ctx.ledger.get(parsed.order.id)) === undefined) {
+  if (parsed.ok && !(await ctx.attempts.endedWithRecord(seq, advisory.deliveries)) && (await ctx.ledger.get(parsed.order.id)) === undefined) {
     await copyToQuarantine(ctx.js, ctx.names, { seq, subject: original.subject, headers: original.header }, original.data);
     await deleteIfPresent(jsm, ctx.names.stream, seq);
     ctx.trace?.(`quarantine ${parsed.order.id} seq=${seq}: max deliveries, no failure recorded for attempt ${advisory.deliveries}`);

@@ -18,7 +18,7 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { ackedWriteLine } from "./acked-writes.js";
-import { AttemptLog } from "./attempts.js";
+import { AttemptLog, type AttemptRecord } from "./attempts.js";
 import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
 import { DlqMover } from "./dlq-mover.js";
@@ -434,15 +434,18 @@ export class Worker {
     // Crash isolation (DESIGN.md). The previous delivery ended with no recorded failure: its process
     // died or lost the lease, maybe because of an order beside it. Charging it here could send a
     // healthy order to the DLQ, so it is retried alone in the quarantine lane instead.
-    if (lane === "main" && d.attempt > 1 && !(await this.dlq.attempts.recordedFailure(d.seq, d.attempt - 1))) {
+    if (lane === "main" && d.attempt > 1 && !(await this.dlq.attempts.endedWithRecord(d.seq, d.attempt - 1))) {
       await this.quarantine(d, order);
       return;
     }
-    // In the lane, a delivery past max deliver means the last one crashed too: this order crashed
-    // the lane (where it ran alone) every time it was allowed to run. Do not run it again.
-    if (lane === "quarantine" && this.maxDeliver > 0 && d.attempt > this.maxDeliver) {
-      await this.crashedWorker(d, order);
-      return;
+    // In the lane, where the order ran alone, every earlier delivery without a record is a crash of
+    // its own. Once it has crashed the lane max-deliver times, it is not run again.
+    if (lane === "quarantine" && d.attempt > 1 && this.maxDeliver > 0) {
+      const crashes = d.attempt - 1 - (await this.dlq.attempts.laneRecords(d.seq));
+      if (crashes >= this.maxDeliver) {
+        await this.crashedWorker(d, order, crashes);
+        return;
+      }
     }
     if (this.options.inbox) {
       await this.processInInbox(d, order, this.options.inbox);
@@ -489,13 +492,9 @@ export class Worker {
 
   /**
    * Dead-letters a suspect that crashed its quarantine lane max-deliver times: reason crashed-worker,
-   * with its crash count — the lane deliveries that ended with no recorded failure, apart from the
-   * failures its handler did report.
+   * with its crash count, apart from the failures its handler did report (the entry's attempts).
    */
-  private async crashedWorker(d: Delivery, order: Order): Promise<void> {
-    const spent = d.attempt - 1;
-    const failures = (await this.dlq.attempts.list(d.seq)).filter((a) => a.lane === "quarantine").length;
-    const crashes = spent - failures;
+  private async crashedWorker(d: Delivery, order: Order, crashes: number): Promise<void> {
     await this.toDlq(
       d,
       {
@@ -504,7 +503,7 @@ export class Worker {
         validOrderId: order.id,
         crashes,
       },
-      spent,
+      d.attempt - 1,
     );
   }
 
@@ -525,8 +524,9 @@ export class Worker {
         return;
       case "busy":
         // Another delivery of this order is in a transaction now: hand this one back for later.
-        // (Its next delivery finds no recorded failure and is retried in the quarantine lane.)
+        // Recorded first, so that the next delivery does not take this one for a crash.
         this.stats.deferred++;
+        await this.recordAttempt(d, order, { error: "another delivery of this order held it (deferred)", errorClass: "Deferred", deferred: true });
         d.msg.nak(backoffDelay(d.attempt, this.options.backoff, this.rng));
         return;
       case "failed":
@@ -608,16 +608,7 @@ export class Worker {
     const error = errorMessage(err);
     this.stats.failedAttempts++;
     // Recorded before the nak: the redelivery reads it to tell a failure from a crash (a suspect).
-    await this.dlq.attempts.record({
-      orderId: order.id,
-      streamSeq: d.seq,
-      attempt,
-      ...(this.lane === "quarantine" && { lane: "quarantine" as const }),
-      worker: this.options.workerId,
-      error,
-      errorClass: err instanceof Error ? err.name : typeof err,
-      at: new Date().toISOString(),
-    });
+    await this.recordAttempt(d, order, { error, errorClass: err instanceof Error ? err.name : typeof err });
     const retryable = !isNonRetryable(err);
     const attemptsLeft = this.maxDeliver < 0 || attempt < this.maxDeliver;
     if (retryable && attemptsLeft) {
@@ -629,6 +620,18 @@ export class Worker {
       reason: retryable ? "max-deliveries" : "non-retryable",
       lastError: error,
       validOrderId: order.id,
+    });
+  }
+
+  private async recordAttempt(d: Delivery, order: Order, what: Pick<AttemptRecord, "error" | "errorClass" | "deferred">): Promise<void> {
+    await this.dlq.attempts.record({
+      orderId: order.id,
+      streamSeq: d.seq,
+      attempt: d.attempt,
+      ...(this.lane === "quarantine" && { lane: "quarantine" as const }),
+      worker: this.options.workerId,
+      ...what,
+      at: new Date().toISOString(),
     });
   }
 
