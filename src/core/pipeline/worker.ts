@@ -393,6 +393,7 @@ export class Worker {
 
   private async process(msg: JsMsg): Promise<void> {
     try {
+      // A quarantine copy stands for its ORDERS original: outcomes, attempts and DLQ entries name that.
       const original = this.lane === "quarantine" ? originalOf(msg) : { seq: msg.info.streamSequence, subject: msg.subject, headers: msg.headers };
       const d: Delivery = { msg, ...original, attempt: msg.info.deliveryCount };
       const parsed = parseOrder(msg.data);
@@ -431,9 +432,9 @@ export class Worker {
       await this.onOutcomeExists(d, order, existing);
       return;
     }
-    // Crash isolation (DESIGN.md). The previous delivery ended with no recorded failure: its process
-    // died or lost the lease, maybe because of an order beside it. Charging it here could send a
-    // healthy order to the DLQ, so it is retried alone in the quarantine lane instead.
+    // Crash isolation (DESIGN.md). The previous delivery ended with no recorded failure (or deferral):
+    // its process died or lost the lease, maybe because of an order beside it. Charging it here could
+    // send a healthy order to the DLQ, so it is retried alone in the quarantine lane instead.
     if (lane === "main" && d.attempt > 1 && !(await this.dlq.attempts.endedWithRecord(d.seq, d.attempt - 1))) {
       await this.quarantine(d, order);
       return;
