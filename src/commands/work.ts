@@ -93,6 +93,15 @@ export default class Work extends OrderqCommand {
       defaultHelp: shownAs(defaults.DRAIN_TIMEOUT_MS),
     }),
     "worker-id": Flags.string({ summary: "Name of this worker in the ledger and attempt history.", default: `w-${process.pid}` }),
+    lane: Flags.string({
+      summary: "quarantine: run only a quarantine lane (suspects, one at a time) in this process.",
+      description:
+        "A suspect is an order whose previous delivery ended with no recorded failure (its worker died or lost its lease). " +
+        "Suspects are retried alone in the quarantine lane, so an order that crashes workers is charged and dead-lettered " +
+        "(reason crashed-worker) without the orders that were in flight beside it. With --processes or --autoscale the " +
+        "supervisor runs the lane as a process of its own; a lone `orderq work` runs it in-process.",
+      options: ["quarantine"],
+    }),
     mover: Flags.boolean({ summary: "Run a DLQ mover in this process.", default: true, allowNo: true }),
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
     "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 0, max: 65535 }),
@@ -212,6 +221,7 @@ export default class Work extends OrderqCommand {
           ["suppressed duplicates", stats.suppressedDuplicates],
           ["failed attempts", stats.failedAttempts],
           ["retried", stats.retried],
+          ["quarantined (suspects)", stats.quarantined],
           ["dead-lettered", stats.deadLettered],
           ["invalid payloads", stats.invalid],
           ["errors", stats.errors],
@@ -260,6 +270,7 @@ export function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
     exitWhenIdleMs: flags["exit-when-idle"],
     drainTimeoutMs: flags["drain-timeout"],
     workerId: flags["worker-id"],
+    lane: flags.lane === "quarantine" ? "quarantine" : undefined,
     mover: flags.mover,
     seed: flags.seed,
     metricsPort: flags["metrics-port"],

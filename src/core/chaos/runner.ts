@@ -201,6 +201,18 @@ async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{
     refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data), seq });
     if (seqs.length < SAMPLE_SIZE) seqs.push(seq);
   }
+  // Suspects still in the quarantine lane are left over too, under the original's id and sequence.
+  const lane = await jsm.streams.info(names.quarantineStream);
+  for (let seq = lane.state.first_seq, found = 0; found < Math.min(lane.state.messages, MAX_REMAINING) && seq <= lane.state.last_seq; seq++) {
+    const msg = await jsm.streams.getMessage(names.quarantineStream, { seq }).catch(() => null);
+    if (!msg) continue;
+    found++;
+    refs.push({
+      msgId: msg.header?.get("Orderq-Original-Msg-Id") || undefined,
+      orderId: guessOrderId(msg.data),
+      seq: Number(msg.header?.get("Orderq-Original-Seq")) || undefined,
+    });
+  }
   const final: FinalState = {
     stream: { messages: info.state.messages, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq },
     consumer: {
@@ -467,6 +479,25 @@ function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
   const external = options.external;
   const inbox = rig.inbox;
   let spawns = 0;
+  const args = (workerId: string, lane?: "quarantine") =>
+    workArgs({
+      server: rig.workerPath.url,
+      settings: rig.settings,
+      concurrency: s.workers.concurrency,
+      handlerMs: s.handler.ms,
+      failRate: s.handler.failRate,
+      backoffBaseMs: s.consumer.backoffBaseMs,
+      backoffMaxMs: s.consumer.backoffMaxMs,
+      crashAfterCommitRate: s.workers.crashAfterCommitRate,
+      dropAckRate: s.workers.dropAckRate,
+      workerId,
+      lane,
+      // A replacement process must not replay its predecessor's random choices.
+      seed: options.seed + 1000 * ++spawns,
+      unsafe: options.unsafe || undefined,
+      trace: true,
+      ...(inbox?.workOptions ?? { handler }),
+    });
   return new WorkerPool(
     {
       script: options.cliScript,
@@ -476,25 +507,9 @@ function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
       restartDelayMs: s.workers.restartDelayMs,
       killOnExit: true,
       logFile: (workerId) => dir.workerLog(workerId),
-      args: (workerId) =>
-        workArgs({
-          server: rig.workerPath.url,
-          settings: rig.settings,
-          concurrency: s.workers.concurrency,
-          handlerMs: s.handler.ms,
-          failRate: s.handler.failRate,
-          backoffBaseMs: s.consumer.backoffBaseMs,
-          backoffMaxMs: s.consumer.backoffMaxMs,
-          crashAfterCommitRate: s.workers.crashAfterCommitRate,
-          dropAckRate: s.workers.dropAckRate,
-          workerId,
-          // A replacement process must not replay its predecessor's random choices.
-          seed: options.seed + 1000 * ++spawns,
-          unsafe: options.unsafe || undefined,
-          trace: true,
-          ...(inbox?.workOptions ?? { handler }),
-        }),
+      args: (workerId) => args(workerId),
     },
+    (workerId) => args(workerId, "quarantine"),
     ctx.note,
   );
 }

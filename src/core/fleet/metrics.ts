@@ -16,6 +16,7 @@ const COUNTERS: [CounterName, string, string][] = [
   ["suppressedDuplicates", "orderq_duplicates_suppressed_total", "Redeliveries of committed work absorbed by the ledger."],
   ["deadLettered", "orderq_orders_dead_lettered_total", "Orders written to the dead-letter stream."],
   ["invalid", "orderq_payloads_invalid_total", "Payloads that were not a valid order."],
+  ["quarantined", "orderq_orders_quarantined_total", "Suspects (previous delivery ended with no recorded failure) sent to the quarantine lane."],
   ["errors", "orderq_errors_total", "Infrastructure errors; the order was left for redelivery."],
 ];
 

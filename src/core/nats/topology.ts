@@ -121,6 +121,36 @@ function workersConsumerConfig(s: TopologySettings): Partial<ConsumerConfig> & {
   };
 }
 
+/**
+ * The quarantine lane's stream (DESIGN.md, Crash isolation): copies of suspects, de-duplicated by
+ * quarantineMsgId, so its window is as long as the DLQ's (a copy retried after a long outage stays single).
+ */
+function quarantineStreamConfig(s: TopologySettings): Partial<StreamConfig> & { name: string } {
+  return {
+    name: s.names.quarantineStream,
+    subjects: [`${s.names.quarantineSubjectPrefix}.*`],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(DLQ_DUP_WINDOW_MS),
+    num_replicas: s.replicas,
+  };
+}
+
+/**
+ * The lane's consumer: the same ack wait as the workers' (crash detection), and no max deliver of
+ * its own — the lane worker counts its crashes against the workers' max deliver and dead-letters a
+ * suspect itself (reason crashed-worker), so no advisory is needed for this path.
+ */
+function quarantineConsumerConfig(s: TopologySettings): Partial<ConsumerConfig> & { durable_name: string } {
+  return {
+    durable_name: s.names.quarantineConsumer,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(s.ackWaitMs),
+    max_deliver: -1,
+  };
+}
+
 function moverConsumerConfig(s: TopologySettings): Partial<ConsumerConfig> & { durable_name: string } {
   return {
     durable_name: s.names.moverConsumer,
@@ -165,6 +195,7 @@ export async function deleteTopology(jsm: JetStreamManager, names: Names): Promi
     names.stream,
     names.dlqStream,
     names.advisoryStream,
+    names.quarantineStream,
     kvStreamName(names.ledgerBucket),
     kvStreamName(names.attemptsBucket),
     kvStreamName(names.intakeBucket),
@@ -349,6 +380,8 @@ export async function ensureTopology(
   reports.push(await ensureStream(jsm, dlqStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
   reports.push(await ensureStream(jsm, advisoryStreamConfig(settings), ["subjects", "retention", "storage", "num_replicas"], STREAM_FIXED, opts));
   reports.push(await ensureConsumer(jsm, n.advisoryStream, moverConsumerConfig(settings), ["ack_policy", "ack_wait"], opts));
+  reports.push(await ensureStream(jsm, quarantineStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
+  reports.push(await ensureConsumer(jsm, n.quarantineStream, quarantineConsumerConfig(settings), ["ack_policy", "ack_wait", "max_deliver"], opts));
   reports.push(await ensureBucket(nc, jsm, n.ledgerBucket, LEDGER_HISTORY, settings.replicas, settings.ledgerRetentionMs, opts));
   reports.push(await ensureBucket(nc, jsm, n.attemptsBucket, ATTEMPTS_HISTORY, settings.replicas, ATTEMPTS_MAX_AGE_MS, opts));
   reports.push(await ensureIntakeBucket(nc, jsm, settings, opts));
@@ -392,11 +425,23 @@ export async function ledgerRetentionMs(jsm: JetStreamManager, names: Names): Pr
   return millis(info.config.max_age ?? 0);
 }
 
-/** The workers consumer's ack wait as configured on the server (the operator's choice wins). */
-export async function consumerAckWaitMs(nc: NatsConnection, names: Names): Promise<{ ackWaitMs: number; maxDeliver: number }> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.consumers.info(names.stream, names.consumer);
-  return { ackWaitMs: millis(info.config.ack_wait ?? nanos(defaults.SERVER_ACK_WAIT_MS)), maxDeliver: info.config.max_deliver ?? -1 };
+/** What a worker follows from the server (the operator's choice wins over any flag). */
+export interface LeaseSettings {
+  /** Ack wait of the consumer the worker pulls from, in ms: its lease per delivery. */
+  ackWaitMs: number;
+  /** The workers consumer's max deliver (-1: unlimited); the quarantine lane counts against it too. */
+  maxDeliver: number;
+}
+
+/**
+ * The ack wait of the consumer a worker pulls from (`consumer`, the workers' by default) and the
+ * workers consumer's max deliver, as the server holds them now. Read at start and again every few
+ * seconds by the worker, so `topology ensure --update` reaches running workers.
+ */
+export async function leaseSettings(jsm: JetStreamManager, names: Names, lane: "main" | "quarantine" = "main"): Promise<LeaseSettings> {
+  const workers = await jsm.consumers.info(names.stream, names.consumer);
+  const pulled = lane === "main" ? workers : await jsm.consumers.info(names.quarantineStream, names.quarantineConsumer);
+  return { ackWaitMs: millis(pulled.config.ack_wait ?? nanos(defaults.SERVER_ACK_WAIT_MS)), maxDeliver: workers.config.max_deliver ?? -1 };
 }
 
 export interface ResourceState {
@@ -442,6 +487,8 @@ export async function describeTopology(nc: NatsConnection, names: Names): Promis
     await stream(names.dlqStream),
     await stream(names.advisoryStream),
     await consumer(names.advisoryStream, names.moverConsumer),
+    await stream(names.quarantineStream),
+    await consumer(names.quarantineStream, names.quarantineConsumer),
     await stream(kvStreamName(names.ledgerBucket), "kv", names.ledgerBucket),
     await stream(kvStreamName(names.attemptsBucket), "kv", names.attemptsBucket),
     await stream(kvStreamName(names.intakeBucket), "kv", names.intakeBucket),
