@@ -95,7 +95,7 @@ describe("orderq bench", function () {
       r.timings.map((t) => t.what),
       [
         "orderq --version (start-up alone)",
-        "dlq show 150",
+        "dlq show seq:150",
         "dlq list --limit 20",
         "dlq list --limit 20 --reason non-retryable",
         "status",
