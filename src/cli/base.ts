@@ -136,7 +136,9 @@ export function parseWeights(text: string, flag: string, allowed: readonly strin
   return out;
 }
 
-export function probability(value: number, flag: string): number {
-  if (!(value >= 0 && value <= 1)) throw new InputError(`${flag}: ${value} is not a probability between 0 and 1`);
-  return value;
+/** A flag's text (or number) as a probability in [0, 1]; InputError naming the flag and the value given. */
+export function probability(value: number | string, flag: string): number {
+  const n = typeof value === "number" ? value : value.trim() === "" ? NaN : Number(value);
+  if (!(n >= 0 && n <= 1)) throw new InputError(`${flag}: "${value}" is not a probability between 0 and 1 (e.g. 0.01)`);
+  return n;
 }

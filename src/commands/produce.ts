@@ -57,19 +57,19 @@ export default class Produce extends OrderqCommand {
       durationMs: flags.duration ? parseDuration(flags.duration, "--duration") : undefined,
       rate: flags.rate,
       sources: parseWeights(flags.sources, "--sources", SOURCES),
-      poisonRate: probability(Number(flags["poison-rate"]), "--poison-rate"),
-      fatalRate: probability(Number(flags["fatal-rate"]), "--fatal-rate"),
-      crashRate: probability(Number(flags["crash-rate"]), "--crash-rate"),
-      invalidRate: probability(Number(flags["invalid-rate"]), "--invalid-rate"),
-      duplicateRate: probability(Number(flags["duplicate-rate"]), "--duplicate-rate"),
+      poisonRate: probability(flags["poison-rate"], "--poison-rate"),
+      fatalRate: probability(flags["fatal-rate"], "--fatal-rate"),
+      crashRate: probability(flags["crash-rate"], "--crash-rate"),
+      invalidRate: probability(flags["invalid-rate"], "--invalid-rate"),
+      duplicateRate: probability(flags["duplicate-rate"], "--duplicate-rate"),
       inFlight: flags["in-flight"],
       publishTimeoutMs: parseDuration(flags["publish-timeout"], "--publish-timeout"),
       retryForMs,
       idPrefix,
     };
+    const history = new History(flags.history);
     const nc = await this.connect(flags, { coalesceWrites: true });
     await ensureTopology(nc, settings);
-    const history = new History(flags.history);
     const producer = new Producer(nc, options, seededRng(seed), history);
     const onSignal = () => producer.stop();
     process.on("SIGINT", onSignal);

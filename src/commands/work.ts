@@ -216,7 +216,7 @@ function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
         }
       : undefined,
     handlerMs: flags["handler-ms"],
-    failRate: probability(Number(flags["fail-rate"]), "--fail-rate"),
+    failRate: probability(flags["fail-rate"], "--fail-rate"),
     poisonSwitch: flags["poison-switch"],
     backoffBaseMs: parseDuration(flags["backoff-base"], "--backoff-base"),
     backoffMaxMs: parseDuration(flags["backoff-max"], "--backoff-max"),
@@ -227,8 +227,8 @@ function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
     mover: flags.mover,
     seed: flags.seed,
     metricsPort: flags["metrics-port"],
-    crashAfterCommitRate: probability(Number(flags["crash-after-commit-rate"]), "--crash-after-commit-rate"),
-    dropAckRate: probability(Number(flags["drop-ack-rate"]), "--drop-ack-rate"),
+    crashAfterCommitRate: probability(flags["crash-after-commit-rate"], "--crash-after-commit-rate"),
+    dropAckRate: probability(flags["drop-ack-rate"], "--drop-ack-rate"),
     unsafe: flags.unsafe,
     trace: flags.trace,
   };

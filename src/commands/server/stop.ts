@@ -10,14 +10,19 @@ export default class ServerStop extends OrderqCommand {
 
   static override flags = {
     port: Flags.integer({ summary: "Client port of the server to stop.", min: 1, max: 65535, exactlyOne: ["port", "pid-file"] }),
-    "pid-file": Flags.string({ summary: "File holding the pid of the server to stop (written by `server start --detach --pid-file`).", exactlyOne: ["port", "pid-file"] }),
+    "pid-file": Flags.string({
+      summary: "File holding the pid of the server to stop (written by `server start --detach --pid-file`).",
+      exactlyOne: ["port", "pid-file"],
+    }),
   };
 
   async run(): Promise<StopResult> {
     const { flags } = await this.parse(ServerStop);
     const result = await stopDetached({ port: flags.port, pidFile: flags["pid-file"] });
     if (!this.jsonEnabled()) {
-      this.log(`nats-server (pid ${result.pid}) stopped${result.graceful ? "" : " (killed: it did not exit within 5 s of SIGTERM)"}${result.removedStore ? `; removed its store ${result.removedStore}` : ""}`);
+      this.log(
+        `nats-server (pid ${result.pid}) stopped${result.graceful ? "" : " (killed: it did not exit within 5 s of SIGTERM)"}${result.removedStore ? `; removed its store ${result.removedStore}` : ""}`,
+      );
     }
     return result;
   }

@@ -83,7 +83,8 @@ export async function stopDetached(target: { port?: number; pidFile?: string; st
   } else if (target.port !== undefined) {
     const file = stateFile(target.port, target.stateDir);
     state = readState(file);
-    if (!state) throw new InputError(`no server started with \`orderq server start --detach\` is recorded on port ${target.port} (${file} is missing)`);
+    if (!state)
+      throw new InputError(`no server started with \`orderq server start --detach\` is recorded on port ${target.port} (${file} is missing)`);
     pid = state.pid;
   } else {
     throw new InputError("server stop: give --port or --pid-file");

@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { EnvironmentError } from "../base/errors.js";
 import type { WorkerStats } from "../pipeline/worker.js";
 
 type CounterName = Exclude<keyof WorkerStats, "inFlight">;
@@ -98,7 +99,13 @@ export async function serveMetrics(port: number, render: () => Promise<{ content
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE"
+          ? new EnvironmentError(`--metrics-port: port ${port} is already in use`)
+          : new EnvironmentError(`--metrics-port: cannot listen on port ${port}: ${err.message}`),
+      ),
+    );
     server.listen(port, resolve);
   });
   return server;

@@ -50,7 +50,9 @@ export function assertPortFree(port: number): Promise<void> {
     srv.once("error", (err: NodeJS.ErrnoException) =>
       reject(
         err.code === "EADDRINUSE"
-          ? new EnvironmentError(`port ${port} is already in use (another server? \`orderq server stop --port ${port}\` stops one that orderq started)`)
+          ? new EnvironmentError(
+              `port ${port} is already in use (another server? \`orderq server stop --port ${port}\` stops one that orderq started)`,
+            )
           : new EnvironmentError(`cannot listen on port ${port}: ${err.message}`),
       ),
     );

@@ -1,0 +1,80 @@
+/**
+ * Issue 14, the operator's experience through the real CLI: running servers by hand and the exit
+ * codes the README promises. Bad inputs that need no server are in test/unit/operator-inputs.test.ts.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli } from "../support/cli.js";
+import { freePort, NatsServer } from "../../src/core/fleet/nats-server.js";
+import { stateFile } from "../../src/core/fleet/detached-server.js";
+import { processState } from "../../src/core/fleet/procfs.js";
+
+describe("orderq server start --detach / server stop", function () {
+  this.timeout(60_000);
+  let dir: string;
+  let port: number;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "orderq-detach-"));
+    port = await freePort();
+  });
+  after(async () => {
+    // A failed assertion must not leave the server running.
+    if (existsSync(stateFile(port))) await runCli(["server", "stop", "--port", String(port)]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("returns once the server answers, prints the URL to export and how to stop it; a taken port is exit 3; stop ends it", async () => {
+    const pidFile = join(dir, "nats.pid");
+    const started = await runCli(["server", "start", "--detach", "--port", String(port), "--pid-file", pidFile]);
+    assert.equal(started.code, 0, started.stderr);
+    const url = `nats://127.0.0.1:${port}`;
+    assert.match(started.stdout, new RegExp(`^export NATS_URL=${url}$`, "m"));
+    assert.match(started.stdout, new RegExp(`orderq server stop --port ${port}`));
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    const store = (JSON.parse(readFileSync(stateFile(port), "utf8")) as { store: string }).store;
+
+    // It answers at once: the command after it in a pasted block works.
+    const status = await runCli(["topology", "ensure"], { NATS_URL: url });
+    assert.equal(status.code, 0, status.stderr);
+
+    const again = await runCli(["server", "start", "--port", String(port)]);
+    assert.equal(again.code, 3);
+    assert.equal(again.stdout, "", "no 'ready' line for a server that is not ours");
+    assert.equal(
+      again.stderr.trim(),
+      `orderq: port ${port} is already in use (another server? \`orderq server stop --port ${port}\` stops one that orderq started)`,
+    );
+
+    const stopped = await runCli(["server", "stop", "--pid-file", pidFile]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stdout, new RegExp(`^nats-server \\(pid ${pid}\\) stopped; removed its store ${store}$`, "m"));
+    assert.ok(!existsSync(store), "the temp store is removed");
+    // Gone, or a zombie waiting for whichever process adopted it (PID 1 of a container may not reap).
+    assert.ok([undefined, "Z"].includes(processState(pid)), `pid ${pid} is ${processState(pid)}`);
+
+    const twice = await runCli(["server", "stop", "--port", String(port)]);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, new RegExp(`^orderq: no server started with \`orderq server start --detach\` is recorded on port ${port}`));
+  });
+});
+
+describe("a NATS server without JetStream", function () {
+  this.timeout(60_000);
+  let server: NatsServer;
+  before(async () => {
+    server = await NatsServer.start({ noJetStream: true });
+  });
+  after(async () => server?.dispose());
+
+  it("is exit 3 with one line saying so (was: exit 1)", async () => {
+    const result = await runCli(["status"], { NATS_URL: server.url });
+    assert.equal(result.code, 3);
+    assert.equal(
+      result.stderr.trim(),
+      "orderq: JetStream is not enabled on this NATS server (start nats-server with -js, or add `jetstream {}` to its config)",
+    );
+  });
+});

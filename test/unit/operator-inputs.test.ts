@@ -1,0 +1,113 @@
+/**
+ * Issue 14's bad inputs that need no server: each is one line naming what and where, with the
+ * promised exit code (2 bad input, 3 environment), and no stack trace.
+ */
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describeFailure, InputError } from "../../src/core/base/errors.js";
+import { probability } from "../../src/cli/base.js";
+import { parseScenario } from "../../src/core/chaos/loader.js";
+import { History } from "../../src/core/pipeline/history.js";
+import { serveMetrics } from "../../src/core/fleet/metrics.js";
+import { assertPortFree } from "../../src/core/fleet/nats-server.js";
+
+const failure = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    return describeFailure(err);
+  }
+  assert.fail("expected a failure");
+};
+
+const asyncFailure = async (promise: Promise<unknown>) => {
+  try {
+    await promise;
+  } catch (err) {
+    return describeFailure(err);
+  }
+  assert.fail("expected a failure");
+};
+
+/** A loopback port held by a listening socket until `release()`. */
+async function busyPort(): Promise<{ port: number; release: () => Promise<void> }> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const address = srv.address();
+  return { port: typeof address === "object" && address ? address.port : 0, release: () => new Promise((r) => srv.close(() => r())) };
+}
+
+describe("operator's bad inputs (issue 14)", () => {
+  it("--poison-rate abc names the flag and the value (was: NaN is not a probability), exit 2", () => {
+    assert.deepEqual(
+      failure(() => probability("abc", "--poison-rate")),
+      {
+        message: '--poison-rate: "abc" is not a probability between 0 and 1 (e.g. 0.01)',
+        exitCode: 2,
+      },
+    );
+    assert.equal(failure(() => probability("", "--fail-rate")).exitCode, 2);
+    assert.equal(failure(() => probability("1.5", "--fail-rate")).message, '--fail-rate: "1.5" is not a probability between 0 and 1 (e.g. 0.01)');
+    assert.equal(probability("0.25", "--fail-rate"), 0.25);
+    assert.equal(probability(0, "--fail-rate"), 0);
+  });
+
+  it("a scenario field of the wrong type names the field and the type expected (was: required), exit 2", () => {
+    assert.deepEqual(
+      failure(() => parseScenario("orders: abc\nrate: 10\n", "s.yaml")),
+      { message: 's.yaml:1: orders: expected number, got string "abc"', exitCode: 2 },
+    );
+    assert.equal(
+      failure(() => parseScenario("orders: 10\nrate: 10\nworkers:\n  processes: [1]\n", "s.yaml")).message,
+      "s.yaml:4: workers.processes: expected number, got a list",
+    );
+    // Absent is still "required": the negative control of the change.
+    assert.equal(failure(() => parseScenario("orders: 10\n", "s.yaml")).message, "s.yaml:1: rate: required");
+  });
+
+  it("an unwritable --history is one line before anything starts (was: a Node stack trace), exit 2", () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-history-"));
+    try {
+      const f = failure(() => new History(join(dir, "missing", "h.jsonl")));
+      assert.equal(f.exitCode, 2);
+      assert.match(f.message, /^--history: cannot write .*missing\/h\.jsonl: ENOENT: no such file or directory/);
+      assert.doesNotMatch(f.message, /\n|    at /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a busy --metrics-port is one line and exit 3 (was: raw EADDRINUSE, exit 1)", async () => {
+    const busy = await busyPort();
+    try {
+      const f = await asyncFailure(serveMetrics(busy.port, () => Promise.resolve({ contentType: "text/plain", body: "" })));
+      assert.deepEqual(f, { message: `--metrics-port: port ${busy.port} is already in use`, exitCode: 3 });
+    } finally {
+      await busy.release();
+    }
+  });
+
+  it("a taken server port is exit 3 naming the port and how to stop an orderq server there", async () => {
+    const busy = await busyPort();
+    try {
+      const f = await asyncFailure(assertPortFree(busy.port));
+      assert.equal(f.exitCode, 3);
+      assert.match(f.message, new RegExp(`^port ${busy.port} is already in use .*orderq server stop --port ${busy.port}`));
+    } finally {
+      await busy.release();
+    }
+    await assertPortFree(busy.port); // free again: no false alarm
+  });
+
+  it("a server without JetStream is an environment problem, exit 3 (was: exit 1)", () => {
+    const err = new Error("jetstream is not enabled");
+    err.name = "JetStreamNotEnabled";
+    const f = describeFailure(err);
+    assert.equal(f.exitCode, 3);
+    assert.match(f.message, /^JetStream is not enabled on this NATS server/);
+    assert.ok(!(err instanceof InputError));
+  });
+});
