@@ -74,7 +74,7 @@ describe("operator's bad inputs (issue 14)", () => {
       const f = failure(() => new History(join(dir, "missing", "h.jsonl")));
       assert.equal(f.exitCode, 2);
       assert.match(f.message, /^--history: cannot write .*missing\/h\.jsonl: ENOENT: no such file or directory/);
-      assert.doesNotMatch(f.message, /\n|    at /);
+      assert.doesNotMatch(f.message, /\n|\s{4}at /);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -120,7 +120,14 @@ export class NatsServer {
     mkdirSync(storeDir, { recursive: true });
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
-      if (options.port !== undefined) await assertPortFree(port).catch((err: unknown) => (removeStore?.(), Promise.reject(err)));
+      if (options.port !== undefined) {
+        try {
+          await assertPortFree(port);
+        } catch (err) {
+          removeStore?.();
+          throw err;
+        }
+      }
       const server = new NatsServer({ ...options, port, storeDir, binary }, removeStore);
       try {
         await server.launch();
