@@ -69,7 +69,7 @@ export default class Produce extends OrderqCommand {
     };
     const history = new History(flags.history);
     const nc = await this.connect(flags, { coalesceWrites: true });
-    await ensureTopology(nc, settings);
+    await ensureTopology(nc, settings, { verify: false, update: false, createUnderOtherNames: false });
     const producer = new Producer(nc, options, seededRng(seed), history);
     const onSignal = () => producer.stop();
     process.on("SIGINT", onSignal);

@@ -131,7 +131,7 @@ export default class Work extends OrderqCommand {
     // The module is checked here, once, before any worker process starts: a bad one is exit 2.
     if (flags.handler !== SIMULATED_HANDLER && !child) await loadHandlerModule(flags.handler);
     const nc = await this.connect(flags, { coalesceWrites: true });
-    await ensureTopology(nc, o.settings);
+    await ensureTopology(nc, o.settings, { verify: false, update: false, createUnderOtherNames: false });
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
     const scaling: ScaleEvent[] = [];

@@ -6,7 +6,10 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli } from "../support/cli.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { json, runCli } from "../support/cli.js";
+import { useServer } from "../support/server.js";
+import type { ResourceReport } from "../../src/core/nats/topology.js";
 import { freePort, NatsServer } from "../../src/core/fleet/nats-server.js";
 import { stateFile } from "../../src/core/fleet/detached-server.js";
 import { processState } from "../../src/core/fleet/procfs.js";
@@ -76,5 +79,59 @@ describe("a NATS server without JetStream", function () {
       result.stderr.trim(),
       "orderq: JetStream is not enabled on this NATS server (start nats-server with -js, or add `jetstream {}` to its config)",
     );
+  });
+});
+
+describe("topology settings (issue 14)", function () {
+  this.timeout(60_000);
+  const fx = useServer();
+  const cli = (args: string[]) => runCli([...args, "--server", fx.server.url]);
+
+  it("--update changes only what is passed and shows what the server holds, with each change", async () => {
+    assert.equal((await cli(["topology", "ensure", "--max-deliver", "7", "--dup-window", "5m"])).code, 0);
+    const updated = await cli(["topology", "ensure", "--ack-wait", "30s", "--update", "--json"]);
+    assert.equal(updated.code, 0, updated.stderr);
+    const resources = json<{ resources: ResourceReport[] }>(updated).resources;
+    const consumer = resources.find((r) => r.name === "ORDERS/workers")!;
+    assert.equal(consumer.action, "updated");
+    assert.deepEqual(consumer.changed, [{ field: "ack_wait", from: "10s", to: "30s" }]);
+    assert.equal(consumer.settings.max_deliver, "7", "max deliver kept (was: reset to 5)");
+    const stream = resources.find((r) => r.name === "ORDERS")!;
+    assert.equal(stream.action, "exists");
+    assert.equal(stream.settings.duplicate_window, "5m", "duplicate window kept (was: reset to 2m)");
+    const table = await cli(["topology", "ensure", "--max-ack-pending", "50", "--update"]);
+    assert.match(table.stdout, /max_ack_pending 1000 → 50/);
+  });
+
+  it("refuses values that cannot work with one line, exit 2, before anything changes", async () => {
+    const low = await cli(["topology", "ensure", "--ack-wait", "1ms", "--update"]);
+    assert.equal(low.code, 2);
+    assert.equal(
+      low.stderr.trim(),
+      "orderq: --ack-wait: 1ms is below the floor of 300ms (workers renew a lease every ack-wait/3, at most every 100ms)",
+    );
+    const r3 = await cli(["topology", "ensure", "--replicas", "3", "--update"]);
+    assert.equal(r3.code, 2);
+    assert.match(r3.stderr, /^orderq: --replicas: 3 needs a JetStream cluster of at least 3 servers; .* is a single server \(use 1\)\n$/);
+  });
+
+  it("produce and work do not create a topology under a mistyped name (was: a second, empty set of streams, exit 0)", async () => {
+    for (const args of [
+      ["produce", "--count", "1"],
+      ["work", "--exit-when-idle", "1s"],
+    ]) {
+      const result = await cli([...args, "--stream", "ORDRES"]);
+      assert.equal(result.code, 2, `${args[0]}: ${result.stderr}`);
+      assert.match(result.stderr, /^orderq: stream ORDRES does not exist: create it with `orderq topology ensure`/);
+    }
+    const jsm = await jetstreamManager(fx.nc);
+    await assert.rejects(jsm.streams.info("ORDRES"), "no stream was created");
+    // Explicitly, it is allowed.
+    // (Its own DLQ too: the default one's subjects belong to the default stream.)
+    const other = ["--stream", "ORDRES", "--dlq-stream", "ORDRES_DLQ"];
+    const ensured = await cli(["topology", "ensure", ...other]);
+    assert.equal(ensured.code, 0, ensured.stderr);
+    const produced = await cli(["produce", "--count", "1", ...other]);
+    assert.equal(produced.code, 0, produced.stderr);
   });
 });

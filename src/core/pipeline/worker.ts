@@ -19,7 +19,7 @@ import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "../base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { withdrawPull } from "../nats/client-internals.js";
-import { PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
+import { HEARTBEAT_MIN_MS, PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
 import { consumerAckWaitMs } from "../nats/topology.js";
 
 export interface WorkerOptions {
@@ -162,7 +162,7 @@ export class Worker {
       }
       // One timer for all messages: in-progress acks every ack-wait/3 keep a slow order's lease,
       // while a dead process stops sending them and loses it within one ack wait.
-      const beat = Math.max(100, Math.floor(this.ackWaitMs / 3));
+      const beat = Math.max(HEARTBEAT_MIN_MS, Math.floor(this.ackWaitMs / 3));
       this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
 
       const consumer = await this.js.consumers.get(names.stream, names.consumer);
