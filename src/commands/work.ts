@@ -123,7 +123,7 @@ export default class Work extends OrderqCommand {
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
     const { flags } = await this.parse(Work);
-    const o = resolve(flags, flags.server);
+    const o = resolve(flags, this.natsOptions(flags).server); // the URL without credentials: it goes on child workers' command lines
     // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.
     const child = isSupervisedChild();
     // A handler module may read the inbox URL from the environment, as the workers' children get it.

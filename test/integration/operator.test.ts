@@ -3,7 +3,7 @@
  * codes the README promises. Bad inputs that need no server are in test/unit/operator-inputs.test.ts.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -133,5 +133,54 @@ describe("topology settings (issue 14)", function () {
     assert.equal(ensured.code, 0, ensured.stderr);
     const produced = await cli(["produce", "--count", "1", ...other]);
     assert.equal(produced.code, 0, produced.stderr);
+  });
+});
+
+describe("credentials in the server URL and natscli contexts (issue 14)", function () {
+  this.timeout(60_000);
+  const PASSWORD = "p@ss:w0rd";
+  const fx = useServer({ auth: { user: "ops", password: PASSWORD } });
+  let home: string;
+  before(() => {
+    home = mkdtempSync(join(tmpdir(), "orderq-natscfg-"));
+  });
+  after(() => rmSync(home, { recursive: true, force: true }));
+  const withLogin = (password: string) => fx.server.url.replace("nats://", `nats://ops:${encodeURIComponent(password)}@`);
+
+  it("nats://user:pass@host:port logs in, reaches work's child processes, and the password is never printed", async () => {
+    const url = withLogin(PASSWORD);
+    const produced = await runCli(["produce", "--count", "5", "--id-prefix", "urlcred", "--server", url, "--json"]);
+    assert.equal(json(produced).accepted, 5, produced.stderr);
+    const worked = await runCli(["work", "--processes", "2", "--exit-when-idle", "1s", "--json"], { NATS_URL: url });
+    assert.equal(worked.code, 0, worked.stderr);
+    assert.equal(json(worked).committed, 5);
+    const wrong = await runCli(["status", "--server", withLogin("nope-secret")]);
+    assert.equal(wrong.code, 3);
+    assert.equal(wrong.stderr.trim(), `orderq: cannot connect to NATS at ${fx.server.url}: Authorization Violation`);
+    for (const out of [produced, worked, wrong]) {
+      for (const secret of [PASSWORD, encodeURIComponent(PASSWORD), "nope-secret"])
+        assert.ok(!(out.stdout + out.stderr).includes(secret), "a password was printed");
+    }
+  });
+
+  it("--context NAME and the selected natscli context connect with the context's URL and login", async () => {
+    mkdirSync(join(home, "nats", "context"), { recursive: true });
+    writeFileSync(
+      join(home, "nats", "context", "shop.json"),
+      JSON.stringify({ description: "", url: fx.server.url, user: "ops", password: PASSWORD, token: "", creds: "" }),
+    );
+    const env = { XDG_CONFIG_HOME: home };
+    const named = await runCli(["topology", "show", "--context", "shop", "--json"], env);
+    assert.equal(named.code, 0, named.stderr);
+    writeFileSync(join(home, "nats", "context.txt"), "shop\n");
+    const selected = await runCli(["topology", "show", "--json"], env);
+    assert.equal(selected.code, 0, selected.stderr);
+    const missing = await runCli(["topology", "show", "--context", "nosuch"], env);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^orderq: --context: no context "nosuch" \(.*nosuch\.json does not exist\)\n$/);
+    // An explicit --server wins over the selected context, as with natscli: this one has no login.
+    const explicit = await runCli(["topology", "show", "--server", fx.server.url], env);
+    assert.equal(explicit.code, 3);
+    assert.match(explicit.stderr, /Authorization Violation/);
   });
 });

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeFailure, InputError } from "../../src/core/base/errors.js";
@@ -13,6 +13,8 @@ import { parseScenario } from "../../src/core/chaos/loader.js";
 import { History } from "../../src/core/pipeline/history.js";
 import { serveMetrics } from "../../src/core/fleet/metrics.js";
 import { assertPortFree } from "../../src/core/fleet/nats-server.js";
+import { withUrlCredentials } from "../../src/core/nats/connection.js";
+import { loadContext, selectedContext } from "../../src/core/nats/context.js";
 
 const failure = (fn: () => unknown) => {
   try {
@@ -109,5 +111,56 @@ describe("operator's bad inputs (issue 14)", () => {
     assert.equal(f.exitCode, 3);
     assert.match(f.message, /^JetStream is not enabled on this NATS server/);
     assert.ok(!(err instanceof InputError));
+  });
+});
+
+describe("credentials in server URLs and natscli contexts (issue 14)", () => {
+  it("moves user:password (or a token) out of the URL, decoded; credentials given apart win", () => {
+    const o = withUrlCredentials({ server: "nats://ops:p%40ss%3Aw0rd@10.0.0.1:4222, nats://ops:p%40ss%3Aw0rd@10.0.0.2:4222" });
+    assert.equal(o.server, "nats://10.0.0.1:4222,nats://10.0.0.2:4222");
+    assert.equal(o.user, "ops");
+    assert.equal(o.password, "p@ss:w0rd");
+    assert.equal(withUrlCredentials({ server: "tls://s3cr3t@host:4222" }).token, "s3cr3t");
+    const apart = withUrlCredentials({ server: "nats://a:b@host:4222", user: "flag-user", password: "flag-pass" });
+    assert.deepEqual([apart.server, apart.user, apart.password], ["nats://host:4222", "flag-user", "flag-pass"]);
+    assert.deepEqual(withUrlCredentials({ server: "nats://127.0.0.1:4222" }), { server: "nats://127.0.0.1:4222" });
+  });
+
+  it("reads a natscli context file; refuses a missing one or settings orderq cannot honour, exit 2", () => {
+    const home = mkdtempSync(join(tmpdir(), "orderq-ctx-"));
+    try {
+      const env = { XDG_CONFIG_HOME: home };
+      mkdirSync(join(home, "nats", "context"), { recursive: true });
+      const write = (name: string, body: object) => writeFileSync(join(home, "nats", "context", `${name}.json`), JSON.stringify(body));
+      write("prod", {
+        description: "x",
+        url: "nats://n1:4222",
+        user: "u",
+        password: "p",
+        token: "",
+        creds: "",
+        nkey: "",
+        cert: "",
+        key: "",
+        ca: "/ca.pem",
+        nsc: "",
+      });
+      assert.deepEqual(loadContext("prod", env), { server: "nats://n1:4222", user: "u", password: "p", tlsCa: "/ca.pem" });
+      assert.equal(selectedContext(env), undefined);
+      writeFileSync(join(home, "nats", "context.txt"), "prod");
+      assert.equal(selectedContext(env), "prod");
+      write("domain", { url: "nats://n1:4222", jetstream_domain: "hub" });
+      assert.deepEqual(
+        failure(() => loadContext("domain", env)),
+        {
+          message: `--context domain: jetstream_domain is not supported by orderq (${join(home, "nats", "context", "domain.json")})`,
+          exitCode: 2,
+        },
+      );
+      assert.equal(failure(() => loadContext("absent", env)).exitCode, 2);
+      assert.equal(failure(() => loadContext("../etc", env)).message, '--context: "../etc" is not a context name');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });
