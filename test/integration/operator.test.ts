@@ -64,6 +64,28 @@ describe("orderq server start --detach / server stop", function () {
   });
 });
 
+describe("chaos --report that cannot be written", function () {
+  this.timeout(30_000);
+  it("fails before the run, one line, exit 2 (was: after the whole run)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-report-"));
+    try {
+      const file = join(dir, "a-file");
+      writeFileSync(file, "");
+      for (const cmd of [
+        ["chaos", "worker-crash"],
+        ["chaos", "all"],
+      ]) {
+        const result = await runCli([...cmd, "--report", join(file, "sub")]);
+        assert.equal(result.code, 2, result.stderr);
+        assert.equal(result.stdout, "");
+        assert.match(result.stderr, /^orderq: --report: cannot write to .*a-file\/sub: ENOTDIR: not a directory/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("a NATS server without JetStream", function () {
   this.timeout(60_000);
   let server: NatsServer;
