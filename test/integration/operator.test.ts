@@ -10,6 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { json, runCli } from "../support/cli.js";
 import { useServer } from "../support/server.js";
 import type { ResourceReport } from "../../src/core/nats/topology.js";
+import type { OrderLookup } from "../../src/core/ops/order-lookup.js";
 import { freePort, NatsServer } from "../../src/core/fleet/nats-server.js";
 import { stateFile } from "../../src/core/fleet/detached-server.js";
 import { processState } from "../../src/core/fleet/procfs.js";
@@ -204,5 +205,41 @@ describe("credentials in the server URL and natscli contexts (issue 14)", functi
     const explicit = await runCli(["topology", "show", "--server", fx.server.url], env);
     assert.equal(explicit.code, 3);
     assert.match(explicit.stderr, /Authorization Violation/);
+  });
+});
+
+describe("orderq order X (issue 14)", function () {
+  this.timeout(60_000);
+  const fx = useServer();
+  const cli = (args: string[]) => runCli([...args, "--server", fx.server.url]);
+
+  it("says where an order is: waiting, committed (worker, attempt, time), dead-lettered (reason, attempts), or nowhere (exit 1)", async () => {
+    assert.equal((await cli(["topology", "ensure", "--max-deliver", "1"])).code, 0);
+    assert.equal((await cli(["produce", "--count", "2", "--id-prefix", "ok"])).code, 0);
+    assert.equal((await cli(["produce", "--count", "1", "--id-prefix", "bad", "--poison-rate", "1"])).code, 0);
+    const waiting = json<OrderLookup>(await cli(["order", "ok-000001", "--json"]));
+    assert.equal(waiting.state, "waiting");
+    assert.equal(waiting.inStream.length, 1);
+    assert.equal(waiting.inStream[0].delivered, false);
+
+    const worked = await cli(["work", "--exit-when-idle", "1s", "--json"]);
+    assert.equal(worked.code, 0, worked.stderr);
+    const committed = await cli(["order", "ok-000001", "--json"]);
+    assert.equal(committed.code, 0);
+    const c = json<OrderLookup>(committed);
+    assert.equal(c.state, "committed");
+    assert.equal(c.outcome?.attempt, 1);
+    assert.match(c.outcome?.worker ?? "", /\S/);
+    assert.ok(Date.parse(c.outcome?.at ?? "") > 0);
+    assert.deepEqual(c.inStream, []);
+
+    const dead = await cli(["order", "bad-000000"]);
+    assert.equal(dead.code, 0, dead.stderr);
+    assert.match(dead.stdout, /state\s+│ dead-lettered/);
+    assert.match(dead.stdout, /dlq seq 1\s+│ max-deliveries after 1 deliveries/);
+
+    const nowhere = await cli(["order", "no-such-order"]);
+    assert.equal(nowhere.code, 1);
+    assert.equal(nowhere.stderr.trim(), "orderq: order no-such-order is not in the ledger, the DLQ or ORDERS (never accepted, or purged)");
   });
 });
