@@ -11,7 +11,7 @@ import type { ScaleEvent } from "../core/fleet/autoscaler.js";
 import type { ResolvedWorkOptions } from "../core/fleet/work-args.js";
 import { runPool } from "../core/fleet/work-pool.js";
 import { startWorkSupervisor } from "../core/fleet/work-supervisor.js";
-import { isSupervisedChild, leaveSupervisor, startWorkerProcess } from "../core/fleet/worker-process.js";
+import { isSupervisedChild, leaveSupervisor, startWorkerProcess, STRICT_ORDERS_ENV } from "../core/fleet/worker-process.js";
 import { INBOX_URL_ENV } from "../core/inbox/connect.js";
 import { credentialEnv } from "../core/nats/connection.js";
 import { loadHandlerModule, SIMULATED_HANDLER } from "../core/pipeline/handler-module.js";
@@ -82,6 +82,10 @@ export default class Work extends OrderqCommand {
     }),
     "worker-id": Flags.string({ summary: "Name of this worker in the ledger and attempt history.", default: `w-${process.pid}` }),
     mover: Flags.boolean({ summary: "Run a DLQ mover in this process.", default: true, allowNo: true }),
+    "strict-orders": Flags.boolean({
+      summary: "Dead-letter orders with fields the order schema does not name (`orderq schema`); by default they reach the handler.",
+      default: false,
+    }),
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
     "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 0, max: 65535 }),
     autoscale: Flags.boolean({
@@ -123,6 +127,7 @@ export default class Work extends OrderqCommand {
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
     const { flags } = await this.parse(Work);
+    if (flags["strict-orders"]) process.env[STRICT_ORDERS_ENV] = "1"; // inherited by the worker processes
     const o = resolve(flags, this.natsOptions(flags).server); // the URL without credentials: it goes on child workers' command lines
     // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.
     const child = isSupervisedChild();

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { json, runCli } from "../support/cli.js";
 import { useServer } from "../support/server.js";
 import type { ResourceReport } from "../../src/core/nats/topology.js";
@@ -237,6 +237,31 @@ describe("orderq order X (issue 14)", function () {
     assert.equal(dead.code, 0, dead.stderr);
     assert.match(dead.stdout, /state\s+│ dead-lettered/);
     assert.match(dead.stdout, /dlq seq 1\s+│ max-deliveries after 1 deliveries/);
+
+    // An order with a field the schema does not name: committed by default (was: dead-lettered as
+    // invalid), dead-lettered as invalid-payload with --strict-orders.
+    const js = jetstream(fx.nc);
+    const extra = (id: string) =>
+      js.publish(
+        "orders.web",
+        JSON.stringify({
+          id,
+          source: "web",
+          items: [{ sku: "a", qty: 1, price: 1 }],
+          amount: 1,
+          createdAt: new Date().toISOString(),
+          customer: "Ada",
+        }),
+        { msgID: id },
+      );
+    await extra("extra-1");
+    assert.equal((await cli(["work", "--exit-when-idle", "1s"])).code, 0);
+    assert.equal(json<OrderLookup>(await cli(["order", "extra-1", "--json"])).state, "committed");
+    await extra("extra-2");
+    assert.equal((await cli(["work", "--exit-when-idle", "1s", "--strict-orders"])).code, 0);
+    const strict = json<OrderLookup>(await cli(["order", "extra-2", "--json"]));
+    assert.equal(strict.state, "dead-lettered");
+    assert.match(strict.dlq[0]?.lastError ?? "", /^invalid-payload: .*Unrecognized key: "customer"/);
 
     const nowhere = await cli(["order", "no-such-order"]);
     assert.equal(nowhere.code, 1);

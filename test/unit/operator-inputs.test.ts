@@ -11,6 +11,7 @@ import { describeFailure, InputError } from "../../src/core/base/errors.js";
 import { probability } from "../../src/cli/base.js";
 import { parseScenario } from "../../src/core/chaos/loader.js";
 import { History } from "../../src/core/pipeline/history.js";
+import { orderJsonSchema, parseOrder } from "../../src/core/pipeline/order.js";
 import { serveMetrics } from "../../src/core/fleet/metrics.js";
 import { assertPortFree } from "../../src/core/fleet/nats-server.js";
 import { withUrlCredentials } from "../../src/core/nats/connection.js";
@@ -162,5 +163,29 @@ describe("credentials in server URLs and natscli contexts (issue 14)", () => {
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the order format (issue 14)", () => {
+  const order = { id: "o-1", source: "web", items: [{ sku: "a", qty: 1, price: 2, colour: "red" }], amount: 2, createdAt: "2026-11-30T10:00:00Z" };
+  const encode = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+
+  it("lets unknown fields through to the handler by default (was: every such order dead-lettered), and refuses them when strict", () => {
+    const loose = parseOrder(encode({ ...order, customer: { name: "Ada" } }));
+    assert.ok(loose.ok);
+    assert.deepEqual((loose.order as Record<string, unknown>).customer, { name: "Ada" }, "kept as sent");
+    const strict = parseOrder(encode({ ...order, customer: { name: "Ada" } }), true);
+    assert.equal(strict.ok, false);
+    if (!strict.ok) assert.match(strict.reason, /Unrecognized key: "(customer|colour)"/);
+    // Known fields are checked the same either way: the negative control.
+    assert.equal(parseOrder(encode({ ...order, amount: -1 })).ok, false);
+  });
+
+  it("publishes the format as JSON Schema, additional properties allowed unless strict", () => {
+    const schema = orderJsonSchema() as { $schema: string; required: string[]; additionalProperties?: unknown };
+    assert.equal(schema.$schema, "https://json-schema.org/draft/2020-12/schema");
+    assert.deepEqual([...schema.required].sort(), ["amount", "createdAt", "id", "items", "source"]);
+    assert.notEqual(schema.additionalProperties, false);
+    assert.equal((orderJsonSchema(true) as { additionalProperties?: unknown }).additionalProperties, false);
   });
 });

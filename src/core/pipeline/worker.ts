@@ -24,6 +24,8 @@ import { consumerAckWaitMs } from "../nats/topology.js";
 
 export interface WorkerOptions {
   names: Names;
+  /** Refuse orders with fields the order schema does not name (invalid-payload) instead of passing them on. */
+  strictOrders?: boolean;
   workerId: string;
   /** Orders in flight at once in this process. */
   concurrency: number;
@@ -283,7 +285,7 @@ export class Worker {
 
   private async process(msg: JsMsg): Promise<void> {
     try {
-      const parsed = parseOrder(msg.data);
+      const parsed = parseOrder(msg.data, this.options.strictOrders);
       if (!parsed.ok) {
         await this.toDlq(msg, {
           reason: "invalid-payload",
