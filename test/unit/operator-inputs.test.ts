@@ -87,9 +87,18 @@ describe("operator's bad inputs (issue 14)", () => {
     const busy = await busyPort();
     try {
       const f = await asyncFailure(serveMetrics(busy.port, () => Promise.resolve({ contentType: "text/plain", body: "" })));
-      assert.deepEqual(f, { message: `--metrics-port: port ${busy.port} is already in use`, exitCode: 3 });
+      assert.deepEqual(f, { message: `--metrics-port: port ${busy.port} is already in use on 127.0.0.1`, exitCode: 3 });
     } finally {
       await busy.release();
+    }
+  });
+
+  it("serves metrics on loopback by default (was: every interface)", async () => {
+    const server = await serveMetrics(0, () => Promise.resolve({ contentType: "text/plain", body: "" }));
+    try {
+      assert.equal((server.address() as { address: string }).address, "127.0.0.1");
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 
