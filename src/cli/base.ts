@@ -6,10 +6,11 @@ import { Command, Errors, Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, DEFAULT_SERVER, withUrlCredentials, type NatsOptions } from "../core/nats/connection.js";
 import { loadContext, selectedContext } from "../core/nats/context.js";
-import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { describeFailure, InputError } from "../core/base/errors.js";
+import { reportFailureToSupervisor } from "../core/fleet/child-channel.js";
 import { DEFAULT_NAMES, namesFor, type Names } from "../core/nats/names.js";
 import { DEFAULT_SETTINGS, type TopologySettings } from "../core/nats/topology.js";
+import { duration, shownAs } from "./flags.js";
 
 /** The connection flags every command has (baseFlags). */
 export interface ConnectionFlags {
@@ -90,12 +91,25 @@ export abstract class OrderqCommand extends Command {
    */
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err;
-    const { message, exitCode } = describeFailure(err);
+    const { exitCode } = describeFailure(err);
+    const message = withoutParserWrapping(describeFailure(err).message);
     if (process.env.DEBUG) this.logToStderr(err.stack ?? String(err));
+    // A supervisor's child tells the supervisor why it stops: exit 2 stops the supervisor with this line.
+    await reportFailureToSupervisor(message, exitCode);
     if (this.jsonEnabled()) this.logJson({ error: { message, exitCode } });
     else this.logToStderr(`orderq: ${message}`);
     return this.exit(exitCode);
   }
+}
+
+/**
+ * oclif wraps a flag's parse error as `Parsing --flag <message> See more help with --help`: keep one
+ * line that names the flag once (`--flag: <message>`).
+ */
+export function withoutParserWrapping(message: string): string {
+  const m = /^Parsing (--[\w-]+)\s+([\s\S]*?)\s*See more help with --help$/.exec(message);
+  if (!m) return message;
+  return m[2].startsWith(`${m[1]}:`) ? m[2] : `${m[1]}: ${m[2]}`;
 }
 
 /** Names of streams, consumer and buckets; defaults from DESIGN.md. */
@@ -119,9 +133,11 @@ export const topologyFlags = {
     max: 5,
     helpGroup: "TOPOLOGY",
   }),
-  "ack-wait": Flags.string({
+  "ack-wait": duration({
     summary: "Ack wait: how soon a dead worker's order is redelivered.",
-    default: formatDuration(DEFAULT_SETTINGS.ackWaitMs),
+    default: DEFAULT_SETTINGS.ackWaitMs,
+    defaultHelp: shownAs(DEFAULT_SETTINGS.ackWaitMs),
+    minMs: 1,
     helpGroup: "TOPOLOGY",
   }),
   "max-deliver": Flags.integer({
@@ -130,9 +146,11 @@ export const topologyFlags = {
     min: 1,
     helpGroup: "TOPOLOGY",
   }),
-  "dup-window": Flags.string({
+  "dup-window": duration({
     summary: "Publish de-duplication window.",
-    default: formatDuration(DEFAULT_SETTINGS.dupWindowMs),
+    default: DEFAULT_SETTINGS.dupWindowMs,
+    defaultHelp: shownAs(DEFAULT_SETTINGS.dupWindowMs),
+    minMs: 1,
     helpGroup: "TOPOLOGY",
   }),
   "max-ack-pending": Flags.integer({
@@ -146,18 +164,18 @@ export const topologyFlags = {
 export function settingsFrom(
   flags: Parameters<typeof namesFrom>[0] & {
     replicas: number;
-    "ack-wait": string;
+    "ack-wait": number;
     "max-deliver": number;
-    "dup-window": string;
+    "dup-window": number;
     "max-ack-pending": number;
   },
 ): TopologySettings {
   return {
     names: namesFrom(flags),
     replicas: flags.replicas,
-    ackWaitMs: parseDuration(flags["ack-wait"], "--ack-wait"),
+    ackWaitMs: flags["ack-wait"],
     maxDeliver: flags["max-deliver"],
-    dupWindowMs: parseDuration(flags["dup-window"], "--dup-window"),
+    dupWindowMs: flags["dup-window"],
     maxAckPending: flags["max-ack-pending"],
   };
 }
@@ -174,11 +192,4 @@ export function parseWeights(text: string, flag: string, allowed: readonly strin
   }
   if (Object.values(out).every((w) => w === 0)) throw new InputError(`${flag}: at least one weight must be above 0`);
   return out;
-}
-
-/** A flag's text (or number) as a probability in [0, 1]; InputError naming the flag and the value given. */
-export function probability(value: number | string, flag: string): number {
-  const n = typeof value === "number" ? value : value.trim() === "" ? NaN : Number(value);
-  if (!(n >= 0 && n <= 1)) throw new InputError(`${flag}: "${value}" is not a probability between 0 and 1 (e.g. 0.01)`);
-  return n;
 }

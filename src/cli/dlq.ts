@@ -6,7 +6,7 @@
 import { Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DLQ_REASONS, type DlqEntry, type DlqReason, type StoredDlqEntry } from "../core/pipeline/dlq-entry.js";
-import { listDlq, select, type DlqFilter } from "../core/ops/dlq-admin.js";
+import { listDlq, parseSelector, select, type DlqFilter } from "../core/ops/dlq-admin.js";
 import { parseDuration } from "../core/base/duration.js";
 import { InputError } from "../core/base/errors.js";
 import { SOURCES, type Names } from "../core/nats/names.js";
@@ -47,8 +47,13 @@ export function parseSince(text: string, now = Date.now()): number {
   throw new InputError(`--since: "${text}" is neither a duration (e.g. 30m, 1h, 7d) nor an ISO time (e.g. 2024-05-01T12:00:00Z)`);
 }
 
+/** What --help says about naming entries, the same in show, replay and purge. */
+export const SELECTOR_HELP =
+  "Name an entry by order id (a bare argument is always an order id, also when it is all digits; id:X says so " +
+  "explicitly) or by its DLQ sequence, the first column of `orderq dlq list`, written seq:N.";
+
 export interface SelectionInput {
-  /** Sequence numbers or order ids given as arguments. */
+  /** Order ids (bare or id:X) and DLQ sequences (seq:N) given as arguments. */
   selectors: string[];
   /** Flags that select entries without naming them (--all, --older-than), by name, when given. */
   bulk: string[];
@@ -58,6 +63,7 @@ export interface SelectionInput {
 
 /** Checks a selection before anything is read or changed; the message says what to write instead. */
 export function validateSelection(verb: string, sel: SelectionInput): void {
+  sel.selectors.forEach(parseSelector);
   if (sel.selectors.length > 0 && sel.bulk.length > 0) {
     throw new InputError(`${verb}: name entries or use ${sel.bulk.join("/")}, not both`);
   }
@@ -65,11 +71,11 @@ export function validateSelection(verb: string, sel: SelectionInput): void {
     throw new InputError(`${verb}: ${sel.narrowing.join(" and ")} narrow --all; they cannot be combined with named entries`);
   }
   if (sel.selectors.length === 0 && sel.bulk.length === 0) {
-    throw new InputError(`${verb}: nothing selected: name entries by DLQ sequence or order id (see \`orderq dlq list\`), or pass --all`);
+    throw new InputError(`${verb}: nothing selected: name entries by order id or seq:<DLQ sequence> (see \`orderq dlq list\`), or pass --all`);
   }
 }
 
-/** The entries a validated selection means; an unknown sequence or order id is an InputError. */
+/** The entries a validated selection means; an unknown order id or sequence is an InputError. */
 export async function loadSelection(nc: NatsConnection, names: Names, selectors: string[], filter: DlqFilter): Promise<StoredDlqEntry[]> {
   if (selectors.length === 0) return listDlq(nc, names, filter);
   return select(await listDlq(nc, names), selectors);

@@ -1,9 +1,9 @@
 import { Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
-import { OrderqCommand, nameFlags, parseWeights, probability, settingsFrom, topologyFlags } from "../cli/base.js";
+import { OrderqCommand, nameFlags, parseWeights, settingsFrom, topologyFlags } from "../cli/base.js";
+import { duration, probability, shownAs } from "../cli/flags.js";
 import { keyValueTable, rate } from "../cli/render.js";
 import * as defaults from "../core/base/defaults.js";
-import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { History } from "../core/pipeline/history.js";
 import { SOURCES } from "../core/nats/names.js";
 import { Producer, type ProduceStats } from "../core/pipeline/producer.js";
@@ -26,19 +26,25 @@ export default class Produce extends OrderqCommand {
     ...topologyFlags,
     count: Flags.integer({ char: "n", summary: "Orders to publish.", default: 1000, min: 0 }),
     rate: Flags.integer({ char: "r", summary: "Orders per second; 0 = as fast as possible.", default: 0, min: 0 }),
-    duration: Flags.string({ summary: "Stop after this long (e.g. 30s), even if --count is not reached." }),
+    duration: duration({ summary: "Stop after this long (e.g. 30s), even if --count is not reached." }),
     sources: Flags.string({ summary: "Source mix as weights.", default: "web=0.5,mobile=0.3,api=0.2" }),
-    "poison-rate": Flags.string({ summary: "Share of orders the handler always rejects (retryable).", default: "0" }),
-    "fatal-rate": Flags.string({ summary: "Share of orders the handler rejects as non-retryable.", default: "0" }),
-    "crash-rate": Flags.string({ summary: "Share of orders that kill every worker that handles them.", default: "0" }),
-    "invalid-rate": Flags.string({ summary: "Share of malformed payloads.", default: "0" }),
-    "duplicate-rate": Flags.string({ summary: "Share of orders published a second time with the same id.", default: "0" }),
+    "poison-rate": probability({ summary: "Share of orders the handler always rejects (retryable).", default: 0 }),
+    "fatal-rate": probability({ summary: "Share of orders the handler rejects as non-retryable.", default: 0 }),
+    "crash-rate": probability({ summary: "Share of orders that kill every worker that handles them.", default: 0 }),
+    "invalid-rate": probability({ summary: "Share of malformed payloads.", default: 0 }),
+    "duplicate-rate": probability({ summary: "Share of orders published a second time with the same id.", default: 0 }),
     history: Flags.string({ summary: "Write every publish (invoke / ok / fail / indeterminate) to this JSON-lines file." }),
     "in-flight": Flags.integer({ summary: "Publishes awaiting their PubAck at once.", default: defaults.PUBLISH_IN_FLIGHT, min: 1 }),
-    "publish-timeout": Flags.string({ summary: "PubAck timeout per try.", default: formatDuration(defaults.PUBLISH_TIMEOUT_MS) }),
-    "retry-for": Flags.string({
+    "publish-timeout": duration({
+      summary: "PubAck timeout per try.",
+      default: defaults.PUBLISH_TIMEOUT_MS,
+      defaultHelp: shownAs(defaults.PUBLISH_TIMEOUT_MS),
+      minMs: 1,
+    }),
+    "retry-for": duration({
       summary: "Keep retrying one order this long (stay inside the duplicate window).",
-      default: formatDuration(defaults.PUBLISH_RETRY_FOR_MS),
+      default: defaults.PUBLISH_RETRY_FOR_MS,
+      defaultHelp: shownAs(defaults.PUBLISH_RETRY_FOR_MS),
     }),
     "id-prefix": Flags.string({ summary: "Order ids are <prefix>-<n>; a random prefix by default." }),
     seed: Flags.integer({ summary: "Seed of the generated orders and mix." }),
@@ -50,20 +56,20 @@ export default class Produce extends OrderqCommand {
     const seed = flags.seed ?? randomSeed();
     const idPrefix = flags["id-prefix"] ?? seed.toString(36);
     if (!/^[A-Za-z0-9_-]{1,40}$/.test(idPrefix)) this.error(`--id-prefix: "${idPrefix}" may use only A-Z a-z 0-9 _ - (at most 40)`, { exit: 2 });
-    const retryForMs = parseDuration(flags["retry-for"], "--retry-for");
+    const retryForMs = flags["retry-for"];
     const options = {
       names: settings.names,
       count: flags.count,
-      durationMs: flags.duration ? parseDuration(flags.duration, "--duration") : undefined,
+      durationMs: flags.duration,
       rate: flags.rate,
       sources: parseWeights(flags.sources, "--sources", SOURCES),
-      poisonRate: probability(flags["poison-rate"], "--poison-rate"),
-      fatalRate: probability(flags["fatal-rate"], "--fatal-rate"),
-      crashRate: probability(flags["crash-rate"], "--crash-rate"),
-      invalidRate: probability(flags["invalid-rate"], "--invalid-rate"),
-      duplicateRate: probability(flags["duplicate-rate"], "--duplicate-rate"),
+      poisonRate: flags["poison-rate"],
+      fatalRate: flags["fatal-rate"],
+      crashRate: flags["crash-rate"],
+      invalidRate: flags["invalid-rate"],
+      duplicateRate: flags["duplicate-rate"],
       inFlight: flags["in-flight"],
-      publishTimeoutMs: parseDuration(flags["publish-timeout"], "--publish-timeout"),
+      publishTimeoutMs: flags["publish-timeout"],
       retryForMs,
       idPrefix,
     };

@@ -1,17 +1,19 @@
 import { Flags, type Interfaces } from "@oclif/core";
 import { join, resolve as resolvePath } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { OrderqCommand, probability, nameFlags, settingsFrom, topologyFlags } from "../cli/base.js";
+import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../cli/base.js";
+import { duration, probability, shownAs } from "../cli/flags.js";
 import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { c, keyValueTable, rate, StatusLine } from "../cli/render.js";
 import * as defaults from "../core/base/defaults.js";
-import { formatDuration, parseDuration } from "../core/base/duration.js";
+import { formatDuration } from "../core/base/duration.js";
 import { InputError } from "../core/base/errors.js";
 import type { ScaleEvent } from "../core/fleet/autoscaler.js";
 import type { ResolvedWorkOptions } from "../core/fleet/work-args.js";
 import { runPool } from "../core/fleet/work-pool.js";
-import { startWorkSupervisor } from "../core/fleet/work-supervisor.js";
-import { isSupervisedChild, leaveSupervisor, startWorkerProcess, STRICT_ORDERS_ENV } from "../core/fleet/worker-process.js";
+import { runsSupervisor, startWorkSupervisor } from "../core/fleet/work-supervisor.js";
+import { isSupervisedChild, leaveSupervisor } from "../core/fleet/child-channel.js";
+import { startWorkerProcess, STRICT_ORDERS_ENV } from "../core/fleet/worker-process.js";
 import { INBOX_URL_ENV } from "../core/inbox/connect.js";
 import { credentialEnv } from "../core/nats/connection.js";
 import { loadHandlerModule, SIMULATED_HANDLER } from "../core/pipeline/handler-module.js";
@@ -60,25 +62,35 @@ export default class Work extends OrderqCommand {
     concurrency: Flags.integer({ char: "c", summary: "Orders in flight per process.", default: defaults.CONCURRENCY, min: 1 }),
     processes: Flags.integer({
       char: "p",
-      summary: "Worker processes, under one supervisor that replaces any that die.",
+      summary: `Worker processes (at most ${defaults.MAX_PROCESSES}), under one supervisor that replaces any that die.`,
       default: defaults.PROCESSES,
       min: 1,
+      max: defaults.MAX_PROCESSES,
     }),
     "handler-ms": Flags.integer({ summary: "Simulated processing time per order, in ms.", default: 0, min: 0 }),
-    "fail-rate": Flags.string({ summary: "Probability that an attempt fails with a transient error.", default: "0" }),
+    "fail-rate": probability({ summary: "Probability that an attempt fails with a transient error.", default: 0 }),
     "poison-switch": Flags.boolean({
       summary: "Reject orders marked poison/fatal/crash; --no-poison-switch simulates the bug being fixed.",
       default: true,
       allowNo: true,
     }),
-    "backoff-base": Flags.string({ summary: "Retry delay after the first failed attempt.", default: formatDuration(defaults.BACKOFF.baseMs) }),
-    "backoff-max": Flags.string({ summary: "Upper bound of any retry delay.", default: formatDuration(defaults.BACKOFF.maxMs) }),
+    "backoff-base": duration({
+      summary: "Retry delay after the first failed attempt.",
+      default: defaults.BACKOFF.baseMs,
+      defaultHelp: shownAs(defaults.BACKOFF.baseMs),
+    }),
+    "backoff-max": duration({
+      summary: "Upper bound of any retry delay.",
+      default: defaults.BACKOFF.maxMs,
+      defaultHelp: shownAs(defaults.BACKOFF.maxMs),
+    }),
     "confirm-ack": Flags.boolean({ summary: "Await a confirmed ack (double ack) for every order.", default: false }),
-    "exit-when-idle": Flags.string({ summary: "Exit once nothing is pending or in flight for this long (e.g. 2s)." }),
-    "drain-timeout": Flags.string({
+    "exit-when-idle": duration({ summary: "Exit once nothing is pending or in flight for this long (e.g. 2s)." }),
+    "drain-timeout": duration({
       summary:
         "On SIGTERM/SIGINT, how long to wait for the orders in hand; then their handlers' ctx.signal is aborted and they are left for redelivery.",
-      default: formatDuration(defaults.DRAIN_TIMEOUT_MS),
+      default: defaults.DRAIN_TIMEOUT_MS,
+      defaultHelp: shownAs(defaults.DRAIN_TIMEOUT_MS),
     }),
     "worker-id": Flags.string({ summary: "Name of this worker in the ledger and attempt history.", default: `w-${process.pid}` }),
     mover: Flags.boolean({ summary: "Run a DLQ mover in this process.", default: true, allowNo: true }),
@@ -93,30 +105,45 @@ export default class Work extends OrderqCommand {
       default: false,
       helpGroup: "AUTOSCALE",
     }),
-    min: Flags.integer({ summary: "Fewest worker processes with --autoscale.", default: defaults.AUTOSCALE.min, min: 1, helpGroup: "AUTOSCALE" }),
-    max: Flags.integer({ summary: "Most worker processes with --autoscale.", default: defaults.AUTOSCALE.max, min: 1, helpGroup: "AUTOSCALE" }),
+    min: Flags.integer({
+      summary: "Fewest worker processes with --autoscale.",
+      default: defaults.AUTOSCALE.min,
+      min: 1,
+      max: defaults.MAX_PROCESSES,
+      helpGroup: "AUTOSCALE",
+    }),
+    max: Flags.integer({
+      summary: `Most worker processes with --autoscale (at most ${defaults.MAX_PROCESSES}).`,
+      default: defaults.AUTOSCALE.max,
+      min: 1,
+      max: defaults.MAX_PROCESSES,
+      helpGroup: "AUTOSCALE",
+    }),
     "target-lag-seconds": Flags.integer({
       summary: "Backlog ÷ commit rate to aim for.",
       default: defaults.AUTOSCALE.targetLagSeconds,
       min: 1,
       helpGroup: "AUTOSCALE",
     }),
-    cooldown: Flags.string({
+    cooldown: duration({
       summary: "Hold after each scaling decision.",
-      default: formatDuration(defaults.AUTOSCALE.cooldownMs),
+      default: defaults.AUTOSCALE.cooldownMs,
+      defaultHelp: shownAs(defaults.AUTOSCALE.cooldownMs),
       helpGroup: "AUTOSCALE",
     }),
-    "sample-every": Flags.string({
+    "sample-every": duration({
       summary: "Sampling period of the lag and commit rate.",
-      default: formatDuration(defaults.AUTOSCALE.sampleMs),
+      default: defaults.AUTOSCALE.sampleMs,
+      defaultHelp: shownAs(defaults.AUTOSCALE.sampleMs),
+      minMs: 10,
       helpGroup: "AUTOSCALE",
     }),
-    "crash-after-commit-rate": Flags.string({
+    "crash-after-commit-rate": probability({
       summary: "Fault: probability of SIGKILLing this process between commit and ack.",
-      default: "0",
+      default: 0,
       helpGroup: "FAULTS",
     }),
-    "drop-ack-rate": Flags.string({ summary: "Fault: probability of committing and never acking.", default: "0", helpGroup: "FAULTS" }),
+    "drop-ack-rate": probability({ summary: "Fault: probability of committing and never acking.", default: 0, helpGroup: "FAULTS" }),
     unsafe: Flags.boolean({ summary: "Negative control: commit with a plain put (duplicates become visible).", default: false, helpGroup: "FAULTS" }),
     trace: Flags.boolean({
       summary: "Log to stderr, with a timestamp, every outcome decision (commit, ack, dead-letter, move, sweep) and every error.",
@@ -141,18 +168,17 @@ export default class Work extends OrderqCommand {
     const started = Date.now();
     const scaling: ScaleEvent[] = [];
     const log = (line: string) => this.logToStderr(line);
-    const pool =
-      !child && (o.processes > 1 || o.autoscale)
-        ? startWorkSupervisor(jsm, o, {
-            script: join(this.config.root, "bin", "run.js"),
-            credentials: { ...credentialEnv(this.natsOptions(flags)), ...(o.inbox ? { [INBOX_URL_ENV]: o.inbox.url } : {}) },
-            log,
-            onScale: (event) => {
-              scaling.push(event);
-              if (!this.jsonEnabled()) log(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
-            },
-          })
-        : await startWorkerProcess(nc, jsm, o, log);
+    const pool = runsSupervisor(o, child)
+      ? startWorkSupervisor(jsm, o, {
+          script: join(this.config.root, "bin", "run.js"),
+          credentials: { ...credentialEnv(this.natsOptions(flags)), ...(o.inbox ? { [INBOX_URL_ENV]: o.inbox.url } : {}) },
+          log,
+          onScale: (event) => {
+            scaling.push(event);
+            if (!this.jsonEnabled()) log(`autoscale: ${event.from} → ${event.to} workers: ${event.reason}`);
+          },
+        })
+      : await startWorkerProcess(nc, jsm, o, log);
 
     const status = new StatusLine();
     if (!this.jsonEnabled() && !child) {
@@ -164,17 +190,23 @@ export default class Work extends OrderqCommand {
         );
       });
     }
-    await runPool(pool, jsm, {
-      names: o.settings.names,
-      metricsPort: o.metricsPort,
-      exitWhenIdleMs: o.exitWhenIdleMs,
-      supervisedChild: child,
-      onDrain: (inFlight) =>
-        log(`orderq: stopping: finishing ${inFlight} order(s) in hand (at most ${formatDuration(o.drainTimeoutMs)}; a second Ctrl-C stops at once)`),
-    });
-    status.stop();
-    await nc.drain();
-    if (child) leaveSupervisor();
+    try {
+      // Rejects when a worker process refused its input (exit 2): the others are stopped by then.
+      await runPool(pool, jsm, {
+        names: o.settings.names,
+        metricsPort: o.metricsPort,
+        exitWhenIdleMs: o.exitWhenIdleMs,
+        supervisedChild: child,
+        onDrain: (inFlight) =>
+          log(
+            `orderq: stopping: finishing ${inFlight} order(s) in hand (at most ${formatDuration(o.drainTimeoutMs)}; a second Ctrl-C stops at once)`,
+          ),
+      });
+    } finally {
+      status.stop();
+      await nc.drain();
+      if (child) leaveSupervisor();
+    }
     const stats = pool.stats();
     const elapsedMs = Date.now() - started;
     if (!child) {
@@ -199,8 +231,11 @@ export default class Work extends OrderqCommand {
 
 type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
 
-/** The flags as typed options, each checked and named when it is wrong. */
-function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
+/**
+ * The flags as typed options, checked together (each one alone was checked when it was parsed); the
+ * one source of every worker process's command line (workArgs). Throws InputError naming the flags.
+ */
+export function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
   if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
   const inbox = inboxFrom(flags);
   return {
@@ -216,24 +251,24 @@ function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
           min: flags.min,
           max: flags.max,
           targetLagSeconds: flags["target-lag-seconds"],
-          cooldownMs: parseDuration(flags.cooldown, "--cooldown"),
-          sampleMs: parseDuration(flags["sample-every"], "--sample-every"),
+          cooldownMs: flags.cooldown,
+          sampleMs: flags["sample-every"],
         }
       : undefined,
     handlerMs: flags["handler-ms"],
-    failRate: probability(flags["fail-rate"], "--fail-rate"),
+    failRate: flags["fail-rate"],
     poisonSwitch: flags["poison-switch"],
-    backoffBaseMs: parseDuration(flags["backoff-base"], "--backoff-base"),
-    backoffMaxMs: parseDuration(flags["backoff-max"], "--backoff-max"),
+    backoffBaseMs: flags["backoff-base"],
+    backoffMaxMs: flags["backoff-max"],
     confirmAck: flags["confirm-ack"],
-    exitWhenIdleMs: flags["exit-when-idle"] ? parseDuration(flags["exit-when-idle"], "--exit-when-idle") : undefined,
-    drainTimeoutMs: parseDuration(flags["drain-timeout"], "--drain-timeout"),
+    exitWhenIdleMs: flags["exit-when-idle"],
+    drainTimeoutMs: flags["drain-timeout"],
     workerId: flags["worker-id"],
     mover: flags.mover,
     seed: flags.seed,
     metricsPort: flags["metrics-port"],
-    crashAfterCommitRate: probability(flags["crash-after-commit-rate"], "--crash-after-commit-rate"),
-    dropAckRate: probability(flags["drop-ack-rate"], "--drop-ack-rate"),
+    crashAfterCommitRate: flags["crash-after-commit-rate"],
+    dropAckRate: flags["drop-ack-rate"],
     unsafe: flags.unsafe,
     trace: flags.trace,
   };

@@ -450,7 +450,7 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
   });
 
   it("show: one entry whole by sequence or order id, payload pretty-printed", async () => {
-    const bySeq = await cliJson(fx, ["dlq", "show", String(seqOf.get("poi-1"))]);
+    const bySeq = await cliJson(fx, ["dlq", "show", `seq:${seqOf.get("poi-1")}`]);
     const byId = await cliJson(fx, ["dlq", "show", "poi-1"]);
     assert.deepEqual(bySeq, byId);
     assert.equal(byId.orderId, "poi-1");
@@ -504,8 +504,10 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
 
   it("purge without a selection, with an unknown id or a malformed --older-than: one clear error, nothing deleted", async () => {
     const cases: [string[], RegExp][] = [
-      [["--yes"], /^orderq: purge: nothing selected: name entries by DLQ sequence or order id/],
-      [[String(seqOf.get("fat-1")), "nope", "--yes"], /^orderq: not in the DLQ: nope$/],
+      [["--yes"], /^orderq: purge: nothing selected: name entries by order id or seq:<DLQ sequence>/],
+      [[`seq:${seqOf.get("fat-1")}`, "nope", "--yes"], /^orderq: not in the DLQ: nope$/],
+      [[String(seqOf.get("fat-1")), "--yes"], /^orderq: not in the DLQ: \d+ \(no order has that id; the entry at DLQ sequence \d+ is seq:\d+\)$/],
+      [["seq:x", "--yes"], /^orderq: seq:x: a DLQ sequence is a whole number from 1/],
       [["--older-than", "7 days", "--yes"], /^orderq: --older-than: "7 days" is not a duration/],
       [["--older-than", "7d", "poi-1", "--yes"], /not both/],
       // No terminal to ask on and no --yes: refuse rather than delete unasked.
@@ -533,7 +535,7 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     );
     assert.equal(await depth(), 3);
 
-    const named = await cliJson(fx, ["dlq", "purge", String(seqOf.get("fat-1")), "bad-1", "--yes"]);
+    const named = await cliJson(fx, ["dlq", "purge", `seq:${seqOf.get("fat-1")}`, "bad-1", "--yes"]);
     assert.equal(named.purged, 2);
     const left = await cliJson(fx, ["dlq", "list"]);
     assert.deepEqual(
@@ -564,6 +566,30 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     const status = await cliJson(fx, ["status"]);
     assert.equal(status.dlq.foreign, 1);
     assert.equal(await depth(), before, "nothing deleted");
+  });
+
+  it("a bare number is an order id: `dlq show 1` and `dlq purge 1 --yes` never reach another order's entry", async () => {
+    const js = jetstream(fx.nc);
+    const put = async (orderId: string) => {
+      const e = entry({ orderId, source: "web", reason: "non-retryable", originalSubject: "orders.web", originalSeq: 1 });
+      return (await js.publish(dlqSubject(names, "web"), JSON.stringify(makeOrder(orderId, "web", seededRng(9))), { headers: encodeDlqHeaders(e) }))
+        .seq;
+    };
+    // The victim's entry sits at sequence N; another order's id is "N".
+    const n = await put("victim-1");
+    const numbered = await put(String(n));
+    const shown = await cliJson(fx, ["dlq", "show", String(n)]);
+    assert.deepEqual([shown.orderId, shown.dlqSeq], [String(n), numbered]);
+    const bySeq = await cliJson(fx, ["dlq", "show", `seq:${n}`]);
+    assert.deepEqual([bySeq.orderId, bySeq.dlqSeq], ["victim-1", n]);
+
+    const purged = await cliJson(fx, ["dlq", "purge", String(n), "--yes"]);
+    assert.deepEqual(
+      purged.entries.map((e: { orderId: string; dlqSeq: number }) => [e.orderId, e.dlqSeq]),
+      [[String(n), numbered]],
+    );
+    const victim = await cliJson(fx, ["dlq", "show", `seq:${n}`]);
+    assert.equal(victim.orderId, "victim-1", "the victim's entry is still there");
   });
 });
 

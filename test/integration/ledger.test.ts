@@ -4,10 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { headers } from "@nats-io/transport-node";
-import { JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { Ledger, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
 import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
-import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
+import { DEFAULT_NAMES, kvStreamName } from "../../src/core/nats/names.js";
 import { PubAckRequests } from "../../src/core/nats/pub-acks.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../../src/core/nats/topology.js";
 import { useServer } from "../support/server.js";
@@ -33,14 +34,26 @@ describe("ledger commit", function () {
     await ledger.close();
   });
 
-  it("commits a key whose dead-letter claim was released for replay (a delete marker is not a commit)", async () => {
+  it("commits a key whose dead-letter claim was released for replay: the release leaves nothing on the key", async () => {
     const ledger = await Ledger.open(fx.nc, names);
     assert.equal((await ledger.record("replayed-1", outcome("dead-lettered", "w1"))).written, true);
     assert.equal(await ledger.releaseDeadLetter("replayed-1"), undefined);
     assert.equal(await ledger.get("replayed-1"), undefined);
+    const jsm = await jetstreamManager(fx.nc);
+    const left = await jsm.streams.getMessage(kvStreamName(names.ledgerBucket), { last_by_subj: `$KV.${names.ledgerBucket}.replayed-1` });
+    assert.equal(left, null, "no claim and no delete marker: the next commit is a create that expects sequence 0");
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w2"))).written, true);
     assert.equal((await ledger.get("replayed-1"))?.result, "committed");
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w3"))).written, false, "and only once");
+    await ledger.close();
+  });
+
+  it("commits a key whose last entry is a delete marker (a release by an older orderq, or nats kv del)", async () => {
+    const ledger = await Ledger.open(fx.nc, names);
+    assert.equal((await ledger.record("marked-1", outcome("dead-lettered", "w1"))).written, true);
+    await (await new Kvm(fx.nc).open(names.ledgerBucket)).delete("marked-1");
+    assert.equal((await ledger.record("marked-1", outcome("committed", "w2"))).written, true);
+    assert.equal((await ledger.record("marked-1", outcome("committed", "w3"))).written, false, "and only once");
     await ledger.close();
   });
 

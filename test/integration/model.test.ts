@@ -44,8 +44,9 @@ const MAX_WORKERS = 3;
 const UNSAFE_RUNS = 25;
 const SHORT_SCHEDULE = 6;
 /**
- * The unsafe example handler must fail within this many runs and shrink, all within the time limit
- * (runs cost 5-10 s each); if the shrinking ends before the limit, to at most SHORT_SCHEDULE commands.
+ * The unsafe example handler must fail within this many runs, for duplicated effects, within the time
+ * limit (runs cost 5-10 s each); if the shrinking ends before the limit, it must have shrunk to at most
+ * SHORT_SCHEDULE commands.
  */
 const UNSAFE_INBOX_RUNS = 10;
 const UNSAFE_INBOX_TIME_LIMIT_MS = 60_000;
@@ -447,6 +448,7 @@ describe("model-based, inbox mode: the same commands plus restart-db and publish
     if (REPLAY) this.skip(); // a replay is of the property above
     // After the time limit every run left (a shrink candidate, mostly) is skipped: none is cut off
     // midway, and a limit reached before any failure leaves no counterexample, which fails below.
+    const started = Date.now();
     const details = await fc.check(property("inbox-unsafe", inbox(unsafeHandler)), {
       numRuns: UNSAFE_INBOX_RUNS,
       skipAllAfterTimeLimit: UNSAFE_INBOX_TIME_LIMIT_MS,
@@ -464,7 +466,13 @@ describe("model-based, inbox mode: the same commands plus restart-db and publish
         `${details.numSkips} skipped at the time limit (seed ${details.seed}, path ${details.counterexamplePath}): ${shrunk.join(", ")}\n      ${why}`,
     );
     assert.match(why, /duplicatedEffects/, "fails for duplicated effects, not for something else");
-    assert.ok(details.numShrinks > 0, `did not shrink: ${shrunk.join(", ")}`);
-    if (details.numSkips === 0) assert.ok(shrunk.length <= SHORT_SCHEDULE, `shrunk to ${shrunk.length} commands: ${shrunk.join(", ")}`);
+    // fast-check counts runs skipped at the time limit only before the first failure (numSkips), not
+    // while shrinking: a shrink cut short by the limit is told by the clock. Each shrink candidate
+    // costs a run of 5-10 s, and most candidates (those without the failing command) pass.
+    const cutShort = details.numSkips > 0 || Date.now() - started >= UNSAFE_INBOX_TIME_LIMIT_MS;
+    if (!cutShort) {
+      assert.ok(details.numShrinks > 0, `did not shrink: ${shrunk.join(", ")}`);
+      assert.ok(shrunk.length <= SHORT_SCHEDULE, `shrunk to ${shrunk.length} commands: ${shrunk.join(", ")}`);
+    }
   });
 });

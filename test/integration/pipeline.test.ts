@@ -110,8 +110,12 @@ describe("pipeline: a worker killed with SIGKILL mid-run", function () {
     const slow: WorkOptions = { handlerMs: 20, concurrency: 4, ...FAST, server: fx.server.url };
     const victim = startCli(workArgs({ ...slow, workerId: "victim" }));
     const survivor = startCli(workArgs({ ...slow, workerId: "survivor" }));
-    const kv = await jetstreamManager(fx.nc);
-    await waitFor("some commits", async () => (await kv.streams.info("KV_orderq_ledger")).state.messages >= 300);
+    // Wait for the victim's own commits, not just anyone's: on a loaded machine the survivor can
+    // start first and commit hundreds before the victim holds an order, and then the kill proves nothing.
+    await waitFor(
+      "the victim to be committing",
+      async () => (await readLedgerWrites(fx.nc, names)).filter((w) => w.outcome.worker === "victim").length >= 50,
+    );
     victim.child.kill("SIGKILL");
     assert.equal((await victim.done).signal, "SIGKILL");
     const restarted = await runCli(workArgs({ ...slow, workerId: "restarted", exitWhenIdleMs: 2000, json: true }));
@@ -343,7 +347,7 @@ describe("pipeline: failures are one clear line and a non-zero exit", function (
       [["work", "--bogus"], /Nonexistent flag: --bogus/],
       [["work", "--ack-wait", "soon"], /--ack-wait: "soon" is not a duration/],
       [["produce", "--sources", "web=1,fax=2"], /--sources: unknown source "fax"/],
-      [["produce", "--poison-rate", "2"], /--poison-rate: 2 is not a probability/],
+      [["produce", "--poison-rate", "2"], /--poison-rate: "2" is not a probability/],
     ];
     for (const [args, message] of cases) {
       const result = await runCli([...args, "--server", fx.server.url]);
@@ -496,8 +500,9 @@ describe("status", function () {
     assert.equal(s.dlq.depth, 5);
     assert.deepEqual(s.dlq.byReason, { "invalid-payload": 3, "non-retryable": 2, "max-deliveries": 0 });
     assert.equal(s.dlq.foreign, 0);
-    // The fatal orders' keys hold their dead-letter claims: 10 commits + 2 claims.
-    assert.deepEqual([s.ledger.orders, s.ledger.writes], [12, 12]);
+    // The fatal orders' keys hold their dead-letter claims: 10 commits + 2 claims; the 3 invalid
+    // payloads are claimed under keys of their own, which are no orders.
+    assert.deepEqual([s.ledger.orders, s.ledger.writes, s.ledger.payloadClaims], [12, 12, 3]);
     assert.equal(s.advisoriesWaiting, 0);
   });
 });

@@ -60,11 +60,11 @@ describe("workArgs", () => {
         f["dup-window"],
         f["max-ack-pending"],
       ],
-      ["nats://127.0.0.1:4333", "S1", "c1", "D1", "l1", 3, "1500ms", 7, "60000ms", 99],
+      ["nats://127.0.0.1:4333", "S1", "c1", "D1", "l1", 3, 1500, 7, 60_000, 99],
     );
     assert.deepEqual(
       [f.concurrency, f.processes, f.autoscale, f.min, f.max, f["target-lag-seconds"], f.cooldown, f["sample-every"]],
-      [9, 2, true, 1, 6, 3, "1000ms", "500ms"],
+      [9, 2, true, 1, 6, 3, 1000, 500],
     );
     assert.deepEqual(
       [
@@ -77,13 +77,13 @@ describe("workArgs", () => {
         f["exit-when-idle"],
         f["worker-id"],
       ],
-      [20, "0.25", false, "20ms", "100ms", true, "2000ms", "w9"],
+      [20, 0.25, false, 20, 100, true, 2000, "w9"],
     );
     assert.deepEqual(
       [f.mover, f.seed, f["metrics-port"], f["crash-after-commit-rate"], f["drop-ack-rate"], f.unsafe, f.trace, f.json],
-      [false, 42, 9464, "0.05", "0.01", true, true, true],
+      [false, 42, 9464, 0.05, 0.01, true, true, true],
     );
-    assert.equal(f["drain-timeout"], "5000ms");
+    assert.equal(f["drain-timeout"], 5000);
     assert.deepEqual(
       [f.handler, f["inbox-table"], f["inbox-pool"], f["inbox-batch"], f.inbox],
       ["/srv/shop/handler.mjs", "shop_inbox", 4, 16, undefined],

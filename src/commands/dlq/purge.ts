@@ -1,10 +1,20 @@
 import { createInterface } from "node:readline/promises";
 import { Flags } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
-import { DlqCommand, describeReasons, filterFlags, filterFrom, given, loadSelection, plural, validateSelection } from "../../cli/dlq.js";
+import {
+  DlqCommand,
+  describeReasons,
+  filterFlags,
+  filterFrom,
+  given,
+  loadSelection,
+  plural,
+  SELECTOR_HELP,
+  validateSelection,
+} from "../../cli/dlq.js";
 import type { StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
 import { countByReason, purge } from "../../core/ops/dlq-admin.js";
-import { parseDuration } from "../../core/base/duration.js";
+import { duration } from "../../cli/flags.js";
 import { InputError } from "../../core/base/errors.js";
 
 export interface DlqPurgeResult {
@@ -22,31 +32,32 @@ const PREVIEW = 10;
 export default class DlqPurge extends DlqCommand {
   static override summary = "Delete DLQ entries for good (asks first unless --yes).";
   static override description =
-    "Select entries by DLQ sequence or order id, or with --all / --older-than (narrowed by --source / --reason). " +
+    "Select entries by order id or seq:N, or with --all / --older-than (narrowed by --source / --reason). " +
     "An unknown entry, a missing selection or a malformed --older-than is an error and nothing is deleted. " +
     "Asks for confirmation on a terminal; without one (scripts, CI) --yes is required. A purged order stays " +
-    "dead-lettered in the ledger: publishing its id again will not process it.";
+    "dead-lettered in the ledger: publishing its id again will not process it.\n\n" +
+    SELECTOR_HELP;
   static override examples = [
-    "<%= config.bin %> dlq purge 42 57",
+    "<%= config.bin %> dlq purge seq:42 a1b2c3-000017",
     "<%= config.bin %> dlq purge --older-than 7d",
     "<%= config.bin %> dlq purge --all --reason invalid-payload --yes --json",
   ];
 
   static override strict = false;
-  static override usage = "dlq purge [<seq|order-id>...] [--all] [--older-than 7d] [--source S] [--reason R] [--yes]";
+  static override usage = "dlq purge [<order-id|id:X|seq:N>...] [--all] [--older-than 7d] [--source S] [--reason R] [--yes]";
 
   static override flags = {
     ...nameFlags,
     ...filterFlags,
     all: Flags.boolean({ summary: "Purge every entry (narrowed by --source / --reason / --older-than).", default: false }),
-    "older-than": Flags.string({ summary: "Purge entries dead-lettered longer ago than this (e.g. 7d, 12h)." }),
+    "older-than": duration({ summary: "Purge entries dead-lettered longer ago than this (e.g. 7d, 12h)." }),
     yes: Flags.boolean({ char: "y", summary: "Do not ask for confirmation.", default: false }),
   };
 
   async run(): Promise<DlqPurgeResult> {
     const { argv, flags } = await this.parse(DlqPurge);
     const selectors = argv as string[];
-    const olderThanMs = flags["older-than"] === undefined ? undefined : parseDuration(flags["older-than"], "--older-than");
+    const olderThanMs = flags["older-than"];
     validateSelection("purge", { selectors, bulk: given(flags, ["all", "older-than"]), narrowing: given(flags, ["source", "reason"]) });
     const filter = { ...filterFrom(flags), beforeMs: olderThanMs === undefined ? undefined : Date.now() - olderThanMs };
     return this.withDlq(flags, async (nc, names) => {
@@ -72,7 +83,7 @@ export default class DlqPurge extends DlqCommand {
     if (!process.stdin.isTTY) {
       throw new InputError(`refusing to purge ${what} without confirmation: stdin is not a terminal (pass --yes)`);
     }
-    const listed = entries.slice(0, PREVIEW).map((e) => `  #${e.dlqSeq} ${e.orderId ?? "(no order id)"} ${e.reason}`);
+    const listed = entries.slice(0, PREVIEW).map((e) => `  seq:${e.dlqSeq} ${e.orderId ?? "(no order id)"} ${e.reason}`);
     if (entries.length > PREVIEW) listed.push(`  … and ${entries.length - PREVIEW} more`);
     process.stderr.write(`${listed.join("\n")}\n`);
     const rl = createInterface({ input: process.stdin, output: process.stderr });

@@ -1,7 +1,7 @@
 import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
 import { Flags } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
-import { DlqCommand, filterFlags, filterFrom, given, loadSelection, plural, validateSelection } from "../../cli/dlq.js";
+import { DlqCommand, filterFlags, filterFrom, given, loadSelection, plural, SELECTOR_HELP, validateSelection } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
 import { replay, type ReplayOutcome } from "../../core/ops/dlq-admin.js";
 
@@ -22,16 +22,17 @@ export default class DlqReplay extends DlqCommand {
     "PubAck, so an interrupted replay can simply be run again. An order the ledger holds as committed is refused " +
     "(it would not be processed again), and so is an invalid payload. Replay once the cause is fixed: a poison " +
     "order that still fails comes back to the DLQ after max deliveries. Exits 0 when nothing failed (refusals are " +
-    "reported, not failures), 1 when an entry could not be replayed.";
+    "reported, not failures), 1 when an entry could not be replayed.\n\n" +
+    SELECTOR_HELP;
   static override examples = [
-    "<%= config.bin %> dlq replay 42 57",
+    "<%= config.bin %> dlq replay seq:42 seq:57",
     "<%= config.bin %> dlq replay a1b2c3-000017",
     "<%= config.bin %> dlq replay --all --source web --dry-run",
     "<%= config.bin %> dlq replay --all --reason max-deliveries --json",
   ];
 
   static override strict = false;
-  static override usage = "dlq replay <seq|order-id>... | --all [--source S] [--reason R] [--dry-run]";
+  static override usage = "dlq replay <order-id|id:X|seq:N>... | --all [--source S] [--reason R] [--dry-run]";
 
   static override flags = {
     ...nameFlags,

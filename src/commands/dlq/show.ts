@@ -1,34 +1,35 @@
 import { Args } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
-import { DlqCommand, fullView, when, type DlqFullView } from "../../cli/dlq.js";
+import { DlqCommand, fullView, SELECTOR_HELP, when, type DlqFullView } from "../../cli/dlq.js";
 import { c, keyValueTable, table } from "../../cli/render.js";
-import { listDlq, select } from "../../core/ops/dlq-admin.js";
+import { listDlq, parseSelector, select } from "../../core/ops/dlq-admin.js";
 import { InputError } from "../../core/base/errors.js";
+import { MAX_VALUE_CHARS } from "../../core/pipeline/dlq-entry.js";
 
 export default class DlqShow extends DlqCommand {
   static override summary = "Show one DLQ entry whole: why, the payload, every failed attempt.";
   static override description =
-    "Select the entry by its DLQ sequence number (first column of `orderq dlq list`) or by order id. " +
-    "An order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
+    SELECTOR_HELP + "\n\nAn order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
   static override examples = [
-    "<%= config.bin %> dlq show 42",
     "<%= config.bin %> dlq show a1b2c3-000017",
-    "<%= config.bin %> dlq show 42 --json | jq '.attempts[].error'",
+    "<%= config.bin %> dlq show seq:42",
+    "<%= config.bin %> dlq show seq:42 --json | jq '.attempts[].error'",
   ];
 
   static override args = {
-    entry: Args.string({ description: "DLQ sequence number or order id.", required: true }),
+    entry: Args.string({ description: "Order id (bare or id:X), or seq:N for the entry at DLQ sequence N.", required: true }),
   };
 
   static override flags = { ...nameFlags };
 
   async run(): Promise<DlqFullView> {
     const { args, flags } = await this.parse(DlqShow);
+    parseSelector(args.entry); // a malformed selector is refused before anything connects
     return this.withDlq(flags, async (nc, names) => {
       const matches = select(await listDlq(nc, names), [args.entry]);
       if (matches.length > 1) {
         const seqs = matches.map((m) => m.dlqSeq).join(", ");
-        throw new InputError(`order ${args.entry} has ${matches.length} DLQ entries (sequences ${seqs}): show one by its sequence`);
+        throw new InputError(`order ${args.entry} has ${matches.length} DLQ entries (sequences ${seqs}): show one with seq:<sequence>`);
       }
       const view = fullView(matches[0]);
       this.log(render(view, names.dlqStream));
@@ -58,8 +59,14 @@ function render(e: DlqFullView, stream: string): string {
     ["first attempt", when(e.firstAttemptAt)],
     ["last attempt", when(e.lastAttemptAt)],
     ["dead-lettered at", when(e.deadLetteredAt)],
+    ...(e.truncated?.length
+      ? [["cut to fit", `${e.truncated.join(", ")} (each value at most ${MAX_VALUE_CHARS} characters)`] as [string, string]]
+      : []),
+    ...(e.attemptsOmitted ? [["attempts left out", `${e.attemptsOmitted} (the oldest; the copy's headers are bounded)`] as [string, string]] : []),
   ]);
-  const payload = capped(e.payloadIsJson ? JSON.stringify(e.payload, null, 2) : String(e.payload));
+  const payload = e.payloadOmitted
+    ? c.yellow(`not kept: ${e.payloadOmitted.bytes} bytes, too large for a DLQ copy; sha256 ${e.payloadOmitted.sha256}`)
+    : capped(e.payloadIsJson ? JSON.stringify(e.payload, null, 2) : String(e.payload));
   const headers = Object.entries(e.originalHeaders).map(([k, v]) => `${k}: ${v.join(", ")}`);
   return [
     facts,

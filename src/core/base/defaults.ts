@@ -31,6 +31,12 @@ export const DRAIN_TIMEOUT_MS = 30_000;
 export const CONCURRENCY = 256;
 /** Worker processes of `orderq work`. */
 export const PROCESSES = 1;
+/**
+ * Most worker processes one `orderq work` supervisor runs (--processes, --autoscale --max): each is a
+ * Node process of ~60 MB with its own connection, and more than this on one machine is a typo, not a
+ * plan (scale out with more machines, or raise --concurrency).
+ */
+export const MAX_PROCESSES = 64;
 /** Publishes awaiting their PubAck at once (`orderq produce`, the bench). */
 export const PUBLISH_IN_FLIGHT = 256;
 export const PUBLISH_TIMEOUT_MS = 5_000;

@@ -1,21 +1,13 @@
 /**
  * Runs worker processes (`orderq work` children), replaces any that die, and sums their stats,
- * which each child reports over IPC. Retiring a child is a graceful drain (SIGTERM).
+ * which each child reports over IPC. Retiring a child is a graceful drain (SIGTERM). A child that
+ * exits 2 (bad input) is not replaced: a replacement would be refused the same way, forever.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { killOnExit } from "./exit-kill.js";
 import { emptyStats, type WorkerStats } from "../pipeline/worker.js";
-
-/** Set in every child's environment: the child runs one worker and reports to us (worker-process.ts). */
-export const SUPERVISED_ENV = "ORDERQ_SUPERVISED";
-
-export interface ChildReport {
-  type: "stats";
-  stats: WorkerStats;
-  /** prom-client `getMetricsAsJSON()` of the child, when metrics are on. */
-  metrics?: object[];
-}
+import { SUPERVISED_ENV, type ChildReport } from "./child-channel.js";
 
 export interface SupervisorOptions {
   /** Entry point of the CLI (bin/run.js) and the arguments of one worker process. */
@@ -40,9 +32,14 @@ export interface WorkerExit {
   pid: number | undefined;
   code: number | null;
   signal: NodeJS.Signals | null;
-  /** A replacement is on its way (the worker was neither retired nor stopped). */
+  /** A replacement is on its way (the worker was neither retired nor stopped, and did not exit 2). */
   replaced: boolean;
+  /** The line the child reported before it exited with a failure, if it did. */
+  message?: string;
 }
+
+/** The exit code of an orderq command refusing its input (src/core/base/errors.ts). */
+export const BAD_INPUT_EXIT = 2;
 
 export interface SupervisorEvents {
   onExit?(exit: WorkerExit): void;
@@ -60,6 +57,7 @@ interface Slot {
   metrics?: object[];
   exited: Promise<void>;
   retiring: boolean;
+  failure?: string;
 }
 
 export class Supervisor {
@@ -112,8 +110,8 @@ export class Supervisor {
         this.slots.delete(id);
         addStats(this.retired, { ...slot.stats, inFlight: 0 });
         if (slot.metrics) this.retiredMetrics.push(slot.metrics);
-        const replace = !this.stopping && !slot.retiring;
-        this.events.onExit?.({ id, pid: child.pid, code, signal, replaced: replace });
+        const replace = !this.stopping && !slot.retiring && code !== BAD_INPUT_EXIT;
+        this.events.onExit?.({ id, pid: child.pid, code, signal, replaced: replace, message: slot.failure });
         if (replace) {
           const base = this.options.restartDelayMs;
           const delay = Date.now() - startedAt < YOUNG_MS ? Math.min(MAX_RESTART_DELAY_MS, (this.delays.get(id) ?? base / 2) * 2) : base;
@@ -124,6 +122,7 @@ export class Supervisor {
       });
     });
     child.on("message", (msg: ChildReport) => {
+      if (msg?.type === "failed") slot.failure = msg.message;
       if (msg?.type !== "stats") return;
       slot.stats = msg.stats;
       if (msg.metrics) slot.metrics = msg.metrics;

@@ -1,13 +1,16 @@
 /**
  * `orderq work -p N` / `--autoscale`: worker processes under a supervisor that replaces any that die,
  * optionally autoscaled. Each child is started with workArgs from the same options, less what only the
- * supervisor acts on; credentials reach the children in NATS_* variables, never in their arguments.
+ * supervisor acts on (so a child never supervises, whatever the supervisor's own command line said);
+ * credentials reach the children in NATS_* variables, never in their arguments. A child that exits 2
+ * (it refused its input) stops the whole pool: `done` rejects with an InputError carrying its line.
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Autoscaler, type ScaleEvent } from "./autoscaler.js";
 import { mergeMetrics, pipelineRegistry } from "./metrics.js";
 import { backlog } from "./quiescence.js";
-import { Supervisor } from "./supervisor.js";
+import { InputError } from "../base/errors.js";
+import { BAD_INPUT_EXIT, Supervisor } from "./supervisor.js";
 import { workArgs, type ResolvedWorkOptions, type WorkOptions } from "./work-args.js";
 import type { WorkPool } from "./work-pool.js";
 import { METRICS_ENV } from "./worker-process.js";
@@ -23,34 +26,66 @@ export interface WorkSupervisorOptions {
 
 const RESTART_DELAY_MS = 200;
 
+/**
+ * Whether `orderq work` with these options runs a supervisor (true) or one worker in its own process.
+ * A supervisor's child never supervises, whatever its command line says: a supervisor that passed its
+ * own --processes on would multiply the processes at every level.
+ */
+export function runsSupervisor(o: Pick<ResolvedWorkOptions, "processes" | "autoscale">, supervisedChild: boolean): boolean {
+  return !supervisedChild && (o.processes > 1 || o.autoscale !== undefined);
+}
+
+/**
+ * The command line of the supervisor's worker `workerId`, built from the parsed options (never from
+ * the supervisor's own argv): less what only the supervisor acts on (processes, autoscaling, the idle
+ * exit, the metrics port), so the child runs one worker.
+ */
+export function childWorkArgs(o: ResolvedWorkOptions, workerId: string): string[] {
+  const child: WorkOptions = { ...o, processes: undefined, autoscale: undefined, exitWhenIdleMs: undefined, metricsPort: undefined, workerId };
+  return workArgs(child);
+}
+
 export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOptions, s: WorkSupervisorOptions): WorkPool {
   const names = o.settings.names;
   const metricsOn = o.metricsPort !== undefined;
-  const child: WorkOptions = { ...o, processes: undefined, autoscale: undefined, exitWhenIdleMs: undefined, metricsPort: undefined };
+  let resolveDone!: () => void;
+  let rejectDone!: (err: Error) => void;
+  const done = new Promise<void>((resolve, reject) => ((resolveDone = resolve), (rejectDone = reject)));
+  let stopped = false;
+  let refused: InputError | undefined;
+  let autoscaler: Autoscaler | undefined;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    autoscaler?.stop();
+    void supervisor.stop().then(() => (refused ? rejectDone(refused) : resolveDone()));
+  };
   const supervisor = new Supervisor(
     {
       script: s.script,
-      args: (workerId) => workArgs({ ...child, workerId }),
+      args: (workerId) => childWorkArgs(o, workerId),
       env: { ...s.credentials, ...(metricsOn ? { [METRICS_ENV]: "1" } : {}) },
       restartDelayMs: RESTART_DELAY_MS,
     },
     {
-      onExit: ({ id, code, signal, replaced }) => {
+      onExit: ({ id, code, signal, replaced, message }) => {
         if (replaced) s.log(`worker ${id} exited (${signal ?? code}); starting a replacement`);
+        else if (code === BAD_INPUT_EXIT && !stopped) {
+          refused ??= new InputError(`worker ${id} refused its input (exit 2): ${message ?? "no reason given"}`);
+          stop();
+        }
       },
     },
   );
   const initial = o.autoscale ? o.autoscale.min : o.processes;
   for (let i = 0; i < initial; i++) supervisor.spawn();
-  let autoscaler: Autoscaler | undefined;
   if (o.autoscale) {
     autoscaler = new Autoscaler(supervisor, jsm, names, { ...o.autoscale, maxStepUp: Math.max(1, Math.ceil(o.autoscale.max / 4)) }, (event) =>
       s.onScale?.(event),
     );
     autoscaler.start();
   }
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
+
   const lagRegistry = pipelineRegistry(async () => {
     const b = await backlog(jsm, names);
     return { workers: supervisor.active, lag: b.pending + b.ackPending };
@@ -62,10 +97,7 @@ export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOption
       const merged = mergeMetrics(supervisor.metricsSnapshots());
       return { contentType: merged.contentType, body: (await merged.metrics()) + (await lagRegistry.metrics()) };
     },
-    stop: () => {
-      autoscaler?.stop();
-      void supervisor.stop().then(resolveDone);
-    },
+    stop,
     done,
   };
 }

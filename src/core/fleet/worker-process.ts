@@ -12,7 +12,7 @@ import { loadHandlerModule, SIMULATED_HANDLER } from "../pipeline/handler-module
 import { Worker } from "../pipeline/worker.js";
 import { pipelineRegistry, WorkerMetrics } from "./metrics.js";
 import { backlog } from "./quiescence.js";
-import { SUPERVISED_ENV, type ChildReport } from "./supervisor.js";
+import { isSupervisedChild, type ChildReport } from "./child-channel.js";
 import type { ResolvedWorkOptions } from "./work-args.js";
 import type { WorkPool } from "./work-pool.js";
 
@@ -24,16 +24,6 @@ export const STRICT_ORDERS_ENV = "ORDERQ_STRICT_ORDERS";
 
 /** Set by a supervisor that serves metrics: its children then measure latency and send snapshots. */
 export const METRICS_ENV = "ORDERQ_METRICS";
-
-/** Whether this process is a supervisor's child (it has the IPC channel the supervisor opened). */
-export function isSupervisedChild(): boolean {
-  return process.env[SUPERVISED_ENV] === "1" && process.send !== undefined;
-}
-
-/** After the last report: close the IPC channel, which would keep a child alive. */
-export function leaveSupervisor(): void {
-  process.disconnect?.();
-}
 
 const REPORT_EVERY_MS = 250;
 

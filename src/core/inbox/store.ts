@@ -9,7 +9,15 @@
  * Nothing is reported before the commit: the worker acks an order only after its row is durable.
  */
 import pg from "pg";
-import type { DbClient, Outcome, OutcomeStore, RecordResult, TransactionalCommit, TransactionResult } from "../pipeline/outcome-store.js";
+import {
+  isPayloadClaim,
+  type DbClient,
+  type Outcome,
+  type OutcomeStore,
+  type RecordResult,
+  type TransactionalCommit,
+  type TransactionResult,
+} from "../pipeline/outcome-store.js";
 import { openInboxPool } from "./connect.js";
 import { checkInboxSchema, checkTableName, DEFAULT_INBOX_TABLE, ORDERQ_LOCK_CLASS } from "./schema.js";
 
@@ -130,10 +138,13 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
     return { table: this.table, committed: count("committed"), deadLettered: count("dead-lettered") };
   }
 
-  /** Every row: the chaos checker's and the effect checker's view of the inbox. */
+  /**
+   * Every order's row: the chaos checker's and the effect checker's view of the inbox. The claims of
+   * payloads without an order id (isPayloadClaim) are left out: they are no order's outcome.
+   */
   async rows(): Promise<Array<{ orderId: string; outcome: Outcome }>> {
     const { rows } = await this.pool.query<InboxRow>(`SELECT * FROM ${this.table} ORDER BY at, order_id`);
-    return rows.map((row) => ({ orderId: row.order_id, outcome: toOutcome(row) }));
+    return rows.filter((row) => !isPayloadClaim(row.order_id)).map((row) => ({ orderId: row.order_id, outcome: toOutcome(row) }));
   }
 
   run(orderId: string, outcome: Outcome, work: (db: DbClient) => Promise<void>): Promise<TransactionResult> {

@@ -67,16 +67,40 @@ async function* readDlqStream(nc: NatsConnection, names: Names, subject?: string
 }
 
 /**
- * Resolves selectors — a DLQ sequence number or an order id — to entries. An unknown selector is an
- * InputError naming it, raised before anything is changed.
+ * How an operator names a DLQ entry: `seq:42` is the entry at DLQ sequence 42, `id:X` every entry of
+ * order X, and a bare argument is always an order id — never a sequence, so `dlq purge 1` cannot reach
+ * another order's entry that happens to sit at sequence 1. (An order id that starts with `seq:` or
+ * `id:` is written with the `id:` prefix: `id:seq:7`.)
+ */
+export type DlqSelector = { seq: number; text: string } | { orderId: string; text: string };
+
+/** A selector from its text. Throws InputError for `seq:` without a positive whole number, or an empty id. */
+export function parseSelector(text: string): DlqSelector {
+  if (text.startsWith("seq:")) {
+    const digits = text.slice(4);
+    if (!/^[1-9]\d*$/.test(digits)) throw new InputError(`${text}: a DLQ sequence is a whole number from 1 (e.g. seq:42)`);
+    return { seq: Number(digits), text };
+  }
+  const orderId = text.startsWith("id:") ? text.slice(3) : text;
+  if (orderId === "") throw new InputError(`${text}: an empty order id (write id:<order id> or seq:<DLQ sequence>)`);
+  return { orderId, text };
+}
+
+/**
+ * Resolves selectors (parseSelector) to entries, each entry once, in DLQ order. An unknown selector is
+ * an InputError naming it, raised before anything is changed; a bare number that is no order's id but
+ * is a DLQ sequence is named with the `seq:` spelling that selects it.
  */
 export function select(entries: StoredDlqEntry[], selectors: string[]): StoredDlqEntry[] {
+  const parsed = selectors.map(parseSelector);
   const chosen = new Map<number, StoredDlqEntry>();
   const unknown: string[] = [];
-  for (const sel of selectors) {
-    const bySeq = /^\d+$/.test(sel) ? entries.filter((e) => e.dlqSeq === Number(sel)) : [];
-    const matches = bySeq.length ? bySeq : entries.filter((e) => e.orderId === sel);
-    if (matches.length === 0) unknown.push(sel);
+  for (const sel of parsed) {
+    const matches = "seq" in sel ? entries.filter((e) => e.dlqSeq === sel.seq) : entries.filter((e) => e.orderId === sel.orderId);
+    if (matches.length === 0) {
+      const asSeq = "orderId" in sel && sel.text === sel.orderId && /^\d+$/.test(sel.text) && entries.some((e) => e.dlqSeq === Number(sel.text));
+      unknown.push(asSeq ? `${sel.text} (no order has that id; the entry at DLQ sequence ${sel.text} is seq:${sel.text})` : sel.text);
+    }
     for (const m of matches) chosen.set(m.dlqSeq, m);
   }
   if (unknown.length) throw new InputError(`not in the DLQ: ${unknown.join(", ")}`);
@@ -133,6 +157,9 @@ async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: bool
     return { ...base, result: "refused", reason: "invalid payload: it would only be dead-lettered again" };
   }
   if (!entry.orderId) return { ...base, result: "refused", reason: "entry has no order id" };
+  if (entry.payloadOmitted) {
+    return { ...base, result: "refused", reason: `the payload was not kept (${entry.payloadOmitted.bytes} bytes, too large for a DLQ copy)` };
+  }
   const committed: Outcome | undefined = dryRun
     ? await ctx.ledger.get(entry.orderId).then((o) => (o?.result === "committed" ? o : undefined))
     : await ctx.ledger.releaseDeadLetter(entry.orderId);

@@ -7,6 +7,7 @@ import { EnvironmentError } from "../base/errors.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { isNotFound } from "../nats/not-found.js";
 import { InboxStore } from "../inbox/store.js";
+import { PAYLOAD_CLAIM_PREFIX } from "../pipeline/outcome-store.js";
 
 export interface Status {
   stream: { name: string; messages: number; bytes: number; firstSeq: number; lastSeq: number };
@@ -21,10 +22,21 @@ export interface Status {
     waiting: number;
     /** What an external scaler (e.g. KEDA's NATS JetStream scaler) reads as lag. */
     lag: number;
+    /**
+     * Orders in the stream that are neither pending nor awaiting an ack: delivered max-deliver times,
+     * so never delivered again, and still waiting for a DLQ mover. Above 0 for more than a moment, no
+     * mover runs or every move fails — and `lag` does not show them. Stream and consumer are read at
+     * the same time, not atomically: an order acked in between can count for a moment.
+     */
+    stuck: number;
   };
   /** `foreign`: messages in the DLQ stream that are not orderq entries. */
   dlq: { name: string; depth: number; byReason: Record<DlqReason, number>; foreign: number };
-  ledger: { bucket: string; orders: number; writes: number };
+  /**
+   * `orders`: keys that are order ids; `writes`: their writes. `payloadClaims`: keys claiming a payload
+   * with no valid order id for the DLQ (payloadClaimKey), left out of both.
+   */
+  ledger: { bucket: string; orders: number; writes: number; payloadClaims: number };
   /** Inbox mode: the inbox table's rows by outcome (the ledger of record there). */
   inbox?: { table: string; committed: number; deadLettered: number };
   advisoriesWaiting: number;
@@ -70,6 +82,7 @@ export class StatusReader {
       found(jsm.consumers.info(names.advisoryStream, names.moverConsumer), `consumer ${names.moverConsumer} on ${names.advisoryStream}`),
     ]);
     const reasons = await this.tally.update(nc, names, dlq);
+    const claims = await payloadClaims(jsm, names);
     const inbox = await this.inbox?.counts();
     return {
       stream: {
@@ -86,13 +99,26 @@ export class StatusReader {
         redelivered: consumer.num_redelivered,
         waiting: consumer.num_waiting,
         lag: consumer.num_pending + consumer.num_ack_pending,
+        stuck: Math.max(0, stream.state.messages - consumer.num_pending - consumer.num_ack_pending),
       },
       dlq: { name: names.dlqStream, depth: dlq.state.messages, ...reasons },
-      ledger: { bucket: names.ledgerBucket, orders: ledger.state.num_subjects ?? 0, writes: ledger.state.messages },
+      ledger: {
+        bucket: names.ledgerBucket,
+        orders: (ledger.state.num_subjects ?? 0) - claims.keys,
+        writes: ledger.state.messages - claims.writes,
+        payloadClaims: claims.keys,
+      },
       ...(inbox ? { inbox } : {}),
       advisoriesWaiting: mover.num_pending + mover.num_ack_pending,
     };
   }
+}
+
+/** The ledger's payload-claim keys and their writes, from the stream's per-subject counts. */
+async function payloadClaims(jsm: JetStreamManager, names: Names): Promise<{ keys: number; writes: number }> {
+  const filter = `$KV.${names.ledgerBucket}.${PAYLOAD_CLAIM_PREFIX}>`;
+  const counts = Object.values((await jsm.streams.info(kvStreamName(names.ledgerBucket), { subjects_filter: filter })).state.subjects ?? {});
+  return { keys: counts.length, writes: counts.reduce((a, b) => a + b, 0) };
 }
 
 /** A missing stream or consumer is named, with what to do about it. */

@@ -1,13 +1,16 @@
 /**
  * The one way into the DLQ, shared by workers (invalid payload, non-retryable error, last attempt
  * failed) and the advisory-driven mover. Claim in the ledger, then copy; both steps are idempotent.
+ * Every path claims: a valid order by its id, a payload without one by payloadClaimKey, so a re-send
+ * that the broker stored again (its duplicate window forgotten on a restart) finds the claim and is
+ * not copied a second time. The copy is bounded (boundDlqCopy), so it always fits.
  */
 import type { MsgHdrs } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { ackedWriteLine } from "./acked-writes.js";
 import type { AttemptLog } from "./attempts.js";
-import { encodeDlqHeaders, headersToRecord, type DlqEntry, type DlqReason } from "./dlq-entry.js";
-import type { OutcomeStore } from "./outcome-store.js";
+import { boundDlqCopy, DEFAULT_MAX_PAYLOAD, encodeDlqHeaders, headersToRecord, type DlqEntry, type DlqReason } from "./dlq-entry.js";
+import { payloadClaimKey, type OutcomeStore } from "./outcome-store.js";
 import { dlqMsgId, dlqSubject, type Names } from "../nats/names.js";
 
 export interface DeadLetterContext {
@@ -18,6 +21,8 @@ export interface DeadLetterContext {
   worker: string;
   /** See WorkerOptions.trace. */
   trace?: (line: string) => void;
+  /** The server's max_payload in bytes (the connection's INFO); DEFAULT_MAX_PAYLOAD when absent. */
+  maxPayload?: number;
 }
 
 export interface DeadLetterInput {
@@ -31,7 +36,7 @@ export interface DeadLetterInput {
   lastError?: string;
   /** Id of a valid order: its ledger key is claimed so it cannot also be committed. */
   validOrderId?: string;
-  /** Best-effort id of an invalid payload, for people reading the DLQ. */
+  /** Best-effort id of an invalid payload, for people reading the DLQ (the claim is by payloadClaimKey). */
   displayOrderId?: string;
 }
 
@@ -49,28 +54,28 @@ export async function deadLetter(ctx: DeadLetterContext, input: DeadLetterInput)
 
 async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): Promise<DeadLetterResult> {
   const now = new Date().toISOString();
-  if (input.validOrderId !== undefined) {
-    const claim = await ctx.ledger.record(input.validOrderId, {
-      result: "dead-lettered",
-      worker: ctx.worker,
-      attempt: input.deliveries,
-      streamSeq: input.streamSeq,
-      at: now,
-      reason: input.reason,
-      error: input.lastError,
-    });
-    if (claim.written && claim.seq !== undefined) ctx.trace?.(ackedWriteLine("ledger", claim.seq, input.validOrderId));
-    if (!claim.written)
-      ctx.trace?.(
-        `dead-letter ${input.validOrderId} seq=${input.streamSeq}: ledger has ${claim.existing ? `${claim.existing.result} by ${claim.existing.worker} seq=${claim.existing.streamSeq}` : "a key it could not read back"}`,
-      );
-    // Held, but by what is unknown: a copy now could dead-letter a committed order. Retry later.
-    if (!claim.written && !claim.existing) throw new Error(`the ledger holds ${input.validOrderId} but its outcome could not be read`);
-    // A committed order is done; a dead-letter claim left by a move of this same message that
-    // died before its copy is finished below.
-    if (!claim.written && claim.existing?.result === "committed") return "already-committed";
-    if (!claim.written && claim.existing && claim.existing.streamSeq !== input.streamSeq) return "already-dead-lettered";
-  }
+  const msgId = input.headers?.get("Nats-Msg-Id") || undefined;
+  const key = input.validOrderId ?? payloadClaimKey(input.payload, msgId);
+  const claim = await ctx.ledger.record(key, {
+    result: "dead-lettered",
+    worker: ctx.worker,
+    attempt: input.deliveries,
+    streamSeq: input.streamSeq,
+    at: now,
+    reason: input.reason,
+    error: input.lastError,
+  });
+  if (claim.written && claim.seq !== undefined) ctx.trace?.(ackedWriteLine("ledger", claim.seq, key));
+  if (!claim.written)
+    ctx.trace?.(
+      `dead-letter ${key} seq=${input.streamSeq}: ledger has ${claim.existing ? `${claim.existing.result} by ${claim.existing.worker} seq=${claim.existing.streamSeq}` : "a key it could not read back"}`,
+    );
+  // Held, but by what is unknown: a copy now could dead-letter a committed order. Retry later.
+  if (!claim.written && !claim.existing) throw new Error(`the ledger holds ${key} but its outcome could not be read`);
+  // A committed order is done; a dead-letter claim left by a move of this same message that
+  // died before its copy is finished below.
+  if (!claim.written && claim.existing?.result === "committed") return "already-committed";
+  if (!claim.written && claim.existing && claim.existing.streamSeq !== input.streamSeq) return "already-dead-lettered";
   const attempts = await ctx.attempts.list(input.streamSeq);
   const source = input.subject.split(".").pop() ?? "unknown";
   const entry: DlqEntry = {
@@ -90,10 +95,10 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
     deadLetteredAt: now,
   };
   // The copy's Nats-Msg-Id (see dlqMsgId) is set by the codec, which must put it first.
-  const ack = await ctx.js.publish(dlqSubject(ctx.names, source), input.payload, {
-    headers: encodeDlqHeaders(entry, dlqMsgId(ctx.names, input.streamSeq, input.headers?.get("Nats-Msg-Id") || undefined)),
-  });
-  if (!ack.duplicate) ctx.trace?.(ackedWriteLine("dlq", ack.seq, entry.orderId ?? `seq:${input.streamSeq}`));
+  const copyId = dlqMsgId(ctx.names, input.streamSeq, msgId);
+  const copy = boundDlqCopy(entry, input.payload, ctx.maxPayload ?? DEFAULT_MAX_PAYLOAD, copyId);
+  const ack = await ctx.js.publish(dlqSubject(ctx.names, source), copy.payload, { headers: encodeDlqHeaders(copy.entry, copyId) });
+  if (!ack.duplicate) ctx.trace?.(ackedWriteLine("dlq", ack.seq, copy.entry.orderId ?? `seq:${input.streamSeq}`));
   // Another mover (or the worker) copied it first: the stream kept one entry, and so do the counts.
   return ack.duplicate ? "already-dead-lettered" : "dead-lettered";
 }

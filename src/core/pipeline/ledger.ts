@@ -3,13 +3,15 @@
  * that makes an order's outcome real; a second delivery's create fails and is counted, not applied.
  *
  * Dead-lettering claims the key the same way (result "dead-lettered") before the DLQ copy, so a worker
- * that wakes up after the DLQ mover took its order cannot commit it too: one key, one outcome.
+ * that wakes up after the DLQ mover took its order cannot commit it too: one key, one outcome. Every
+ * write expects the key never written (last subject sequence 0), the one expectation a clustered
+ * nats-server 2.9.10 checks when it applies the write; a replay clears a claim by purging the key.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { constantHeaders } from "../nats/client-internals.js";
-import type { Outcome, OutcomeStore, RecordResult } from "./outcome-store.js";
+import { isPayloadClaim, type Outcome, type OutcomeStore, type RecordResult } from "./outcome-store.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { PubAckRequests } from "../nats/pub-acks.js";
 import { readStream } from "../nats/stream-reader.js";
@@ -49,49 +51,66 @@ export class Ledger implements OutcomeStore {
    * long ago, and a dead-letter move would copy a committed order to the DLQ.
    */
   async get(orderId: string): Promise<Outcome | undefined> {
-    return (await this.latest(orderId))?.outcome;
-  }
-
-  private async latest(orderId: string): Promise<{ outcome: Outcome; revision: number } | undefined> {
-    const msg = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.keyPrefix + orderId });
-    // A delete or purge marker (KV-Operation header, no data) means the key holds nothing now.
-    if (!msg || msg.header?.get("KV-Operation") || msg.data.length === 0) return undefined;
-    return { outcome: msg.json<Outcome>(), revision: msg.seq };
+    return (await this.lastWrite(orderId))?.outcome;
   }
 
   /**
-   * Create-if-absent (a plain put in unsafe mode). `orderId` is a validated order id, so it is a
-   * valid KV key as it is. The first try is kv.create()'s own write sent on the hot-path publisher;
-   * when the key exists, kv.create() itself decides, since a key whose last entry is a delete marker
-   * (a dead-letter claim released for replay) may be created again.
+   * The key's last message: its stream sequence, and its outcome unless it is a delete or purge marker
+   * (a KV-Operation header, no data: the key holds nothing now; an older orderq released claims so).
+   */
+  private async lastWrite(orderId: string): Promise<{ seq: number; outcome?: Outcome } | undefined> {
+    const msg = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.keyPrefix + orderId });
+    if (!msg) return undefined;
+    if (msg.header?.get("KV-Operation") || msg.data.length === 0) return { seq: msg.seq };
+    return { seq: msg.seq, outcome: msg.json<Outcome>() };
+  }
+
+  /**
+   * Create-if-absent (a plain put in unsafe mode). `orderId` is a validated order id or a
+   * payloadClaimKey, so it is a valid KV key as it is. Every write expects the key's last sequence to
+   * be 0 (never written, or cleared by releaseDeadLetter): on a clustered stream nats-server 2.9.10
+   * checks a non-zero expectation before replication, where racing writers can all pass, but 0 when
+   * the write is applied, in the log's one order. A delete marker an older orderq left on release is
+   * cleared here the same way, and the create tried again. Throws when the key keeps changing.
    */
   async record(orderId: string, outcome: Outcome): Promise<RecordResult> {
     const value = JSON.stringify(outcome);
     if (this.unsafe) return { written: true, seq: await this.kv.put(orderId, value) };
-    try {
-      return { written: true, seq: (await this.publisher.publish(this.keyPrefix + orderId, value, CREATE_ONLY)).seq };
-    } catch (err) {
-      if (!isWrongLastSequence(err)) throw err;
-    }
-    try {
-      return { written: true, seq: await this.kv.create(orderId, value) };
-    } catch (err) {
-      if (isWrongLastSequence(err)) return { written: false, existing: await this.get(orderId) };
-      throw err;
+    for (let tries = 1; ; tries++) {
+      try {
+        return { written: true, seq: (await this.publisher.publish(this.keyPrefix + orderId, value, CREATE_ONLY)).seq };
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+      }
+      const last = await this.lastWrite(orderId);
+      if (last?.outcome) return { written: false, existing: last.outcome };
+      if (tries >= 3) throw new Error(`the ledger key ${orderId} changed under three tries to create it`);
+      // Nothing there (cleared in between), or a marker: clear it, then create.
+      if (last) await this.clearUpTo(orderId, last.seq);
     }
   }
 
   /**
-   * Before a DLQ replay: drops a dead-letter claim so the replayed order can be committed.
+   * Before a DLQ replay: clears a dead-letter claim so the replayed order can be committed.
    * Returns the committed outcome instead when the order was processed (replay must be refused).
    */
   async releaseDeadLetter(orderId: string): Promise<Outcome | undefined> {
-    const entry = await this.latest(orderId);
-    if (!entry) return undefined;
-    if (entry.outcome.result === "committed") return entry.outcome;
-    // The revision guard makes a concurrent change fail instead of being deleted blindly.
-    await this.kv.delete(orderId, { previousSeq: entry.revision });
+    const last = await this.lastWrite(orderId);
+    if (!last?.outcome) return undefined;
+    if (last.outcome.result === "committed") return last.outcome;
+    await this.clearUpTo(orderId, last.seq);
     return undefined;
+  }
+
+  /**
+   * Purges the key's messages up to and including `seq`, so its last subject sequence is 0 again and
+   * the next create expects 0. Bounded by `seq`, a clear racing a commit made after it (a second
+   * replay of the same entry) cannot remove that commit. Not a delete: re-creating a key over a delete
+   * marker means expecting the marker's sequence. The cleared claim leaves the ledger's history; the
+   * DLQ entry and the replay's new message say what happened.
+   */
+  private async clearUpTo(orderId: string, seq: number): Promise<void> {
+    await this.jsm.streams.purge(this.stream, { filter: this.keyPrefix + orderId, seq: seq + 1 });
   }
 }
 
@@ -107,12 +126,17 @@ function isWrongLastSequence(err: unknown): boolean {
   return err instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.includes(err.code);
 }
 
-/** Every write ever made to the ledger (from its stream, so a second write of a key is visible). */
+/**
+ * Every write ever made to the ledger for an order (from its stream, so a second write of a key is
+ * visible). The claims of payloads without an order id (isPayloadClaim) are left out: they are no
+ * order's outcome, and their DLQ entries say what became of them.
+ */
 export async function readLedgerWrites(nc: NatsConnection, names: Names): Promise<LedgerWrite[]> {
   const prefix = `$KV.${names.ledgerBucket}.`;
   const writes: LedgerWrite[] = [];
   for await (const msg of readStream(jetstream(nc), kvStreamName(names.ledgerBucket))) {
     if (msg.data.length === 0) continue; // delete or purge marker
+    if (isPayloadClaim(msg.subject.slice(prefix.length))) continue;
     const time = Number(msg.timestampNanos / 1000n) / 1000;
     writes.push({ orderId: msg.subject.slice(prefix.length), seq: msg.seq, outcome: msg.json<Outcome>(), time });
   }

@@ -4,7 +4,31 @@
  * in the same transaction as the handler's effects). The pipeline only knows these interfaces, so the
  * inbox room sits above it and is wired in by the process that runs the worker.
  */
+import { createHash } from "node:crypto";
 import type { DlqReason } from "./dlq-entry.js";
+
+/**
+ * Keys of dead-letter claims for payloads with no valid order id start with this. Order ids are
+ * `[A-Za-z0-9_-]` only (order.ts), so such a key can never be an order's; readers of the ledger of
+ * record that count orders leave these keys out (isPayloadClaim).
+ */
+export const PAYLOAD_CLAIM_PREFIX = "invalid.";
+
+/**
+ * The ledger key that arbitrates the dead-lettering of a payload with no valid order id: `invalid.m.`
+ * and the SHA-256 of its Nats-Msg-Id when it has one (a re-send of the same publish carries the same
+ * id, whatever the broker forgot), else `invalid.c.` and the SHA-256 of the payload itself. Hex, so it
+ * is a valid KV key and inbox key whatever the id contains.
+ */
+export function payloadClaimKey(payload: Uint8Array, msgId?: string): string {
+  const sha = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
+  return msgId ? `${PAYLOAD_CLAIM_PREFIX}m.${sha(msgId)}` : `${PAYLOAD_CLAIM_PREFIX}c.${sha(payload)}`;
+}
+
+/** Whether a ledger key is a payload claim (payloadClaimKey), not an order id. */
+export function isPayloadClaim(key: string): boolean {
+  return key.startsWith(PAYLOAD_CLAIM_PREFIX);
+}
 
 /** What the ledger of record holds for one order id. */
 export interface Outcome {

@@ -152,6 +152,7 @@ export class Worker {
         attempts: await AttemptLog.open(this.nc, names),
         worker: this.options.workerId,
         trace: this.options.trace,
+        maxPayload: this.nc.info?.max_payload,
       };
       if (this.options.mover) {
         this.mover = new DlqMover(this.nc, this.dlq, {
