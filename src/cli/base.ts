@@ -161,6 +161,18 @@ export const topologyFlags = {
   }),
 };
 
+/** `topology ensure` only: the horizon is set where the topology is verified, and shown by `status`. */
+export const retentionFlags = {
+  "ledger-retention": duration({
+    summary: "How long the ledger (and the inbox) remembers an order: a re-send or DLQ replay after it is not recognised.",
+    description: "Must exceed --dup-window and the orders stream's max age when one is set.",
+    default: DEFAULT_SETTINGS.ledgerRetentionMs,
+    defaultHelp: shownAs(DEFAULT_SETTINGS.ledgerRetentionMs),
+    minMs: 1,
+    helpGroup: "TOPOLOGY",
+  }),
+};
+
 export function settingsFrom(
   flags: Parameters<typeof namesFrom>[0] & {
     replicas: number;
@@ -168,9 +180,11 @@ export function settingsFrom(
     "max-deliver": number;
     "dup-window": number;
     "max-ack-pending": number;
+    "ledger-retention"?: number;
   },
 ): TopologySettings {
   return {
+    ledgerRetentionMs: flags["ledger-retention"] ?? DEFAULT_SETTINGS.ledgerRetentionMs,
     names: namesFrom(flags),
     replicas: flags.replicas,
     ackWaitMs: flags["ack-wait"],

@@ -6,7 +6,7 @@
 import { Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DLQ_REASONS, type DlqEntry, type DlqReason, type StoredDlqEntry } from "../core/pipeline/dlq-entry.js";
-import { listDlq, parseSelector, select, type DlqFilter } from "../core/ops/dlq-admin.js";
+import { findDlqEntries, listDlq, parseSelector, type DlqFilter } from "../core/ops/dlq-admin.js";
 import { parseDuration } from "../core/base/duration.js";
 import { InputError } from "../core/base/errors.js";
 import { SOURCES, type Names } from "../core/nats/names.js";
@@ -78,7 +78,7 @@ export function validateSelection(verb: string, sel: SelectionInput): void {
 /** The entries a validated selection means; an unknown order id or sequence is an InputError. */
 export async function loadSelection(nc: NatsConnection, names: Names, selectors: string[], filter: DlqFilter): Promise<StoredDlqEntry[]> {
   if (selectors.length === 0) return listDlq(nc, names, filter);
-  return select(await listDlq(nc, names), selectors);
+  return findDlqEntries(nc, names, selectors);
 }
 
 /** Flag names among `candidates` that were given a value. */

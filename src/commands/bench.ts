@@ -5,6 +5,9 @@ import * as defaults from "../core/base/defaults.js";
 import { c, StatusLine, table } from "../cli/render.js";
 import { MAX_ORDER_BYTES } from "../core/pipeline/order.js";
 import { runBench, type BenchResult } from "../core/bench/runner.js";
+import { runSoak, type SoakResult } from "../core/bench/soak.js";
+import { runDlqScale, type DlqScaleResult } from "../core/bench/dlq-scale.js";
+import { formatDuration, parseDuration } from "../core/base/duration.js";
 import { INBOX_PHASES, PHASES, phase } from "../core/bench/summary.js";
 import type { PhaseName } from "../core/bench/types.js";
 
@@ -24,7 +27,12 @@ export default class Bench extends OrderqCommand {
     "one INSERT … ON CONFLICT DO NOTHING of the inbox row in its own transaction through --inbox-pool connections, " +
     "ack, nothing else — and orderq's inbox mode with the example handler in real worker processes " +
     "(--inbox-pool, --inbox-batch). Each is verified from the tables: one inbox row per order, and for the handler " +
-    "one orders row per order and stock down by exactly their items.";
+    "one orders row per order and stock down by exactly their items.\n\n" +
+    "--soak ROUNDS runs, instead, rounds of `orderq produce` (--orders) then `orderq work` against one topology whose " +
+    "ledger has a short horizon (--soak-horizon, 10s; duplicate window half of it, at most 2m), and prints per round the work rate, " +
+    "the nats-server's resident memory and its store size: with the horizon in force they should level off.\n\n" +
+    "--dlq ENTRIES fills a fresh DLQ with that many entries and times `dlq show <seq>`, `dlq list --limit 20` and " +
+    "`status` (in this process, and as commands), beside `dlq show <order id>`, which reads every entry.";
   static override examples = [
     "<%= config.bin %> bench",
     "<%= config.bin %> bench --orders 50000 --runs 3",
@@ -33,6 +41,8 @@ export default class Bench extends OrderqCommand {
     "<%= config.bin %> bench --inbox --orders 20000 --runs 3",
     "<%= config.bin %> bench --inbox --inbox-batch 8",
     "<%= config.bin %> bench --server nats://staging:4222 --runs 1",
+    "<%= config.bin %> bench --soak 5 --json",
+    "<%= config.bin %> bench --dlq 100000",
   ];
 
   static override flags = {
@@ -58,6 +68,23 @@ export default class Bench extends OrderqCommand {
     rate: Flags.integer({ char: "r", summary: "Orders per second in the latency phase.", default: 2000, min: 1 }),
     "latency-seconds": Flags.integer({ summary: "Length of the latency phase.", default: 5, min: 1 }),
     runs: Flags.integer({ summary: "Runs; figures are their medians.", default: 3, min: 1 }),
+    soak: Flags.integer({
+      summary: "Run ROUNDS soak rounds (produce + work on one topology with a short horizon) instead of the benchmark.",
+      min: 2,
+      exclusive: ["inbox", "runs"],
+      helpGroup: "SOAK",
+    }),
+    dlq: Flags.integer({
+      summary: "Fill a DLQ with ENTRIES entries and time the DLQ tools and status against it, instead of the benchmark.",
+      min: 1,
+      exclusive: ["inbox", "runs", "soak"],
+      helpGroup: "SOAK",
+    }),
+    "soak-horizon": Flags.string({
+      summary: "The ledger's horizon during the soak; the duplicate window is half of it (at most 2m).",
+      default: "10s",
+      helpGroup: "SOAK",
+    }),
     inbox: Flags.boolean({
       summary: "Also measure the PostgreSQL inbox: its floor, and orderq's inbox mode with the example handler (a PostgreSQL of its own).",
       default: false,
@@ -77,8 +104,9 @@ export default class Bench extends OrderqCommand {
     }),
   };
 
-  async run(): Promise<BenchResult> {
+  async run(): Promise<BenchResult | SoakResult | DlqScaleResult> {
     const { flags } = await this.parse(Bench);
+    const horizonMs = parseDuration(flags["soak-horizon"], "--soak-horizon");
     const config = {
       orders: flags.orders,
       workers: flags.workers,
@@ -98,13 +126,39 @@ export default class Bench extends OrderqCommand {
     let progress = "starting";
     const started = Date.now();
     status.start(() => `${progress}  ${Math.round((Date.now() - started) / 1000)}s`, 250);
+    const setup = {
+      server: serverOnCommandLine(this.argv) ? this.natsOptions(flags) : undefined,
+      workerScript: join(this.config.root, "bin", "run.js"),
+    };
+    if (flags.dlq !== undefined) {
+      let scale: DlqScaleResult;
+      try {
+        scale = await runDlqScale(flags.dlq, setup, (text) => (progress = text));
+      } finally {
+        status.stop();
+      }
+      this.log(renderDlqScale(scale));
+      return scale;
+    }
+    if (flags.soak !== undefined) {
+      let soak: SoakResult;
+      try {
+        // Half the horizon, at most the usual window: a long horizon (a contrast run) keeps the usual dedupe cost.
+        const soakConfig = { ...config, rounds: flags.soak, horizonMs, dupWindowMs: Math.min(Math.floor(horizonMs / 2), defaults.DUP_WINDOW_MS) };
+        soak = await runSoak(soakConfig, setup, (text) => (progress = text));
+      } finally {
+        status.stop();
+      }
+      this.log(renderSoak(soak));
+      if (!soak.verified) process.exitCode = 1;
+      return soak;
+    }
     let result: BenchResult;
     try {
       result = await runBench(
         config,
         {
-          server: serverOnCommandLine(this.argv) ? this.natsOptions(flags) : undefined,
-          workerScript: join(this.config.root, "bin", "run.js"),
+          ...setup,
           inboxFiles: { handler: join(example, "handler.mjs"), schema: join(example, "schema.sql") },
         },
         (text) => (progress = text),
@@ -221,4 +275,53 @@ function render(r: BenchResult): string {
     for (const p of run.phases) if (!p.verification.ok) lines.push(c.red(`FAILED run ${run.run} ${p.phase}: ${p.verification.detail}`));
   }
   return lines.join("\n");
+}
+
+function renderSoak(r: SoakResult): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  const rows = r.rounds.map((x) => [
+    x.round,
+    n(x.totalOrders),
+    `${n(x.workRate)}/s`,
+    `${n(x.produceRate)}/s`,
+    x.serverRssMb === null ? "n/a" : `${x.serverRssMb} MB`,
+    `${x.storeMb} MB`,
+    `${n(x.ledgerKeys)} (${n(x.ledgerWrites)})`,
+    x.loadAverage.toFixed(2),
+    x.verification.ok ? c.green("ok") : c.red(`FAILED: ${x.verification.detail}`),
+  ]);
+  const env = r.environment;
+  return [
+    c.bold(
+      `orderq bench --soak: ${r.rounds.length} rounds of ${n(r.config.orders)} orders, horizon ${formatDuration(r.config.horizonMs)}, ` +
+        `duplicate window ${formatDuration(r.config.dupWindowMs)}`,
+    ),
+    table(["round", "orders so far", "work", "produce", "server RSS", "store", "ledger keys (writes)", "load", "exactly-once"], rows),
+    table(
+      ["soak target", "measured", "met"],
+      r.targets.map((t) => [t.target, t.measured, t.met ? c.green("✓") : c.red("✗")]),
+    ),
+    c.dim(
+      `work: every worker's first commit → last commit of the round (ledger server timestamps). server RSS: VmRSS after the round; ` +
+        `store: the account's file storage (JetStream account info). nats-server ${env.server.version} ` +
+        `(${env.server.ours ? "started for this run" : "given by --server"}); load average ${env.loadAverage.before.toFixed(2)} before / ${env.loadAverage.after.toFixed(2)} after.`,
+    ),
+  ].join("\n");
+}
+
+function renderDlqScale(r: DlqScaleResult): string {
+  const ms = (x: number | null) => (x === null ? "n/a" : `${x.toLocaleString("en-US")} ms`);
+  return [
+    c.bold(
+      `orderq bench --dlq: ${r.entries.toLocaleString("en-US")} DLQ entries (${Math.round(r.dlqBytes / 1048576)} MB), filled in ${r.fillSeconds} s`,
+    ),
+    table(
+      ["what", "core call (median of 5)", "as a command (new process)"],
+      r.timings.map((t) => [t.what, ms(t.inProcessMs), ms(t.commandMs)]),
+    ),
+    c.dim(
+      `a command's time includes Node's start-up and connecting. nats-server ${r.environment.server.version}; ` +
+        `load average ${r.environment.loadAverage.before.toFixed(2)} before / ${r.environment.loadAverage.after.toFixed(2)} after.`,
+    ),
+  ].join("\n");
 }

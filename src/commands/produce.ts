@@ -8,7 +8,10 @@ import { History } from "../core/pipeline/history.js";
 import { SOURCES } from "../core/nats/names.js";
 import { Producer, type ProduceStats } from "../core/pipeline/producer.js";
 import { randomSeed, seededRng } from "../core/base/random.js";
+import { InputError } from "../core/base/errors.js";
 import { ensureTopology } from "../core/nats/topology.js";
+import { HttpSender } from "../core/intake/http-sender.js";
+import { API_TOKEN_ENV } from "../cli/intake-flags.js";
 
 export default class Produce extends OrderqCommand {
   static override summary = "Publish orders from several sources, each stored once (Nats-Msg-Id = order id).";
@@ -19,6 +22,7 @@ export default class Produce extends OrderqCommand {
     "<%= config.bin %> produce --count 2000",
     "<%= config.bin %> produce --count 10000 --rate 500 --sources web=0.5,mobile=0.3,api=0.2",
     "<%= config.bin %> produce --count 500 --poison-rate 0.02 --invalid-rate 0.01 --history history.jsonl --json",
+    "<%= config.bin %> produce --count 1000 --via http://127.0.0.1:8080",
   ];
 
   static override flags = {
@@ -48,6 +52,12 @@ export default class Produce extends OrderqCommand {
     }),
     "id-prefix": Flags.string({ summary: "Order ids are <prefix>-<n>; a random prefix by default." }),
     seed: Flags.integer({ summary: "Seed of the generated orders and mix." }),
+    via: Flags.string({
+      summary: "Send the orders through an intake gateway (POST /orders at this URL) instead of straight to JetStream.",
+      description:
+        "A request that times out or is answered 409 or 503 is retried with the same Idempotency-Key; --publish-timeout is the timeout of one request.",
+    }),
+    "api-token": Flags.string({ summary: "Bearer token for the gateway of --via.", env: API_TOKEN_ENV }),
   };
 
   async run(): Promise<ProduceStats & { seed: number; idPrefix: string; rate: number }> {
@@ -73,10 +83,13 @@ export default class Produce extends OrderqCommand {
       retryForMs,
       idPrefix,
     };
+    const via = flags.via === undefined ? undefined : gatewayUrl(flags.via);
     const history = new History(flags.history);
-    const nc = await this.connect(flags, { coalesceWrites: true });
-    await ensureTopology(nc, settings, { verify: false, update: false, createUnderOtherNames: false });
-    const producer = new Producer(nc, options, seededRng(seed), history);
+    // Through a gateway, NATS is the gateway's business: nothing here connects to it.
+    const nc = via ? undefined : await this.connect(flags, { coalesceWrites: true });
+    if (nc) await ensureTopology(nc, settings, { verify: false, update: false, createUnderOtherNames: false });
+    const target = nc ?? ((timeoutMs: number) => new HttpSender(via!, timeoutMs, flags["api-token"]));
+    const producer = new Producer(target, options, seededRng(seed), history);
     const onSignal = () => producer.stop();
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
@@ -103,7 +116,7 @@ export default class Produce extends OrderqCommand {
     if (timer) clearInterval(timer);
     if (showBar) bar.stop();
     await history.close();
-    await nc.drain();
+    await nc?.drain();
     this.log(
       keyValueTable([
         ["published", stats.published],
@@ -119,4 +132,16 @@ export default class Produce extends OrderqCommand {
     if (stats.failed + stats.indeterminate > 0) process.exitCode = 1;
     return { ...stats, seed, idPrefix, rate: Math.round((stats.accepted * 1000) / Math.max(1, stats.elapsedMs)) };
   }
+}
+
+/** The --via URL, checked before anything starts. */
+function gatewayUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new InputError(`--via: "${text}" is not a URL (write e.g. http://127.0.0.1:8080)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new InputError(`--via: ${text} is not an http(s) URL`);
+  return url.toString();
 }

@@ -2,6 +2,7 @@ import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
 import { duration, shownAs } from "../cli/flags.js";
+import { formatDuration } from "../core/base/duration.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { StatusReader, type Status } from "../core/ops/status.js";
@@ -71,7 +72,7 @@ function render(s: Status): string {
     ],
     [
       `ledger ${s.ledger.bucket}`,
-      `${s.ledger.orders} orders, ${s.ledger.writes} writes${s.ledger.payloadClaims ? `, ${s.ledger.payloadClaims} claims of payloads without an order id` : ""}`,
+      `${s.ledger.orders} orders, ${s.ledger.writes} writes${s.ledger.payloadClaims ? `, ${s.ledger.payloadClaims} claims of payloads without an order id` : ""}, horizon ${s.ledger.retentionMs ? formatDuration(s.ledger.retentionMs) : "unlimited"}`,
     ],
     ...(s.inbox ? [[`inbox ${s.inbox.table}`, `${s.inbox.committed} committed, ${s.inbox.deadLettered} dead-lettered`] as [string, string]] : []),
     ["advisories waiting for a mover", s.advisoriesWaiting],

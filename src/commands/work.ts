@@ -197,6 +197,7 @@ export default class Work extends OrderqCommand {
         metricsPort: o.metricsPort,
         exitWhenIdleMs: o.exitWhenIdleMs,
         supervisedChild: child,
+        pruneInbox: o.inbox && !child ? { url: o.inbox.url, table: o.inbox.table, log } : undefined,
         onDrain: (inFlight) =>
           log(
             `orderq: stopping: finishing ${inFlight} order(s) in hand (at most ${formatDuration(o.drainTimeoutMs)}; a second Ctrl-C stops at once)`,

@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import type { BenchResult } from "../../src/core/bench/runner.js";
+import type { SoakResult } from "../../src/core/bench/soak.js";
+import type { DlqScaleResult } from "../../src/core/bench/dlq-scale.js";
 import { json, runCli } from "../support/cli.js";
 
 describe("orderq bench", function () {
@@ -62,5 +64,44 @@ describe("orderq bench", function () {
     assert.ok(inbox.cpuPerOrderUs["inbox-work"].client > 0 && inbox.cpuPerOrderUs["inbox-work"].database !== null, JSON.stringify(inbox));
     assert.equal(r.targets.length, 7);
     for (const t of r.targets) assert.equal(typeof t.met, "boolean");
+  });
+
+  it("--soak: rounds on one topology with a short horizon, each verified, with the server's memory and store", async () => {
+    const result = await runCli(["bench", "--soak", "3", "--orders", "500", "--soak-horizon", "4s", "--json"], { NATS_URL: "nats://127.0.0.1:1" });
+    assert.equal(result.code, 0, result.stderr);
+    const r = json<SoakResult>(result);
+    assert.deepEqual([r.config.horizonMs, r.config.dupWindowMs], [4000, 2000]);
+    assert.deepEqual(
+      r.rounds.map((x) => [x.round, x.totalOrders, x.verification.ok]),
+      [
+        [1, 500, true],
+        [2, 1000, true],
+        [3, 1500, true],
+      ],
+    );
+    for (const x of r.rounds) assert.ok(x.workRate > 0 && x.serverRssMb! > 0 && x.storeMb > 0 && x.ledgerKeys > 0, JSON.stringify(x));
+    assert.deepEqual(
+      r.targets.map((t) => typeof t.met),
+      ["boolean", "boolean"],
+    );
+  });
+
+  it("--dlq: times the DLQ tools against a DLQ it fills", async () => {
+    const result = await runCli(["bench", "--dlq", "300", "--json"], { NATS_URL: "nats://127.0.0.1:1" });
+    assert.equal(result.code, 0, result.stderr);
+    const r = json<DlqScaleResult>(result);
+    assert.equal(r.entries, 300);
+    assert.deepEqual(
+      r.timings.map((t) => t.what),
+      [
+        "orderq --version (start-up alone)",
+        "dlq show 150",
+        "dlq list --limit 20",
+        "dlq list --limit 20 --reason non-retryable",
+        "status",
+        "dlq show b-149 (by order id: reads every entry)",
+      ],
+    );
+    for (const t of r.timings) assert.ok(t.inProcessMs >= 0 && t.commandMs! > 0, JSON.stringify(t));
   });
 });

@@ -4,6 +4,7 @@ import type pg from "pg";
 import { EnvironmentError } from "../../src/core/base/errors.js";
 import { ensureInboxSchema } from "../../src/core/inbox/schema.js";
 import { InboxStore } from "../../src/core/inbox/store.js";
+import { pruneInbox } from "../../src/core/inbox/retention.js";
 import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
 import { usePostgres } from "../support/postgres.js";
 
@@ -31,6 +32,25 @@ describe("PostgreSQL inbox store", function () {
   const insertEffect = (id: string) => async (tx: { query: (t: string, v?: unknown[]) => Promise<unknown> }) => {
     await tx.query("INSERT INTO effects (order_id) VALUES ($1)", [id]);
   };
+
+  it("deletes rows older than the horizon in batches, and only those", async () => {
+    await ensureInboxSchema(db.pool, "pruned_inbox");
+    const old = new Date(Date.now() - 3_600_000).toISOString();
+    const rows = [...Array.from({ length: 5 }, (_, i) => [`old-${i}`, old]), ["fresh", new Date().toISOString()]];
+    for (const [id, at] of rows) {
+      await db.pool.query("INSERT INTO pruned_inbox (order_id, outcome, worker, attempt, stream_seq, at) VALUES ($1, 'committed', 'w', 1, 1, $2)", [
+        id,
+        at,
+      ]);
+    }
+    assert.equal(await pruneInbox(db.pool, "pruned_inbox", 0), 0, "no horizon: nothing deleted");
+    assert.equal(await pruneInbox(db.pool, "pruned_inbox", 60_000, 2), 5); // three statements of at most 2 rows
+    const left = await db.pool.query<{ order_id: string }>("SELECT order_id FROM pruned_inbox");
+    assert.deepEqual(
+      left.rows.map((r) => r.order_id),
+      ["fresh"],
+    );
+  });
 
   it("commits the handler's effects with the inbox row, and a second delivery finds the row without running the handler", async () => {
     assert.deepEqual(await inbox.run("o-1", outcome(), insertEffect("o-1")), { kind: "committed" });

@@ -1,10 +1,9 @@
-/** The DLQ tally behind `orderq status --watch`: incremental, and right after every kind of change. */
+/** `orderq status`: missing resources named, and the DLQ counted by reason without reading its entries. */
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { encodeDlqHeaders, type DlqEntry, type DlqReason } from "../../src/core/pipeline/dlq-entry.js";
-import { scanDlq } from "../../src/core/ops/dlq-admin.js";
+import { countDlq, scanDlq } from "../../src/core/ops/dlq-admin.js";
 import { DEFAULT_NAMES, dlqSubject } from "../../src/core/nats/names.js";
-import { DlqTally } from "../../src/core/ops/status.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../../src/core/nats/topology.js";
 import { runCli } from "../support/cli.js";
 import { useServer } from "../support/server.js";
@@ -29,30 +28,13 @@ function entry(n: number, reason: DlqReason): DlqEntry {
   };
 }
 
-describe("DLQ tally (status --watch)", function () {
+describe("status and the DLQ counts", function () {
   const fx = useServer();
   let n = 0;
 
   const add = async (reason: DlqReason) => {
     n++;
-    await jetstream(fx.nc).publish(dlqSubject(names, "web"), "{}", { headers: encodeDlqHeaders(entry(n, reason), `tally-${n}`) });
-  };
-
-  /** A tally whose DLQ reads are recorded as [from, to] ranges. */
-  const recordingTally = () => {
-    const reads: [number, number][] = [];
-    const tally = new DlqTally((nc, nm, range) => {
-      reads.push([range?.fromSeq ?? 1, range?.toSeq ?? Infinity]);
-      return scanDlq(nc, nm, range);
-    });
-    return { tally, reads };
-  };
-
-  /** Updates the tally and returns its counts, with the sequence ranges it read meanwhile. */
-  const update = async ({ tally, reads }: ReturnType<typeof recordingTally>) => {
-    reads.length = 0;
-    const info = await (await jetstreamManager(fx.nc)).streams.info(names.dlqStream);
-    return { ...(await tally.update(fx.nc, names, info)), reads: [...reads] };
+    await jetstream(fx.nc).publish(dlqSubject(names, "web", reason), "{}", { headers: encodeDlqHeaders(entry(n, reason), `tally-${n}`) });
   };
 
   it("status names the missing stream on a server without orderq's topology (exit 3)", async () => {
@@ -74,59 +56,51 @@ describe("DLQ tally (status --watch)", function () {
     }
   });
 
-  it("reads only what was added, and stays right after deletions, purges and a re-created stream", async () => {
+  it("counts the DLQ by reason from its subjects without reading an entry; reads only entries of the older subject layout", async () => {
     await ensureTopology(fx.nc, DEFAULT_SETTINGS);
     const jsm = await jetstreamManager(fx.nc);
-    const tally = recordingTally();
-
-    let r = await update(tally);
-    assert.deepEqual(
-      [r.byReason, r.foreign, r.reads],
-      [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0, []],
-      "an empty DLQ reads nothing",
-    );
+    const readers = async () => (await jsm.consumers.list(names.dlqStream).next()).length;
+    let c = await countDlq(fx.nc, names);
+    assert.deepEqual([c.total, c.byReason, c.foreign], [0, { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0]);
 
     await add("invalid-payload");
     await add("non-retryable");
     await add("max-deliveries");
-    await jetstream(fx.nc).publish(dlqSubject(names, "web"), "by hand");
-    r = await update(tally);
-    assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 1, "non-retryable": 1, "max-deliveries": 1 }, 1, [[1, 4]]]);
-
-    r = await update(tally);
-    assert.deepEqual(r.reads, [], "nothing new: nothing read");
-
     await add("max-deliveries");
-    r = await update(tally);
-    assert.deepEqual([r.byReason["max-deliveries"], r.reads], [2, [[5, 5]]], "only the new entry read");
+    await jetstream(fx.nc).publish("dlq.orders.web.max-deliveries.extra", "by hand");
+    c = await countDlq(fx.nc, names);
+    assert.deepEqual([c.total, c.byReason, c.foreign], [4, { "invalid-payload": 1, "non-retryable": 1, "max-deliveries": 2 }, 1]);
+    assert.deepEqual(await countDlq(fx.nc, names, { reason: "max-deliveries" }), {
+      total: 2,
+      byReason: { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 2 },
+      foreign: 0,
+    });
+    assert.equal(await readers(), 0, "nothing was read: no consumer on the DLQ");
+    // Negative control: a scan does leave its (ordered, ephemeral) consumer behind, so the probe above can see a read.
+    await scanDlq(fx.nc, names);
+    const afterScan = await readers();
+    assert.ok(afterScan > 0);
 
-    await jsm.streams.deleteMessage(names.dlqStream, 1); // the first: below the new first sequence
-    r = await update(tally);
-    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 2 }, []]);
+    // An entry of an older orderq, on `dlq.orders.<source>`: its reason is read from its headers.
+    await jetstream(fx.nc).publish(dlqSubject(names, "web"), "{}", { headers: encodeDlqHeaders(entry(100, "non-retryable"), "legacy-100") });
+    await jetstream(fx.nc).publish(dlqSubject(names, "web"), "by hand, old layout");
+    c = await countDlq(fx.nc, names);
+    assert.deepEqual([c.total, c.byReason, c.foreign], [5, { "invalid-payload": 1, "non-retryable": 2, "max-deliveries": 2 }, 2]);
+    const s = await runCli(["status", "--json", "--server", fx.server.url]);
+    assert.equal(s.code, 0, s.stderr);
+    const dlq = JSON.parse(s.stdout).dlq;
+    assert.deepEqual([dlq.depth, dlq.byReason, dlq.foreign], [7, { "invalid-payload": 1, "non-retryable": 2, "max-deliveries": 2 }, 2]);
+  });
 
-    await jsm.streams.deleteMessage(names.dlqStream, 3); // one in the middle: the counts disagree with the depth
-    r = await update(tally);
-    assert.deepEqual([r.byReason, r.foreign, r.reads], [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 1 }, 1, [[2, 5]]]);
-
-    await jsm.streams.purge(names.dlqStream);
-    r = await update(tally);
-    assert.deepEqual([r.byReason, r.foreign], [{ "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0]);
-
+  it("widens the DLQ stream of an older orderq to the new subjects, keeping its entries", async () => {
+    const jsm = await jetstreamManager(fx.nc);
     await jsm.streams.delete(names.dlqStream);
-    await ensureTopology(fx.nc, DEFAULT_SETTINGS);
-    await add("non-retryable");
-    r = await update(tally);
-    assert.deepEqual(
-      [r.byReason, r.reads],
-      [{ "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 0 }, [[1, 1]]],
-      "a re-created stream is read from 1",
-    );
-
-    // Re-created again, and grown past where the tally stood before the next refresh.
-    await jsm.streams.delete(names.dlqStream);
-    await ensureTopology(fx.nc, DEFAULT_SETTINGS);
-    for (let i = 0; i < 3; i++) await add("invalid-payload");
-    r = await update(tally);
-    assert.deepEqual([r.byReason, r.reads], [{ "invalid-payload": 3, "non-retryable": 0, "max-deliveries": 0 }, [[1, 3]]]);
+    await jsm.streams.add({ name: names.dlqStream, subjects: ["dlq.orders.*"] });
+    await jetstream(fx.nc).publish(dlqSubject(names, "api"), "{}", { headers: encodeDlqHeaders(entry(200, "max-deliveries"), "old-200") });
+    await ensureTopology(fx.nc, DEFAULT_SETTINGS); // as `orderq work` and `produce` do: no verify
+    assert.deepEqual((await jsm.streams.info(names.dlqStream)).config.subjects, ["dlq.orders.>"]);
+    await add("non-retryable"); // a worker of this orderq can dead-letter into it now
+    const c = await countDlq(fx.nc, names);
+    assert.deepEqual([c.total, c.byReason], [2, { "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 1 }]);
   });
 });

@@ -157,6 +157,26 @@ describe("orderq work with a handler module and a PostgreSQL inbox", function ()
     assert.equal(await count("SELECT count(*) AS n FROM odd_inbox WHERE outcome = 'dead-lettered'"), 3);
   });
 
+  it("prunes inbox rows older than the horizon while it runs (the top-level process, once per invocation)", async () => {
+    const names = ["--stream", "PRUNE", "--consumer", "prune-workers", "--dlq-stream", "PRUNE_DLQ", "--ledger-bucket", "prune_ledger"];
+    const env = { ORDERQ_INBOX_URL: db.server.url };
+    const common = [...names, "--inbox-table", "prune_inbox", "--server", fx.server.url];
+    const ensured = await runCli(["topology", "ensure", ...common, "--dup-window", "1m", "--ledger-retention", "30m"], env);
+    assert.equal(ensured.code, 0, ensured.stderr);
+    const insert =
+      "INSERT INTO prune_inbox (order_id, outcome, worker, attempt, stream_seq, at) VALUES ($1, 'committed', 'w', 1, 1, now() - $2::interval)";
+    await db.pool.query(insert, ["old-1", "1 hour"]);
+    await db.pool.query(insert, ["fresh-1", "1 minute"]);
+    const work = await runCli(["work", ...common, "--exit-when-idle", "500ms"], env);
+    assert.equal(work.code, 0, work.stderr);
+    assert.match(work.stderr, /inbox prune_inbox: deleted 1 row\(s\) older than the horizon/);
+    const { rows } = await db.pool.query<{ order_id: string }>("SELECT order_id FROM prune_inbox");
+    assert.deepEqual(
+      rows.map((r) => r.order_id),
+      ["fresh-1"],
+    );
+  });
+
   it("refuses a handler module that is missing, has no default export, or throws while loading (exit 2, one line naming it)", async () => {
     const noDefault = join(scratch, "no-default.mjs");
     writeFileSync(noDefault, "export const handler = async () => {};\n");

@@ -7,7 +7,7 @@ import { TimeoutError } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { isNotFound } from "../../src/core/nats/not-found.js";
 import { describeFailure, EnvironmentError, errorMessage, InputError } from "../../src/core/base/errors.js";
-import { makeInvalidPayload, makeOrder, MAX_ORDER_BYTES, parseOrder } from "../../src/core/pipeline/order.js";
+import { isPlainValidOrder, makeInvalidPayload, makeOrder, MAX_ORDER_BYTES, orderSchema, parseOrder } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
 import { parseWeights } from "../../src/cli/base.js";
 
@@ -168,5 +168,92 @@ describe("not found, by JetStream API code", () => {
     assert.equal(isNotFound(apiError(10014), "stream"), false);
     assert.equal(isNotFound(apiError(10071, "stream not found")), false, "the text is not read");
     assert.equal(isNotFound(new Error("stream not found")), false);
+  });
+});
+
+describe("the order schema's fast path", () => {
+  const datetimes = fc.oneof(
+    fc.date({ min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59Z"), noInvalidDate: true }).map((d) => d.toISOString()),
+    fc.constantFrom(
+      "2024-02-29T10:00:00Z",
+      "2023-02-29T10:00:00Z",
+      "2000-02-29T00:00:00.5Z",
+      "1900-02-29T00:00:00Z",
+      "2024-04-31T10:00:00Z",
+      "2024-01-01T24:00:00Z",
+      "2024-01-01T10:60:00Z",
+      "2024-01-01T10:00Z",
+      "2024-01-01T10:00:00+01:00",
+      "2024-01-01 10:00:00Z",
+      "0000-02-29T00:00:00Z",
+    ),
+    fc.string(),
+  );
+  const item = fc.oneof(
+    fc.record({ sku: fc.string({ maxLength: 70 }), qty: fc.oneof(fc.integer(), fc.double()), price: fc.oneof(fc.double(), fc.integer()) }),
+    fc.dictionary(fc.constantFrom("sku", "qty", "price", "extra"), fc.oneof(fc.string(), fc.integer(), fc.constant(null))),
+    fc.anything(),
+  );
+  const candidate = fc.record(
+    {
+      id: fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), fc.string({ maxLength: 70 })),
+      source: fc.oneof(fc.constantFrom("web", "mobile", "api"), fc.string()),
+      items: fc.oneof(fc.array(item, { maxLength: 4 }), fc.anything()),
+      amount: fc.oneof(fc.double(), fc.integer(), fc.string()),
+      createdAt: datetimes,
+      simulate: fc.oneof(fc.constantFrom("poison", "fatal", "crash"), fc.string(), fc.constant(null)),
+      extra: fc.anything(),
+    },
+    { requiredKeys: [] },
+  );
+
+  // Mostly valid: each field usually right and sometimes just wrong, so the edges of each rule are met.
+  const usually = <T, U>(right: fc.Arbitrary<T>, wrong: fc.Arbitrary<U>) =>
+    fc.oneof({ arbitrary: right, weight: 9 }, { arbitrary: wrong, weight: 1 });
+  const nearValid = fc.record(
+    {
+      id: usually(fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), fc.constantFrom("", "a.b", "x".repeat(65))),
+      source: usually(fc.constantFrom("web", "mobile", "api"), fc.constant("fax")),
+      items: usually(
+        fc.array(
+          fc.record({
+            sku: usually(fc.string({ minLength: 1, maxLength: 64 }), fc.constantFrom("", "x".repeat(65))),
+            qty: usually(fc.integer({ min: 1, max: 10 }), fc.constantFrom(0, -1, 1.5, 2 ** 53)),
+            price: usually(fc.double({ min: 0, max: 1e6, noNaN: true }), fc.constantFrom(-0, -0.01)),
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
+        fc.constant([]),
+      ),
+      amount: usually(fc.double({ min: 0, max: 1e9, noNaN: true }), fc.constantFrom(-1, -0)),
+      createdAt: usually(
+        fc.date({ min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59Z"), noInvalidDate: true }).map((d) => d.toISOString()),
+        datetimes,
+      ),
+      simulate: usually(fc.constantFrom("poison", "fatal", "crash"), fc.constant("nope")),
+    },
+    { requiredKeys: ["id", "source", "items", "amount", "createdAt"] },
+  );
+
+  it("accepts only what the schema accepts, as it is (so zod keeps the last word)", () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(fc.oneof(candidate, nearValid), (v) => {
+        if (!isPlainValidOrder(v)) return;
+        accepted++;
+        const r = orderSchema.safeParse(v);
+        assert.ok(r.success, JSON.stringify(v));
+        // As JSON: fast-check makes some records without a prototype, which JSON.parse never does.
+        assert.equal(JSON.stringify(r.data), JSON.stringify(v));
+      }),
+      { numRuns: RUNS * 10 },
+    );
+    assert.ok(accepted > RUNS / 2, `the fast path accepted only ${accepted} candidates: the property proves little`);
+  });
+
+  it("takes the orders producers make (the fast path is the common path)", () => {
+    const rng = seededRng(5);
+    for (let i = 0; i < 200; i++) assert.equal(isPlainValidOrder(JSON.parse(JSON.stringify(makeOrder(`o-${i}`, "api", rng)))), true);
+    assert.equal(isPlainValidOrder(JSON.parse(JSON.stringify(makeOrder("p-1", "web", rng, "poison")))), true);
   });
 });

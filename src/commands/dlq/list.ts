@@ -14,7 +14,7 @@ import {
 } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
 import type { DlqReason, StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
-import { countByReason, scanDlq } from "../../core/ops/dlq-admin.js";
+import { countByReason, countDlq, pageDlq, scanDlq } from "../../core/ops/dlq-admin.js";
 
 export interface DlqListResult {
   stream: string;
@@ -54,23 +54,22 @@ export default class DlqList extends DlqCommand {
     const { flags } = await this.parse(DlqList);
     const filter = { ...filterFrom(flags), sinceMs: flags.since === undefined ? undefined : parseSince(flags.since) };
     return this.withDlq(flags, async (nc, names) => {
-      const { entries, foreign } = await scanDlq(nc, names, filter);
+      // --limit reads only the newest entries and has the server count the rest by reason (their
+      // subjects); --since reads back to that time; neither reads the whole DLQ. Only a plain list does.
+      const paged = flags.limit !== undefined || filter.sinceMs !== undefined;
+      const { entries, foreign } = paged ? await pageDlq(nc, names, filter, flags.limit) : await scanDlq(nc, names, filter);
+      const counts = filter.sinceMs === undefined && paged ? await countDlq(nc, names, filter) : undefined;
       if (foreign.length)
         this.logToStderr(
           `orderq: warning: ${foreign.length} message(s) in ${names.dlqStream} are not orderq DLQ entries (sequence ${foreign.join(", ")}); skipped`,
         );
       const shown = flags.limit === undefined ? entries : entries.slice(-flags.limit);
-      const byReason = countByReason(entries);
+      const byReason = counts?.byReason ?? countByReason(entries);
+      const total = counts?.total ?? entries.length;
       this.log(
-        render(
-          names.dlqStream,
-          entries.length,
-          shown,
-          byReason,
-          filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined,
-        ),
+        render(names.dlqStream, total, shown, byReason, filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined),
       );
-      return { stream: names.dlqStream, total: entries.length, shown: shown.length, byReason, foreign, entries: shown.map(summaryView) };
+      return { stream: names.dlqStream, total, shown: shown.length, byReason, foreign, entries: shown.map(summaryView) };
     });
   }
 }

@@ -20,7 +20,9 @@ export default class DlqReplay extends DlqCommand {
   static override description =
     "Each entry is published to orders.<source> with a fresh message id and removed from the DLQ only after the " +
     "PubAck, so an interrupted replay can simply be run again. An order the ledger holds as committed is refused " +
-    "(it would not be processed again), and so is an invalid payload. Replay once the cause is fixed: a poison " +
+    "(it would not be processed again), and so is an invalid payload. An entry dead-lettered longer ago than the " +
+    "ledger's horizon (`topology ensure --ledger-retention`, 7d) is refused unless --force: the ledger has forgotten the order, " +
+    "so it can no longer tell whether it was processed since. Replay once the cause is fixed: a poison " +
     "order that still fails comes back to the DLQ after max deliveries. Exits 0 when nothing failed (refusals are " +
     "reported, not failures), 1 when an entry could not be replayed.\n\n" +
     SELECTOR_HELP;
@@ -39,6 +41,10 @@ export default class DlqReplay extends DlqCommand {
     ...filterFlags,
     all: Flags.boolean({ summary: "Replay every entry (narrowed by --source / --reason).", default: false }),
     "dry-run": Flags.boolean({ summary: "Report what would be replayed or refused; publish nothing.", default: false }),
+    force: Flags.boolean({
+      summary: "Replay entries older than the ledger's horizon too (the ledger can no longer say whether they were processed).",
+      default: false,
+    }),
     ...inboxFlags,
   };
 
@@ -50,7 +56,7 @@ export default class DlqReplay extends DlqCommand {
     const inbox = inboxFrom(flags);
     return this.withDlq(flags, async (nc, names) => {
       const entries = await loadSelection(nc, names, selectors, filterFrom(flags));
-      const results = await replay(nc, names, entries, { dryRun, inbox });
+      const results = await replay(nc, names, entries, { dryRun, force: flags.force, inbox });
       const count = (result: ReplayOutcome["result"]) => results.filter((r) => r.result === result).length;
       const summary: DlqReplayResult = {
         dryRun,

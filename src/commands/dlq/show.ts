@@ -2,14 +2,16 @@ import { Args } from "@oclif/core";
 import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, fullView, SELECTOR_HELP, when, type DlqFullView } from "../../cli/dlq.js";
 import { c, keyValueTable, table } from "../../cli/render.js";
-import { listDlq, parseSelector, select } from "../../core/ops/dlq-admin.js";
+import { findDlqEntries, parseSelector } from "../../core/ops/dlq-admin.js";
 import { InputError } from "../../core/base/errors.js";
 import { MAX_VALUE_CHARS } from "../../core/pipeline/dlq-entry.js";
 
 export default class DlqShow extends DlqCommand {
   static override summary = "Show one DLQ entry whole: why, the payload, every failed attempt.";
   static override description =
-    SELECTOR_HELP + "\n\nAn order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
+    SELECTOR_HELP +
+    "\n\nBy seq:N, one direct get whatever the DLQ holds; by order id, a read of the whole DLQ (an entry's order id is not in its subject). " +
+    "An order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
   static override examples = [
     "<%= config.bin %> dlq show a1b2c3-000017",
     "<%= config.bin %> dlq show seq:42",
@@ -26,7 +28,7 @@ export default class DlqShow extends DlqCommand {
     const { args, flags } = await this.parse(DlqShow);
     parseSelector(args.entry); // a malformed selector is refused before anything connects
     return this.withDlq(flags, async (nc, names) => {
-      const matches = select(await listDlq(nc, names), [args.entry]);
+      const matches = await findDlqEntries(nc, names, [args.entry]);
       if (matches.length > 1) {
         const seqs = matches.map((m) => m.dlqSeq).join(", ");
         throw new InputError(`order ${args.entry} has ${matches.length} DLQ entries (sequences ${seqs}): show one with seq:<sequence>`);

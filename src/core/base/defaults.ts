@@ -10,6 +10,12 @@ export const ACK_WAIT_MS = 10_000;
 export const SERVER_ACK_WAIT_MS = 30_000;
 /** Publish de-duplication window of the orders stream: a producer retries inside it. */
 export const DUP_WINDOW_MS = 120_000;
+/**
+ * The horizon: how long the ledger (the KV bucket's max age, and the inbox's rows in inbox mode)
+ * remembers an order. Within it a re-send or a DLQ replay is absorbed; after it, the order is
+ * forgotten (see README, "The guarantee, and its limits"). It must exceed the duplicate window.
+ */
+export const LEDGER_RETENTION_MS = 7 * 86_400_000;
 /** Deliveries of one order before it is dead-lettered. */
 export const MAX_DELIVER = 5;
 /** Orders delivered but not yet acked, over all workers. */
@@ -60,3 +66,11 @@ export const AUTOSCALE = { min: 1, max: 8, targetLagSeconds: 5, cooldownMs: 3_00
  * the commit, so handlers that update shared rows (a stock count) deadlock across batches.
  */
 export const INBOX = { poolSize: 8, maxBatch: 1 } as const;
+
+/**
+ * `orderq intake`, the HTTP gateway: where it listens, how long its key store remembers an
+ * idempotency key and the answer given for it (never less than the duplicate window; 24 h lets a
+ * client retry the next day), how long one request's claim on a key holds before another request may
+ * take it over (a gateway that died mid-publish), and the Retry-After of a 503.
+ */
+export const INTAKE = { port: 8080, host: "127.0.0.1", keyRetentionMs: 24 * 3_600_000, retryAfterSeconds: 1 } as const;

@@ -24,6 +24,8 @@ export interface WorkerPhaseContext {
   /** A phase with no new commit for this long is over: what is missing is reported lost. */
   stallMs: number;
   progress: (text: string) => void;
+  /** The commits so far, when the ledger's message count is not it (a soak round: the ledger also holds earlier rounds). */
+  committed?: () => Promise<number>;
   /** Inbox mode: the commits so far (default: the KV ledger's writes), and the database's processes for the meter. */
   inbox?: { committed: () => Promise<number>; databasePids: () => readonly number[] };
 }
@@ -44,7 +46,8 @@ export async function runWorkersUntil(
     await during(meter);
     const total = expected();
     const progress = (n: number) => ctx.progress(`${label}: ${n}/${total} committed`);
-    if (ctx.inbox) await waitForCount(ctx.inbox.committed, total, ctx.stallMs, progress);
+    const committed = ctx.committed ?? ctx.inbox?.committed;
+    if (committed) await waitForCount(committed, total, ctx.stallMs, progress);
     else await waitForLedger(ctx.jsm, ctx.names, total, ctx.stallMs, progress);
   } finally {
     meter.stop(); // before the workers go: their CPU must still be readable

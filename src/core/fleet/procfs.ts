@@ -54,6 +54,12 @@ export function commandLine(pid: number): string | undefined {
   return read(`/proc/${pid}/cmdline`)?.split("\0").join(" ").trim();
 }
 
+/** Resident memory now (VmRSS) in MB. */
+export function rssMb(pid: number): number | undefined {
+  const match = read(`/proc/${pid}/status`)?.match(/^VmRSS:\s+(\d+) kB/m);
+  return match ? Number(match[1]) / 1024 : undefined;
+}
+
 /** Peak resident memory (VmHWM) in MB. */
 export function peakRssMb(pid: number): number | undefined {
   const match = read(`/proc/${pid}/status`)?.match(/^VmHWM:\s+(\d+) kB/m);

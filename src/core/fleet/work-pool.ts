@@ -8,6 +8,7 @@ import type { Names } from "../nats/names.js";
 import type { WorkerStats } from "../pipeline/worker.js";
 import { serveMetrics } from "./metrics.js";
 import { waitForQuiet } from "./quiescence.js";
+import { startInboxPruner } from "./inbox-pruner.js";
 
 export interface WorkPool {
   stats(): WorkerStats;
@@ -30,6 +31,8 @@ export interface RunPoolOptions {
   supervisedChild: boolean;
   /** Told once, on the first signal, what stopping will do (not for a supervised child). */
   onDrain?: (inFlight: number) => void;
+  /** Inbox mode, top-level process only: prune the inbox to the horizon while the pool runs (inbox-pruner.ts). */
+  pruneInbox?: { url: string; table: string; log: (line: string) => void };
 }
 
 /**
@@ -58,9 +61,11 @@ export async function runPool(pool: WorkPool, jsm: JetStreamManager, o: RunPoolO
       () => pool.stop(), // the idle watch itself failed: drain and exit rather than run forever
     );
   }
+  const pruner = o.pruneInbox && startInboxPruner(jsm, o.names, o.pruneInbox, o.pruneInbox.log);
   try {
     await pool.done;
   } finally {
     metricsServer?.close();
+    await pruner?.stop();
   }
 }

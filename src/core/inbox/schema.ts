@@ -70,6 +70,9 @@ export async function ensureInboxSchema(pool: pg.Pool, table = DEFAULT_INBOX_TAB
          at         timestamptz NOT NULL DEFAULT now()
        )`,
     );
+    // For the horizon's deletions (retention.ts): without it every batch would scan the whole table.
+    // Not part of the checked shape: a table made before it still works, its pruning is only slower.
+    await client.query(`CREATE INDEX IF NOT EXISTS ${table}_at ON ${table} (at)`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (table_name text PRIMARY KEY, version integer NOT NULL)`);
     await client.query(`INSERT INTO ${VERSION_TABLE} (table_name, version) VALUES ($1, $2) ON CONFLICT (table_name) DO NOTHING`, [
       table,

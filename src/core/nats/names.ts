@@ -8,7 +8,7 @@ export interface Names {
   subjectPrefix: string;
   /** Durable pull consumer shared by every worker. */
   consumer: string;
-  /** Dead-letter stream, subjects `<dlqSubjectPrefix>.<source>`. */
+  /** Dead-letter stream, subjects `<dlqSubjectPrefix>.<source>.<reason>` (`<dlqSubjectPrefix>.<source>` before the reason was added). */
   dlqStream: string;
   dlqSubjectPrefix: string;
   /** Stream that makes MAX_DELIVERIES advisories durable, and the mover's consumer on it. */
@@ -18,6 +18,8 @@ export interface Names {
   ledgerBucket: string;
   /** KV bucket: stream sequence → failed attempts (history keeps one revision per attempt). */
   attemptsBucket: string;
+  /** KV bucket of the HTTP gateway: idempotency key (the order id) → payload fingerprint and answer. */
+  intakeBucket: string;
 }
 
 export const DEFAULT_NAMES: Names = {
@@ -30,11 +32,12 @@ export const DEFAULT_NAMES: Names = {
   moverConsumer: "dlq_mover",
   ledgerBucket: "orderq_ledger",
   attemptsBucket: "orderq_attempts",
+  intakeBucket: "orderq_intake",
 };
 
 /**
  * Names from the four that can be chosen. A stream other than the default also renames its subjects,
- * advisory stream and attempts bucket, so a second orderq on the same server shares nothing with the first.
+ * advisory stream, attempts bucket and intake bucket, so a second orderq on the same server shares nothing with the first.
  */
 export function namesFor(chosen: Pick<Names, "stream" | "consumer" | "dlqStream" | "ledgerBucket">): Names {
   const names = { ...DEFAULT_NAMES, ...chosen };
@@ -44,6 +47,7 @@ export function namesFor(chosen: Pick<Names, "stream" | "consumer" | "dlqStream"
     names.dlqSubjectPrefix = `dlq.${lower}`;
     names.advisoryStream = `ORDERQ_ADVISORIES_${chosen.stream}`;
     names.attemptsBucket = `orderq_attempts_${lower}`;
+    names.intakeBucket = `orderq_intake_${lower}`;
   }
   return names;
 }
@@ -55,8 +59,13 @@ export function orderSubject(names: Names, source: string): string {
   return `${names.subjectPrefix}.${source}`;
 }
 
-export function dlqSubject(names: Names, source: string): string {
-  return `${names.dlqSubjectPrefix}.${source}`;
+/**
+ * Subject of a DLQ entry: `<prefix>.<source>.<reason>`. The reason is in the subject so that the
+ * server counts entries by reason (stream info's per-subject counts): `status` and `dlq list` need not
+ * read every entry. Without a reason: the subject entries had before (still read, never written).
+ */
+export function dlqSubject(names: Names, source: string, reason?: string): string {
+  return reason ? `${names.dlqSubjectPrefix}.${source}.${reason}` : `${names.dlqSubjectPrefix}.${source}`;
 }
 
 /** The subject JetStream publishes MAX_DELIVERIES advisories on for our consumer. */

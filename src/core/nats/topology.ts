@@ -28,6 +28,13 @@ export interface TopologySettings {
   maxDeliver: number;
   dupWindowMs: number;
   maxAckPending: number;
+  /**
+   * How long the intake key store remembers an idempotency key and its answer (ms); unset: the
+   * default of 24 h. Never shorter than dupWindowMs (an InputError otherwise).
+   */
+  intakeRetentionMs?: number;
+  /** The horizon: the ledger bucket's max age (ms). Every key, delete markers included, is removed this long after its last write. */
+  ledgerRetentionMs: number;
 }
 
 export const DEFAULT_SETTINGS: TopologySettings = {
@@ -37,6 +44,7 @@ export const DEFAULT_SETTINGS: TopologySettings = {
   maxDeliver: defaults.MAX_DELIVER,
   dupWindowMs: defaults.DUP_WINDOW_MS,
   maxAckPending: defaults.MAX_ACK_PENDING,
+  ledgerRetentionMs: defaults.LEDGER_RETENTION_MS,
 };
 
 /** DLQ copies are de-duplicated by message id (see dlqMsgId); the window must outlast a mover that was down. */
@@ -44,6 +52,8 @@ const DLQ_DUP_WINDOW_MS = 24 * 3_600_000;
 const LEDGER_HISTORY = 5;
 const ATTEMPTS_HISTORY = 64;
 const ATTEMPTS_MAX_AGE_MS = 7 * 86_400_000;
+/** A claim, then its answer: two writes per key; more history would only keep old answers. */
+const INTAKE_HISTORY = 2;
 
 export type Action = "created" | "exists" | "updated";
 export interface ResourceReport {
@@ -106,7 +116,8 @@ function ordersStreamConfig(s: TopologySettings): Partial<StreamConfig> & { name
 function dlqStreamConfig(s: TopologySettings): Partial<StreamConfig> & { name: string } {
   return {
     name: s.names.dlqStream,
-    subjects: [`${s.names.dlqSubjectPrefix}.*`],
+    // `<source>.<reason>`, and `<source>` alone for the entries of an orderq before the reason was added.
+    subjects: [`${s.names.dlqSubjectPrefix}.>`],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     duplicate_window: nanos(DLQ_DUP_WINDOW_MS),
@@ -149,6 +160,7 @@ function moverConsumerConfig(s: TopologySettings): Partial<ConsumerConfig> & { d
 function show(value: unknown, field: string): string {
   if (value === undefined) return "unset";
   if (field === "ack_wait" || field === "duplicate_window") return formatDuration(millis(value as number));
+  if (field === "max_age") return value ? formatDuration(millis(value as number)) : "unlimited";
   if (Array.isArray(value)) return value.join(",");
   if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return String(value);
   return JSON.stringify(value);
@@ -186,7 +198,14 @@ function conflictError(kind: string, name: string, diffs: FieldDiff[], updatable
  * own names on a server of the user's. A stream already gone is fine; every stream is tried.
  */
 export async function deleteTopology(jsm: JetStreamManager, names: Names): Promise<void> {
-  const streams = [names.stream, names.dlqStream, names.advisoryStream, kvStreamName(names.ledgerBucket), kvStreamName(names.attemptsBucket)];
+  const streams = [
+    names.stream,
+    names.dlqStream,
+    names.advisoryStream,
+    kvStreamName(names.ledgerBucket),
+    kvStreamName(names.attemptsBucket),
+    kvStreamName(names.intakeBucket),
+  ];
   const failures: string[] = [];
   for (const stream of streams) {
     await jsm.streams.delete(stream).catch((err: unknown) => {
@@ -284,6 +303,35 @@ async function ensureConsumer(
   return report("updated", updated.config, diff(info.config, updated.config, fields));
 }
 
+/**
+ * The retention rules of the horizon (README, "The guarantee, and its limits"); throws InputError
+ * (exit 2) with one line naming the rule broken. All durations in ms; `ordersMaxAgeMs` 0 = unset.
+ * - above the orders stream's duplicate window: a re-send inside the window is stored once by the
+ *   stream, and one after it must still find its order in the ledger, or it is processed again while
+ *   the producer still believes it is retrying the same publish;
+ * - above the orders stream's max age, when one is set: an order committed but not yet acked (a worker
+ *   that died in between) stays in ORDERS at most that long, and its redelivery must find the key.
+ */
+export function checkRetention(r: { ledgerRetentionMs: number; dupWindowMs: number; ordersMaxAgeMs: number; stream: string }): void {
+  const horizon = formatDuration(r.ledgerRetentionMs);
+  if (r.ledgerRetentionMs <= r.dupWindowMs) {
+    throw new InputError(
+      `--ledger-retention ${horizon} must exceed the duplicate window of ${r.stream} (${formatDuration(r.dupWindowMs)}): a re-send after the ledger forgot its order would be processed again`,
+    );
+  }
+  if (r.ordersMaxAgeMs > 0 && r.ledgerRetentionMs <= r.ordersMaxAgeMs) {
+    throw new InputError(
+      `--ledger-retention ${horizon} must exceed the max age of ${r.stream} (${formatDuration(r.ordersMaxAgeMs)}): an order can wait there that long, and its redelivery must still find its ledger key`,
+    );
+  }
+}
+
+/**
+ * A KV bucket; its max age (a bucket's TTL is its stream's max_age on nats-server 2.9: every
+ * message older than it is removed, the last value of a key and its delete markers included, so a
+ * key is gone `maxAgeMs` after its last write and can be created again) is compared like a stream
+ * field and, with `update`, applied.
+ */
 async function ensureBucket(
   nc: NatsConnection,
   jsm: JetStreamManager,
@@ -293,23 +341,46 @@ async function ensureBucket(
   maxAgeMs: number,
   opts: EnsureOptions,
 ): Promise<ResourceReport> {
-  const settings = { history, replicas, max_age: maxAgeMs ? formatDuration(maxAgeMs) : "unlimited" };
-  let exists = true;
+  const shown = (ms: number) => (ms ? formatDuration(ms) : "unlimited");
+  const settings = { history, replicas, max_age: shown(maxAgeMs) };
+  let info;
   try {
-    const info = await jsm.streams.info(kvStreamName(bucket));
-    if (opts.verify && info.config.max_msgs_per_subject < 2) {
-      throw new EnvironmentError(
-        `kv ${bucket} exists with a different config: history is ${info.config.max_msgs_per_subject}, wanted ${history} (a second write of a key must stay visible)`,
-      );
-    }
+    info = await jsm.streams.info(kvStreamName(bucket));
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    exists = false;
-  }
-  if (!exists) {
     await new Kvm(nc).create(bucket, { history, replicas, ttl: maxAgeMs || undefined });
+    return { kind: "kv", name: bucket, action: "created", settings };
   }
-  return { kind: "kv", name: bucket, action: exists ? "exists" : "created", settings };
+  if (!opts.verify) return { kind: "kv", name: bucket, action: "exists", settings };
+  if (info.config.max_msgs_per_subject < 2) {
+    throw new EnvironmentError(
+      `kv ${bucket} exists with a different config: history is ${info.config.max_msgs_per_subject}, wanted ${history} (a second write of a key must stay visible)`,
+    );
+  }
+  const haveMs = millis(info.config.max_age ?? 0);
+  if (haveMs === maxAgeMs) return { kind: "kv", name: bucket, action: "exists", settings };
+  const diffs = [{ field: "max_age", have: shown(haveMs), want: shown(maxAgeMs) }];
+  if (!opts.update) throw conflictError("kv", bucket, diffs, true);
+  // The server refuses a duplicate window longer than the max age.
+  const dup = Math.min(millis(info.config.duplicate_window ?? 0) || maxAgeMs, maxAgeMs || Number.MAX_SAFE_INTEGER);
+  await jsm.streams.update(info.config.name, { ...info.config, max_age: nanos(maxAgeMs), duplicate_window: nanos(dup) });
+  return { kind: "kv", name: bucket, action: "updated", settings };
+}
+
+/**
+ * A DLQ stream made by an orderq before entries had their reason in the subject (`<prefix>.*`) is
+ * widened to `<prefix>.>` whatever the mode: a worker of this orderq could not dead-letter into it
+ * otherwise, and the old entries stay where they are, covered by the new subject.
+ */
+async function widenDlqSubjects(jsm: JetStreamManager, s: TopologySettings): Promise<void> {
+  const info = await jsm.streams.info(s.names.dlqStream).catch((err: unknown) => {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  });
+  const old = `${s.names.dlqSubjectPrefix}.*`;
+  if (info && info.config.subjects?.length === 1 && info.config.subjects[0] === old) {
+    await jsm.streams.update(s.names.dlqStream, { ...info.config, subjects: [`${s.names.dlqSubjectPrefix}.>`] });
+  }
 }
 
 const STREAM_FIELDS = ["subjects", "retention", "storage", "duplicate_window", "num_replicas"];
@@ -344,15 +415,62 @@ export async function ensureTopology(
   refuseUnworkable(nc, settings);
   const jsm = await jetstreamManager(nc);
   const n = settings.names;
+  if (opts.verify) {
+    // Before anything is created or changed: a broken rule leaves the server as it was.
+    const orders = await jsm.streams.info(n.stream).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    checkRetention({ ...settings, ordersMaxAgeMs: millis(orders?.config.max_age ?? 0), stream: n.stream });
+  }
   const reports: ResourceReport[] = [];
   reports.push(await ensureStream(jsm, ordersStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
   reports.push(await ensureConsumer(jsm, n.stream, workersConsumerConfig(settings), WORKER_FIELDS, opts));
+  await widenDlqSubjects(jsm, settings);
   reports.push(await ensureStream(jsm, dlqStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
   reports.push(await ensureStream(jsm, advisoryStreamConfig(settings), ["subjects", "retention", "storage", "num_replicas"], STREAM_FIXED, opts));
   reports.push(await ensureConsumer(jsm, n.advisoryStream, moverConsumerConfig(settings), ["ack_policy", "ack_wait"], opts));
-  reports.push(await ensureBucket(nc, jsm, n.ledgerBucket, LEDGER_HISTORY, settings.replicas, 0, opts));
+  reports.push(await ensureBucket(nc, jsm, n.ledgerBucket, LEDGER_HISTORY, settings.replicas, settings.ledgerRetentionMs, opts));
   reports.push(await ensureBucket(nc, jsm, n.attemptsBucket, ATTEMPTS_HISTORY, settings.replicas, ATTEMPTS_MAX_AGE_MS, opts));
+  reports.push(await ensureIntakeBucket(nc, jsm, settings, opts));
   return reports;
+}
+
+/**
+ * The intake key store's retention (ms): the chosen one, or the default of 24 h stretched to the
+ * duplicate window when that is longer. A chosen retention shorter than the window is an InputError.
+ */
+export function intakeRetentionMs(settings: TopologySettings): number {
+  if (settings.intakeRetentionMs === undefined) return Math.max(defaults.INTAKE.keyRetentionMs, settings.dupWindowMs);
+  if (settings.intakeRetentionMs < settings.dupWindowMs) {
+    // A key forgotten inside the window would be answered as new while JetStream still drops the publish.
+    throw new InputError(
+      `--intake-retention: ${formatDuration(settings.intakeRetentionMs)} is shorter than the duplicate window (${formatDuration(settings.dupWindowMs)}); it must be at least as long`,
+    );
+  }
+  return settings.intakeRetentionMs;
+}
+
+/**
+ * The HTTP gateway's key store (DESIGN.md, Intake): a bucket whose max age is the key retention. With
+ * verify, an existing bucket that forgets keys sooner than wanted is a conflict (--update applies it).
+ */
+async function ensureIntakeBucket(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  settings: TopologySettings,
+  opts: EnsureOptions,
+): Promise<ResourceReport> {
+  return ensureBucket(nc, jsm, settings.names.intakeBucket, INTAKE_HISTORY, settings.replicas, intakeRetentionMs(settings), opts);
+}
+
+/**
+ * The horizon in force: the ledger bucket's max age in ms (0: unlimited, a ledger made before the
+ * horizon existed). Throws the client's "not found" error when the bucket does not exist.
+ */
+export async function ledgerRetentionMs(jsm: JetStreamManager, names: Names): Promise<number> {
+  const info = await jsm.streams.info(kvStreamName(names.ledgerBucket));
+  return millis(info.config.max_age ?? 0);
 }
 
 /** The workers consumer's ack wait as configured on the server (the operator's choice wins). */
@@ -376,7 +494,7 @@ export async function describeTopology(nc: NatsConnection, names: Names): Promis
   const stream = async (name: string, kind: "stream" | "kv" = "stream", label = name): Promise<ResourceState> => {
     try {
       const info = await jsm.streams.info(name);
-      const fields = kind === "kv" ? ["max_msgs_per_subject", "num_replicas", "storage"] : STREAM_FIELDS;
+      const fields = kind === "kv" ? ["max_msgs_per_subject", "num_replicas", "storage", "max_age"] : STREAM_FIELDS;
       const settings = { ...pick(info.config, fields), messages: info.state.messages };
       return { kind, name: label, exists: true, settings };
     } catch (err) {
@@ -407,5 +525,6 @@ export async function describeTopology(nc: NatsConnection, names: Names): Promis
     await consumer(names.advisoryStream, names.moverConsumer),
     await stream(kvStreamName(names.ledgerBucket), "kv", names.ledgerBucket),
     await stream(kvStreamName(names.attemptsBucket), "kv", names.attemptsBucket),
+    await stream(kvStreamName(names.intakeBucket), "kv", names.intakeBucket),
   ];
 }

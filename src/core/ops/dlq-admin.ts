@@ -1,7 +1,7 @@
 /** The DLQ as people use it: list, show, replay, purge. */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { decodeDlqEntry, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "../pipeline/dlq-entry.js";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
+import { decodeDlqEntry, DLQ_REASONS, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "../pipeline/dlq-entry.js";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
 import { InboxStore } from "../inbox/store.js";
 import { Ledger } from "../pipeline/ledger.js";
@@ -9,6 +9,11 @@ import type { Outcome, OutcomeStore } from "../pipeline/outcome-store.js";
 import { dlqSubject, orderSubject, type Names } from "../nats/names.js";
 import { deleteIfPresent, isNotFound } from "../nats/not-found.js";
 import { readStream } from "../nats/stream-reader.js";
+import { ledgerRetentionMs } from "../nats/topology.js";
+import { formatDuration } from "../base/duration.js";
+
+/** jetstreamManager() otherwise asks the server for its account info first: one more round trip per read. */
+const NO_API_CHECK = { checkAPI: false };
 
 export interface DlqFilter {
   source?: string;
@@ -28,12 +33,45 @@ export interface DlqScan {
   foreign: number[];
 }
 
-/** Every entry that passes the filter; a foreign message is set aside, never a reason to fail. */
+/**
+ * The subjects that can hold entries matching `filter` (undefined: the whole stream): the entry's
+ * `<source>.<reason>` subject, and `<source>` alone, where an older orderq wrote its entries.
+ */
+function filterSubjects(names: Names, filter: DlqFilter): Array<string | undefined> {
+  if (!filter.source && !filter.reason) return [undefined];
+  const source = filter.source ?? "*";
+  return [dlqSubject(names, source), dlqSubject(names, source, filter.reason ?? "*")];
+}
+
+/**
+ * Every entry that passes the filter, in sequence order; a foreign message is set aside, never a
+ * reason to fail. With `toSeq`, reads no further than that many sequences from `fromSeq` (a window of
+ * the stream costs the window, not the rest of the stream).
+ */
 export async function scanDlq(nc: NatsConnection, names: Names, filter: DlqFilter = {}): Promise<DlqScan> {
-  const subject = filter.source ? dlqSubject(names, filter.source) : undefined;
   const out: DlqScan = { entries: [], foreign: [] };
-  for await (const msg of readDlqStream(nc, names, subject, filter.fromSeq)) {
-    if (filter.toSeq !== undefined && msg.seq > filter.toSeq) continue; // read on: the reader ends itself
+  for (const subject of filterSubjects(names, filter)) await scanSubject(nc, names, subject, filter, out);
+  out.entries.sort((a, b) => a.dlqSeq - b.dlqSeq);
+  out.foreign.sort((a, b) => a - b);
+  return out;
+}
+
+/** Adds the entries of one subject (undefined: every subject) that pass the filter to `out`. */
+async function scanSubject(nc: NatsConnection, names: Names, subject: string | undefined, filter: DlqFilter, out: DlqScan): Promise<void> {
+  const limit = filter.toSeq === undefined ? undefined : filter.toSeq - (filter.fromSeq ?? 1) + 1;
+  if (subject !== undefined && filter.toSeq !== undefined) {
+    // A window with no message on the subject: an ordered consumer would wait for its fetch to
+    // expire (1 s) to learn that; the first match at or after the window's start says it at once.
+    // next_by_subj (wildcards allowed) is in nats-server 2.9's message get API; the client's type for it leaves it out.
+    const next = { seq: filter.fromSeq ?? 1, next_by_subj: subject } as unknown as MsgRequest;
+    const first = await (await jetstreamManager(nc, NO_API_CHECK)).streams.getMessage(names.dlqStream, next).catch((err: unknown) => {
+      if (isNotFound(err)) return null;
+      throw err;
+    });
+    if (!first || first.seq > filter.toSeq) return;
+  }
+  for await (const msg of readDlqStream(nc, names, subject, filter.fromSeq, limit)) {
+    if (filter.toSeq !== undefined && msg.seq > filter.toSeq) break; // past the window
     let entry: StoredDlqEntry;
     try {
       entry = decodeDlqEntry(msg.headers, msg.data, msg.seq);
@@ -48,16 +86,111 @@ export async function scanDlq(nc: NatsConnection, names: Names, filter: DlqFilte
     if (filter.beforeMs !== undefined && at >= filter.beforeMs) continue;
     out.entries.push(entry);
   }
-  return out;
 }
 
 export async function listDlq(nc: NatsConnection, names: Names, filter: DlqFilter = {}): Promise<StoredDlqEntry[]> {
   return (await scanDlq(nc, names, filter)).entries;
 }
 
-async function* readDlqStream(nc: NatsConnection, names: Names, subject?: string, fromSeq?: number) {
+/**
+ * The newest `limit` entries that pass the filter (all of them since `filter.sinceMs` when that is
+ * set), read backwards from the end of the stream in windows of sequences that double, so the cost
+ * follows the page (and, for a filter, how rare its matches are), not the size of the DLQ.
+ */
+export async function pageDlq(nc: NatsConnection, names: Names, filter: DlqFilter, limit = Number.POSITIVE_INFINITY): Promise<DlqScan> {
+  const { state } = await dlqInfo(await jetstreamManager(nc), names);
+  const out: DlqScan = { entries: [], foreign: [] };
+  const { sinceMs, ...rest } = filter;
+  let to = state.last_seq;
+  let window = Number.isFinite(limit) ? Math.max(limit, 20) : 1000;
+  while (state.messages > 0 && to >= state.first_seq && (sinceMs !== undefined || out.entries.length < limit)) {
+    const from = Math.max(state.first_seq, to - window + 1);
+    const part = await scanDlq(nc, names, { ...rest, fromSeq: from, toSeq: to });
+    const recent = sinceMs === undefined ? part.entries : part.entries.filter((e) => Date.parse(e.deadLetteredAt) >= sinceMs);
+    out.entries.unshift(...recent);
+    out.foreign.unshift(...part.foreign);
+    // Entries are appended in time order: one older than `since` means every earlier one is too.
+    if (recent.length < part.entries.length) break;
+    to = from - 1;
+    window *= 2;
+  }
+  if (sinceMs === undefined && out.entries.length > limit) out.entries = out.entries.slice(-limit);
+  return out;
+}
+
+/** Entries by reason, counted by the server (stream info's per-subject counts). */
+export interface DlqCounts {
+  /** Entries matching the filter. */
+  total: number;
+  byReason: Record<DlqReason, number>;
+  /** Messages that are not orderq entries (on no DLQ subject of orderq's, or unreadable on a `<source>` one). */
+  foreign: number;
+}
+
+/**
+ * Counts the entries matching `filter` by reason without reading them: the reason is the last token
+ * of an entry's subject. Only entries on a `<source>` subject (written by an orderq before the reason
+ * was in the subject) are read, to learn their reason. A message on a `<source>.<reason>` subject is
+ * counted as that reason whatever it holds. Throws EnvironmentError when the DLQ stream is missing.
+ */
+export async function countDlq(nc: NatsConnection, names: Names, filter: Pick<DlqFilter, "source" | "reason"> = {}): Promise<DlqCounts> {
+  const prefix = `${names.dlqSubjectPrefix}.`;
+  const info = await dlqInfo(await jetstreamManager(nc), names, { subjects_filter: `${prefix}>` });
+  const byReason = countByReason([]);
+  let foreign = 0;
+  let onSubjects = 0;
+  const legacy: string[] = [];
+  for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
+    onSubjects += n;
+    const [source, reason, ...more] = subject.slice(prefix.length).split(".");
+    if (filter.source && source !== filter.source) continue;
+    if (reason === undefined) legacy.push(source);
+    else if (more.length > 0 || !DLQ_REASONS.includes(reason as DlqReason)) foreign += n;
+    else if (!filter.reason || reason === filter.reason) byReason[reason as DlqReason] += n;
+  }
+  const scan: DlqScan = { entries: [], foreign: [] };
+  for (const source of legacy) await scanSubject(nc, names, dlqSubject(names, source), { reason: filter.reason }, scan);
+  for (const e of scan.entries) byReason[e.reason]++;
+  foreign += scan.foreign.length;
+  if (!filter.source) foreign += info.state.messages - onSubjects;
+  if (filter.reason) foreign = 0; // a filtered count says nothing about messages of no reason
+  return { total: Object.values(byReason).reduce((a, b) => a + b, 0), byReason, foreign };
+}
+
+/** One entry by its DLQ sequence, with a direct get: undefined when there is none, or it is not an orderq entry. */
+export async function getDlqEntry(nc: NatsConnection, names: Names, seq: number): Promise<StoredDlqEntry | undefined> {
+  const jsm = await jetstreamManager(nc, NO_API_CHECK);
+  await dlqInfo(jsm, names); // names a missing stream as the other readers do
+  let msg;
   try {
-    yield* readStream(jetstream(nc), names.dlqStream, subject, fromSeq);
+    msg = await jsm.streams.getMessage(names.dlqStream, { seq });
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  if (!msg) return undefined;
+  try {
+    return decodeDlqEntry(msg.header, msg.data, msg.seq);
+  } catch (err) {
+    if (err instanceof MalformedDlqEntryError) return undefined;
+    throw err;
+  }
+}
+
+async function dlqInfo(jsm: JetStreamManager, names: Names, opts?: { subjects_filter: string }) {
+  try {
+    return await jsm.streams.info(names.dlqStream, opts);
+  } catch (err) {
+    if (isNotFound(err, "stream")) {
+      throw new EnvironmentError(`stream ${names.dlqStream} not found: run \`orderq topology ensure\` or pass --dlq-stream`);
+    }
+    throw err;
+  }
+}
+
+async function* readDlqStream(nc: NatsConnection, names: Names, subject?: string, fromSeq?: number, limit?: number) {
+  try {
+    yield* readStream(jetstream(nc), names.dlqStream, subject, fromSeq, limit);
   } catch (err) {
     if (isNotFound(err, "stream")) {
       throw new EnvironmentError(`stream ${names.dlqStream} not found: run \`orderq topology ensure\` or pass --dlq-stream`);
@@ -107,6 +240,30 @@ export function select(entries: StoredDlqEntry[], selectors: string[]): StoredDl
   return [...chosen.values()].sort((a, b) => a.dlqSeq - b.dlqSeq);
 }
 
+/**
+ * select() against the server: a `seq:N` selector is looked up by a direct get (one request, whatever
+ * the DLQ holds); order ids need one read of the DLQ, since an entry's order id is not in its subject.
+ * Throws as select(), an unknown `seq:N` included.
+ */
+export async function findDlqEntries(nc: NatsConnection, names: Names, selectors: string[]): Promise<StoredDlqEntry[]> {
+  const chosen = new Map<number, StoredDlqEntry>();
+  const byId: string[] = [];
+  const unknown: string[] = [];
+  for (const text of selectors) {
+    const sel = parseSelector(text);
+    if (!("seq" in sel)) {
+      byId.push(text);
+      continue;
+    }
+    const entry = await getDlqEntry(nc, names, sel.seq);
+    if (entry) chosen.set(entry.dlqSeq, entry);
+    else unknown.push(text);
+  }
+  if (unknown.length) throw new InputError(`not in the DLQ: ${unknown.join(", ")}`);
+  if (byId.length > 0) for (const e of select(await listDlq(nc, names), byId)) chosen.set(e.dlqSeq, e);
+  return [...chosen.values()].sort((a, b) => a.dlqSeq - b.dlqSeq);
+}
+
 export interface ReplayOutcome {
   dlqSeq: number;
   orderId?: string;
@@ -118,19 +275,60 @@ export interface ReplayOutcome {
 }
 
 /**
+ * Why an entry dead-lettered at `deadLetteredAt` (ISO time) is past the horizon at `nowMs`, or
+ * undefined when it is within it (or the horizon is 0, unlimited). Past the horizon the ledger of
+ * record has forgotten the order — its dead-letter claim, and any commit made since, e.g. of a re-send
+ * after the duplicate window — so "not committed" can no longer be checked: a replay might process
+ * the order a second time.
+ */
+export function pastHorizon(deadLetteredAt: string, horizonMs: number, nowMs: number): string | undefined {
+  const at = Date.parse(deadLetteredAt);
+  if (!horizonMs || !Number.isFinite(at) || nowMs - at <= horizonMs) return undefined;
+  return (
+    `dead-lettered ${roughAge(nowMs - at)} ago, past the ledger's horizon of ${formatDuration(horizonMs)}: ` +
+    "the ledger no longer remembers whether this order was processed since; --force replays it anyway"
+  );
+}
+
+/** An age in its largest whole unit, from two of it: `10d`, `5h`, `3m`, `40s`. */
+function roughAge(ms: number): string {
+  for (const [unit, size] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+  ] as const)
+    if (ms >= 2 * size) return `${Math.floor(ms / size)}${unit}`;
+  return `${Math.floor(ms / 1000)}s`;
+}
+
+/**
  * Publishes entries back to `orders.<source>` with a fresh message id and removes each from the DLQ
  * only after its PubAck. An order the ledger of record holds as committed is refused: it would not be
- * processed. In inbox mode (`opts.inbox`: the inbox's URL and table) that ledger is the inbox table,
- * whose dead-letter claim must be released for the replayed order to be processed.
+ * processed. So is an entry older than the horizon (the ledger bucket's max age, see pastHorizon),
+ * unless `opts.force`. In inbox mode (`opts.inbox`: the inbox's URL and table) that ledger is the
+ * inbox table, whose dead-letter claim must be released for the replayed order to be processed.
  */
 export async function replay(
   nc: NatsConnection,
   names: Names,
   entries: StoredDlqEntry[],
-  opts: { dryRun: boolean; inbox?: { url: string; table: string } },
+  opts: { dryRun: boolean; force?: boolean; inbox?: { url: string; table: string }; nowMs?: number },
 ): Promise<ReplayOutcome[]> {
+  const jsm = await jetstreamManager(nc);
+  // The inbox is pruned to the same horizon; a ledger bucket that is missing sets none.
+  const horizonMs = await ledgerRetentionMs(jsm, names).catch((err: unknown) => {
+    if (isNotFound(err)) return 0;
+    throw err;
+  });
   const ledger = opts.inbox ? await InboxStore.open({ ...opts.inbox, poolSize: 1, maxBatch: 1 }) : await Ledger.open(nc, names);
-  const ctx: ReplayContext = { names, js: jetstream(nc), jsm: await jetstreamManager(nc), ledger };
+  const ctx: ReplayContext = {
+    names,
+    js: jetstream(nc),
+    jsm,
+    ledger,
+    horizonMs: opts.force ? 0 : horizonMs,
+    nowMs: opts.nowMs ?? Date.now(),
+  };
   const out: ReplayOutcome[] = [];
   for (const entry of entries) {
     try {
@@ -149,6 +347,9 @@ interface ReplayContext {
   js: JetStreamClient;
   jsm: JetStreamManager;
   ledger: OutcomeStore;
+  /** 0: no horizon check (none set, or --force). */
+  horizonMs: number;
+  nowMs: number;
 }
 
 async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: boolean): Promise<ReplayOutcome> {
@@ -160,6 +361,8 @@ async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: bool
   if (entry.payloadOmitted) {
     return { ...base, result: "refused", reason: `the payload was not kept (${entry.payloadOmitted.bytes} bytes, too large for a DLQ copy)` };
   }
+  const expired = pastHorizon(entry.deadLetteredAt, ctx.horizonMs, ctx.nowMs);
+  if (expired) return { ...base, result: "refused", reason: expired };
   const committed: Outcome | undefined = dryRun
     ? await ctx.ledger.get(entry.orderId).then((o) => (o?.result === "committed" ? o : undefined))
     : await ctx.ledger.releaseDeadLetter(entry.orderId);

@@ -1,8 +1,8 @@
 /** What `orderq status` shows: depth and lag of the pipeline, DLQ by reason, ledger size. */
-import type { NatsConnection } from "@nats-io/transport-node";
+import { millis, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { DlqReason } from "../pipeline/dlq-entry.js";
-import { countByReason, scanDlq } from "./dlq-admin.js";
+import { countDlq } from "./dlq-admin.js";
 import { EnvironmentError } from "../base/errors.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { isNotFound } from "../nats/not-found.js";
@@ -34,20 +34,20 @@ export interface Status {
   dlq: { name: string; depth: number; byReason: Record<DlqReason, number>; foreign: number };
   /**
    * `orders`: keys that are order ids; `writes`: their writes. `payloadClaims`: keys claiming a payload
-   * with no valid order id for the DLQ (payloadClaimKey), left out of both.
+   * with no valid order id for the DLQ (payloadClaimKey), left out of both. `retentionMs`: the horizon,
+   * the bucket's max age (0: unlimited, a ledger made before the horizon existed).
    */
-  ledger: { bucket: string; orders: number; writes: number; payloadClaims: number };
+  ledger: { bucket: string; orders: number; writes: number; payloadClaims: number; retentionMs: number };
   /** Inbox mode: the inbox table's rows by outcome (the ledger of record there). */
   inbox?: { table: string; committed: number; deadLettered: number };
   advisoriesWaiting: number;
 }
 
 /**
- * Reads the status; kept across the refreshes of `status --watch`, where the DLQ tally reads only the
- * entries added since the last refresh instead of the whole DLQ every second.
+ * Reads the status; kept across the refreshes of `status --watch`. The DLQ's entries by reason are
+ * counted by the server from their subjects (countDlq): no refresh reads the entries themselves.
  */
 export class StatusReader {
-  private readonly tally = new DlqTally();
   private jsm?: JetStreamManager;
 
   constructor(
@@ -81,7 +81,7 @@ export class StatusReader {
       found(jsm.streams.info(kvStreamName(names.ledgerBucket)), `ledger bucket ${names.ledgerBucket}`),
       found(jsm.consumers.info(names.advisoryStream, names.moverConsumer), `consumer ${names.moverConsumer} on ${names.advisoryStream}`),
     ]);
-    const reasons = await this.tally.update(nc, names, dlq);
+    const { byReason, foreign } = await countDlq(nc, names);
     const claims = await payloadClaims(jsm, names);
     const inbox = await this.inbox?.counts();
     return {
@@ -101,12 +101,13 @@ export class StatusReader {
         lag: consumer.num_pending + consumer.num_ack_pending,
         stuck: Math.max(0, stream.state.messages - consumer.num_pending - consumer.num_ack_pending),
       },
-      dlq: { name: names.dlqStream, depth: dlq.state.messages, ...reasons },
+      dlq: { name: names.dlqStream, depth: dlq.state.messages, byReason, foreign },
       ledger: {
         bucket: names.ledgerBucket,
         orders: (ledger.state.num_subjects ?? 0) - claims.keys,
         writes: ledger.state.messages - claims.writes,
         payloadClaims: claims.keys,
+        retentionMs: millis(ledger.config.max_age ?? 0),
       },
       ...(inbox ? { inbox } : {}),
       advisoriesWaiting: mover.num_pending + mover.num_ack_pending,
@@ -128,51 +129,5 @@ async function found<T>(info: Promise<T>, what: string): Promise<T> {
   } catch (err) {
     if (isNotFound(err)) throw new EnvironmentError(`${what} not found: run \`orderq topology ensure\` (or pass the names this deployment uses)`);
     throw err;
-  }
-}
-
-/**
- * The DLQ's entries by reason, updated from the stream's info: entries below its first sequence are
- * dropped, new ones are read. A re-created stream (another creation time) is read from the start; when
- * the result disagrees with the depth (an entry in the middle was replayed or purged) everything is
- * read again.
- */
-export class DlqTally {
-  /** DLQ sequence → reason; "foreign" for a message that is not an orderq entry. */
-  private readonly bySeq = new Map<number, DlqReason | "foreign">();
-  private nextSeq = 1;
-  private created?: string;
-
-  /** `scan` reads a range of DLQ sequences (a test passes one that records the ranges). */
-  constructor(private readonly scan: typeof scanDlq = scanDlq) {}
-
-  async update(
-    nc: NatsConnection,
-    names: Names,
-    info: { created: string; state: { messages: number; first_seq: number; last_seq: number } },
-  ): Promise<Pick<Status["dlq"], "byReason" | "foreign">> {
-    const { state } = info;
-    if (info.created !== this.created) this.reset();
-    this.created = info.created;
-    for (const seq of this.bySeq.keys()) if (seq < state.first_seq) this.bySeq.delete(seq);
-    if (state.messages > 0 && state.last_seq >= this.nextSeq) await this.read(nc, names, Math.max(this.nextSeq, state.first_seq), state.last_seq);
-    if (this.bySeq.size !== state.messages) {
-      this.reset();
-      if (state.messages > 0) await this.read(nc, names, state.first_seq, state.last_seq);
-    }
-    this.nextSeq = state.last_seq + 1;
-    const reasons = [...this.bySeq.values()].filter((r): r is DlqReason => r !== "foreign");
-    return { byReason: countByReason(reasons), foreign: this.bySeq.size - reasons.length };
-  }
-
-  private async read(nc: NatsConnection, names: Names, fromSeq: number, toSeq: number): Promise<void> {
-    const scan = await this.scan(nc, names, { fromSeq, toSeq });
-    for (const entry of scan.entries) this.bySeq.set(entry.dlqSeq, entry.reason);
-    for (const seq of scan.foreign) this.bySeq.set(seq, "foreign");
-  }
-
-  private reset(): void {
-    this.bySeq.clear();
-    this.nextSeq = 1;
   }
 }

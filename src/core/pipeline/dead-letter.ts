@@ -97,7 +97,7 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
   // The copy's Nats-Msg-Id (see dlqMsgId) is set by the codec, which must put it first.
   const copyId = dlqMsgId(ctx.names, input.streamSeq, msgId);
   const copy = boundDlqCopy(entry, input.payload, ctx.maxPayload ?? DEFAULT_MAX_PAYLOAD, copyId);
-  const ack = await ctx.js.publish(dlqSubject(ctx.names, source), copy.payload, { headers: encodeDlqHeaders(copy.entry, copyId) });
+  const ack = await ctx.js.publish(dlqSubject(ctx.names, source, copy.entry.reason), copy.payload, { headers: encodeDlqHeaders(copy.entry, copyId) });
   if (!ack.duplicate) ctx.trace?.(ackedWriteLine("dlq", ack.seq, copy.entry.orderId ?? `seq:${input.streamSeq}`));
   // Another mover (or the worker) copied it first: the stream kept one entry, and so do the counts.
   return ack.duplicate ? "already-dead-lettered" : "dead-lettered";

@@ -127,14 +127,15 @@ function isWrongLastSequence(err: unknown): boolean {
 }
 
 /**
- * Every write ever made to the ledger for an order (from its stream, so a second write of a key is
- * visible). The claims of payloads without an order id (isPayloadClaim) are left out: they are no
- * order's outcome, and their DLQ entries say what became of them.
+ * Every write the ledger still holds for an order (from its stream, so a second write of a key is
+ * visible), from its stream sequence `fromSeq` on when given; writes older than the horizon are gone.
+ * The claims of payloads without an order id (isPayloadClaim) are left out: they are no order's
+ * outcome, and their DLQ entries say what became of them.
  */
-export async function readLedgerWrites(nc: NatsConnection, names: Names): Promise<LedgerWrite[]> {
+export async function readLedgerWrites(nc: NatsConnection, names: Names, fromSeq?: number): Promise<LedgerWrite[]> {
   const prefix = `$KV.${names.ledgerBucket}.`;
   const writes: LedgerWrite[] = [];
-  for await (const msg of readStream(jetstream(nc), kvStreamName(names.ledgerBucket))) {
+  for await (const msg of readStream(jetstream(nc), kvStreamName(names.ledgerBucket), undefined, fromSeq)) {
     if (msg.data.length === 0) continue; // delete or purge marker
     if (isPayloadClaim(msg.subject.slice(prefix.length))) continue;
     const time = Number(msg.timestampNanos / 1000n) / 1000;

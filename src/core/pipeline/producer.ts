@@ -2,7 +2,7 @@
  * The producer: publishes orders to `orders.<source>` with `Nats-Msg-Id` = order id, so a publish
  * retried after a timeout or a dropped connection is stored once (inside the duplicate window).
  */
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { errorMessage } from "../base/errors.js";
 import type { HistorySink, OpKind } from "./history.js";
@@ -58,10 +58,34 @@ export function emptyProduceStats(): ProduceStats {
   return { published: 0, accepted: 0, duplicates: 0, failed: 0, indeterminate: 0, retries: 0, elapsedMs: 0 };
 }
 
+/**
+ * Where a producer sends its orders: JetStream (PubAckRequests, the default) or another way in that
+ * answers with the PubAck it got (the HTTP gateway, `produce --via`). `headers` carries Nats-Msg-Id.
+ */
+export interface Sender {
+  publish(subject: string, payload: string, headers: MsgHdrs): Promise<PubAck>;
+  close(): void;
+}
+
+/**
+ * A send that certainly stored nothing (an HTTP gateway's 4xx, a refused connection). `retryable`
+ * false: the same request would be refused again (an invalid order), so it is not retried.
+ */
+export class NotStoredError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = "NotStoredError";
+  }
+}
+
 /** Neither a JetStream refusal nor "no responders" proves the message was not stored. */
 function mayHaveBeenStored(err: unknown): boolean {
   if (err instanceof JetStreamApiError) return false;
   if (err instanceof NoStreamError) return false;
+  if (err instanceof NotStoredError) return false;
   return true;
 }
 
@@ -81,8 +105,9 @@ export class Producer {
   /** A publish that threw (the history sink failing): the run stops and rethrows it. */
   private failure?: { error: unknown };
 
+  /** `target`: a NATS connection to publish on, or a function that opens another Sender. */
   constructor(
-    private readonly nc: NatsConnection,
+    private readonly target: NatsConnection | ((publishTimeoutMs: number) => Sender),
     private readonly options: ProduceOptions,
     private readonly rng: Rng,
     private readonly history?: HistorySink,
@@ -98,7 +123,8 @@ export class Producer {
     // The same PubAck requests as the worker's ledger commit (see pub-acks.ts): js.publish() costs an
     // Error with a stack per PubAck. And a counter of publishes in flight: Promise.race over them would
     // subscribe to every one for each new order. README, Performance, has the figures.
-    const publisher = new PubAckRequests(this.nc, o.publishTimeoutMs);
+    const publisher: Sender =
+      typeof this.target === "function" ? this.target(o.publishTimeoutMs) : new PubAckRequests(this.target, o.publishTimeoutMs);
     const started = Date.now();
     const ended = () => this.stopped || this.failure !== undefined || (o.durationMs !== undefined && Date.now() - started >= o.durationMs);
     try {
@@ -121,7 +147,7 @@ export class Producer {
     return this.stats;
   }
 
-  private start(publisher: PubAckRequests, pub: Publication): void {
+  private start(publisher: Sender, pub: Publication): void {
     this.inFlight.add();
     void this.publish(publisher, pub)
       .catch((error: unknown) => (this.failure ??= { error }))
@@ -148,7 +174,7 @@ export class Producer {
     return o.duplicateRate > 0 && rng() < o.duplicateRate ? [first, { ...first, resend: true }] : [first];
   }
 
-  private async publish(publisher: PubAckRequests, pub: Publication): Promise<void> {
+  private async publish(publisher: Sender, pub: Publication): Promise<void> {
     const o = this.options;
     const rec = this.history;
     this.stats.published++;
@@ -163,7 +189,8 @@ export class Producer {
         ack = await publisher.publish(pub.subject, pub.payload, msgId);
       } catch (err) {
         maybeStored ||= mayHaveBeenStored(err);
-        if (Date.now() >= deadline || this.stopped) {
+        const final = err instanceof NotStoredError && !err.retryable;
+        if (final || Date.now() >= deadline || this.stopped) {
           const type = maybeStored ? "indeterminate" : "fail";
           this.stats[maybeStored ? "indeterminate" : "failed"]++;
           rec?.record({ type, id: pub.id, error: errorMessage(err), tries, time: Date.now() });

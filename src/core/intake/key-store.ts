@@ -1,0 +1,160 @@
+/**
+ * The gateway's idempotency key store (DESIGN.md, Intake): a KV bucket keyed by the idempotency key
+ * (the order id), whose value is the payload's fingerprint and, once the order is stored, the answer
+ * given for it. The bucket's max age is the key retention (`topology ensure`), so a retry a day later
+ * is still recognised, long after JetStream's duplicate window forgot the message id.
+ *
+ * A request first claims its key with a create-if-absent write (the one atomic step that lets exactly
+ * one of two concurrent requests publish), publishes, then replaces the claim with its answer. A claim
+ * carries the time it was made: a claim older than the lease belongs to a gateway that died or lost
+ * the broker mid-request, and the next request with the same key and payload takes it over (a
+ * compare-and-set on the claim's revision, so only one does). Clocks of gateways sharing a bucket are
+ * assumed to agree within a fraction of the lease.
+ *
+ * Only the first claim expects a last sequence of 0. A take-over, a release and a claim on a released
+ * key expect the revision they read, which on a clustered bucket under nats-server 2.9.10 several
+ * concurrent writers can all pass (DESIGN.md, Facts). What that costs is a second publish with the same
+ * Nats-Msg-Id, absorbed by the duplicate window or, after it, by the ledger: never a second commit.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { kvStreamName, type Names } from "../nats/names.js";
+
+/** What the gateway answered for a key, given again to every retry with the same payload. */
+export interface StoredAnswer {
+  /** HTTP status (202). */
+  status: number;
+  body: AcceptedBody;
+}
+
+/** The body of a 202: the order id, and where JetStream stored it. */
+export interface AcceptedBody {
+  id: string;
+  /** Sequence of the order's message in the orders stream. */
+  seq: number;
+  stream: string;
+}
+
+/** One key's record in the bucket (JSON). */
+export interface KeyRecord {
+  state: "pending" | "done";
+  /** SHA-256 of the payload's canonical JSON (idempotency.ts). */
+  fingerprint: string;
+  /** The gateway that wrote the record (its `--gateway-id`), for people reading the bucket. */
+  gateway: string;
+  /** When the record was written, ms since the epoch (the gateway's clock). */
+  at: number;
+  answer?: StoredAnswer;
+}
+
+/**
+ * The outcome of a claim: `claimed` (publish, then complete() or release() with the revision);
+ * `replay` (the same key and payload were answered before: give that answer again); `in-flight`
+ * (another request with this key is being published now: 409); `mismatch` (the key was used with
+ * another payload: 422).
+ */
+export type Claim = { kind: "claimed"; revision: number } | { kind: "replay"; answer: StoredAnswer } | { kind: "in-flight" } | { kind: "mismatch" };
+
+const WRONG_LAST_SEQUENCE: number[] = [JetStreamApiCodes.StreamWrongLastSequence, JetStreamApiCodes.StreamWrongLastSequenceUnknown];
+
+function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.includes(err.code);
+}
+
+/** Claims lost to a concurrent writer are retried this often before the request is told 409. */
+const CLAIM_TRIES = 3;
+
+export interface KeyStoreOptions {
+  /** Per-request timeout of the bucket's writes and reads (ms). */
+  timeoutMs: number;
+  /** How long a claim holds before another request may take it over (ms). */
+  leaseMs: number;
+  /** Written into each record. */
+  gateway: string;
+  /** The clock (ms since the epoch); tests pass their own. */
+  now?: () => number;
+}
+
+export class KeyStore {
+  private readonly now: () => number;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+    private readonly names: Names,
+    private readonly options: KeyStoreOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Opens the bucket `names.intakeBucket`; throws (JetStream's not-found error) when it does not exist. */
+  static async open(nc: NatsConnection, names: Names, options: KeyStoreOptions): Promise<KeyStore> {
+    const js = jetstream(nc, { timeout: options.timeoutMs });
+    const kv = await new Kvm(js).open(names.intakeBucket);
+    const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: options.timeoutMs });
+    return new KeyStore(kv, jsm, names, options);
+  }
+
+  /**
+   * Claims `key` for a request whose payload has `fingerprint`. Throws what the client threw when the
+   * bucket cannot be written or read (timeout, no connection): the caller answers 503.
+   */
+  async claim(key: string, fingerprint: string): Promise<Claim> {
+    const pending = (): string =>
+      JSON.stringify({ state: "pending", fingerprint, gateway: this.options.gateway, at: this.now() } satisfies KeyRecord);
+    for (let tries = 1; ; tries++) {
+      try {
+        // kv.create also re-creates a key whose last entry is a delete marker (a released claim).
+        return { kind: "claimed", revision: await this.kv.create(key, pending()) };
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+      }
+      const current = await this.read(key);
+      if (!current) {
+        if (tries >= CLAIM_TRIES) return { kind: "in-flight" };
+        continue; // released or expired between the create and the read
+      }
+      const { record, revision } = current;
+      if (record.fingerprint !== fingerprint) return { kind: "mismatch" };
+      if (record.state === "done" && record.answer) return { kind: "replay", answer: record.answer };
+      if (this.now() - record.at < this.options.leaseMs) return { kind: "in-flight" };
+      try {
+        return { kind: "claimed", revision: await this.kv.update(key, pending(), revision) };
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+        if (tries >= CLAIM_TRIES) return { kind: "in-flight" };
+      }
+    }
+  }
+
+  /**
+   * Replaces the claim at `revision` with the answer. False when the claim was taken over meanwhile
+   * (the other request stores the same answer: one message id, one sequence inside the window).
+   */
+  async complete(key: string, revision: number, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
+    const record: KeyRecord = { state: "done", fingerprint, gateway: this.options.gateway, at: this.now(), answer };
+    try {
+      await this.kv.update(key, JSON.stringify(record), revision);
+      return true;
+    } catch (err) {
+      if (isWrongLastSequence(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Drops the claim at `revision` after a failed publish, so a retry need not wait for the lease. */
+  async release(key: string, revision: number): Promise<void> {
+    await this.kv.delete(key, { previousSeq: revision });
+  }
+
+  /**
+   * The key's record and its revision, read from the stream leader (as the ledger reads: a direct get
+   * may be answered by a replica that is behind). Undefined when the key is absent, deleted or expired.
+   */
+  async read(key: string): Promise<{ record: KeyRecord; revision: number } | undefined> {
+    const msg = await this.jsm.streams.getMessage(kvStreamName(this.names.intakeBucket), { last_by_subj: `$KV.${this.names.intakeBucket}.${key}` });
+    if (!msg || msg.header?.get("KV-Operation") || msg.data.length === 0) return undefined;
+    return { record: msg.json<KeyRecord>(), revision: msg.seq };
+  }
+}
