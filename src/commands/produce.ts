@@ -84,10 +84,10 @@ export default class Produce extends OrderqCommand {
       idPrefix,
     };
     const via = flags.via === undefined ? undefined : gatewayUrl(flags.via);
+    const history = new History(flags.history);
     // Through a gateway, NATS is the gateway's business: nothing here connects to it.
     const nc = via ? undefined : await this.connect(flags, { coalesceWrites: true });
-    if (nc) await ensureTopology(nc, settings);
-    const history = new History(flags.history);
+    if (nc) await ensureTopology(nc, settings, { verify: false, update: false, createUnderOtherNames: false });
     const target = nc ?? ((timeoutMs: number) => new HttpSender(via!, timeoutMs, flags["api-token"]));
     const producer = new Producer(target, options, seededRng(seed), history);
     const onSignal = () => producer.stop();

@@ -13,7 +13,7 @@ import type { ResolvedWorkOptions } from "../core/fleet/work-args.js";
 import { runPool } from "../core/fleet/work-pool.js";
 import { runsSupervisor, startWorkSupervisor } from "../core/fleet/work-supervisor.js";
 import { isSupervisedChild, leaveSupervisor } from "../core/fleet/child-channel.js";
-import { startWorkerProcess } from "../core/fleet/worker-process.js";
+import { startWorkerProcess, STRICT_ORDERS_ENV } from "../core/fleet/worker-process.js";
 import { INBOX_URL_ENV } from "../core/inbox/connect.js";
 import { credentialEnv } from "../core/nats/connection.js";
 import { loadHandlerModule, SIMULATED_HANDLER } from "../core/pipeline/handler-module.js";
@@ -103,6 +103,10 @@ export default class Work extends OrderqCommand {
       options: ["quarantine"],
     }),
     mover: Flags.boolean({ summary: "Run a DLQ mover in this process.", default: true, allowNo: true }),
+    "strict-orders": Flags.boolean({
+      summary: "Dead-letter orders with fields the order schema does not name (`orderq schema`); by default they reach the handler.",
+      default: false,
+    }),
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
     "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 0, max: 65535 }),
     autoscale: Flags.boolean({
@@ -159,7 +163,8 @@ export default class Work extends OrderqCommand {
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
     const { flags } = await this.parse(Work);
-    const o = resolve(flags, flags.server);
+    if (flags["strict-orders"]) process.env[STRICT_ORDERS_ENV] = "1"; // inherited by the worker processes
+    const o = resolve(flags, this.natsOptions(flags).server); // the URL without credentials: it goes on child workers' command lines
     // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.
     const child = isSupervisedChild();
     // A handler module may read the inbox URL from the environment, as the workers' children get it.
@@ -167,7 +172,7 @@ export default class Work extends OrderqCommand {
     // The module is checked here, once, before any worker process starts: a bad one is exit 2.
     if (flags.handler !== SIMULATED_HANDLER && !child) await loadHandlerModule(flags.handler);
     const nc = await this.connect(flags, { coalesceWrites: true });
-    await ensureTopology(nc, o.settings);
+    await ensureTopology(nc, o.settings, { verify: false, update: false, createUnderOtherNames: false });
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
     const scaling: ScaleEvent[] = [];

@@ -24,7 +24,7 @@ import { NatsCluster, NatsServer } from "../fleet/nats-server.js";
 import { DEFAULT_SETTINGS, deleteTopology, ensureTopology, type TopologySettings } from "../nats/topology.js";
 import type { WorkerStats } from "../pipeline/worker.js";
 import { parseAckedWrites } from "../pipeline/acked-writes.js";
-import { check, SAMPLE_SIZE, type CheckResult, type MessageRef } from "./checker.js";
+import { check, invalidReasons, SAMPLE_SIZE, scaleExpectations, type CheckResult, type MessageRef } from "./checker.js";
 import { Nemesis, type FaultWindow } from "./nemesis.js";
 import { ProxiedPath, type Upstream } from "./proxy.js";
 import { faultKinds, faultNames, type Scenario } from "./scenario.js";
@@ -130,6 +130,8 @@ export interface ChaosResult {
   orders: number;
   servers: number;
   valid: boolean;
+  /** Why the run is INVALID: each broken rule and failed expectation, one line each; empty when valid. */
+  why: string[];
   elapsedMs: number;
   quiet: boolean;
   timedOut: boolean;
@@ -667,7 +669,7 @@ function checkRun(ctx: RunContext, run: Run, end: Ending): Verdict {
     ledger,
     dlq,
     remaining: left.refs,
-    expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
+    expect: { ...scaleExpectations(s.expect, ctx.orders, s.orders), faultsMustHaveEffect: faultNames(s).length > 0 },
     observed: {
       faults: faults.observed,
       redeliveries: effects.redeliveries,
@@ -729,6 +731,7 @@ function report(ctx: RunContext, run: Run, end: Ending, verdict: Verdict): RunOu
       orders: ctx.orders,
       servers: options.external ? 0 : run.rig.servers.length,
       valid: verdict.check.valid && (end.inboxRead?.result.effects?.valid ?? true),
+      why: [...invalidReasons(verdict.check), ...effectReasons(end.inboxRead?.result)],
       elapsedMs: end.elapsedMs,
       quiet: end.quiet,
       timedOut: run.state.timedOut,
@@ -744,6 +747,14 @@ function report(ctx: RunContext, run: Run, end: Ending, verdict: Verdict): RunOu
       inbox: end.inboxRead?.result,
     },
   };
+}
+
+/** Why the effect check failed (inbox runs with `effects: true`), as invalidReasons does for the checker. */
+function effectReasons(inbox: InboxRunResult | undefined): string[] {
+  const e = inbox?.effects;
+  if (!e || e.valid) return [];
+  const k = e.categories;
+  return [`effects not exactly once: lost ${k.lostEffects.count}, duplicated ${k.duplicatedEffects.count}, unexpected ${k.unexpectedEffects.count}`];
 }
 
 /** Kinds the schedule names (not drawn by `any`, which may draw a kind once, when it can do nothing) never seen at work. */

@@ -16,6 +16,12 @@ import { isSupervisedChild, type ChildReport } from "./child-channel.js";
 import type { ResolvedWorkOptions } from "./work-args.js";
 import type { WorkPool } from "./work-pool.js";
 
+/**
+ * "1": workers refuse orders with fields the schema does not name (`orderq work --strict-orders`).
+ * An environment variable, so the worker processes a supervisor starts inherit it.
+ */
+export const STRICT_ORDERS_ENV = "ORDERQ_STRICT_ORDERS";
+
 /** Set by a supervisor that serves metrics: its children then measure latency and send snapshots. */
 export const METRICS_ENV = "ORDERQ_METRICS";
 
@@ -48,6 +54,7 @@ export async function startWorkerProcess(
       nc,
       {
         names,
+        strictOrders: process.env[STRICT_ORDERS_ENV] === "1",
         workerId,
         lane,
         concurrency: o.concurrency,

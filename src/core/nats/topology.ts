@@ -60,14 +60,40 @@ export interface ResourceReport {
   kind: "stream" | "consumer" | "kv";
   name: string;
   action: Action;
+  /** What the server holds (read back after a create or update), in the units `topology show` uses. */
   settings: Record<string, string | number>;
+  /** With action "updated": each field changed, from the value the server held to the one it holds now. */
+  changed?: Array<{ field: string; from: string; to: string }>;
 }
+
+/** The settings an operator can choose (flags of `topology ensure`). */
+export type SettingKey = "replicas" | "ackWaitMs" | "maxDeliver" | "dupWindowMs" | "maxAckPending";
+
+/** The server config field each setting is stored in. */
+const FIELD_OF: Record<SettingKey, string> = {
+  replicas: "num_replicas",
+  ackWaitMs: "ack_wait",
+  maxDeliver: "max_deliver",
+  dupWindowMs: "duplicate_window",
+  maxAckPending: "max_ack_pending",
+};
+const SETTABLE_FIELDS = new Set(Object.values(FIELD_OF));
 
 export interface EnsureOptions {
   /** Compare existing resources with the wanted settings (topology ensure); off: use what exists. */
   verify: boolean;
   /** Apply differences that JetStream allows instead of failing. */
   update: boolean;
+  /**
+   * The settings the operator chose (the flags given); only these are compared with, or applied to,
+   * what exists. Absent: all of them (chaos runs and the bench, which own their topology).
+   */
+  chosen?: readonly SettingKey[];
+  /**
+   * Whether a resource missing under a name other than the default may be created (default true).
+   * `produce` and `work` pass false: a mistyped `--stream` must not silently start a second topology.
+   */
+  createUnderOtherNames?: boolean;
 }
 
 interface FieldDiff {
@@ -170,6 +196,17 @@ function show(value: unknown, field: string): string {
   return JSON.stringify(value);
 }
 
+/** The fields to compare: the fixed ones always, the settable ones only when chosen. */
+function compared(fields: string[], opts: EnsureOptions): string[] {
+  if (!opts.chosen) return fields;
+  const chosen = new Set(opts.chosen.map((k) => FIELD_OF[k]));
+  return fields.filter((f) => !SETTABLE_FIELDS.has(f) || chosen.has(f));
+}
+
+function pickShown(config: Record<string, unknown>, fields: string[]): Record<string, string> {
+  return Object.fromEntries(fields.map((f) => [f, show(config[f], f)]));
+}
+
 function diff(have: Record<string, unknown>, want: Record<string, unknown>, fields: string[]): FieldDiff[] {
   const out: FieldDiff[] = [];
   for (const field of fields) {
@@ -216,28 +253,49 @@ async function ensureStream(
   fixed: string[],
   opts: EnsureOptions,
 ): Promise<ResourceReport> {
-  const report = (action: Action): ResourceReport => ({
+  const report = (action: Action, config: object, changed?: FieldDiff[]): ResourceReport => ({
     kind: "stream",
     name: want.name,
     action,
-    settings: Object.fromEntries(fields.map((f) => [f, show((want as Record<string, unknown>)[f], f)])),
+    settings: pickShown(config as Record<string, unknown>, fields),
+    ...(changed ? { changed: changed.map((d) => ({ field: d.field, from: d.have, to: d.want })) } : {}),
   });
   let info;
   try {
     info = await jsm.streams.info(want.name);
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    await jsm.streams.add(want);
-    return report("created");
+    refuseOtherName("stream", want.name, opts);
+    return report("created", (await jsm.streams.add(want)).config);
   }
-  if (!opts.verify) return report("exists");
-  const diffs = diff(info.config, want, fields);
-  if (diffs.length === 0) return report("exists");
+  if (!opts.verify) return report("exists", info.config);
+  const diffs = diff(info.config, want, compared(fields, opts));
+  if (diffs.length === 0) return report("exists", info.config);
   const blocked = diffs.filter((d) => fixed.includes(d.field));
   if (!opts.update || blocked.length > 0) throw conflictError("stream", want.name, opts.update ? blocked : diffs, blocked.length === 0);
-  await jsm.streams.update(want.name, { ...info.config, ...want });
-  return report("updated");
+  // Only what differs is sent: every other setting stays as the server holds it.
+  const changes = Object.fromEntries(diffs.map((d) => [d.field, (want as Record<string, unknown>)[d.field]]));
+  const updated = await jsm.streams.update(want.name, { ...info.config, ...changes });
+  return report("updated", updated.config, diff(info.config, updated.config, fields));
 }
+
+/** A resource missing under a non-default name, where the caller may not create one (see createUnderOtherNames). */
+function refuseOtherName(kind: string, name: string, opts: EnsureOptions): void {
+  if (opts.createUnderOtherNames !== false || DEFAULT_RESOURCE_NAMES.has(name)) return;
+  throw new InputError(
+    `${kind} ${name} does not exist: create it with \`orderq topology ensure\` and the same names (a mistyped name would start a second, empty topology)`,
+  );
+}
+
+const DEFAULT_RESOURCE_NAMES = new Set([
+  DEFAULT_NAMES.stream,
+  DEFAULT_NAMES.dlqStream,
+  DEFAULT_NAMES.advisoryStream,
+  `${DEFAULT_NAMES.stream}/${DEFAULT_NAMES.consumer}`,
+  `${DEFAULT_NAMES.advisoryStream}/${DEFAULT_NAMES.moverConsumer}`,
+  DEFAULT_NAMES.ledgerBucket,
+  DEFAULT_NAMES.attemptsBucket,
+]);
 
 async function ensureConsumer(
   jsm: JetStreamManager,
@@ -246,31 +304,34 @@ async function ensureConsumer(
   fields: string[],
   opts: EnsureOptions,
 ): Promise<ResourceReport> {
-  const report = (action: Action): ResourceReport => ({
+  const name = `${stream}/${want.durable_name}`;
+  const report = (action: Action, config: object, changed?: FieldDiff[]): ResourceReport => ({
     kind: "consumer",
-    name: `${stream}/${want.durable_name}`,
+    name,
     action,
-    settings: Object.fromEntries(fields.map((f) => [f, show((want as Record<string, unknown>)[f], f)])),
+    settings: pickShown(config as Record<string, unknown>, fields),
+    ...(changed ? { changed: changed.map((d) => ({ field: d.field, from: d.have, to: d.want })) } : {}),
   });
   let info;
   try {
     info = await jsm.consumers.info(stream, want.durable_name);
   } catch (err) {
     if (!isNotFound(err)) throw err;
+    refuseOtherName("consumer", name, opts);
     // nats-server 2.9 silently updates an existing durable on add, so add only what is missing.
-    await jsm.consumers.add(stream, want);
-    return report("created");
+    return report("created", (await jsm.consumers.add(stream, want)).config);
   }
-  if (!opts.verify) return report("exists");
-  const diffs = diff(info.config, want, fields);
-  if (diffs.length === 0) return report("exists");
+  if (!opts.verify) return report("exists", info.config);
+  const diffs = diff(info.config, want, compared(fields, opts));
+  if (diffs.length === 0) return report("exists", info.config);
   const blocked = diffs.filter((d) => d.field === "ack_policy");
   if (!opts.update || blocked.length > 0) {
-    throw conflictError("consumer", `${stream}/${want.durable_name}`, opts.update ? blocked : diffs, blocked.length === 0);
+    throw conflictError("consumer", name, opts.update ? blocked : diffs, blocked.length === 0);
   }
-  const { durable_name: _durable, ack_policy: _ack, deliver_policy: _deliver, ...changes } = want;
-  await jsm.consumers.update(stream, want.durable_name, changes);
-  return report("updated");
+  // Only what differs is sent: every other setting stays as the server holds it.
+  const changes = Object.fromEntries(diffs.map((d) => [d.field, (want as Record<string, unknown>)[d.field]]));
+  const updated = await jsm.consumers.update(stream, want.durable_name, changes);
+  return report("updated", updated.config, diff(info.config, updated.config, fields));
 }
 
 /**
@@ -357,12 +418,32 @@ const STREAM_FIELDS = ["subjects", "retention", "storage", "duplicate_window", "
 const STREAM_FIXED = ["retention", "storage"];
 const WORKER_FIELDS = ["ack_policy", "ack_wait", "max_deliver", "max_ack_pending"];
 
+/**
+ * Refuses settings that cannot work, before anything is created (InputError, exit 2): an ack wait
+ * below the heartbeat floor (in-progress acks could not keep a slow order's lease), and replicas
+ * above 1 on a server that is not in a cluster (the server would have no peers to place them on).
+ * A cluster's size is not in the connection's INFO: there the server refuses too many replicas itself.
+ */
+function refuseUnworkable(nc: NatsConnection, s: TopologySettings): void {
+  if (s.ackWaitMs < defaults.MIN_ACK_WAIT_MS) {
+    throw new InputError(
+      `--ack-wait: ${formatDuration(s.ackWaitMs)} is below the floor of ${formatDuration(defaults.MIN_ACK_WAIT_MS)} (workers renew a lease every ack-wait/3, at most every ${defaults.HEARTBEAT_MIN_MS}ms)`,
+    );
+  }
+  if (s.replicas > 1 && nc.info !== undefined && !nc.info.cluster) {
+    throw new InputError(
+      `--replicas: ${s.replicas} needs a JetStream cluster of at least ${s.replicas} servers; ${nc.info.server_name} is a single server (use 1)`,
+    );
+  }
+}
+
 /** Creates what is missing; with verify, checks what exists against the settings. */
 export async function ensureTopology(
   nc: NatsConnection,
   settings: TopologySettings,
   opts: EnsureOptions = { verify: false, update: false },
 ): Promise<ResourceReport[]> {
+  refuseUnworkable(nc, settings);
   const jsm = await jetstreamManager(nc);
   const n = settings.names;
   if (opts.verify) {

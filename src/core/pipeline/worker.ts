@@ -31,7 +31,7 @@ import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "../base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { withdrawPull } from "../nats/client-internals.js";
-import { PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
+import { HEARTBEAT_MIN_MS, PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
 import { formatDuration } from "../base/duration.js";
 import { leaseSettings, type LeaseSettings } from "../nats/topology.js";
 import { copyToQuarantine, originalOf } from "./quarantine.js";
@@ -48,6 +48,8 @@ export type Lane = "main" | "quarantine";
 
 export interface WorkerOptions {
   names: Names;
+  /** Refuse orders with fields the order schema does not name (invalid-payload) instead of passing them on. */
+  strictOrders?: boolean;
   workerId: string;
   /**
    * main: ORDERS through the workers consumer. quarantine: copies of suspects, one at a time
@@ -345,7 +347,7 @@ export class Worker {
    */
   private startHeartbeats(): void {
     clearInterval(this.heartbeat);
-    const beat = Math.max(100, Math.floor(this.ackWaitMs / 3));
+    const beat = Math.max(HEARTBEAT_MIN_MS, Math.floor(this.ackWaitMs / 3));
     this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
   }
 
@@ -397,7 +399,7 @@ export class Worker {
       // A quarantine copy stands for its ORDERS original: outcomes, attempts and DLQ entries name that.
       const original = this.lane === "quarantine" ? originalOf(msg) : { seq: msg.info.streamSequence, subject: msg.subject, headers: msg.headers };
       const d: Delivery = { msg, ...original, attempt: msg.info.deliveryCount };
-      const parsed = parseOrder(msg.data);
+      const parsed = parseOrder(msg.data, this.options.strictOrders);
       if (!parsed.ok) {
         await this.toDlq(d, {
           reason: "invalid-payload",
@@ -696,7 +698,7 @@ export function describeLeaseChange(before: LeaseSettings, after: LeaseSettings,
   let atRisk = 0;
   if (after.ackWaitMs !== before.ackWaitMs) {
     parts.push(
-      `ack wait ${formatDuration(before.ackWaitMs)} → ${formatDuration(after.ackWaitMs)} (in-progress acks now every ${formatDuration(Math.max(100, Math.floor(after.ackWaitMs / 3)))})`,
+      `ack wait ${formatDuration(before.ackWaitMs)} → ${formatDuration(after.ackWaitMs)} (in-progress acks now every ${formatDuration(Math.max(HEARTBEAT_MIN_MS, Math.floor(after.ackWaitMs / 3)))})`,
     );
     atRisk = held.filter((h) => now - h.contact >= after.ackWaitMs).length;
   }
