@@ -75,7 +75,7 @@ export class BenchGateway {
     });
     killOnExit(child);
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     const first = new Promise<string>((resolve) => lines.once("line", resolve));
     const started = await Promise.race([first, exited.then((code) => ({ code }))]);
     if (typeof started !== "string") throw new Error(`bench --intake: the gateway exited (code ${started.code}) before it listened`);
