@@ -74,3 +74,11 @@ export const INBOX = { poolSize: 8, maxBatch: 1 } as const;
  * take it over (a gateway that died mid-publish), and the Retry-After of a 503.
  */
 export const INTAKE = { port: 8080, host: "127.0.0.1", keyRetentionMs: 24 * 3_600_000, retryAfterSeconds: 1 } as const;
+
+/**
+ * Keep-alive connections `produce --via` (HttpSender) opens to its gateway; requests beyond them wait
+ * for a free one. A few dozen keep both processes busy: hundreds (one per request in flight) cost
+ * each side a socket's reads, writes and timers per request without a request more per second
+ * (README, Performance).
+ */
+export const INTAKE_CLIENT_CONNECTIONS = 32;
