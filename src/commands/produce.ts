@@ -135,13 +135,18 @@ export default class Produce extends OrderqCommand {
 }
 
 /** The --via URL, checked before anything starts. */
+/** The gateway's URL; an InputError that never echoes what may be a secret in it. */
 function gatewayUrl(text: string): string {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new InputError(`--via: "${text}" is not a URL (write e.g. http://127.0.0.1:8080)`);
+    throw new InputError("--via: not a URL (write e.g. http://127.0.0.1:8080)");
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new InputError(`--via: ${text} is not an http(s) URL`);
+  if (url.username || url.password) {
+    // The gateway authenticates with a bearer token; a user and password in the URL would only leak.
+    throw new InputError(`--via: a user or password in the URL is not used by the gateway; pass a token in ORDERQ_API_TOKEN (--api-token)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new InputError(`--via: ${url.protocol} is not http: or https:`);
   return url.toString();
 }

@@ -248,6 +248,12 @@ type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
  */
 export function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
   if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
+  if (flags["backoff-base"] > flags["backoff-max"]) {
+    throw new InputError(`--backoff-base ${formatDuration(flags["backoff-base"])} is above --backoff-max ${formatDuration(flags["backoff-max"])}`);
+  }
+  // A lane is one process with one order in flight: that is what keeps a crash from charging others.
+  if (flags.lane && (flags.processes > 1 || flags.autoscale))
+    throw new InputError("--lane quarantine runs one process: drop --processes / --autoscale");
   const inbox = inboxFrom(flags);
   return {
     server,

@@ -4,15 +4,17 @@ import { table } from "../../cli/render.js";
 import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
 import { intakeRetentionFlag, intakeRetentionFrom } from "../../cli/intake-flags.js";
 import { ensureInbox, type InboxReport } from "../../core/inbox/schema.js";
-import { ensureTopology, intakeRetentionMs, type ResourceReport, type SettingKey } from "../../core/nats/topology.js";
+import { ensureTopology, intakeRetentionMs, type ResourceReport, type RetentionKey, type SettingKey } from "../../core/nats/topology.js";
 
 /** The flag that sets each topology setting. */
-const SETTING_FLAGS: Record<SettingKey, string> = {
+const SETTING_FLAGS: Record<SettingKey | RetentionKey, string> = {
   replicas: "replicas",
   ackWaitMs: "ack-wait",
   maxDeliver: "max-deliver",
   dupWindowMs: "dup-window",
   maxAckPending: "max-ack-pending",
+  ledgerRetentionMs: "ledger-retention",
+  intakeRetentionMs: "intake-retention",
 };
 
 export default class TopologyEnsure extends OrderqCommand {
@@ -24,7 +26,8 @@ export default class TopologyEnsure extends OrderqCommand {
     "An ack wait below 300ms, or replicas above 1 on a single server, is refused before anything changes. With --inbox (or ORDERQ_INBOX_URL) it also " +
     "creates or checks the inbox table in that PostgreSQL database.\n\n" +
     "--ledger-retention (7d) is the horizon: the ledger bucket's max age, and the age after which `orderq work` deletes inbox rows. " +
-    "It must exceed --dup-window and the orders stream's max age when one is set (exit 2 otherwise). A re-send of an order " +
+    "Like every setting it is compared or changed only when given. " +
+    "It must exceed the duplicate window and the orders stream's max age when one is set (exit 2 otherwise). A re-send of an order " +
     "after the horizon is processed again; a DLQ replay of an entry older than it is refused unless --force.";
   static override examples = [
     "<%= config.bin %> topology ensure",
@@ -50,7 +53,7 @@ export default class TopologyEnsure extends OrderqCommand {
     const inbox = inboxFrom(flags);
     // Only the settings given on the command line are compared or applied; the rest stay as they are.
     const given = new Set(raw.flatMap((t) => (t.type === "flag" ? [t.flag] : [])));
-    const chosen = (Object.keys(SETTING_FLAGS) as SettingKey[]).filter((k) => given.has(SETTING_FLAGS[k]));
+    const chosen = (Object.keys(SETTING_FLAGS) as Array<SettingKey | RetentionKey>).filter((k) => given.has(SETTING_FLAGS[k]));
     const nc = await this.connect(flags);
     try {
       const resources: Array<ResourceReport | InboxReport> = await ensureTopology(nc, settings, { verify: true, update: flags.update, chosen });

@@ -87,7 +87,7 @@ export interface ServerOptions {
   auth?: { user: string; password: string };
   /**
    * The server outlives this process (`orderq server start --detach`): its own process group, not
-   * killed when orderq exits, and its store kept (stopServerByPid removes a temp one).
+   * killed when orderq exits, and its store kept (stopDetached removes a temp one).
    */
   detached?: boolean;
   /** Disable JetStream (tests of the "no JetStream" environment error). */
@@ -278,7 +278,7 @@ export class NatsServer {
 
   /**
    * Lets this process exit while the server runs on (`detached` servers only): the caller stops it
-   * later with stopServerByPid. The temp store, if this object made it, is kept for that stop.
+   * later with stopDetached. The temp store, if this object made it, is kept for that stop.
    */
   release(): void {
     this.child?.unref();

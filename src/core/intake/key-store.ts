@@ -11,10 +11,12 @@
  * compare-and-set on the claim's revision, so only one does). Clocks of gateways sharing a bucket are
  * assumed to agree within a fraction of the lease.
  *
- * Only the first claim expects a last sequence of 0. A take-over, a release and a claim on a released
- * key expect the revision they read, which on a clustered bucket under nats-server 2.9.10 several
- * concurrent writers can all pass (DESIGN.md, Facts). What that costs is a second publish with the same
- * Nats-Msg-Id, absorbed by the duplicate window or, after it, by the ledger: never a second commit.
+ * A claim, also on a released key (release purges the claim, as the ledger's release does, rather
+ * than leaving a delete marker), expects a last sequence of 0, which nats-server checks when it applies
+ * the write. A take-over and the answer expect the revision they read, which on a clustered bucket under
+ * nats-server 2.9.10 several concurrent writers can all pass (DESIGN.md, Facts). What that costs is a
+ * second publish with the same Nats-Msg-Id, absorbed by the duplicate window or, after it, by the
+ * ledger: never a second commit.
  */
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -121,7 +123,7 @@ export class KeyStore {
     // The usual case, a key never seen, is the first write kv.create() makes (expect last sequence 0),
     // sent as a plain PUB whose PubAck comes back on the shared subscription: kv.create() goes through
     // js.publish(), whose request costs a timer and an Error with a stack (pub-acks.ts). Any refusal
-    // falls through to kv.create(), which also re-creates a key over a delete marker (a released claim).
+    // falls through to kv.create(), which also re-creates a key over a delete marker (an older orderq released with one).
     try {
       return { kind: "claimed", revision: (await this.publisher.publish(this.keyPrefix + key, pending(), CREATE_ONLY)).seq };
     } catch (err) {
@@ -129,7 +131,7 @@ export class KeyStore {
     }
     for (let tries = 1; ; tries++) {
       try {
-        // kv.create also re-creates a key whose last entry is a delete marker (a released claim).
+        // kv.create also re-creates a key whose last entry is a delete marker (an older orderq released with one).
         return { kind: "claimed", revision: await this.kv.create(key, pending()) };
       } catch (err) {
         if (!isWrongLastSequence(err)) throw err;
@@ -170,9 +172,12 @@ export class KeyStore {
     }
   }
 
-  /** Drops the claim at `revision` after a failed publish, so a retry need not wait for the lease. */
+  /**
+   * Drops the claim at `revision` after a failed publish, so a retry need not wait for the lease. The
+   * purge reaches no further than `revision`: a claim taken over since (a later write) is kept.
+   */
   async release(key: string, revision: number): Promise<void> {
-    await this.kv.delete(key, { previousSeq: revision });
+    await this.jsm.streams.purge(kvStreamName(this.names.intakeBucket), { filter: `$KV.${this.names.intakeBucket}.${key}`, seq: revision + 1 });
   }
 
   /**

@@ -68,6 +68,8 @@ export interface ResourceReport {
 
 /** The settings an operator can choose (flags of `topology ensure`). */
 export type SettingKey = "replicas" | "ackWaitMs" | "maxDeliver" | "dupWindowMs" | "maxAckPending";
+/** Settings kept as a bucket's max age rather than a stream or consumer field. */
+export type RetentionKey = "ledgerRetentionMs" | "intakeRetentionMs";
 
 /** The server config field each setting is stored in. */
 const FIELD_OF: Record<SettingKey, string> = {
@@ -88,7 +90,7 @@ export interface EnsureOptions {
    * The settings the operator chose (the flags given); only these are compared with, or applied to,
    * what exists. Absent: all of them (chaos runs and the bench, which own their topology).
    */
-  chosen?: readonly SettingKey[];
+  chosen?: readonly (SettingKey | RetentionKey)[];
   /**
    * Whether a resource missing under a name other than the default may be created (default true).
    * `produce` and `work` pass false: a mistyped `--stream` must not silently start a second topology.
@@ -199,7 +201,7 @@ function show(value: unknown, field: string): string {
 /** The fields to compare: the fixed ones always, the settable ones only when chosen. */
 function compared(fields: string[], opts: EnsureOptions): string[] {
   if (!opts.chosen) return fields;
-  const chosen = new Set(opts.chosen.map((k) => FIELD_OF[k]));
+  const chosen = new Set(opts.chosen.flatMap((k) => (k in FIELD_OF ? [FIELD_OF[k as SettingKey]] : [])));
   return fields.filter((f) => !SETTABLE_FIELDS.has(f) || chosen.has(f));
 }
 
@@ -287,14 +289,18 @@ function refuseOtherName(kind: string, name: string, opts: EnsureOptions): void 
   );
 }
 
-const DEFAULT_RESOURCE_NAMES = new Set([
+/** Every resource ensureTopology makes under the default names (a test checks that none is missing). */
+export const DEFAULT_RESOURCE_NAMES = new Set([
   DEFAULT_NAMES.stream,
   DEFAULT_NAMES.dlqStream,
   DEFAULT_NAMES.advisoryStream,
+  DEFAULT_NAMES.quarantineStream,
   `${DEFAULT_NAMES.stream}/${DEFAULT_NAMES.consumer}`,
   `${DEFAULT_NAMES.advisoryStream}/${DEFAULT_NAMES.moverConsumer}`,
+  `${DEFAULT_NAMES.quarantineStream}/${DEFAULT_NAMES.quarantineConsumer}`,
   DEFAULT_NAMES.ledgerBucket,
   DEFAULT_NAMES.attemptsBucket,
+  DEFAULT_NAMES.intakeBucket,
 ]);
 
 async function ensureConsumer(
@@ -371,6 +377,8 @@ async function ensureBucket(
   replicas: number,
   maxAgeMs: number,
   opts: EnsureOptions,
+  /** The setting behind maxAgeMs, if the operator can choose it: compared only when chosen. */
+  retention?: RetentionKey,
 ): Promise<ResourceReport> {
   const shown = (ms: number) => (ms ? formatDuration(ms) : "unlimited");
   const settings = { history, replicas, max_age: shown(maxAgeMs) };
@@ -389,7 +397,10 @@ async function ensureBucket(
     );
   }
   const haveMs = millis(info.config.max_age ?? 0);
-  if (haveMs === maxAgeMs) return { kind: "kv", name: bucket, action: "exists", settings };
+  // A retention not given on the command line stays as the server holds it: a default must never
+  // shorten what an operator chose (the keys between the two ages would be dropped at once).
+  const notChosen = retention !== undefined && opts.chosen !== undefined && !opts.chosen.includes(retention);
+  if (haveMs === maxAgeMs || notChosen) return { kind: "kv", name: bucket, action: "exists", settings: { ...settings, max_age: shown(haveMs) } };
   const diffs = [{ field: "max_age", have: shown(haveMs), want: shown(maxAgeMs) }];
   if (!opts.update) throw conflictError("kv", bucket, diffs, true);
   // The server refuses a duplicate window longer than the max age.
@@ -447,12 +458,21 @@ export async function ensureTopology(
   const jsm = await jetstreamManager(nc);
   const n = settings.names;
   if (opts.verify) {
-    // Before anything is created or changed: a broken rule leaves the server as it was.
-    const orders = await jsm.streams.info(n.stream).catch((err: unknown) => {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    });
-    checkRetention({ ...settings, ordersMaxAgeMs: millis(orders?.config.max_age ?? 0), stream: n.stream });
+    // Before anything is created or changed: a broken rule leaves the server as it was. The rule is
+    // checked on what the server will hold afterwards: a setting not given keeps the server's value.
+    const infoOf = (stream: string) =>
+      jsm.streams.info(stream).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+    const [orders, ledger] = await Promise.all([infoOf(n.stream), infoOf(kvStreamName(n.ledgerBucket))]);
+    const given = (k: SettingKey | RetentionKey) => opts.chosen === undefined || opts.chosen.includes(k);
+    const after = {
+      dupWindowMs: orders && !given("dupWindowMs") ? millis(orders.config.duplicate_window ?? 0) : settings.dupWindowMs,
+      ledgerRetentionMs: ledger && !given("ledgerRetentionMs") ? millis(ledger.config.max_age ?? 0) : settings.ledgerRetentionMs,
+    };
+    // 0: a ledger made before the horizon existed, which forgets nothing.
+    if (after.ledgerRetentionMs > 0) checkRetention({ ...after, ordersMaxAgeMs: millis(orders?.config.max_age ?? 0), stream: n.stream });
   }
   const reports: ResourceReport[] = [];
   reports.push(await ensureStream(jsm, ordersStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
@@ -463,7 +483,7 @@ export async function ensureTopology(
   reports.push(await ensureConsumer(jsm, n.advisoryStream, moverConsumerConfig(settings), ["ack_policy", "ack_wait"], opts));
   reports.push(await ensureStream(jsm, quarantineStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
   reports.push(await ensureConsumer(jsm, n.quarantineStream, quarantineConsumerConfig(settings), ["ack_policy", "ack_wait", "max_deliver"], opts));
-  reports.push(await ensureBucket(nc, jsm, n.ledgerBucket, LEDGER_HISTORY, settings.replicas, settings.ledgerRetentionMs, opts));
+  reports.push(await ensureBucket(nc, jsm, n.ledgerBucket, LEDGER_HISTORY, settings.replicas, settings.ledgerRetentionMs, opts, "ledgerRetentionMs"));
   reports.push(await ensureBucket(nc, jsm, n.attemptsBucket, ATTEMPTS_HISTORY, settings.replicas, ATTEMPTS_MAX_AGE_MS, opts));
   reports.push(await ensureIntakeBucket(nc, jsm, settings, opts));
   return reports;
@@ -494,7 +514,16 @@ async function ensureIntakeBucket(
   settings: TopologySettings,
   opts: EnsureOptions,
 ): Promise<ResourceReport> {
-  return ensureBucket(nc, jsm, settings.names.intakeBucket, INTAKE_HISTORY, settings.replicas, intakeRetentionMs(settings), opts);
+  return ensureBucket(
+    nc,
+    jsm,
+    settings.names.intakeBucket,
+    INTAKE_HISTORY,
+    settings.replicas,
+    intakeRetentionMs(settings),
+    opts,
+    "intakeRetentionMs",
+  );
 }
 
 /**
@@ -516,8 +545,8 @@ export interface LeaseSettings {
 
 /**
  * The ack wait of the consumer a worker pulls from (`consumer`, the workers' by default) and the
- * workers consumer's max deliver, as the server holds them now. Read at start and again every few
- * seconds by the worker, so `topology ensure --update` reaches running workers.
+ * workers consumer's max deliver, as the server holds them now. Read at start and again every
+ * second (LEASE_REFRESH_MS) by the worker, so `topology ensure --update` reaches running workers.
  */
 export async function leaseSettings(jsm: JetStreamManager, names: Names, lane: "main" | "quarantine" = "main"): Promise<LeaseSettings> {
   const workers = await jsm.consumers.info(names.stream, names.consumer);

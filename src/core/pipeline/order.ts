@@ -84,8 +84,8 @@ const DATETIME = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0
 
 /**
  * orderSchema's fast path, written out by hand: true only for a value the schema accepts as it is. On
- * the worker's hot path zod's safeParse cost about 3 µs per order, most of the validation time (issue
- * 13); this check costs a fraction of that. It may refuse what the schema would accept — zod then
+ * the worker's hot path zod's safeParse was most of the validation time (README, Performance); this
+ * check costs a fraction of it. It may refuse what the schema would accept — zod then
  * decides, and names the field at fault — but never the other way round: test/unit/units.test.ts holds
  * it to the schema on generated orders. Keep the two in step when the schema changes.
  */
