@@ -51,6 +51,7 @@ function render(o: OrderLookup): string {
       `${d.reason} after ${d.deliveries} deliveries (${d.attempts} failed attempts recorded) at ${d.deadLetteredAt}: ${d.lastError}`,
     ]);
   }
-  for (const m of o.inStream) rows.push([`stream seq ${m.seq}`, `${m.subject}, ${m.delivered ? "delivered, not acked yet" : "not delivered yet"}`]);
+  for (const m of o.inStream)
+    rows.push([`${m.stream} seq ${m.seq}`, `${m.subject}, ${m.delivered ? "delivered, not acked yet" : "not delivered yet"}`]);
   return keyValueTable(rows);
 }

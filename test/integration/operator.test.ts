@@ -220,7 +220,7 @@ describe("orderq order X (issue 14)", function () {
     const waiting = json<OrderLookup>(await cli(["order", "ok-000001", "--json"]));
     assert.equal(waiting.state, "waiting");
     assert.equal(waiting.inStream.length, 1);
-    assert.equal(waiting.inStream[0].delivered, false);
+    assert.deepEqual([waiting.inStream[0].stream, waiting.inStream[0].delivered], ["ORDERS", false]);
 
     const worked = await cli(["work", "--exit-when-idle", "1s", "--json"]);
     assert.equal(worked.code, 0, worked.stderr);

@@ -5,7 +5,7 @@
  * reuse it as it is. Inbox mode's ledger of record (PostgreSQL) is not read here.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
 import type { Names } from "../nats/names.js";
 import { isNotFound } from "../nats/not-found.js";
 import { Ledger } from "../pipeline/ledger.js";
@@ -15,9 +15,10 @@ import type { DlqReason } from "../pipeline/dlq-entry.js";
 import { scanDlq } from "./dlq-admin.js";
 
 /**
- * committed / dead-lettered: the ledger (or the DLQ) holds its outcome; in-flight: in ORDERS and
- * delivered to a worker, not yet acked (being worked on, or waiting for a retry); waiting: in ORDERS,
- * not delivered yet; unknown: none of these (never accepted, or purged).
+ * committed / dead-lettered: the ledger (or the DLQ) holds its outcome; in-flight: delivered to a
+ * worker, not yet acked (being worked on, or waiting for a retry), or a suspect's copy in the
+ * quarantine lane; waiting: in ORDERS, not delivered yet; unknown: none of these (never accepted, or
+ * purged).
  */
 export type OrderState = "committed" | "dead-lettered" | "in-flight" | "waiting" | "unknown";
 
@@ -32,7 +33,9 @@ export interface OrderDlqEntry {
 }
 
 export interface OrderInStream {
-  /** Its sequence in ORDERS. */
+  /** ORDERS, or the quarantine lane's stream (a suspect's copy). */
+  stream: string;
+  /** Its sequence in that stream. */
   seq: number;
   subject: string;
   /** Delivered to a worker at least once (the consumer's delivered sequence is at or past it). */
@@ -52,8 +55,8 @@ export interface OrderLookup {
 
 /**
  * Looks order `orderId` up everywhere it can be. Reads the whole DLQ (an ordered consumer) and every
- * message still in ORDERS (one request each): fine for a backlog of thousands, slow for millions. A missing stream
- * or consumer counts as empty.
+ * message still in ORDERS and the quarantine stream (one request each): fine for a backlog of
+ * thousands, slow for millions. A missing stream or consumer counts as empty.
  */
 export async function lookupOrder(nc: NatsConnection, names: Names, orderId: string): Promise<OrderLookup> {
   const ledger = await unlessNotFound(() => Ledger.open(nc, names));
@@ -78,7 +81,7 @@ export async function lookupOrder(nc: NatsConnection, names: Names, orderId: str
     ? outcome.result
     : dlq.length > 0
       ? "dead-lettered"
-      : inStream.some((m) => m.delivered)
+      : inStream.some((m) => m.delivered || m.stream !== names.stream)
         ? "in-flight"
         : inStream.length > 0
           ? "waiting"
@@ -97,29 +100,36 @@ async function unlessNotFound<T>(fn: () => Promise<T>): Promise<T | undefined> {
 }
 
 /**
- * ORDERS has work-queue retention, which refuses a second (ordered) consumer: its messages are read
- * one by one by sequence, stopping once every stored one was seen (acked ones leave gaps).
+ * The order's messages in ORDERS and in the quarantine lane's stream (a suspect's copy, whose original
+ * was acked in ORDERS). Both have work-queue retention, which refuses a second (ordered) consumer, so
+ * stored messages are walked one request each with next_by_subj, which skips the gaps acks leave.
  */
 async function findInStream(nc: NatsConnection, names: Names, orderId: string): Promise<OrderInStream[]> {
   const jsm = await jetstreamManager(nc);
-  let state;
+  return [
+    ...(await findIn(jsm, orderId, names.stream, names.consumer, `${names.subjectPrefix}.>`)),
+    ...(await findIn(jsm, orderId, names.quarantineStream, names.quarantineConsumer, `${names.quarantineSubjectPrefix}.>`)),
+  ];
+}
+
+async function findIn(jsm: JetStreamManager, orderId: string, stream: string, consumer: string, subjects: string): Promise<OrderInStream[]> {
+  let last = 0;
   let deliveredSeq = 0;
   try {
-    state = (await jsm.streams.info(names.stream)).state;
-    deliveredSeq = (await jsm.consumers.info(names.stream, names.consumer)).delivered.stream_seq;
+    last = (await jsm.streams.info(stream)).state.last_seq;
+    deliveredSeq = (await jsm.consumers.info(stream, consumer)).delivered.stream_seq;
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
   const found: OrderInStream[] = [];
-  if (!state) return found;
-  let seen = 0;
-  for (let seq = state.first_seq; seen < state.messages && seq <= state.last_seq; seq++) {
-    const msg = await unlessNotFound(() => jsm.streams.getMessage(names.stream, { seq }));
-    if (!msg) continue;
-    seen++;
-    // The publish id is the order id, except for a DLQ replay (a fresh id): then the payload says.
+  for (let seq = 1; seq <= last;) {
+    // next_by_subj (wildcards allowed) is in nats-server 2.9's message get API; the client's type leaves it out.
+    const msg = await unlessNotFound(() => jsm.streams.getMessage(stream, { seq, next_by_subj: subjects } as unknown as MsgRequest));
+    if (!msg) break;
+    // The publish id is the order id, except for a DLQ replay or a quarantine copy: then the payload says.
     const id = msg.header?.get("Nats-Msg-Id") === orderId ? orderId : guessOrderId(msg.data);
-    if (id === orderId) found.push({ seq, subject: msg.subject, delivered: seq <= deliveredSeq });
+    if (id === orderId) found.push({ stream, seq: msg.seq, subject: msg.subject, delivered: msg.seq <= deliveredSeq });
+    seq = msg.seq + 1;
   }
   return found;
 }
