@@ -1,5 +1,6 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand } from "../../cli/base.js";
+import { InputError } from "../../core/base/errors.js";
 import { stopDetached, type StopResult } from "../../core/fleet/detached-server.js";
 
 export default class ServerStop extends OrderqCommand {
@@ -9,15 +10,15 @@ export default class ServerStop extends OrderqCommand {
   static override examples = ["<%= config.bin %> server stop --port 4333", "<%= config.bin %> server stop --pid-file ./nats.pid"];
 
   static override flags = {
-    port: Flags.integer({ summary: "Client port of the server to stop.", min: 1, max: 65535, exactlyOne: ["port", "pid-file"] }),
+    port: Flags.integer({ summary: "Client port of the server to stop.", min: 1, max: 65535 }),
     "pid-file": Flags.string({
       summary: "File holding the pid of the server to stop (written by `server start --detach --pid-file`).",
-      exactlyOne: ["port", "pid-file"],
     }),
   };
 
   async run(): Promise<StopResult> {
     const { flags } = await this.parse(ServerStop);
+    if ((flags.port === undefined) === (flags["pid-file"] === undefined)) throw new InputError("server stop: give one of --port P or --pid-file F");
     const result = await stopDetached({ port: flags.port, pidFile: flags["pid-file"] });
     if (!this.jsonEnabled()) {
       this.log(

@@ -99,7 +99,7 @@ export interface FaultSummary {
 }
 
 export interface Effects {
-  /** Ledger writes on a redelivery plus redeliveries the ledger absorbed. */
+  /** Ledger writes on a redelivery, redeliveries the ledger absorbed, and suspects sent to the quarantine lane. */
   redeliveries: number;
   ledgerWritesOnRedelivery: number;
   suppressedDuplicates: number;
@@ -697,7 +697,9 @@ function checkRun(ctx: RunContext, run: Run, end: Ending): Verdict {
 function effectsOf(ledger: LedgerWrite[], workerStats: WorkerStats, counters: PoolCounters, sampler: Sampler, produced: ProduceStats): Effects {
   const ledgerWritesOnRedelivery = ledger.filter((w) => w.outcome.attempt > 1).length;
   return {
-    redeliveries: ledgerWritesOnRedelivery + workerStats.suppressedDuplicates,
+    // A suspect sent to the quarantine lane is a redelivery too, though the lane commits it on the
+    // copy's first delivery: without it, a run whose kills only made suspects would show none.
+    redeliveries: ledgerWritesOnRedelivery + workerStats.suppressedDuplicates + workerStats.quarantined,
     ledgerWritesOnRedelivery,
     suppressedDuplicates: workerStats.suppressedDuplicates,
     naks: workerStats.retried,

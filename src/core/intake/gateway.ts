@@ -22,7 +22,7 @@ import {
 import { z } from "zod";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { errorMessage } from "../base/errors.js";
+import { EnvironmentError, errorMessage } from "../base/errors.js";
 import { kvStreamName, orderSubject, type Names } from "../nats/names.js";
 import { PubAckRequests, type PubAck } from "../nats/pub-acks.js";
 import { Ledger } from "../pipeline/ledger.js";
@@ -123,6 +123,10 @@ export class Gateway {
       await app.listen({ host: options.host, port: options.port });
     } catch (err) {
       await gateway.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EADDRINUSE") throw new EnvironmentError(`--port: port ${options.port} is already in use on ${options.host}`);
+      if (code === "EADDRNOTAVAIL" || code === "EACCES")
+        throw new EnvironmentError(`--host/--port: cannot listen on ${options.host}:${options.port} (${code})`);
       throw err;
     }
     return gateway;
