@@ -53,9 +53,10 @@ export default class Produce extends OrderqCommand {
     "id-prefix": Flags.string({ summary: "Order ids are <prefix>-<n>; a random prefix by default." }),
     seed: Flags.integer({ summary: "Seed of the generated orders and mix." }),
     via: Flags.string({
-      summary: "Send the orders through an intake gateway (POST /orders at this URL) instead of straight to JetStream.",
+      summary: "Send the orders through intake gateways (POST /orders at these comma-separated URLs) instead of straight to JetStream.",
       description:
-        "A request that times out or is answered 409 or 503 is retried with the same Idempotency-Key; --publish-timeout is the timeout of one request.",
+        "A request that times out or is answered 409 or 503 is retried with the same Idempotency-Key; --publish-timeout is the timeout of one request. " +
+        "With several gateways, orders are spread over them and a request that one did not answer (refused, reset, timed out) is sent to the next at once.",
     }),
     "api-token": Flags.string({ summary: "Bearer token for the gateway of --via.", env: API_TOKEN_ENV }),
   };
@@ -83,7 +84,7 @@ export default class Produce extends OrderqCommand {
       retryForMs,
       idPrefix,
     };
-    const via = flags.via === undefined ? undefined : gatewayUrl(flags.via);
+    const via = flags.via === undefined ? undefined : flags.via.split(",").map((u) => gatewayUrl(u.trim()));
     // Through a gateway, NATS is the gateway's business: nothing here connects to it.
     const nc = via ? undefined : await this.connect(flags, { coalesceWrites: true });
     if (nc) await ensureTopology(nc, settings);
@@ -134,7 +135,7 @@ export default class Produce extends OrderqCommand {
   }
 }
 
-/** The --via URL, checked before anything starts. */
+/** One --via URL, checked before anything starts. */
 function gatewayUrl(text: string): string {
   let url: URL;
   try {
