@@ -51,9 +51,9 @@ describe("orderq chaos", function () {
       for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const) assert.equal(result.check.categories[bad].count, 0, bad);
       assert.equal(result.check.accepted, result.orders, "every order accepted");
       if (name === "intake-crash") {
-        // Both gateway kills were seen and the slowdown delayed the gateways' broker traffic; every
+        // The gateway kill was seen and the slowdown delayed the gateways' broker traffic; every
         // order got its 202 in the end, through retries with the same key.
-        assert.equal(result.faults.byKind["kill-gateway"]?.observed, 2, JSON.stringify(result.faults.windows));
+        assert.equal(result.faults.byKind["kill-gateway"]?.observed, 1, JSON.stringify(result.faults.windows));
         assert.equal(result.faults.byKind["slow-network"]?.observed, 1, JSON.stringify(result.faults.windows));
         assert.equal(result.check.categories.ok.count, result.orders, describeFailure(result));
         assert.equal(result.producer.failed + result.producer.indeterminate, 0);

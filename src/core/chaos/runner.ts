@@ -241,8 +241,9 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
   const ctx = runContext(dir, scenario, options);
   try {
     const rig = await setUp(ctx);
-    const fleet = await startWorkers(ctx, rig);
-    const workload = await startProducer(ctx, rig);
+    // Gateways (intake mode) start beside the workers: both take seconds. Both settle before a failure
+    // of either is thrown, so that everything either started is in the teardown.
+    const [fleet, workload] = bothOrThrow(await Promise.allSettled([startWorkers(ctx, rig), startProducer(ctx, rig)]));
     const run = startClock(ctx, rig, fleet, workload);
     const produced = await produceUnderFaults(run);
     await heal(ctx, run);
@@ -254,6 +255,12 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
   } finally {
     await ctx.teardown.run();
   }
+}
+
+function bothOrThrow<A, B>([a, b]: [PromiseSettledResult<A>, PromiseSettledResult<B>]): [A, B] {
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return [a.value, b.value];
 }
 
 /** What every phase reads: the run's inputs, the teardown to add stops to, and the run's abort signal. */
