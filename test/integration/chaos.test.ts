@@ -58,6 +58,11 @@ describe("orderq chaos", function () {
         assert.equal(result.check.categories.ok.count, result.orders, describeFailure(result));
         assert.equal(result.producer.failed + result.producer.indeterminate, 0);
         assert.ok(result.producer.retries > 0, "the clients retried");
+        assert.deepEqual(
+          { ...result.gateways, urls: result.gateways?.urls.length },
+          { urls: 2, started: 3, killed: 1, restarts: 1 },
+          "two gateways, one killed and started again",
+        );
       }
       if (name === "slow-worker") {
         // Autoscaling is on there: the pool grew past its minimum of 2 at some second of the run.

@@ -31,7 +31,7 @@ import { faultKinds, faultNames, type Scenario } from "./scenario.js";
 import { RunDir } from "./evidence.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
-import { GatewayPool } from "./gateway-pool.js";
+import { GatewayPool, type GatewayCounters } from "./gateway-pool.js";
 import { HttpSender } from "../intake/http-sender.js";
 import { acceptedIds, checkHandlerModule, InboxRun, type InboxRunResult } from "./inbox-run.js";
 import { INBOX_URL_ENV } from "../inbox/connect.js";
@@ -152,6 +152,8 @@ export interface ChaosResult {
   evidence?: string;
   /** Inbox mode: the inbox as the ledger of record, and the effect check. */
   inbox?: InboxRunResult;
+  /** Intake mode: the gateways' URLs and what happened to their processes. */
+  gateways?: GatewayCounters & { urls: string[] };
 }
 
 export interface RunOutput {
@@ -769,6 +771,7 @@ function report(ctx: RunContext, run: Run, end: Ending, verdict: Verdict): RunOu
       final: end.left.final,
       startedAt: run.t0,
       inbox: end.inboxRead?.result,
+      gateways: run.gateways && { urls: run.gateways.urls, ...run.gateways.counters },
     },
   };
 }
