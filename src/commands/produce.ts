@@ -23,6 +23,7 @@ export default class Produce extends OrderqCommand {
     "<%= config.bin %> produce --count 10000 --rate 500 --sources web=0.5,mobile=0.3,api=0.2",
     "<%= config.bin %> produce --count 500 --poison-rate 0.02 --invalid-rate 0.01 --history history.jsonl --json",
     "<%= config.bin %> produce --count 1000 --via http://127.0.0.1:8080",
+    "<%= config.bin %> produce --count 1000 --via http://127.0.0.1:8080,http://127.0.0.1:8081",
   ];
 
   static override flags = {
@@ -58,7 +59,7 @@ export default class Produce extends OrderqCommand {
         "A request that times out or is answered 409 or 503 is retried with the same Idempotency-Key; --publish-timeout is the timeout of one request. " +
         "With several gateways, orders are spread over them and a request that one did not answer (refused, reset, timed out) is sent to the next at once.",
     }),
-    "api-token": Flags.string({ summary: "Bearer token for the gateway of --via.", env: API_TOKEN_ENV }),
+    "api-token": Flags.string({ summary: "Bearer token for the gateways of --via.", env: API_TOKEN_ENV }),
   };
 
   async run(): Promise<ProduceStats & { seed: number; idPrefix: string; rate: number }> {
