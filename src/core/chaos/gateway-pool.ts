@@ -44,11 +44,19 @@ export class GatewayPool {
 
   private constructor(private readonly options: GatewayPoolOptions) {}
 
-  /** Starts `count` gateways (g1, g2, ...) on free loopback ports; resolves once each answers GET /readyz. */
+  /**
+   * Starts `count` gateways (g1, g2, ...) on free loopback ports; resolves once each answers GET /readyz.
+   * Throws EnvironmentError (the others stopped) when one exits or is not ready within 20 s.
+   */
   static async start(count: number, options: GatewayPoolOptions): Promise<GatewayPool> {
     const pool = new GatewayPool(options);
     for (let i = 1; i <= count; i++) pool.slots.push({ id: `g${i}`, port: await freePort(), exited: Promise.resolve() });
-    await Promise.all(pool.slots.map((slot) => pool.spawn(slot)));
+    const started = await Promise.allSettled(pool.slots.map((slot) => pool.spawn(slot)));
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) {
+      await pool.stop(0); // the ones that did start: the caller gets no pool to stop
+      throw failed.reason;
+    }
     return pool;
   }
 
