@@ -4,12 +4,27 @@
  */
 import { Command, Errors, Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, DEFAULT_SERVER, type NatsOptions } from "../core/nats/connection.js";
+import { connectNats, DEFAULT_SERVER, withUrlCredentials, type NatsOptions } from "../core/nats/connection.js";
+import { loadContext, selectedContext } from "../core/nats/context.js";
 import { describeFailure, InputError } from "../core/base/errors.js";
 import { reportFailureToSupervisor } from "../core/fleet/child-channel.js";
 import { DEFAULT_NAMES, namesFor, type Names } from "../core/nats/names.js";
 import { DEFAULT_SETTINGS, type TopologySettings } from "../core/nats/topology.js";
 import { duration, shownAs } from "./flags.js";
+
+/** The connection flags every command has (baseFlags). */
+export interface ConnectionFlags {
+  server: string;
+  user?: string;
+  password?: string;
+  token?: string;
+  creds?: string;
+  nkey?: string;
+  "tls-ca"?: string;
+  "tls-cert"?: string;
+  "tls-key"?: string;
+  context?: string;
+}
 
 export abstract class OrderqCommand extends Command {
   static override enableJsonFlag = true;
@@ -27,21 +42,46 @@ export abstract class OrderqCommand extends Command {
     token: Flags.string({ summary: "NATS auth token.", env: "NATS_TOKEN", helpGroup: "CONNECTION" }),
     creds: Flags.string({ summary: "NATS credentials file (JWT and nkey seed).", env: "NATS_CREDS", helpGroup: "CONNECTION" }),
     "tls-ca": Flags.string({ summary: "CA certificate to verify the server's TLS certificate.", env: "NATS_CA", helpGroup: "CONNECTION" }),
+    "tls-cert": Flags.string({ summary: "Client certificate for mutual TLS (with --tls-key).", env: "NATS_CERT", helpGroup: "CONNECTION" }),
+    "tls-key": Flags.string({ summary: "Private key of --tls-cert.", env: "NATS_KEY", helpGroup: "CONNECTION" }),
+    nkey: Flags.string({ summary: "NATS nkey seed file.", env: "NATS_NKEY", helpGroup: "CONNECTION" }),
+    context: Flags.string({
+      summary:
+        "natscli context to connect with (its JSON file under ~/.config/nats/context/); the selected one is used when no --server or NATS_URL is given.",
+      env: "NATS_CONTEXT",
+      helpGroup: "CONNECTION",
+    }),
   };
 
-  protected natsOptions(flags: { server: string; user?: string; password?: string; token?: string; creds?: string; "tls-ca"?: string }): NatsOptions {
-    return {
-      server: flags.server,
+  /**
+   * The connection: a natscli context first (--context, else the selected one when no server was
+   * given), then the flags and NATS_* variables over it, as natscli does; credentials in the URL are
+   * moved out of it (withUrlCredentials), so the URL that is printed or passed on is clean.
+   */
+  protected natsOptions(flags: ConnectionFlags): NatsOptions {
+    const serverGiven = process.env.NATS_URL !== undefined || this.argv.some((a) => /^(--server|-s)(=|$)/.test(a) || /^-s./.test(a));
+    const contextName = flags.context ?? (serverGiven ? undefined : selectedContext());
+    const context = contextName ? loadContext(contextName) : {};
+    const given = {
+      server: serverGiven || !context.server ? flags.server : undefined,
       user: flags.user,
       password: flags.password,
       token: flags.token,
       creds: flags.creds,
+      nkey: flags.nkey,
       tlsCa: flags["tls-ca"],
-      name: `orderq ${this.id ?? ""}`.trim(),
+      tlsCert: flags["tls-cert"],
+      tlsKey: flags["tls-key"],
     };
+    const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+    // A login given apart replaces the context's whole login, not half of it.
+    const login = given.user ?? given.token ?? given.creds ?? given.nkey;
+    const base =
+      login === undefined ? context : { ...context, user: undefined, password: undefined, token: undefined, creds: undefined, nkey: undefined };
+    return withUrlCredentials({ server: DEFAULT_SERVER, ...base, ...defined, name: `orderq ${this.id ?? ""}`.trim() });
   }
 
-  protected connect(flags: Parameters<OrderqCommand["natsOptions"]>[0], extra: Partial<NatsOptions> = {}): Promise<NatsConnection> {
+  protected connect(flags: ConnectionFlags, extra: Partial<NatsOptions> = {}): Promise<NatsConnection> {
     return connectNats({ ...this.natsOptions(flags), ...extra });
   }
 

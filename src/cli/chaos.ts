@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Config } from "@oclif/core";
 import type { NatsOptions } from "../core/nats/connection.js";
 import type { FaultWindow } from "../core/chaos/nemesis.js";
-import { writeReport } from "../core/chaos/report.js";
+import { assertWritableDir, writeReport } from "../core/chaos/report.js";
 import { runChaos, type ChaosResult, type Progress } from "../core/chaos/runner.js";
 import type { Scenario } from "../core/chaos/scenario.js";
 import { c, keyValueTable, StatusLine, table } from "./render.js";
@@ -42,6 +42,7 @@ function faultLine(w: FaultWindow): string {
 
 /** Runs one scenario; Ctrl-C aborts it, and a second Ctrl-C exits at once (exit hooks kill children). */
 export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Promise<ChaosResult> {
+  if (o.reportDir) assertWritableDir(o.reportDir);
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = () => {
@@ -172,7 +173,7 @@ export function renderResult(r: ChaosResult): string {
     ...renderEffects(r),
     expectations,
     ...(broker ? [broker] : []),
-    `${verdict(r.valid)} ${r.scenario}`,
+    `${verdict(r.valid)} ${r.scenario}${r.why.length ? `: ${r.why.join("; ")}` : ""}`,
   ].join("\n");
 }
 
@@ -274,6 +275,7 @@ export function renderSummary(results: ChaosResult[]): string {
       "faults",
       "redeliveries",
       "time",
+      "why invalid",
     ],
     results.map((r) => {
       const k = r.check.categories;
@@ -292,6 +294,7 @@ export function renderSummary(results: ChaosResult[]): string {
         r.faults.observed,
         r.effects.redeliveries,
         `${(r.elapsedMs / 1000).toFixed(1)} s`,
+        r.why.join("\n"),
       ];
     }),
   );

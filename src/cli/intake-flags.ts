@@ -2,19 +2,21 @@
 import { readFileSync } from "node:fs";
 import { Flags } from "@oclif/core";
 import * as defaults from "../core/base/defaults.js";
-import { formatDuration, parseDuration } from "../core/base/duration.js";
+import { formatDuration } from "../core/base/duration.js";
+import { duration } from "./flags.js";
 import { InputError, errorMessage } from "../core/base/errors.js";
 
 export const intakeRetentionFlag = {
-  "intake-retention": Flags.string({
+  "intake-retention": duration({
     summary: `How long the intake gateway's key store remembers an idempotency key and its answer [default: ${formatDuration(defaults.INTAKE.keyRetentionMs)}, or the duplicate window if longer].`,
+    minMs: 1,
     helpGroup: "TOPOLOGY",
   }),
 };
 
 /** The chosen retention (ms), or undefined for the default (see intakeRetentionMs in topology.ts). */
-export function intakeRetentionFrom(flags: { "intake-retention"?: string }): number | undefined {
-  return flags["intake-retention"] === undefined ? undefined : parseDuration(flags["intake-retention"], "--intake-retention");
+export function intakeRetentionFrom(flags: { "intake-retention"?: number }): number | undefined {
+  return flags["intake-retention"];
 }
 
 export const API_TOKEN_ENV = "ORDERQ_API_TOKEN";

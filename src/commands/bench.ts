@@ -8,7 +8,7 @@ import { runBench, type BenchResult } from "../core/bench/runner.js";
 import { runSoak, type SoakResult } from "../core/bench/soak.js";
 import { runDlqScale, type DlqScaleResult } from "../core/bench/dlq-scale.js";
 import { formatDuration, parseDuration } from "../core/base/duration.js";
-import { INBOX_PHASES, PHASES, phase } from "../core/bench/summary.js";
+import { INBOX_PHASES, INTAKE_PHASES, PHASES, phase } from "../core/bench/summary.js";
 import type { PhaseName } from "../core/bench/types.js";
 
 export default class Bench extends OrderqCommand {
@@ -28,6 +28,10 @@ export default class Bench extends OrderqCommand {
     "ack, nothing else — and orderq's inbox mode with the example handler in real worker processes " +
     "(--inbox-pool, --inbox-batch). Each is verified from the tables: one inbox row per order, and for the handler " +
     "one orders row per order and stock down by exactly their items.\n\n" +
+    "--intake adds two phases through an HTTP gateway: `orderq intake` started as a child process on a free loopback " +
+    "port, fed by `produce --via`'s own sender from this process — --orders orders flat out with --in-flight requests " +
+    "outstanding (compared with the same run's produce straight to JetStream), then --rate requests/s for " +
+    "--latency-seconds, timed from the send call to the 202. Each is verified: every order answered 202 and stored once.\n\n" +
     "--soak ROUNDS runs, instead, rounds of `orderq produce` (--orders) then `orderq work` against one topology whose " +
     "ledger has a short horizon (--soak-horizon, 10s; duplicate window half of it, at most 2m), and prints per round the work rate, " +
     "the nats-server's resident memory and its store size: with the horizon in force they should level off.\n\n" +
@@ -40,6 +44,7 @@ export default class Bench extends OrderqCommand {
     "<%= config.bin %> bench --orders 2000 --runs 1 --json | jq .summary",
     "<%= config.bin %> bench --inbox --orders 20000 --runs 3",
     "<%= config.bin %> bench --inbox --inbox-batch 8",
+    "<%= config.bin %> bench --intake --orders 20000 --rate 2000",
     "<%= config.bin %> bench --server nats://staging:4222 --runs 1",
     "<%= config.bin %> bench --soak 5 --json",
     "<%= config.bin %> bench --dlq 100000",
@@ -71,13 +76,13 @@ export default class Bench extends OrderqCommand {
     soak: Flags.integer({
       summary: "Run ROUNDS soak rounds (produce + work on one topology with a short horizon) instead of the benchmark.",
       min: 2,
-      exclusive: ["inbox", "runs"],
+      exclusive: ["inbox", "intake", "runs"],
       helpGroup: "SOAK",
     }),
     dlq: Flags.integer({
       summary: "Fill a DLQ with ENTRIES entries and time the DLQ tools and status against it, instead of the benchmark.",
       min: 1,
-      exclusive: ["inbox", "runs", "soak"],
+      exclusive: ["inbox", "intake", "runs", "soak"],
       helpGroup: "SOAK",
     }),
     "soak-horizon": Flags.string({
@@ -89,6 +94,10 @@ export default class Bench extends OrderqCommand {
       summary: "Also measure the PostgreSQL inbox: its floor, and orderq's inbox mode with the example handler (a PostgreSQL of its own).",
       default: false,
       helpGroup: "INBOX",
+    }),
+    intake: Flags.boolean({
+      summary: "Also send orders through an HTTP gateway (`orderq intake`, a process the bench starts): flat out, and POST → 202 latency at --rate.",
+      default: false,
     }),
     "inbox-pool": Flags.integer({
       summary: "Connections of the inbox floor's pool and of each worker process (`work --inbox-pool`).",
@@ -117,6 +126,7 @@ export default class Bench extends OrderqCommand {
       latencySeconds: flags["latency-seconds"],
       runs: flags.runs,
       ...(flags.inbox ? { inbox: { poolSize: flags["inbox-pool"], maxBatch: flags["inbox-batch"] } } : {}),
+      ...(flags.intake ? { intake: true } : {}),
     };
     const example = join(this.config.root, "examples", "postgres-orders");
     // The default handlers would exit without 'exit' hooks: those stop our workers and server.
@@ -187,6 +197,8 @@ const LABELS: Record<PhaseName, (r: BenchResult) => string> = {
   "inbox-floor": (r) => `consume + INSERT … ON CONFLICT + ack, ${r.config.inbox?.poolSize} connections (inbox floor)`,
   "inbox-work": (r) =>
     `orderq work, inbox + example handler (${r.config.workers} × ${r.config.concurrency}, pool ${r.config.inbox?.poolSize}, batch ${r.config.inbox?.maxBatch})`,
+  intake: (r) => `produce --via an intake gateway (HTTP), ${r.config.inFlight} in flight`,
+  "intake-latency": (r) => `POST → 202 at ${r.config.rate}/s: p50 / p90 / p99 / p99.9`,
 };
 
 function render(r: BenchResult): string {
@@ -235,6 +247,21 @@ function render(r: BenchResult): string {
       ]);
     }
   }
+  const intake = s.intake;
+  if (intake) {
+    const il = intake.latency;
+    for (const name of INTAKE_PHASES) {
+      const cpu = intake.cpu[name];
+      const latency = name === "intake-latency";
+      const median = latency ? `${ms(il.p50Ms)} / ${ms(il.p90Ms)} / ${ms(il.p99Ms)} / ${ms(il.p999Ms)} ms` : `${n(intake.rates.intake)}/s`;
+      // The fixed-rate phase's achieved rate beside its p99: a gateway that fell behind sent fewer.
+      const each = phasesOf(name)
+        .map((p) => (latency ? `p99 ${ms(p.latency!.p99Ms)} (${n(p.rate)}/s)` : n(p.rate)))
+        .join("  ");
+      const versus = latency ? "" : `${intake.produceRatio} × produce`;
+      rows.push([LABELS[name](r), median, each, versus, cpu.clientSeconds, cpu.serverSeconds ?? "n/a", ...(inbox ? [""] : []), verdict(name)]);
+    }
+  }
   const rss = r.runs.map((run) => Math.max(0, ...run.phases.flatMap((p) => p.workerPeakRssMb ?? []))).join("  ");
   rows.push(["worker peak RSS (largest process)", `${s.workerPeakRssMb} MB`, rss, "", "", "", ...(inbox ? [""] : []), ""]);
   const env = r.environment;
@@ -257,7 +284,8 @@ function render(r: BenchResult): string {
       [
         "windows: publish/produce first publish → last PubAck; consume/floor start → last ack processed; work every worker's",
         "first commit → last commit (ledger server timestamps, start-up excluded); latency = ledger write server time − publish call.",
-        "CPU client: this process (publish, consume, floor, produce) or the worker processes (work, latency), over the same windows.",
+        "CPU client: this process (publish, consume, floor, produce) or the worker processes (work, latency), over the same windows" +
+          (intake ? "; intake: this process and the gateway process. intake latency = 202 read − send called." : "."),
         `nats-server ${env.server.version} at ${env.server.url} (${env.server.ours ? "started for this run" : "given by --server"}); ` +
           `node ${env.node}, ${env.cpus} CPUs, load average ${env.loadAverage.before.toFixed(2)} before / ${env.loadAverage.after.toFixed(2)} after (this benchmark included).`,
         ...(inbox && env.database

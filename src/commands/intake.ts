@@ -3,7 +3,7 @@ import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../cli/ba
 import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { intakeRetentionFlag, intakeRetentionFrom, tokenFlags, tokensFrom } from "../cli/intake-flags.js";
 import * as defaults from "../core/base/defaults.js";
-import { formatDuration, parseDuration } from "../core/base/duration.js";
+import { duration, shownAs } from "../cli/flags.js";
 import { Gateway } from "../core/intake/gateway.js";
 import { ensureTopology, intakeRetentionMs } from "../core/nats/topology.js";
 
@@ -34,9 +34,11 @@ export default class Intake extends OrderqCommand {
       max: 65535,
     }),
     host: Flags.string({ summary: "Address to listen on (0.0.0.0: every interface).", default: defaults.INTAKE.host }),
-    timeout: Flags.string({
+    timeout: duration({
       summary: "How long one JetStream request may take before the client is answered 503.",
-      default: formatDuration(defaults.PUBLISH_TIMEOUT_MS),
+      default: defaults.PUBLISH_TIMEOUT_MS,
+      defaultHelp: shownAs(defaults.PUBLISH_TIMEOUT_MS),
+      minMs: 1,
     }),
     "gateway-id": Flags.string({ summary: "Name of this gateway in the key store's records; random by default." }),
     unsafe: Flags.boolean({
@@ -52,7 +54,7 @@ export default class Intake extends OrderqCommand {
     intakeRetentionMs(settings);
     const inbox = inboxFrom(flags);
     const tokens = tokensFrom(flags);
-    const timeoutMs = parseDuration(flags.timeout, "--timeout");
+    const timeoutMs = flags.timeout;
     // Three JetStream writes per order (claim, publish, answer): one socket write per event-loop turn
     // instead of one per message (README, Performance).
     const nc = await this.connect(flags, { coalesceWrites: true });

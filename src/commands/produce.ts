@@ -86,10 +86,10 @@ export default class Produce extends OrderqCommand {
       idPrefix,
     };
     const via = flags.via === undefined ? undefined : flags.via.split(",").map((u) => gatewayUrl(u.trim()));
+    const history = new History(flags.history);
     // Through a gateway, NATS is the gateway's business: nothing here connects to it.
     const nc = via ? undefined : await this.connect(flags, { coalesceWrites: true });
-    if (nc) await ensureTopology(nc, settings);
-    const history = new History(flags.history);
+    if (nc) await ensureTopology(nc, settings, { verify: false, update: false, createUnderOtherNames: false });
     const target = nc ?? ((timeoutMs: number) => new HttpSender(via!, timeoutMs, flags["api-token"]));
     const producer = new Producer(target, options, seededRng(seed), history);
     const onSignal = () => producer.stop();
@@ -136,14 +136,18 @@ export default class Produce extends OrderqCommand {
   }
 }
 
-/** One --via URL, checked before anything starts. */
+/** One --via URL, checked before anything starts; an InputError that never echoes what may be a secret in it. */
 function gatewayUrl(text: string): string {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new InputError(`--via: "${text}" is not a URL (write e.g. http://127.0.0.1:8080)`);
+    throw new InputError("--via: not a URL (write e.g. http://127.0.0.1:8080)");
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new InputError(`--via: ${text} is not an http(s) URL`);
+  if (url.username || url.password) {
+    // The gateway authenticates with a bearer token; a user and password in the URL would only leak.
+    throw new InputError(`--via: a user or password in the URL is not used by the gateway; pass a token in ORDERQ_API_TOKEN (--api-token)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new InputError(`--via: ${url.protocol} is not http: or https:`);
   return url.toString();
 }

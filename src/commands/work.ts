@@ -13,7 +13,7 @@ import type { ResolvedWorkOptions } from "../core/fleet/work-args.js";
 import { runPool } from "../core/fleet/work-pool.js";
 import { runsSupervisor, startWorkSupervisor } from "../core/fleet/work-supervisor.js";
 import { isSupervisedChild, leaveSupervisor } from "../core/fleet/child-channel.js";
-import { startWorkerProcess } from "../core/fleet/worker-process.js";
+import { startWorkerProcess, STRICT_ORDERS_ENV } from "../core/fleet/worker-process.js";
 import { INBOX_URL_ENV } from "../core/inbox/connect.js";
 import { credentialEnv } from "../core/nats/connection.js";
 import { loadHandlerModule, SIMULATED_HANDLER } from "../core/pipeline/handler-module.js";
@@ -93,7 +93,20 @@ export default class Work extends OrderqCommand {
       defaultHelp: shownAs(defaults.DRAIN_TIMEOUT_MS),
     }),
     "worker-id": Flags.string({ summary: "Name of this worker in the ledger and attempt history.", default: `w-${process.pid}` }),
+    lane: Flags.string({
+      summary: "quarantine: run only a quarantine lane (suspects, one at a time) in this process.",
+      description:
+        "A suspect is an order whose previous delivery ended with no recorded failure (its worker died or lost its lease). " +
+        "Suspects are retried alone in the quarantine lane, so an order that crashes workers is charged and dead-lettered " +
+        "(reason crashed-worker) without the orders that were in flight beside it. With --processes or --autoscale the " +
+        "supervisor runs the lane as a process of its own; a lone `orderq work` runs it in-process.",
+      options: ["quarantine"],
+    }),
     mover: Flags.boolean({ summary: "Run a DLQ mover in this process.", default: true, allowNo: true }),
+    "strict-orders": Flags.boolean({
+      summary: "Dead-letter orders with fields the order schema does not name (`orderq schema`); by default they reach the handler.",
+      default: false,
+    }),
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
     "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 0, max: 65535 }),
     autoscale: Flags.boolean({
@@ -150,7 +163,8 @@ export default class Work extends OrderqCommand {
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
     const { flags } = await this.parse(Work);
-    const o = resolve(flags, flags.server);
+    if (flags["strict-orders"]) process.env[STRICT_ORDERS_ENV] = "1"; // inherited by the worker processes
+    const o = resolve(flags, this.natsOptions(flags).server); // the URL without credentials: it goes on child workers' command lines
     // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.
     const child = isSupervisedChild();
     // A handler module may read the inbox URL from the environment, as the workers' children get it.
@@ -158,7 +172,7 @@ export default class Work extends OrderqCommand {
     // The module is checked here, once, before any worker process starts: a bad one is exit 2.
     if (flags.handler !== SIMULATED_HANDLER && !child) await loadHandlerModule(flags.handler);
     const nc = await this.connect(flags, { coalesceWrites: true });
-    await ensureTopology(nc, o.settings);
+    await ensureTopology(nc, o.settings, { verify: false, update: false, createUnderOtherNames: false });
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
     const scaling: ScaleEvent[] = [];
@@ -212,6 +226,7 @@ export default class Work extends OrderqCommand {
           ["suppressed duplicates", stats.suppressedDuplicates],
           ["failed attempts", stats.failedAttempts],
           ["retried", stats.retried],
+          ["quarantined (suspects)", stats.quarantined],
           ["dead-lettered", stats.deadLettered],
           ["invalid payloads", stats.invalid],
           ["errors", stats.errors],
@@ -233,6 +248,12 @@ type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
  */
 export function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
   if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
+  if (flags["backoff-base"] > flags["backoff-max"]) {
+    throw new InputError(`--backoff-base ${formatDuration(flags["backoff-base"])} is above --backoff-max ${formatDuration(flags["backoff-max"])}`);
+  }
+  // A lane is one process with one order in flight: that is what keeps a crash from charging others.
+  if (flags.lane && (flags.processes > 1 || flags.autoscale))
+    throw new InputError("--lane quarantine runs one process: drop --processes / --autoscale");
   const inbox = inboxFrom(flags);
   return {
     server,
@@ -260,6 +281,7 @@ export function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
     exitWhenIdleMs: flags["exit-when-idle"],
     drainTimeoutMs: flags["drain-timeout"],
     workerId: flags["worker-id"],
+    lane: flags.lane === "quarantine" ? "quarantine" : undefined,
     mover: flags.mover,
     seed: flags.seed,
     metricsPort: flags["metrics-port"],

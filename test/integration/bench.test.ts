@@ -11,10 +11,26 @@ import { json, runCli } from "../support/cli.js";
 describe("orderq bench", function () {
   this.timeout(240_000);
 
-  it("measures every phase on its own servers (NATS and, with --inbox, PostgreSQL) and verifies each one exactly-once", async () => {
-    // A NATS_URL and an ORDERQ_INBOX_URL that point nowhere: the bench must ignore both and start its own servers.
-    const args = ["bench", "--orders", "2000", "--runs", "1", "--rate", "500", "--latency-seconds", "2", "--inbox", "--inbox-pool", "4", "--json"];
-    const result = await runCli(args, { NATS_URL: "nats://127.0.0.1:1", ORDERQ_INBOX_URL: "postgres://nobody@127.0.0.1:1/none" });
+  it("measures every phase on its own servers (NATS, with --inbox PostgreSQL, with --intake a gateway) and verifies each one exactly-once", async () => {
+    // A NATS_URL, an ORDERQ_INBOX_URL and an ORDERQ_API_TOKEN that point nowhere: the bench must ignore them and start its own servers.
+    const args = [
+      "bench",
+      "--orders",
+      "2000",
+      "--runs",
+      "1",
+      "--rate",
+      "500",
+      "--latency-seconds",
+      "2",
+      "--inbox",
+      "--inbox-pool",
+      "4",
+      "--intake",
+      "--json",
+    ];
+    const env = { NATS_URL: "nats://127.0.0.1:1", ORDERQ_INBOX_URL: "postgres://nobody@127.0.0.1:1/none", ORDERQ_API_TOKEN: "not-the-bench-gateway" };
+    const result = await runCli(args, env);
     assert.equal(result.code, 0, result.stderr);
     const r = json<BenchResult>(result);
     assert.equal(r.environment.server.ours, true);
@@ -24,7 +40,7 @@ describe("orderq bench", function () {
     const phases = r.runs[0].phases;
     assert.deepEqual(
       phases.map((p) => p.phase),
-      ["publish", "consume", "floor", "produce", "work", "latency", "inbox-floor", "inbox-work"],
+      ["publish", "consume", "floor", "produce", "work", "latency", "inbox-floor", "inbox-work", "intake", "intake-latency"],
     );
     for (const p of phases) {
       assert.equal(p.verification.ok, true, `${p.phase}: ${p.verification.detail}`);
@@ -62,7 +78,15 @@ describe("orderq bench", function () {
     const inbox = s.inbox!;
     assert.ok(inbox.rates["inbox-floor"] > 0 && inbox.rates["inbox-work"] > 0 && inbox.workToFloor > 0, JSON.stringify(inbox));
     assert.ok(inbox.cpuPerOrderUs["inbox-work"].client > 0 && inbox.cpuPerOrderUs["inbox-work"].database !== null, JSON.stringify(inbox));
-    assert.equal(r.targets.length, 7);
+    // Through the gateway: every order answered 202 and stored once, flat out and then 500/s for 2 s.
+    const [intake, intakeLatency] = [phases[8], phases[9]];
+    assert.equal(intake.count, 2000);
+    assert.match(intake.verification.detail, /^2000 answered 202, 2000 stored, 0 replayed, 0 failed or indeterminate/);
+    assert.equal(intakeLatency.count, 1000);
+    assert.equal(intakeLatency.latency!.samples, 1000);
+    const i = s.intake!;
+    assert.ok(i.rates.intake > 0 && i.produceRatio > 0 && i.latency.p50Ms > 0 && i.latency.p50Ms <= i.latency.p99Ms, JSON.stringify(i));
+    assert.equal(r.targets.length, 9);
     for (const t of r.targets) assert.equal(typeof t.met, "boolean");
   });
 
@@ -95,7 +119,7 @@ describe("orderq bench", function () {
       r.timings.map((t) => t.what),
       [
         "orderq --version (start-up alone)",
-        "dlq show 150",
+        "dlq show seq:150",
         "dlq list --limit 20",
         "dlq list --limit 20 --reason non-retryable",
         "status",

@@ -37,15 +37,40 @@ describe("orphan sweep", function () {
     assert.equal(before.num_pending + before.num_ack_pending, 0, "nothing will deliver them again");
     assert.equal((await jsm.streams.info(names.stream)).state.messages, 2);
 
-    const ctx = { js, names, ledger, attempts: await AttemptLog.open(fx.nc, names), worker: "sweeper" };
-    assert.deepEqual(await sweepOrphans(ctx, jsm), ["already-committed", "moved"]);
+    const attempts = await AttemptLog.open(fx.nc, names);
+    const ctx = { js, names, ledger, attempts, worker: "sweeper" };
+    // No failure recorded for the orphan's last delivery: a suspect, sent to the quarantine lane.
+    assert.deepEqual(await sweepOrphans(ctx, jsm), ["already-committed", "quarantined"]);
     assert.equal((await jsm.streams.info(names.stream)).state.messages, 0);
+    assert.equal((await listDlq(fx.nc, names)).length, 0);
+    const copy = await jsm.streams.getMessage(names.quarantineStream, { seq: 1 });
+    assert.deepEqual([copy?.header?.get("Orderq-Original-Seq"), copy?.header?.get("Orderq-Original-Msg-Id")], ["3", "orphan"]);
+
+    // With its last failure recorded, an orphan is dead-lettered as its advisory would have done.
+    await js.publish("orders.web", JSON.stringify(makeOrder("failed", "web", rng)), { msgID: "failed" });
+    for (let round = 0; round < 3; round++) {
+      for await (const m of await consumer.fetch({ max_messages: 1, expires: 1500 })) {
+        const { streamSequence: streamSeq, deliveryCount: attempt } = m.info;
+        await attempts.record({
+          orderId: "failed",
+          streamSeq,
+          attempt,
+          worker: "w",
+          error: "boom",
+          errorClass: "Error",
+          at: new Date().toISOString(),
+        });
+      }
+    }
+    await waitFor("the advisory of the failed order", async () => (await jsm.streams.info(names.advisoryStream)).state.messages === 1, 15_000);
+    await jsm.streams.purge(names.advisoryStream);
+    assert.deepEqual(await sweepOrphans(ctx, jsm), ["moved"]);
     const dlq = await listDlq(fx.nc, names);
     assert.deepEqual(
-      dlq.map((e) => [e.orderId, e.reason]),
-      [["orphan", "max-deliveries"]],
+      dlq.map((e) => [e.orderId, e.reason, e.lastError]),
+      [["failed", "max-deliveries", "boom"]],
     );
-    assert.equal((await ledger.get("orphan"))?.result, "dead-lettered");
+    assert.equal((await ledger.get("failed"))?.result, "dead-lettered");
     assert.deepEqual(await sweepOrphans(ctx, jsm), [], "a second sweep finds nothing");
   });
 });

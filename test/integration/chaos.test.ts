@@ -76,6 +76,8 @@ describe("orderq chaos", function () {
       const { code, result } = await chaos([name, "--unsafe", "--seed", "7"]);
       assert.equal(result.valid, false);
       assert.ok(result.check.categories.duplicated.count > 0, describeFailure(result));
+      // The verdict says why (issue 14): the broken rule, with its count.
+      assert.match(result.why.join("; "), /^(?:.*; )?\d+ duplicated \(/);
       assert.equal(code, 1);
     });
   }

@@ -71,9 +71,9 @@ describe("an authenticating server", function () {
     assert.equal(json(produced).accepted, 40, produced.stderr);
     // 3 s before idle counts, so the workers are there to look at.
     const run = startCli([...workArgs({ processes: 2, exitWhenIdleMs: 3000, server: fx.server.url, json: true }), ...LOGIN]);
-    const workers = await waitFor("two worker processes", () => {
+    const workers = await waitFor("two worker processes and the quarantine lane", () => {
       const found = descendants(run.child.pid!);
-      return found.length === 2 && found;
+      return found.length === 3 && found;
     });
     for (const pid of workers) {
       const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");

@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { AttemptLog, type AttemptRecord } from "../../src/core/pipeline/attempts.js";
+import { listDlq } from "../../src/core/ops/dlq-admin.js";
 import { decodeDlqEntry, encodeDlqHeaders, MalformedDlqEntryError, type DlqEntry } from "../../src/core/pipeline/dlq-entry.js";
 import { moveToDlq, type MaxDeliveriesAdvisory, type MoveResult } from "../../src/core/pipeline/dlq-mover.js";
 import { countCommits, Ledger, readLedgerWrites, type LedgerWrite } from "../../src/core/pipeline/ledger.js";
@@ -14,7 +15,7 @@ import { DEFAULT_NAMES, dlqSubject, orderSubject } from "../../src/core/nats/nam
 import { makeOrder, type Order, type Simulation } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { json, runCli, startCli, type CliResult } from "../support/cli.js";
+import { json, runCli, type CliResult } from "../support/cli.js";
 import { useServer, type ServerFixture } from "../support/server.js";
 import { workArgs, type WorkOptions } from "../../src/core/fleet/work-args.js";
 
@@ -159,7 +160,7 @@ describe("DLQ: poison orders and replay", function () {
   it("dead-letters each poison order exactly once after exactly max_deliver attempts, with every error", async () => {
     const listed = await cliJson(fx, ["dlq", "list"]);
     assert.equal(listed.total, poison.length + 1);
-    assert.deepEqual(listed.byReason, { "invalid-payload": 0, "non-retryable": 1, "max-deliveries": poison.length });
+    assert.deepEqual(listed.byReason, { "invalid-payload": 0, "non-retryable": 1, "max-deliveries": poison.length, "crashed-worker": 0 });
     for (const id of poison) {
       const mine = listed.entries.filter((e: { orderId: string }) => e.orderId === id);
       assert.equal(mine.length, 1, `${id} has ${mine.length} DLQ entries`);
@@ -244,43 +245,28 @@ describe("DLQ: poison orders and replay", function () {
   });
 });
 
-describe("DLQ: a crash-loop order reaches the DLQ through the advisory path", function () {
+describe("DLQ: a crash-loop order, with healthy orders in flight beside it", function () {
   const fx = useServer();
-  const list = orders("c", 6, { 2: "crash" });
+  const list = orders("c", 12, { 2: "crash" });
   const crash = list[2].id;
 
-  it("is moved once by movers started after its advisory fired, and leaves ORDERS", async () => {
+  it("is dead-lettered alone, from the quarantine lane (crashed-worker, its crash count); every neighbour is committed once", async () => {
     await ensureTopology(fx);
     const seqs = await publish(fx.nc, list);
-    const jsm = await jetstreamManager(fx.nc);
-
-    // Workers without movers: the crash order kills each worker that takes it (the supervisor
-    // replaces them) until max_deliver is reached and JetStream fires the advisory.
-    // One order per process at a time, so healthy orders never die alongside the crash order.
-    const workers = startCli(workArgs({ ...WORK, processes: 2, concurrency: 1, mover: false }), { NATS_URL: fx.server.url });
-    try {
-      await waitFor("the MAX_DELIVERIES advisory in ORDERQ_ADVISORIES", async () => (await messages(jsm, names.advisoryStream)) >= 1, 60_000);
-    } finally {
-      workers.child.kill("SIGTERM");
-      await workers.done;
-    }
-    assert.equal(await messages(jsm, names.dlqStream), 0, "no mover ran yet");
-    assert.notEqual(await jsm.streams.getMessage(names.stream, { seq: seqs.get(crash)! }), null, "ORDERS still holds it");
-
-    // Now movers: a worker process runs one; it exits once the advisory is handled.
-    await cliJson(fx, workArgs({ ...WORK, exitWhenIdleMs: 1000 }));
+    // 8 in flight per process: the crash order's first delivery kills the process holding it and the
+    // neighbours it holds. Their redeliveries are suspects (no failure recorded), retried one at a time
+    // in the supervisor's quarantine-lane process, where only the crash order crashes again.
+    const stats = await cliJson(fx, workArgs({ ...WORK, processes: 2, concurrency: 8, exitWhenIdleMs: 1500 }));
+    assert.ok(stats.quarantined >= 1, `suspects were quarantined: ${JSON.stringify(stats)}`);
 
     const listed = await cliJson(fx, ["dlq", "list"]);
-    assert.equal(listed.total, 1, JSON.stringify(listed.entries));
-    const [e] = listed.entries;
-    assert.equal(e.orderId, crash);
-    assert.equal(e.reason, "max-deliveries");
-    assert.equal(e.deliveries, MAX_DELIVER);
-    assert.equal(e.originalSeq, seqs.get(crash));
-    assert.match(e.lastError, /crashed or hung/);
-    assert.equal(await jsm.streams.getMessage(names.stream, { seq: seqs.get(crash)! }), null, "ORDERS no longer holds it");
-    assert.equal(await messages(jsm, names.advisoryStream), 0, "the advisory was acked");
-
+    assert.deepEqual(
+      listed.entries.map((e: any) => [e.orderId, e.reason, e.crashes, e.deliveries, e.originalSeq]),
+      [[crash, "crashed-worker", MAX_DELIVER, MAX_DELIVER, seqs.get(crash)]],
+    );
+    assert.match(listed.entries[0].lastError, /lost its lease 3 time\(s\) while processing this order alone in the quarantine lane/);
+    const [stored] = await listDlq(fx.nc, names);
+    assert.equal(stored.originalHeaders["Nats-Msg-Id"]?.[0], crash, "the entry names the original message");
     const writes = await readLedgerWrites(fx.nc, names);
     assert.deepEqual(
       writesOf(writes, crash).map((w) => w.outcome.result),
@@ -288,9 +274,13 @@ describe("DLQ: a crash-loop order reaches the DLQ through the advisory path", fu
     );
     const commits = countCommits(writes);
     for (const o of list.filter((o) => o.id !== crash)) assert.equal(commits.get(o.id), 1, `${o.id} committed once`);
+    const jsm = await jetstreamManager(fx.nc);
+    assert.equal(await messages(jsm, names.stream), 0, "ORDERS is empty");
+    assert.equal(await messages(jsm, names.quarantineStream), 0, "the quarantine lane is empty");
 
     const status = await cliJson(fx, ["status"]);
-    assert.equal(status.dlq.byReason["max-deliveries"], 1);
+    assert.equal(status.dlq.byReason["crashed-worker"], 1);
+    assert.equal(status.dlq.byReason["max-deliveries"], 0);
   });
 });
 
@@ -305,11 +295,16 @@ describe("DLQ: three movers racing on the same advisories", function () {
     await publish(fx.nc, list);
     const jsm = await jetstreamManager(fx.nc);
 
-    // A worker that takes orders and vanishes: fetch without acking until max_deliver is exceeded.
+    // A worker that takes orders, records each delivery as failed and then vanishes: fetch without
+    // acking until max_deliver is exceeded. (With no failure recorded, an order would be a suspect,
+    // and the movers would send it to the quarantine lane instead.)
     const consumer = await jetstream(fx.nc).consumers.get(names.stream, names.consumer);
+    const attempts = await AttemptLog.open(fx.nc, names);
     await waitFor("an advisory for every order", async () => {
       try {
-        for await (const _msg of await consumer.fetch({ max_messages: 10, expires: 2000 })) {
+        for await (const msg of await consumer.fetch({ max_messages: 10, expires: 2000 })) {
+          const { streamSequence: streamSeq, deliveryCount: attempt } = msg.info;
+          await attempts.record({ streamSeq, attempt, worker: "vanishing", error: "failed", errorClass: "Error", at: new Date().toISOString() });
           // dropped on purpose: never acked
         }
       } catch {

@@ -48,7 +48,7 @@ describe("the horizon (--ledger-retention)", function () {
     assert.equal(status.ledger.retentionMs, 3000);
     const list = json(await cli(["dlq", "list", "--json"]));
     assert.equal(list.entries.length, 1, JSON.stringify(list));
-    const seq = String(list.entries[0].dlqSeq);
+    const seq = `seq:${list.entries[0].dlqSeq}`;
     // (Within the horizon a replay goes ahead: test/unit/horizon.test.ts; asserting it here would race the 3 s.)
 
     // The server removes what is older than the bucket's max age: poll until the ledger's stream is empty.
@@ -79,5 +79,14 @@ describe("the horizon (--ledger-retention)", function () {
     const u = await cli(["topology", "ensure", "--dup-window", "1s", "--ledger-retention", "10s", "--ack-wait", "2s", "--update"]);
     assert.equal(u.code, 0, u.stderr);
     assert.equal(json(await cli(["status", "--json"])).ledger.retentionMs, 10_000);
+    // Another setting changed later: the horizon not given stays as the server holds it (a default
+    // of 7d here, or shorter elsewhere, must not replace what the operator chose).
+    const other = await cli(["topology", "ensure", "--ack-wait", "3s", "--update"]);
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(json(await cli(["status", "--json"])).ledger.retentionMs, 10_000);
+    // And the rule is checked against the server's duplicate window when --dup-window is not given.
+    const inside = await cli(["topology", "ensure", "--ledger-retention", "1s", "--update"]);
+    assert.equal(inside.code, 2, inside.stderr);
+    assert.match(inside.stderr, /--ledger-retention 1s must exceed the duplicate window of ORDERS \(1s\)/);
   });
 });

@@ -277,6 +277,13 @@ describe("intake: the HTTP gateway", function () {
     assert.equal((await messages()) - before, new Set(ok.map((h) => h.id)).size, "one message per accepted order");
   });
 
+  it("refuses a --via URL with a password before sending anything, and never prints it", async () => {
+    const r = await runCli(["produce", "--count", "1", "--via", "http://shop:s3cret-pw@127.0.0.1:1/"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr.trim(), /^orderq: --via: a user or password in the URL is not used by the gateway/);
+    assert.doesNotMatch(r.stderr + r.stdout, /s3cret-pw/);
+  });
+
   it("answers 503 with Retry-After while the server is down, then 202 to the retry with the same key", async function () {
     this.timeout(60_000);
     await fx.server.stop();

@@ -61,7 +61,10 @@ describe("status and the DLQ counts", function () {
     const jsm = await jetstreamManager(fx.nc);
     const readers = async () => (await jsm.consumers.list(names.dlqStream).next()).length;
     let c = await countDlq(fx.nc, names);
-    assert.deepEqual([c.total, c.byReason, c.foreign], [0, { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 }, 0]);
+    assert.deepEqual(
+      [c.total, c.byReason, c.foreign],
+      [0, { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0, "crashed-worker": 0 }, 0],
+    );
 
     await add("invalid-payload");
     await add("non-retryable");
@@ -69,10 +72,13 @@ describe("status and the DLQ counts", function () {
     await add("max-deliveries");
     await jetstream(fx.nc).publish("dlq.orders.web.max-deliveries.extra", "by hand");
     c = await countDlq(fx.nc, names);
-    assert.deepEqual([c.total, c.byReason, c.foreign], [4, { "invalid-payload": 1, "non-retryable": 1, "max-deliveries": 2 }, 1]);
+    assert.deepEqual(
+      [c.total, c.byReason, c.foreign],
+      [4, { "invalid-payload": 1, "non-retryable": 1, "max-deliveries": 2, "crashed-worker": 0 }, 1],
+    );
     assert.deepEqual(await countDlq(fx.nc, names, { reason: "max-deliveries" }), {
       total: 2,
-      byReason: { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 2 },
+      byReason: { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 2, "crashed-worker": 0 },
       foreign: 0,
     });
     assert.equal(await readers(), 0, "nothing was read: no consumer on the DLQ");
@@ -85,11 +91,17 @@ describe("status and the DLQ counts", function () {
     await jetstream(fx.nc).publish(dlqSubject(names, "web"), "{}", { headers: encodeDlqHeaders(entry(100, "non-retryable"), "legacy-100") });
     await jetstream(fx.nc).publish(dlqSubject(names, "web"), "by hand, old layout");
     c = await countDlq(fx.nc, names);
-    assert.deepEqual([c.total, c.byReason, c.foreign], [5, { "invalid-payload": 1, "non-retryable": 2, "max-deliveries": 2 }, 2]);
+    assert.deepEqual(
+      [c.total, c.byReason, c.foreign],
+      [5, { "invalid-payload": 1, "non-retryable": 2, "max-deliveries": 2, "crashed-worker": 0 }, 2],
+    );
     const s = await runCli(["status", "--json", "--server", fx.server.url]);
     assert.equal(s.code, 0, s.stderr);
     const dlq = JSON.parse(s.stdout).dlq;
-    assert.deepEqual([dlq.depth, dlq.byReason, dlq.foreign], [7, { "invalid-payload": 1, "non-retryable": 2, "max-deliveries": 2 }, 2]);
+    assert.deepEqual(
+      [dlq.depth, dlq.byReason, dlq.foreign],
+      [7, { "invalid-payload": 1, "non-retryable": 2, "max-deliveries": 2, "crashed-worker": 0 }, 2],
+    );
   });
 
   it("widens the DLQ stream of an older orderq to the new subjects, keeping its entries", async () => {
@@ -101,6 +113,6 @@ describe("status and the DLQ counts", function () {
     assert.deepEqual((await jsm.streams.info(names.dlqStream)).config.subjects, ["dlq.orders.>"]);
     await add("non-retryable"); // a worker of this orderq can dead-letter into it now
     const c = await countDlq(fx.nc, names);
-    assert.deepEqual([c.total, c.byReason], [2, { "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 1 }]);
+    assert.deepEqual([c.total, c.byReason], [2, { "invalid-payload": 0, "non-retryable": 1, "max-deliveries": 1, "crashed-worker": 0 }]);
   });
 });

@@ -6,6 +6,10 @@ import { summarizeLatency } from "../../src/core/bench/histogram.js";
 import type { LedgerWrite } from "../../src/core/pipeline/ledger.js";
 import { makeOrder, orderJson, parseOrder } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
+import { answerLatencies } from "../../src/core/bench/intake.js";
+import { BenchSink } from "../../src/core/bench/produce.js";
+import { checkTargets, summarize } from "../../src/core/bench/summary.js";
+import type { PhaseName, PhaseResult, RunResult } from "../../src/core/bench/types.js";
 
 function commit(orderId: string, worker: string, time: number, seq: number): LedgerWrite {
   return { orderId, seq, time, outcome: { result: "committed", worker, attempt: 1, streamSeq: seq, at: new Date(time).toISOString() } };
@@ -51,5 +55,61 @@ describe("bench: verdicts and figures", () => {
       assert.ok(payload.length >= bytes && payload.length < Math.max(bytes, 200) + 40, `${bytes}: ${payload.length}`);
       assert.equal(parseOrder(new TextEncoder().encode(payload)).ok, true);
     }
+  });
+
+  it("times an intake request from the send call to its answer, and leaves out one never answered", () => {
+    const sink = new BenchSink(true);
+    sink.record({ type: "invoke", id: "a", kind: "order", source: "web", resend: false, time: 0 });
+    sink.record({ type: "invoke", id: "b", kind: "order", source: "web", resend: false, time: 0 });
+    sink.record({ type: "ok", id: "a", seq: 1, duplicate: false, tries: 1, time: 0 });
+    const latencies = answerLatencies(sink);
+    assert.equal(latencies.length, 1);
+    assert.ok(latencies[0] >= 0 && latencies[0] < 1000, String(latencies[0]));
+    assert.deepEqual(sink.accepted, ["a"]);
+  });
+
+  it("with --intake, the gateway's ratio is each run's intake ÷ produce, then the median, against issue 12's targets", () => {
+    const latency = (p99Ms: number) => ({ samples: 100, p50Ms: 1, p90Ms: 2, p99Ms, p999Ms: p99Ms + 1, maxMs: p99Ms + 2, meanMs: 1 });
+    const result = (phase: PhaseName, rate: number, extra: Partial<PhaseResult> = {}): PhaseResult => ({
+      phase,
+      count: rate,
+      elapsedMs: 1000,
+      rate,
+      window: "",
+      cpu: { clientSeconds: 1, serverSeconds: 1 },
+      verification: { ok: true, detail: "", expected: rate, lost: 0, duplicated: 0, unexpected: 0 },
+      ...extra,
+    });
+    const run = (n: number, produce: number, intake: number, p99: number): RunResult => ({
+      run: n,
+      verified: true,
+      phases: [
+        result("publish", 10_000),
+        result("consume", 10_000),
+        result("floor", 8_000),
+        result("produce", produce),
+        result("work", 6_000, { workerPeakRssMb: [100] }),
+        result("latency", 2_000, { latency: latency(5) }),
+        result("intake", intake),
+        result("intake-latency", 1_990, { latency: latency(p99) }),
+      ],
+    });
+    // Ratios 0.5, 0.2, 0.6: their median 0.5 (meets ≥ 0.5); the medians of the rates alone would give 3,000 ÷ 10,000.
+    const s = summarize([run(1, 10_000, 5_000, 8), run(2, 15_000, 3_000, 30), run(3, 5_000, 3_000, 9)]);
+    assert.deepEqual(s.intake?.rates, { intake: 3_000, "intake-latency": 1_990 });
+    assert.equal(s.intake?.produceRatio, 0.5);
+    assert.equal(s.intake?.latency.p99Ms, 9);
+    const targets = checkTargets(s, { rate: 2000, concurrency: 64 }).filter((t) => t.target.startsWith("intake"));
+    assert.deepEqual(
+      targets.map((t) => [t.target, t.measured, t.met]),
+      [
+        ["intake (HTTP) ≥ 0.5 × produce", "0.5 × (3,000/s)", true],
+        ["intake p99 ≤ 10 ms at 2,000 requests/s", "9.00 ms", true],
+      ],
+    );
+    // Without the intake phases there is no intake summary and no intake target.
+    const plain = summarize([{ ...run(1, 10_000, 5_000, 8), phases: run(1, 10_000, 5_000, 8).phases.slice(0, 6) }]);
+    assert.equal(plain.intake, undefined);
+    assert.equal(checkTargets(plain, { rate: 1000, concurrency: 64 }).filter((t) => t.target.startsWith("intake")).length, 0);
   });
 });

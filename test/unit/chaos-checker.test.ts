@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ackedWriteLine, parseAckedWrites } from "../../src/core/pipeline/acked-writes.js";
 import { brokerFindings, type BrokerEvidence } from "../../src/core/chaos/broker-loss.js";
-import { check, type CheckInput, type MessageRef } from "../../src/core/chaos/checker.js";
+import { check, invalidReasons, scaleExpectations, type CheckInput, type MessageRef } from "../../src/core/chaos/checker.js";
 import type { HistoryEvent, OpKind } from "../../src/core/pipeline/history.js";
 import type { LedgerWrite } from "../../src/core/pipeline/ledger.js";
 
@@ -163,6 +163,34 @@ describe("chaos checker", () => {
     const r = check(input);
     assert.equal(r.categories.lost.count, 30);
     assert.equal(r.categories.lost.ids.length, 20);
+  });
+});
+
+describe("chaos verdicts an operator can read (issue 14)", () => {
+  it("names every broken rule of an INVALID run, and nothing for a valid one", () => {
+    assert.deepEqual(invalidReasons(check(cleanRun())), []);
+    const input = cleanRun();
+    input.ledger = input.ledger.filter((w) => w.orderId !== "c"); // c accepted, never processed
+    input.observed = { ...input.observed, faults: 0 };
+    assert.deepEqual(invalidReasons(check(input)), ["1 lost (c)", "faults observed: 0 observed, at least 1 expected"]);
+  });
+
+  it("scales the minimum faults and redeliveries down with the run's orders, never to 0 and never up", () => {
+    const expect = { minFaults: 6, minRedeliveries: 2 };
+    assert.deepEqual(scaleExpectations(expect, 500, 2000), {
+      minFaults: 1,
+      minRedeliveries: 1,
+      scaledFrom: { orders: 2000, minFaults: 6, minRedeliveries: 2 },
+    });
+    assert.deepEqual(scaleExpectations(expect, 1000, 2000).minFaults, 3);
+    assert.equal(scaleExpectations(expect, 2000, 2000), expect);
+    assert.equal(scaleExpectations(expect, 8000, 2000), expect, "a bigger run keeps the scenario's minimums");
+    assert.equal(scaleExpectations({ minFaults: 0, minRedeliveries: 0 }, 10, 2000).minFaults, 0);
+    // The detail says it was scaled: a reader of the table knows why 1 sufficed.
+    const input = cleanRun();
+    input.expect = { ...input.expect, ...scaleExpectations({ minFaults: 6, minRedeliveries: 1 }, 500, 2000) };
+    const faults = check(input).expectations.find((e) => e.name === "faults observed")!;
+    assert.equal(faults.detail, "3 observed, at least 1 expected (the scenario's 6 for 2000 orders, scaled to this run's size)");
   });
 });
 

@@ -7,6 +7,11 @@ import { fingerprint, parseIdempotencyKey } from "../../src/core/intake/idempote
 import { fieldProblem } from "../../src/core/intake/problem.js";
 import { tokensFrom } from "../../src/cli/intake-flags.js";
 import { InputError } from "../../src/core/base/errors.js";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { headers } from "@nats-io/transport-node";
+import { HttpSender } from "../../src/core/intake/http-sender.js";
+import { NotStoredError } from "../../src/core/pipeline/producer.js";
 
 describe("intake: Idempotency-Key", () => {
   it("accepts the draft's quoted string and a bare token", () => {
@@ -53,5 +58,69 @@ describe("intake: bearer tokens", () => {
       (err: Error) => err instanceof InputError && /line 2/.test(err.message) && !/secret/.test(err.message),
     );
     assert.deepEqual(tokensFrom({}), []);
+  });
+});
+
+describe("intake: produce --via's HttpSender (against a plain HTTP server on loopback)", () => {
+  let server: Server;
+  let base: string;
+  const seen: { key?: string; body: string }[] = [];
+  const sockets = new Set<unknown>();
+  before(async () => {
+    server = createServer((req, res) => {
+      sockets.add(req.socket);
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      req.on("end", () => {
+        seen.push({ key: req.headers["idempotency-key"] as string | undefined, body });
+        const id = (JSON.parse(body) as { id: string }).id;
+        if (id === "slow") return; // never answered: the sender's timeout
+        if (id === "bad") {
+          res.writeHead(422, { "content-type": "application/problem+json" }).end(JSON.stringify({ detail: "key reused" }));
+          return;
+        }
+        if (id === "busy") return void res.writeHead(503).end(JSON.stringify({ detail: "down" }));
+        res.writeHead(202, { "idempotent-replayed": id === "again" ? "true" : "false" }).end(JSON.stringify({ id, seq: 7, stream: "ORDERS" }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  const send = (sender: HttpSender, id: string) => {
+    const h = headers();
+    h.set("Nats-Msg-Id", id);
+    return sender.publish("orders.web", JSON.stringify({ id }), h);
+  };
+
+  it("maps each answer: 202 (replayed or not), a final 4xx, a 503 and a timeout that may have stored it", async () => {
+    const sender = new HttpSender(base, 300, undefined, 2);
+    try {
+      assert.deepEqual(await send(sender, "ord-1"), { stream: "ORDERS", seq: 7, duplicate: false });
+      assert.deepEqual(await send(sender, "again"), { stream: "ORDERS", seq: 7, duplicate: true });
+      assert.equal(seen[0].key, '"ord-1"', "the order id, as the draft's quoted string");
+      await assert.rejects(
+        send(sender, "bad"),
+        (err: unknown) => err instanceof NotStoredError && !err.retryable && /422: key reused/.test(err.message),
+      );
+      await assert.rejects(send(sender, "busy"), (err: unknown) => !(err instanceof NotStoredError) && /HTTP 503: down/.test((err as Error).message));
+      await assert.rejects(send(sender, "slow"), (err: unknown) => !(err instanceof NotStoredError) && /timeout/.test((err as Error).message));
+      // Twenty requests at once over at most two keep-alive connections (plus the one the timeout cost).
+      const before = sockets.size;
+      await Promise.all(Array.from({ length: 20 }, (_, i) => send(sender, `many-${i}`)));
+      assert.ok(sockets.size - before <= 2, `${sockets.size - before} new connections`);
+    } finally {
+      sender.close();
+    }
+  });
+
+  it("says a refused connection stored nothing (retryable)", async () => {
+    const sender = new HttpSender("http://127.0.0.1:1", 1000);
+    try {
+      await assert.rejects(send(sender, "ord-2"), (err: unknown) => err instanceof NotStoredError && err.retryable);
+    } finally {
+      sender.close();
+    }
   });
 });

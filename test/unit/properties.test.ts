@@ -54,6 +54,7 @@ const entry: fc.Arbitrary<DlqEntry> = fc.record(
     originalHeaders: fc.dictionary(token, fc.array(text, { minLength: 1, maxLength: 3 })),
     consumer: token,
     deliveries: fc.integer({ min: 1, max: 1000 }),
+    crashes: fc.integer({ min: 0, max: 1000 }),
     attempts: fc.array(attempt, { maxLength: 8 }),
     firstAttemptAt: time,
     lastAttemptAt: time,

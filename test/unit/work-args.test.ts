@@ -35,6 +35,7 @@ describe("workArgs", () => {
       exitWhenIdleMs: 2000,
       drainTimeoutMs: 5000,
       workerId: "w9",
+      lane: "quarantine",
       mover: false,
       seed: 42,
       metricsPort: 9464,
@@ -76,8 +77,9 @@ describe("workArgs", () => {
         f["confirm-ack"],
         f["exit-when-idle"],
         f["worker-id"],
+        f.lane,
       ],
-      [20, 0.25, false, 20, 100, true, 2000, "w9"],
+      [20, 0.25, false, 20, 100, true, 2000, "w9", "quarantine"],
     );
     assert.deepEqual(
       [f.mover, f.seed, f["metrics-port"], f["crash-after-commit-rate"], f["drop-ack-rate"], f.unsafe, f.trace, f.json],

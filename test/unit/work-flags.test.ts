@@ -110,6 +110,13 @@ describe("orderq work flags", () => {
     assert.equal((await options([`-p${MAX_PROCESSES}`])).processes, MAX_PROCESSES);
   });
 
+  it("refuses flags that contradict each other: --backoff-base above --backoff-max, a lane with several processes", async () => {
+    await assert.rejects(options(["--backoff-base", "2s", "--backoff-max", "1s"]), /^InputError: --backoff-base 2s is above --backoff-max 1s$/);
+    await assert.rejects(options(["--lane", "quarantine", "-p", "2"]), /--lane quarantine runs one process/);
+    await assert.rejects(options(["--lane", "quarantine", "--autoscale"]), /--lane quarantine runs one process/);
+    assert.equal((await options(["--lane", "quarantine"])).lane, "quarantine");
+  });
+
   it("parses durations and probabilities strictly", () => {
     assert.equal(parseDurationFlag("1.5m", "--x"), 90_000);
     assert.throws(() => parseDurationFlag("5ms", "--x", 10), /--x: 5ms is below the least allowed, 10ms/);

@@ -5,6 +5,7 @@ import { brokerLine, renderSummary, runScenario, scenariosDir, verdict } from ".
 import { loadScenarioFile, scenarioFiles } from "../../core/chaos/loader.js";
 import type { ChaosResult } from "../../core/chaos/runner.js";
 import { InputError } from "../../core/base/errors.js";
+import { assertWritableDir } from "../../core/chaos/report.js";
 import { randomSeed } from "../../core/base/random.js";
 
 export default class ChaosAll extends OrderqCommand {
@@ -25,6 +26,8 @@ export default class ChaosAll extends OrderqCommand {
     if (files.length === 0) throw new InputError(`no scenarios in ${scenariosDir(this.config)}`);
     // Validate them all before running any: a typo should not surface after ten minutes.
     const scenarios = files.map((f) => loadScenarioFile(f));
+    // A report directory that cannot be written fails now, not after every scenario has run.
+    if (flags.report) assertWritableDir(flags.report);
     const seed = flags.seed ?? randomSeed();
     const interactive = process.stderr.isTTY === true && !this.jsonEnabled();
     const results: ChaosResult[] = [];

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { OrderqCommand } from "../../cli/base.js";
 import { renderSoak, runScenario, scenariosDir, verdict } from "../../cli/chaos.js";
 import { resolveScenario } from "../../core/chaos/loader.js";
+import { assertWritableDir } from "../../core/chaos/report.js";
 import type { ChaosResult } from "../../core/chaos/runner.js";
 import { EnvironmentError, errorMessage } from "../../core/base/errors.js";
 import { randomSeed } from "../../core/base/random.js";
@@ -35,6 +36,7 @@ export default class ChaosSoak extends OrderqCommand {
   async run(): Promise<{ ok: boolean; scenario: string; results: ChaosResult[]; errors: { seed: number; error: string }[] }> {
     const { args, flags } = await this.parse(ChaosSoak);
     const scenario = resolveScenario(args.scenario, scenariosDir(this.config));
+    if (flags.report) assertWritableDir(flags.report);
     const first = flags.seed ?? randomSeed();
     const interactive = process.stderr.isTTY === true && !this.jsonEnabled();
     const results: ChaosResult[] = [];

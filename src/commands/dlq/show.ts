@@ -11,7 +11,7 @@ export default class DlqShow extends DlqCommand {
   static override description =
     SELECTOR_HELP +
     "\n\nBy seq:N, one direct get whatever the DLQ holds; by order id, a read of the whole DLQ (an entry's order id is not in its subject). " +
-    "An order crashing or hanging its workers has no recorded attempt errors: the DLQ mover moved it after max deliveries.";
+    "An order crashing or hanging its workers has no recorded attempt errors: it was dead-lettered after max deliveries (crashed-worker: it crashed the quarantine lane, where it ran alone, that many times).";
   static override examples = [
     "<%= config.bin %> dlq show a1b2c3-000017",
     "<%= config.bin %> dlq show seq:42",
@@ -55,6 +55,7 @@ function render(e: DlqFullView, stream: string): string {
     ["reason", c.yellow(e.reason)],
     ["last error", e.lastError || "-"],
     ["deliveries", e.deliveries],
+    ...(e.crashes !== undefined ? [["crashes (quarantine lane)", e.crashes] as [string, number]] : []),
     ["source", e.source],
     ["original", `${e.originalStream} #${e.originalSeq} on ${e.originalSubject}`],
     ["consumer", e.consumer || "-"],
@@ -81,6 +82,10 @@ function render(e: DlqFullView, stream: string): string {
           ["#", "at", "worker", "error class", "error"],
           e.attempts.map((a) => [a.attempt, when(a.at), a.worker, a.errorClass, a.error]),
         )
-      : c.dim(e.reason === "max-deliveries" ? "none recorded: no attempt reported an error (the worker crashed or hung)" : "none recorded"),
+      : c.dim(
+          e.reason === "max-deliveries" || e.reason === "crashed-worker"
+            ? "none recorded: no attempt reported an error (the worker crashed or hung)"
+            : "none recorded",
+        ),
   ].join("\n");
 }

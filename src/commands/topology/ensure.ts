@@ -4,16 +4,30 @@ import { table } from "../../cli/render.js";
 import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
 import { intakeRetentionFlag, intakeRetentionFrom } from "../../cli/intake-flags.js";
 import { ensureInbox, type InboxReport } from "../../core/inbox/schema.js";
-import { ensureTopology, intakeRetentionMs, type ResourceReport } from "../../core/nats/topology.js";
+import { ensureTopology, intakeRetentionMs, type ResourceReport, type RetentionKey, type SettingKey } from "../../core/nats/topology.js";
+
+/** The flag that sets each topology setting. */
+const SETTING_FLAGS: Record<SettingKey | RetentionKey, string> = {
+  replicas: "replicas",
+  ackWaitMs: "ack-wait",
+  maxDeliver: "max-deliver",
+  dupWindowMs: "dup-window",
+  maxAckPending: "max-ack-pending",
+  ledgerRetentionMs: "ledger-retention",
+  intakeRetentionMs: "intake-retention",
+};
 
 export default class TopologyEnsure extends OrderqCommand {
   static override summary = "Create or verify the streams, consumers and KV buckets orderq needs.";
   static override description =
-    "Idempotent. An existing resource whose config differs is an error naming the field and both values; " +
-    "--update applies the changes JetStream allows (never retention or storage). With --inbox (or ORDERQ_INBOX_URL) it also " +
+    "Idempotent. An existing resource whose config differs from a setting given is an error naming the field and both values. " +
+    "Only the settings given are compared or changed; the others stay as the server holds them. " +
+    "--update applies the changes JetStream allows (never retention or storage) and shows what the server holds afterwards, with each change. " +
+    "An ack wait below 300ms, or replicas above 1 on a single server, is refused before anything changes. With --inbox (or ORDERQ_INBOX_URL) it also " +
     "creates or checks the inbox table in that PostgreSQL database.\n\n" +
     "--ledger-retention (7d) is the horizon: the ledger bucket's max age, and the age after which `orderq work` deletes inbox rows. " +
-    "It must exceed --dup-window and the orders stream's max age when one is set (exit 2 otherwise). A re-send of an order " +
+    "Like every setting it is compared or changed only when given. " +
+    "It must exceed the duplicate window and the orders stream's max age when one is set (exit 2 otherwise). A re-send of an order " +
     "after the horizon is processed again; a DLQ replay of an entry older than it is refused unless --force.";
   static override examples = [
     "<%= config.bin %> topology ensure",
@@ -33,13 +47,16 @@ export default class TopologyEnsure extends OrderqCommand {
   };
 
   async run(): Promise<{ resources: Array<ResourceReport | InboxReport> }> {
-    const { flags } = await this.parse(TopologyEnsure);
+    const { flags, raw } = await this.parse(TopologyEnsure);
     const settings = { ...settingsFrom(flags), intakeRetentionMs: intakeRetentionFrom(flags) };
     intakeRetentionMs(settings); // checked against the duplicate window before anything starts
     const inbox = inboxFrom(flags);
+    // Only the settings given on the command line are compared or applied; the rest stay as they are.
+    const given = new Set(raw.flatMap((t) => (t.type === "flag" ? [t.flag] : [])));
+    const chosen = (Object.keys(SETTING_FLAGS) as Array<SettingKey | RetentionKey>).filter((k) => given.has(SETTING_FLAGS[k]));
     const nc = await this.connect(flags);
     try {
-      const resources: Array<ResourceReport | InboxReport> = await ensureTopology(nc, settings, { verify: true, update: flags.update });
+      const resources: Array<ResourceReport | InboxReport> = await ensureTopology(nc, settings, { verify: true, update: flags.update, chosen });
       if (inbox) resources.push(await ensureInbox(inbox.url, inbox.table));
       this.log(
         table(
@@ -47,7 +64,7 @@ export default class TopologyEnsure extends OrderqCommand {
           resources.map((r) => [
             r.kind,
             r.name,
-            r.action,
+            "changed" in r && r.changed?.length ? [r.action, ...r.changed.map((c) => `${c.field} ${c.from} → ${c.to}`)].join("\n") : r.action,
             Object.entries(r.settings)
               .map(([k, v]) => `${k}=${v}`)
               .join("\n"),

@@ -22,6 +22,11 @@ export const MAX_DELIVER = 5;
 export const MAX_ACK_PENDING = 1000;
 export const REPLICAS = 1;
 
+/** Shortest interval of a worker's in-progress acks (they come every ack-wait/3, never more often). */
+export const HEARTBEAT_MIN_MS = 100;
+/** Shortest ack wait that works: below it, in-progress acks cannot come every ack-wait/3 and every slow order is redelivered. */
+export const MIN_ACK_WAIT_MS = 3 * HEARTBEAT_MIN_MS;
+
 /** Retry delay after a failed attempt, passed to nak(delay): exponential, capped, with jitter. */
 export const BACKOFF = { baseMs: 250, factor: 2, maxMs: 5_000, jitter: 0.2 } as const;
 
@@ -69,3 +74,11 @@ export const INBOX = { poolSize: 8, maxBatch: 1 } as const;
  * take it over (a gateway that died mid-publish), and the Retry-After of a 503.
  */
 export const INTAKE = { port: 8080, host: "127.0.0.1", keyRetentionMs: 24 * 3_600_000, retryAfterSeconds: 1 } as const;
+
+/**
+ * Keep-alive connections `produce --via` (HttpSender) opens to its gateway; requests beyond them wait
+ * for a free one. A few dozen keep both processes busy: hundreds (one per request in flight) cost
+ * each side a socket's reads, writes and timers per request without a request more per second
+ * (README, Performance).
+ */
+export const INTAKE_CLIENT_CONNECTIONS = 32;

@@ -36,6 +36,10 @@ export function describeFailure(err: unknown): { message: string; exitCode: numb
   if (err instanceof TimeoutError) {
     return { message: "timeout: NATS did not answer a request in time (server restarting, overloaded, or JetStream without a leader)", exitCode: 3 };
   }
+  // The client's JetStreamNotEnabled is not exported by its package: known by name.
+  if (err instanceof Error && err.name === "JetStreamNotEnabled") {
+    return { message: "JetStream is not enabled on this NATS server (start nats-server with -js, or add `jetstream {}` to its config)", exitCode: 3 };
+  }
   const e = err as Error & { oclif?: { exit?: number } };
   const exitCode = err instanceof OrderqError ? err.exitCode : (e?.oclif?.exit ?? 1);
   return { message: (errorMessage(err) || String(err)).replace(/\s*\n\s*/g, " ").trim(), exitCode };

@@ -1,7 +1,7 @@
 /**
  * `orderq bench --dlq ENTRIES`: the DLQ tools at scale. Fills a fresh DLQ with ENTRIES entries (sources
  * and reasons mixed, each with two recorded attempts, as workers write them), then times what an
- * operator runs: `dlq show <seq>`, `dlq list --limit 20`, `status` — in this process (the core call
+ * operator runs: `dlq show seq:<n>`, `dlq list --limit 20`, `status` — in this process (the core call
  * each command makes) and as commands (a new process each, as a person runs them: Node's start-up
  * included) — beside a full read of the DLQ, which is what `dlq show` did before and what `dlq show
  * <order id>` still does.
@@ -71,7 +71,7 @@ export async function runDlqScale(entries: number, setup: BenchSetup, progress: 
     };
     // What every command pays before it does anything on this machine: Node and oclif starting up.
     await time("orderq --version (start-up alone)", async () => {}, ["--version"]);
-    await time(`dlq show ${mid}`, () => findDlqEntries(nc, names, [String(mid)]), ["dlq", "show", String(mid)]);
+    await time(`dlq show seq:${mid}`, () => findDlqEntries(nc, names, [`seq:${mid}`]), ["dlq", "show", `seq:${mid}`]);
     await time("dlq list --limit 20", () => Promise.all([pageDlq(nc, names, {}, 20), countDlq(nc, names)]), ["dlq", "list", "--limit", "20"]);
     await time(
       "dlq list --limit 20 --reason non-retryable",

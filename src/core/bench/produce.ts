@@ -15,13 +15,18 @@ export class BenchSink implements HistorySink {
   readonly accepted: string[] = [];
   /** Wall-clock time of each publish call (the invoke event is recorded just before it). */
   readonly publishedAt = new Map<string, number>();
+  /** Wall-clock time of each PubAck (or 202) as the producer got it, when publishes are timed. */
+  readonly answeredAt = new Map<string, number>();
   constructor(private readonly timePublishes: boolean) {}
 
   record(event: HistoryEvent): void {
     if (event.type === "invoke") {
       // The event's own time is Date.now(): whole milliseconds, too coarse for a sub-ms latency.
       if (this.timePublishes) this.publishedAt.set(event.id, wallNow());
-    } else if (event.type === "ok") this.accepted.push(event.id);
+    } else if (event.type === "ok") {
+      this.accepted.push(event.id);
+      if (this.timePublishes) this.answeredAt.set(event.id, wallNow());
+    }
   }
 }
 

@@ -2,7 +2,8 @@
  * `orderq bench`: in each run, (a) the raw JetStream baseline and the exactly-once floor, (b) orderq's
  * produce and exactly-once work, (c) end-to-end latency at a fixed rate, each on fresh streams and each
  * verified; then medians. With `inbox`, (d) the PostgreSQL inbox's floor and orderq's inbox mode with
- * the example handler, on a PostgreSQL of its own.
+ * the example handler, on a PostgreSQL of its own. With `intake`, (e) orders through an HTTP gateway the
+ * bench starts (intake.ts), flat out and at the latency phase's rate.
  */
 import { cpus, loadavg } from "node:os";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -20,6 +21,7 @@ import { createTopology, phaseNames } from "./topology.js";
 import type { PhaseResult, RunResult } from "./types.js";
 import { workPhase, type WorkerPhaseContext } from "./work.js";
 import { InboxDatabase, inboxFloorPhase, inboxWorkPhase, type InboxBenchFiles } from "./inbox.js";
+import { intakePhases } from "./intake.js";
 
 export interface BenchConfig {
   orders: number;
@@ -39,6 +41,11 @@ export interface BenchConfig {
    * this pool size (the floor's pool and each worker's `--inbox-pool`) and the workers' `--inbox-batch`.
    */
   inbox?: { poolSize: number; maxBatch: number };
+  /**
+   * `--intake`: orders through an `orderq intake` gateway the bench starts, flat out (--orders, --in-flight
+   * requests outstanding) and at --rate for --latency-seconds.
+   */
+  intake?: boolean;
 }
 
 export interface BenchSetup {
@@ -201,6 +208,21 @@ async function oneRun(
           orders.map((order) => order.id),
         ),
       );
+    });
+  }
+  if (o.intake) {
+    await inFreshTopology("INTAKE", async (names) => {
+      const launch = { script: workerScript, server: target.url, env: target.workerEnv };
+      const settings = {
+        count: o.orders,
+        inFlight: o.inFlight,
+        rate: o.rate,
+        seconds: o.latencySeconds,
+        payloadBytes: o.payloadBytes,
+        seed: 2000 + run,
+        idPrefix: `h${run}`,
+      };
+      phases.push(...(await intakePhases(launch, jsm, names, settings, target.serverPid, say)));
     });
   }
   return phases;

@@ -1,6 +1,6 @@
 /** Medians over runs, orderq's ratios to the baseline, and the project's performance targets as figures to report. */
 import type { CpuUse } from "./meter.js";
-import type { CorePhaseName, InboxPhaseName, LatencySummary, PhaseName, PhaseResult, RunResult } from "./types.js";
+import type { CorePhaseName, InboxPhaseName, IntakePhaseName, LatencySummary, PhaseName, PhaseResult, RunResult } from "./types.js";
 
 export interface BenchSummary {
   /** msgs/s, median over runs. */
@@ -19,6 +19,20 @@ export interface BenchSummary {
   cpu: Record<CorePhaseName, CpuUse>;
   /** `--inbox` only. */
   inbox?: InboxSummary;
+  /** `--intake` only. */
+  intake?: IntakeSummary;
+}
+
+/** The gateway phases' figures: medians over runs (the ratio: of each run, then the median). */
+export interface IntakeSummary {
+  /** requests/s answered 202: flat out (intake), and the rate achieved in the fixed-rate phase. */
+  rates: Record<IntakePhaseName, number>;
+  /** intake ÷ produce, straight to JetStream in the same run. */
+  produceRatio: number;
+  /** POST → 202 at the fixed rate. */
+  latency: Omit<LatencySummary, "samples">;
+  /** This process (the load generator) and the gateway together. */
+  cpu: Record<IntakePhaseName, CpuUse>;
 }
 
 /** The inbox phases' figures: medians over runs, and the ratio of each run then its median. */
@@ -42,6 +56,8 @@ export interface TargetCheck {
 export const PHASES: CorePhaseName[] = ["publish", "consume", "floor", "produce", "work", "latency"];
 /** The phases `--inbox` adds after them. */
 export const INBOX_PHASES: InboxPhaseName[] = ["inbox-floor", "inbox-work"];
+/** The phases `--intake` adds last. */
+export const INTAKE_PHASES: IntakePhaseName[] = ["intake", "intake-latency"];
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -59,7 +75,6 @@ export function summarize(runs: RunResult[]): BenchSummary {
   const of = (name: PhaseName, pick: (p: PhaseResult) => number) => median(runs.map((r) => pick(phase(r, name))));
   const rates = Object.fromEntries(PHASES.map((n) => [n, Math.round(of(n, (p) => p.rate))])) as Record<CorePhaseName, number>;
   const cpu = Object.fromEntries(PHASES.map((n) => [n, medianCpu(runs, n)])) as Record<CorePhaseName, CpuUse>;
-  const lat = (pick: (l: LatencySummary) => number) => of("latency", (p) => pick(p.latency!));
   return {
     rates,
     // Ratios of each run, then their median: a noisy moment hits both figures of the same run.
@@ -67,17 +82,34 @@ export function summarize(runs: RunResult[]): BenchSummary {
     workRatio: round2(median(runs.map((r) => phase(r, "work").rate / phase(r, "consume").rate))),
     floorRatio: round2(median(runs.map((r) => phase(r, "floor").rate / phase(r, "consume").rate))),
     workToFloor: round2(median(runs.map((r) => phase(r, "work").rate / phase(r, "floor").rate))),
-    latency: {
-      p50Ms: lat((l) => l.p50Ms),
-      p90Ms: lat((l) => l.p90Ms),
-      p99Ms: lat((l) => l.p99Ms),
-      p999Ms: lat((l) => l.p999Ms),
-      maxMs: lat((l) => l.maxMs),
-      meanMs: lat((l) => l.meanMs),
-    },
+    latency: medianLatency(runs, "latency"),
     workerPeakRssMb: median(runs.map((r) => Math.max(0, ...r.phases.flatMap((p) => p.workerPeakRssMb ?? [])))),
     cpu,
     ...(runs.every((r) => INBOX_PHASES.every((n) => r.phases.some((p) => p.phase === n))) ? { inbox: summarizeInbox(runs) } : {}),
+    ...(runs.every((r) => INTAKE_PHASES.every((n) => r.phases.some((p) => p.phase === n))) ? { intake: summarizeIntake(runs) } : {}),
+  };
+}
+
+/** Each percentile's median over the runs' latency summaries of one phase. */
+function medianLatency(runs: RunResult[], name: "latency" | "intake-latency"): Omit<LatencySummary, "samples"> {
+  const lat = (pick: (l: LatencySummary) => number) => median(runs.map((r) => pick(phase(r, name).latency!)));
+  return {
+    p50Ms: lat((l) => l.p50Ms),
+    p90Ms: lat((l) => l.p90Ms),
+    p99Ms: lat((l) => l.p99Ms),
+    p999Ms: lat((l) => l.p999Ms),
+    maxMs: lat((l) => l.maxMs),
+    meanMs: lat((l) => l.meanMs),
+  };
+}
+
+export function summarizeIntake(runs: RunResult[]): IntakeSummary {
+  const rate = (n: IntakePhaseName) => Math.round(median(runs.map((r) => phase(r, n).rate)));
+  return {
+    rates: { intake: rate("intake"), "intake-latency": rate("intake-latency") },
+    produceRatio: round2(median(runs.map((r) => phase(r, "intake").rate / phase(r, "produce").rate))),
+    latency: medianLatency(runs, "intake-latency"),
+    cpu: { intake: medianCpu(runs, "intake"), "intake-latency": medianCpu(runs, "intake-latency") },
   };
 }
 
@@ -134,6 +166,24 @@ export function checkTargets(s: BenchSummary, config: { rate: number; concurrenc
       met: s.workerPeakRssMb <= 150,
     },
     ...(s.inbox ? inboxTargets(s.inbox) : []),
+    ...(s.intake ? intakeTargets(s.intake, config.rate) : []),
+  ];
+}
+
+/** Issue 12's targets for the HTTP gateway. */
+export function intakeTargets(i: IntakeSummary, rate: number): TargetCheck[] {
+  const p99 = i.latency.p99Ms;
+  return [
+    {
+      target: "intake (HTTP) ≥ 0.5 × produce",
+      measured: `${i.produceRatio} × (${i.rates.intake.toLocaleString("en-US")}/s)`,
+      met: i.produceRatio >= 0.5,
+    },
+    {
+      target: `intake p99 ≤ 10 ms at 2,000 requests/s${rate === 2000 ? "" : ` (measured at ${rate}/s)`}`,
+      measured: `${p99.toFixed(p99 < 10 ? 2 : 1)} ms`,
+      met: p99 <= 10,
+    },
   ];
 }
 

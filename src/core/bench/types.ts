@@ -5,7 +5,9 @@ import type { CpuUse } from "./meter.js";
 export type CorePhaseName = "publish" | "consume" | "floor" | "produce" | "work" | "latency";
 /** The phases `--inbox` adds: the PostgreSQL inbox's floor, and orderq's inbox mode with the example handler. */
 export type InboxPhaseName = "inbox-floor" | "inbox-work";
-export type PhaseName = CorePhaseName | InboxPhaseName;
+/** The phases `--intake` adds: orders through the HTTP gateway, flat out and at a fixed rate. */
+export type IntakePhaseName = "intake" | "intake-latency";
+export type PhaseName = CorePhaseName | InboxPhaseName | IntakePhaseName;
 
 /** Whether a phase delivered what it must: every order once, none lost, none doubled. */
 export interface Verification {

@@ -25,6 +25,31 @@ export interface CheckExpectations {
   minRedeliveries: number;
   /** The scenario injects something, so the run must show an effect of it. */
   faultsMustHaveEffect: boolean;
+  /** Set when minFaults / minRedeliveries were scaled down from the scenario's own (a smaller --orders). */
+  scaledFrom?: { orders: number; minFaults: number; minRedeliveries: number };
+}
+
+/**
+ * The expectations of a run of `orders` orders, for a scenario written for `scenarioOrders`: repeating
+ * faults run while orders are produced, so a smaller run sees proportionally fewer of them. Minimums
+ * scale down in proportion (never below 1 where the scenario asks for some), never up.
+ */
+export function scaleExpectations<T extends Pick<CheckExpectations, "minFaults" | "minRedeliveries">>(
+  expect: T,
+  orders: number,
+  scenarioOrders: number,
+): T & Pick<CheckExpectations, "scaledFrom"> {
+  if (orders >= scenarioOrders) return expect;
+  const scale = (min: number) => (min === 0 ? 0 : Math.max(1, Math.floor((min * orders) / scenarioOrders)));
+  const minFaults = scale(expect.minFaults);
+  const minRedeliveries = scale(expect.minRedeliveries);
+  if (minFaults === expect.minFaults && minRedeliveries === expect.minRedeliveries) return expect;
+  return {
+    ...expect,
+    minFaults,
+    minRedeliveries,
+    scaledFrom: { orders: scenarioOrders, minFaults: expect.minFaults, minRedeliveries: expect.minRedeliveries },
+  };
 }
 
 /** What the nemesis and the processes saw; the checker only compares it with the expectations. */
@@ -211,7 +236,7 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
   out.push({
     name: "faults observed",
     ok: observed.faults >= expect.minFaults,
-    detail: `${observed.faults} observed, at least ${expect.minFaults} expected`,
+    detail: `${observed.faults} observed, at least ${expect.minFaults} expected${scaledNote(expect, "minFaults")}`,
   });
   if (observed.unseenKinds !== undefined) {
     out.push({
@@ -227,7 +252,7 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
     out.push({
       name: "redeliveries",
       ok: observed.redeliveries >= expect.minRedeliveries,
-      detail: `${observed.redeliveries} observed, at least ${expect.minRedeliveries} expected`,
+      detail: `${observed.redeliveries} observed, at least ${expect.minRedeliveries} expected${scaledNote(expect, "minRedeliveries")}`,
     });
   }
   if (expect.faultsMustHaveEffect) {
@@ -241,6 +266,11 @@ function expectations(input: CheckInput, facts: Map<string, IdFacts>, categories
   return out;
 }
 
+function scaledNote(expect: CheckExpectations, key: "minFaults" | "minRedeliveries"): string {
+  const from = expect.scaledFrom;
+  return from && from[key] !== expect[key] ? ` (the scenario's ${from[key]} for ${from.orders} orders, scaled to this run's size)` : "";
+}
+
 /** Where the broker said each order was: the sequence every ledger write was made for, every DLQ entry's original, every leftover. */
 function deliveries(input: CheckInput): Delivery[] {
   const out: Delivery[] = input.ledger.map((w) => ({ id: w.orderId, seq: w.outcome.streamSeq }));
@@ -248,6 +278,27 @@ function deliveries(input: CheckInput): Delivery[] {
     const id = refId(ref);
     if (id !== undefined && ref.seq !== undefined) out.push({ id, seq: ref.seq });
   }
+  return out;
+}
+
+/**
+ * Why a run is INVALID, one short line per broken rule: each violating category with its count and
+ * first ids, then each failed expectation with its detail. Empty when the checker's verdict is valid.
+ */
+export function invalidReasons(result: CheckResult): string[] {
+  const out: string[] = [];
+  const labels: [Category, string][] = [
+    ["lost", "lost"],
+    ["brokerLost", "lost by the broker"],
+    ["duplicated", "duplicated"],
+    ["unexpected", "unexpected"],
+    ["stuck", "stuck"],
+  ];
+  for (const [category, label] of labels) {
+    const { count, ids } = result.categories[category];
+    if (count > 0) out.push(`${count} ${label} (${ids.slice(0, 3).join(", ")}${count > 3 ? ", …" : ""})`);
+  }
+  for (const e of result.expectations) if (!e.ok) out.push(`${e.name}: ${e.detail}`);
   return out;
 }
 

@@ -30,14 +30,36 @@ function fieldName(path: PathKey[]): string {
   return path.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : out ? `${out}.${key}` : key), "");
 }
 
-function describeIssue(issue: z.core.$ZodIssue): { path: PathKey[]; field: string; message: string; unknownKey?: string } {
+/** The value at `path` in the parsed document; undefined when absent. */
+function valueAt(json: unknown, path: PathKey[]): unknown {
+  return path.reduce<unknown>(
+    (value, key) => (value !== null && typeof value === "object" ? (value as Record<PathKey, unknown>)[key] : undefined),
+    json,
+  );
+}
+
+/** How a YAML value reads in a message: its kind, and a scalar's text. */
+function describeValue(value: unknown): string {
+  if (value === null) return "null (an empty value)";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return `${typeof value} ${JSON.stringify(value).slice(0, 40)}`;
+}
+
+/**
+ * One line per schema issue: "required" only for a field that is absent; a field of the wrong type
+ * names the type expected and the value found (zod 4's issues do not carry the input by default).
+ */
+function describeIssue(issue: z.core.$ZodIssue, json: unknown): { path: PathKey[]; field: string; message: string; unknownKey?: string } {
   const path = issue.path.filter((k): k is PathKey => typeof k !== "symbol");
   if (issue.code === "unrecognized_keys") {
     const key = issue.keys[0];
     return { path, unknownKey: key, field: fieldName([...path, key]), message: "unknown field" };
   }
-  if (issue.code === "invalid_type" && issue.input === undefined) {
-    return { path, field: fieldName(path), message: "required" };
+  if (issue.code === "invalid_type") {
+    const value = valueAt(json, path);
+    if (value === undefined) return { path, field: fieldName(path), message: "required" };
+    return { path, field: fieldName(path), message: `expected ${issue.expected}, got ${describeValue(value)}` };
   }
   return { path, field: fieldName(path), message: issue.message };
 }
@@ -93,7 +115,7 @@ export function parseScenario(text: string, file: string): Scenario {
   }
   const result = scenarioSchema.safeParse(json);
   if (!result.success) {
-    const issue = describeIssue(result.error.issues[0]);
+    const issue = describeIssue(result.error.issues[0], json);
     const node = locate(doc, issue.path, issue.unknownKey);
     const line = node?.range ? lineOf(node.range[0]) : 1;
     throw refuse(line, `${issue.field || "(root)"}: ${issue.message}`);

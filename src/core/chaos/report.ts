@@ -2,13 +2,27 @@
  * `--report DIR`: history.jsonl, result.json and report.html — one self-contained page (inline SVG,
  * no external assets) with the run's timeline and each fault's window shaded.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, writeFileSync } from "node:fs";
+import { InputError, errorMessage } from "../base/errors.js";
 import { join } from "node:path";
 import type { HistoryEvent } from "../pipeline/history.js";
 import { CATEGORIES } from "./checker.js";
 import { EFFECT_CATEGORIES } from "./effects.js";
 import type { FaultWindow } from "./nemesis.js";
 import type { ChaosResult } from "./runner.js";
+
+/**
+ * Creates `dir` if needed and checks that it is writable: InputError (exit 2) naming `flag` and the
+ * reason, so an unwritable report directory fails before the run, not after it.
+ */
+export function assertWritableDir(dir: string, flag = "--report"): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new InputError(`${flag}: cannot write to ${dir}: ${errorMessage(err)}`);
+  }
+}
 
 export function writeReport(dir: string, result: ChaosResult, history: HistoryEvent[]): string[] {
   mkdirSync(dir, { recursive: true });
@@ -109,6 +123,7 @@ function renderReport(r: ChaosResult): string {
   const t = r.timeline;
   const seconds = Math.max(t.accepted.length, Math.ceil(Math.max(0, ...r.faults.windows.map((w) => w.endMs)) / 1000), 1);
   const verdict = r.valid ? `<span class="ok">VALID</span>` : `<span class="bad">INVALID</span>`;
+  const why = r.why.length ? `<h2>Why INVALID</h2><ul>${r.why.map((line) => `<li class="bad">${escape(line)}</li>`).join("")}</ul>` : "";
   const categories = CATEGORIES.map((c) => {
     const cat = r.check.categories[c];
     return `<tr><th>${c}</th><td>${cat.count}</td><td class="ids">${escape(cat.ids.join(" "))}</td></tr>`;
@@ -136,6 +151,7 @@ th{background:#f6f6f6;font-weight:600} .ids{font:12px monospace;color:#555;max-w
 .legend{font-size:12px;color:#555} .grid{display:flex;gap:24px;flex-wrap:wrap}
 </style></head><body>
 <h1>${escape(r.scenario)} — ${verdict}</h1>
+${why}
 <div>seed ${r.seed}${r.unsafe ? " · <b>unsafe negative control</b>" : ""} · ${r.orders} orders · ${r.servers || "external"} server(s) · ${(r.elapsedMs / 1000).toFixed(1)} s · started ${new Date(r.startedAt).toISOString()}</div>
 <div class="legend" style="margin-top:8px">fault windows: ${legend} (pale: not observed)</div>
 ${chart(

@@ -24,7 +24,7 @@ import { NatsCluster, NatsServer } from "../fleet/nats-server.js";
 import { DEFAULT_SETTINGS, deleteTopology, ensureTopology, type TopologySettings } from "../nats/topology.js";
 import type { WorkerStats } from "../pipeline/worker.js";
 import { parseAckedWrites } from "../pipeline/acked-writes.js";
-import { check, SAMPLE_SIZE, type CheckResult, type MessageRef } from "./checker.js";
+import { check, invalidReasons, SAMPLE_SIZE, scaleExpectations, type CheckResult, type MessageRef } from "./checker.js";
 import { Nemesis, type FaultWindow } from "./nemesis.js";
 import { ProxiedPath, type Upstream } from "./proxy.js";
 import { faultKinds, faultNames, type Scenario } from "./scenario.js";
@@ -134,6 +134,8 @@ export interface ChaosResult {
   orders: number;
   servers: number;
   valid: boolean;
+  /** Why the run is INVALID: each broken rule and failed expectation, one line each; empty when valid. */
+  why: string[];
   elapsedMs: number;
   quiet: boolean;
   timedOut: boolean;
@@ -206,6 +208,18 @@ async function remainingMessages(jsm: JetStreamManager, names: Names): Promise<{
     if (!msg) continue;
     refs.push({ msgId: msg.header?.get("Nats-Msg-Id") || undefined, orderId: guessOrderId(msg.data), seq });
     if (seqs.length < SAMPLE_SIZE) seqs.push(seq);
+  }
+  // Suspects still in the quarantine lane are left over too, under the original's id and sequence.
+  const lane = await jsm.streams.info(names.quarantineStream);
+  for (let seq = lane.state.first_seq, found = 0; found < Math.min(lane.state.messages, MAX_REMAINING) && seq <= lane.state.last_seq; seq++) {
+    const msg = await jsm.streams.getMessage(names.quarantineStream, { seq }).catch(() => null);
+    if (!msg) continue;
+    found++;
+    refs.push({
+      msgId: msg.header?.get("Orderq-Original-Msg-Id") || undefined,
+      orderId: guessOrderId(msg.data),
+      seq: Number(msg.header?.get("Orderq-Original-Seq")) || undefined,
+    });
   }
   const final: FinalState = {
     stream: { messages: info.state.messages, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq },
@@ -482,6 +496,25 @@ function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
   const external = options.external;
   const inbox = rig.inbox;
   let spawns = 0;
+  const args = (workerId: string, lane?: "quarantine") =>
+    workArgs({
+      server: rig.workerPath.url,
+      settings: rig.settings,
+      concurrency: s.workers.concurrency,
+      handlerMs: s.handler.ms,
+      failRate: s.handler.failRate,
+      backoffBaseMs: s.consumer.backoffBaseMs,
+      backoffMaxMs: s.consumer.backoffMaxMs,
+      crashAfterCommitRate: s.workers.crashAfterCommitRate,
+      dropAckRate: s.workers.dropAckRate,
+      workerId,
+      lane,
+      // A replacement process must not replay its predecessor's random choices.
+      seed: options.seed + 1000 * ++spawns,
+      unsafe: options.unsafe || undefined,
+      trace: true,
+      ...(inbox?.workOptions ?? { handler }),
+    });
   return new WorkerPool(
     {
       script: options.cliScript,
@@ -491,25 +524,9 @@ function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
       restartDelayMs: s.workers.restartDelayMs,
       killOnExit: true,
       logFile: (workerId) => dir.workerLog(workerId),
-      args: (workerId) =>
-        workArgs({
-          server: rig.workerPath.url,
-          settings: rig.settings,
-          concurrency: s.workers.concurrency,
-          handlerMs: s.handler.ms,
-          failRate: s.handler.failRate,
-          backoffBaseMs: s.consumer.backoffBaseMs,
-          backoffMaxMs: s.consumer.backoffMaxMs,
-          crashAfterCommitRate: s.workers.crashAfterCommitRate,
-          dropAckRate: s.workers.dropAckRate,
-          workerId,
-          // A replacement process must not replay its predecessor's random choices.
-          seed: options.seed + 1000 * ++spawns,
-          unsafe: options.unsafe || undefined,
-          trace: true,
-          ...(inbox?.workOptions ?? { handler }),
-        }),
+      args: (workerId) => args(workerId),
     },
+    (workerId) => args(workerId, "quarantine"),
     ctx.note,
   );
 }
@@ -696,7 +713,7 @@ function checkRun(ctx: RunContext, run: Run, end: Ending): Verdict {
     ledger,
     dlq,
     remaining: left.refs,
-    expect: { ...s.expect, faultsMustHaveEffect: faultNames(s).length > 0 },
+    expect: { ...scaleExpectations(s.expect, ctx.orders, s.orders), faultsMustHaveEffect: faultNames(s).length > 0 },
     observed: {
       faults: faults.observed,
       redeliveries: effects.redeliveries,
@@ -758,6 +775,7 @@ function report(ctx: RunContext, run: Run, end: Ending, verdict: Verdict): RunOu
       orders: ctx.orders,
       servers: options.external ? 0 : run.rig.servers.length,
       valid: verdict.check.valid && (end.inboxRead?.result.effects?.valid ?? true),
+      why: [...invalidReasons(verdict.check), ...effectReasons(end.inboxRead?.result)],
       elapsedMs: end.elapsedMs,
       quiet: end.quiet,
       timedOut: run.state.timedOut,
@@ -774,6 +792,14 @@ function report(ctx: RunContext, run: Run, end: Ending, verdict: Verdict): RunOu
       gateways: run.gateways && { urls: run.gateways.urls, ...run.gateways.counters },
     },
   };
+}
+
+/** Why the effect check failed (inbox runs with `effects: true`), as invalidReasons does for the checker. */
+function effectReasons(inbox: InboxRunResult | undefined): string[] {
+  const e = inbox?.effects;
+  if (!e || e.valid) return [];
+  const k = e.categories;
+  return [`effects not exactly once: lost ${k.lostEffects.count}, duplicated ${k.duplicatedEffects.count}, unexpected ${k.unexpectedEffects.count}`];
 }
 
 /** Kinds the schedule names (not drawn by `any`, which may draw a kind once, when it can do nothing) never seen at work. */

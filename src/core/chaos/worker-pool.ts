@@ -3,7 +3,8 @@
  * needs — SIGKILL with the exit observed, SIGSTOP/SIGCONT — and a count of the deaths the nemesis
  * did not cause (a worker killing itself after a commit, a crash order).
  */
-import { Supervisor, type SupervisorOptions } from "../fleet/supervisor.js";
+import { Supervisor, type SupervisorEvents, type SupervisorOptions } from "../fleet/supervisor.js";
+import { sumStats } from "../fleet/worker-process.js";
 import type { WorkerStats } from "../pipeline/worker.js";
 
 export interface PoolCounters {
@@ -20,17 +21,23 @@ export interface PoolCounters {
 
 const EXIT_WAIT_MS = 5_000;
 
+/** Id of the quarantine lane's process (a worker the nemesis may hit like any other). */
+export const LANE_ID = "q1";
+
 export class WorkerPool {
   readonly counters: PoolCounters = { spawned: 0, restarts: 0, killed: 0, selfCrashes: 0, otherExits: 0 };
   /** Public for the autoscaler, which adds and retires workers through it. */
   readonly supervisor: Supervisor;
+  /** The quarantine lane: a supervisor of its own, so the autoscaler never counts or retires it. */
+  private readonly lane: Supervisor;
   private readonly everSpawned = new Set<string>();
   /** Pids the nemesis sent SIGKILL, until their exit is seen. */
   private readonly nemesisKills = new Set<number>();
   private readonly paused = new Set<number>();
 
-  constructor(options: SupervisorOptions, onEvent?: (text: string) => void) {
-    this.supervisor = new Supervisor(options, {
+  /** `laneArgs`: the arguments of the quarantine lane's process. */
+  constructor(options: SupervisorOptions, laneArgs: (workerId: string) => string[], onEvent?: (text: string) => void) {
+    const events: SupervisorEvents = {
       onSpawn: (id) => {
         this.counters.spawned++;
         if (this.everSpawned.has(id)) this.counters.restarts++;
@@ -45,25 +52,33 @@ export class WorkerPool {
           onEvent?.(`worker ${id} killed itself`);
         } else if (code !== 0) this.counters.otherExits++;
       },
-    });
+    };
+    this.supervisor = new Supervisor(options, events);
+    this.lane = new Supervisor({ ...options, args: laneArgs }, events);
   }
 
+  /** `processes` main-lane workers and the quarantine lane. */
   start(processes: number): void {
     for (let i = 0; i < processes; i++) this.supervisor.spawn();
+    this.lane.spawn(LANE_ID);
   }
 
-  /** Worker ids with a live process. */
+  /** Worker ids with a live process, the lane's included. */
   ids(): string[] {
-    return this.supervisor.ids();
+    return [...this.supervisor.ids(), ...this.lane.ids()];
   }
 
   stats(): WorkerStats {
-    return this.supervisor.stats();
+    return sumStats([this.supervisor.stats(), this.lane.stats()]);
+  }
+
+  private process(id: string): ReturnType<Supervisor["process"]> {
+    return this.supervisor.process(id) ?? this.lane.process(id);
   }
 
   /** SIGKILL; resolves true once the exit is seen (the supervisor then starts a replacement). */
   async kill(id: string): Promise<boolean> {
-    const worker = this.supervisor.process(id);
+    const worker = this.process(id);
     const pid = worker?.pid;
     if (!worker || pid === undefined) return false;
     this.nemesisKills.add(pid);
@@ -80,7 +95,7 @@ export class WorkerPool {
 
   /** SIGSTOP; returns the pid to resume, or undefined when the worker is gone. */
   pause(id: string): number | undefined {
-    const pid = this.supervisor.process(id)?.pid;
+    const pid = this.process(id)?.pid;
     if (pid === undefined || !signal(pid, "SIGSTOP")) return undefined;
     this.paused.add(pid);
     return pid;
@@ -94,7 +109,7 @@ export class WorkerPool {
   /** Graceful drain (SIGTERM, SIGKILL after the grace period); paused workers are resumed first. */
   async stop(graceMs: number): Promise<void> {
     for (const pid of [...this.paused]) this.resume(pid);
-    await this.supervisor.stop(graceMs);
+    await Promise.all([this.supervisor.stop(graceMs), this.lane.stop(graceMs)]);
   }
 }
 

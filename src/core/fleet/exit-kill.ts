@@ -23,6 +23,11 @@ export function killOnExit(child: ChildProcess): void {
   child.once("exit", () => children.delete(child));
 }
 
+/** No longer removes `dir` when this process exits (a detached server's store, which outlives it). */
+export function keepDir(dir: string): void {
+  dirs.delete(dir);
+}
+
 /** Removes `dir` when this process exits; the returned function removes it now instead. */
 export function removeOnExit(dir: string): () => void {
   dirs.add(dir);

@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { EnvironmentError } from "../base/errors.js";
 import type { WorkerStats } from "../pipeline/worker.js";
 
 type CounterName = Exclude<keyof WorkerStats, "inFlight">;
@@ -16,6 +17,7 @@ const COUNTERS: [CounterName, string, string][] = [
   ["suppressedDuplicates", "orderq_duplicates_suppressed_total", "Redeliveries of committed work absorbed by the ledger."],
   ["deadLettered", "orderq_orders_dead_lettered_total", "Orders written to the dead-letter stream."],
   ["invalid", "orderq_payloads_invalid_total", "Payloads that were not a valid order."],
+  ["quarantined", "orderq_orders_quarantined_total", "Suspects (previous delivery ended with no recorded failure) sent to the quarantine lane."],
   ["errors", "orderq_errors_total", "Infrastructure errors; the order was left for redelivery."],
 ];
 
@@ -85,8 +87,18 @@ export function mergeMetrics(snapshots: object[][]): Registry {
   return AggregatorRegistry.aggregate(snapshots);
 }
 
-/** Serves `GET /metrics` in Prometheus text format on loopback-or-any `port`. */
-export async function serveMetrics(port: number, render: () => Promise<{ contentType: string; body: string }>): Promise<Server> {
+/** Where the metrics endpoint listens unless ORDERQ_METRICS_HOST says otherwise: loopback, so it is not exposed by accident. */
+export const METRICS_HOST_ENV = "ORDERQ_METRICS_HOST";
+
+/**
+ * Serves `GET /metrics` in Prometheus text format on `port`, on 127.0.0.1 (or `$ORDERQ_METRICS_HOST`,
+ * e.g. 0.0.0.0 for a scraper on another host). A port in use is EnvironmentError (exit 3).
+ */
+export async function serveMetrics(
+  port: number,
+  render: () => Promise<{ contentType: string; body: string }>,
+  host = process.env[METRICS_HOST_ENV] || "127.0.0.1",
+): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url !== "/metrics") {
       res.writeHead(404).end("see /metrics\n");
@@ -98,8 +110,14 @@ export async function serveMetrics(port: number, render: () => Promise<{ content
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, resolve);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE"
+          ? new EnvironmentError(`--metrics-port: port ${port} is already in use on ${host}`)
+          : new EnvironmentError(`--metrics-port: cannot listen on port ${port}: ${err.message}`),
+      ),
+    );
+    server.listen(port, host, resolve);
   });
   return server;
 }

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { EnvironmentError } from "../base/errors.js";
-import { removeOnExit } from "./exit-kill.js";
+import { keepDir, removeOnExit } from "./exit-kill.js";
 import { waitUntilReady, watchExit } from "./server-process.js";
 import { threadStates } from "./procfs.js";
 
@@ -39,6 +39,27 @@ export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): stri
   throw new EnvironmentError("nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN to its path");
 }
 
+/**
+ * Throws EnvironmentError (exit 3) when `port` cannot be bound on loopback: another server holds it.
+ * Checked before launching, because the readiness probe alone would be answered by that server.
+ */
+export function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE"
+          ? new EnvironmentError(
+              `port ${port} is already in use (another server? \`orderq server stop --port ${port}\` stops one that orderq started)`,
+            )
+          : new EnvironmentError(`cannot listen on port ${port}: ${err.message}`),
+      ),
+    );
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve()));
+  });
+}
+
 /** Asks the OS for a free loopback port. Another process may take it before we do; start() retries. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -64,6 +85,13 @@ export interface ServerOptions {
   binary?: string;
   /** Clients must log in with this user and password (tests of the credential flags). */
   auth?: { user: string; password: string };
+  /**
+   * The server outlives this process (`orderq server start --detach`): its own process group, not
+   * killed when orderq exits, and its store kept (stopDetached removes a temp one).
+   */
+  detached?: boolean;
+  /** Disable JetStream (tests of the "no JetStream" environment error). */
+  noJetStream?: boolean;
 }
 
 export class NatsServer {
@@ -92,6 +120,14 @@ export class NatsServer {
     mkdirSync(storeDir, { recursive: true });
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
+      if (options.port !== undefined) {
+        try {
+          await assertPortFree(port);
+        } catch (err) {
+          removeStore?.();
+          throw err;
+        }
+      }
       const server = new NatsServer({ ...options, port, storeDir, binary }, removeStore);
       try {
         await server.launch();
@@ -119,7 +155,8 @@ export class NatsServer {
   }
 
   private writeConfig(): void {
-    const lines = [`server_name: "${this.name}"`, `listen: "127.0.0.1:${this.port}"`, `jetstream { store_dir: "${join(this.storeDir, "js")}" }`];
+    const lines = [`server_name: "${this.name}"`, `listen: "127.0.0.1:${this.port}"`];
+    if (!this.options.noJetStream) lines.push(`jetstream { store_dir: "${join(this.storeDir, "js")}" }`);
     const auth = this.options.auth;
     if (auth) lines.push(`authorization { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)} }`);
     const cluster = this.options.cluster;
@@ -137,14 +174,20 @@ export class NatsServer {
     // A panic goes to stderr, not to the log: keep it, so "exited at start" can say why.
     const stderrFile = join(this.storeDir, "nats-server.stderr");
     const stderr = openSync(stderrFile, "a");
+    const detached = this.options.detached === true;
     const child = spawn(this.options.binary, ["-c", this.configFile, "-l", logFile], {
       stdio: ["ignore", "ignore", stderr],
+      detached,
     });
     closeSync(stderr);
     this.child = child;
-    this.exited = watchExit(child, () => {
-      if (this.child === child) this.child = undefined;
-    });
+    this.exited = watchExit(
+      child,
+      () => {
+        if (this.child === child) this.child = undefined;
+      },
+      { killOnExit: !detached },
+    );
     await waitUntilReady(child, this.exited, {
       what: `nats-server on port ${this.port}`,
       probe: () => this.probeJetStream(),
@@ -155,7 +198,10 @@ export class NatsServer {
     });
   }
 
-  /** Ready means JetStream answers, not just that the port is open (a cluster needs a meta leader). */
+  /**
+   * Ready means JetStream answers, not just that the port is open (a cluster needs a meta leader),
+   * and that the answer comes from this server: another one on the port would answer too.
+   */
   private async probeJetStream(): Promise<void> {
     const nc = await connect({
       servers: this.url,
@@ -165,6 +211,9 @@ export class NatsServer {
       pass: this.options.auth?.password,
     });
     try {
+      const answered = nc.info?.server_name;
+      if (answered !== this.name) throw new EnvironmentError(`port ${this.port} is answered by another server (${answered ?? "unnamed"})`);
+      if (this.options.noJetStream) return;
       const jsm = await jetstreamManager(nc, { timeout: 1000 });
       await jsm.getAccountInfo();
     } finally {
@@ -225,6 +274,17 @@ export class NatsServer {
 
   resume(): void {
     this.child?.kill("SIGCONT");
+  }
+
+  /**
+   * Lets this process exit while the server runs on (`detached` servers only): the caller stops it
+   * later with stopDetached. The temp store, if this object made it, is kept for that stop.
+   */
+  release(): void {
+    this.child?.unref();
+    this.child?.removeAllListeners();
+    this.child = undefined;
+    keepDir(this.storeDir);
   }
 
   /** Stops the process and removes the store if this object created it. */

@@ -41,6 +41,19 @@ function statFields(path: string): string[] | undefined {
   return stat?.slice(stat.lastIndexOf(")") + 2).split(" ");
 }
 
+/**
+ * The process's state letter (R, S, T, Z…), from /proc/<pid>/stat; undefined when it is gone or /proc
+ * is absent. A zombie (Z) has exited; it only waits for its parent to read its status.
+ */
+export function processState(pid: number): string | undefined {
+  return statFields(`/proc/${pid}/stat`)?.[0];
+}
+
+/** The process's command line (arguments joined by spaces); undefined when it is gone or /proc is absent. */
+export function commandLine(pid: number): string | undefined {
+  return read(`/proc/${pid}/cmdline`)?.split("\0").join(" ").trim();
+}
+
 /** Resident memory now (VmRSS) in MB. */
 export function rssMb(pid: number): number | undefined {
   const match = read(`/proc/${pid}/status`)?.match(/^VmRSS:\s+(\d+) kB/m);

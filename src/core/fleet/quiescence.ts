@@ -1,4 +1,4 @@
-/** "Quiet": nothing left to deliver, nothing delivered and unacked, no advisory waiting for a mover. */
+/** "Quiet": nothing left to deliver, nothing delivered and unacked, no advisory waiting for a mover, no suspect in quarantine. */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Names } from "../nats/names.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -12,23 +12,27 @@ export interface Backlog {
   redelivered: number;
   /** MAX_DELIVERIES advisories the DLQ movers have not finished. */
   advisories: number;
+  /** Suspects in the quarantine lane, waiting or in hand (apart from the lag: more main workers would not help them). */
+  quarantined: number;
 }
 
 export async function backlog(jsm: JetStreamManager, names: Names): Promise<Backlog> {
-  const [workers, mover] = await Promise.all([
+  const [workers, mover, lane] = await Promise.all([
     jsm.consumers.info(names.stream, names.consumer),
     jsm.consumers.info(names.advisoryStream, names.moverConsumer),
+    jsm.consumers.info(names.quarantineStream, names.quarantineConsumer),
   ]);
   return {
     pending: workers.num_pending,
     ackPending: workers.num_ack_pending,
     redelivered: workers.num_redelivered,
     advisories: mover.num_pending + mover.num_ack_pending,
+    quarantined: lane.num_pending + lane.num_ack_pending,
   };
 }
 
 export function isQuiet(b: Backlog): boolean {
-  return b.pending === 0 && b.ackPending === 0 && b.advisories === 0;
+  return b.pending === 0 && b.ackPending === 0 && b.advisories === 0 && b.quarantined === 0;
 }
 
 /**

@@ -7,9 +7,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { EnvironmentError, errorMessage } from "../base/errors.js";
 import { killOnExit } from "./exit-kill.js";
 
-/** Resolves when `child` exits, after `onExit`; the child is killed if this process exits first. */
-export function watchExit(child: ChildProcess, onExit: () => void): Promise<void> {
-  killOnExit(child);
+/**
+ * Resolves when `child` exits, after `onExit`; the child is killed if this process exits first
+ * (unless `killOnExit: false`, for a server meant to outlive orderq).
+ */
+export function watchExit(child: ChildProcess, onExit: () => void, options: { killOnExit?: boolean } = {}): Promise<void> {
+  if (options.killOnExit !== false) killOnExit(child);
   return new Promise((resolve) => {
     child.once("exit", () => {
       onExit();

@@ -46,7 +46,11 @@ export interface SupervisorEvents {
   onSpawn?(workerId: string): void;
 }
 
-/** A worker that dies sooner than this after its start "died young". */
+/**
+ * A worker that dies sooner than this after its start, before its first report, "died young": it
+ * cannot start, and is restarted ever more slowly. One that reported first was running: a crash order
+ * killed it (the quarantine lane dies once per crash order's delivery), and it is restarted at once.
+ */
 const YOUNG_MS = 5_000;
 const MAX_RESTART_DELAY_MS = 5_000;
 
@@ -58,6 +62,8 @@ interface Slot {
   exited: Promise<void>;
   retiring: boolean;
   failure?: string;
+  /** It sent a report: it connected and started its worker (it did not fail to start). */
+  reported: boolean;
 }
 
 export class Supervisor {
@@ -103,7 +109,7 @@ export class Supervisor {
     });
     if (log !== undefined) closeSync(log); // the child has its own copy
     if (this.options.killOnExit) killOnExit(child);
-    const slot: Slot = { id, child, stats: emptyStats(), retiring: false, exited: Promise.resolve() };
+    const slot: Slot = { id, child, stats: emptyStats(), retiring: false, exited: Promise.resolve(), reported: false };
     const startedAt = Date.now();
     slot.exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
@@ -114,7 +120,8 @@ export class Supervisor {
         this.events.onExit?.({ id, pid: child.pid, code, signal, replaced: replace, message: slot.failure });
         if (replace) {
           const base = this.options.restartDelayMs;
-          const delay = Date.now() - startedAt < YOUNG_MS ? Math.min(MAX_RESTART_DELAY_MS, (this.delays.get(id) ?? base / 2) * 2) : base;
+          const young = !slot.reported && Date.now() - startedAt < YOUNG_MS;
+          const delay = young ? Math.min(MAX_RESTART_DELAY_MS, (this.delays.get(id) ?? base / 2) * 2) : base;
           this.delays.set(id, delay);
           setTimeout(() => !this.stopping && this.spawn(id), delay);
         }
@@ -124,6 +131,7 @@ export class Supervisor {
     child.on("message", (msg: ChildReport) => {
       if (msg?.type === "failed") slot.failure = msg.message;
       if (msg?.type !== "stats") return;
+      slot.reported = true;
       slot.stats = msg.stats;
       if (msg.metrics) slot.metrics = msg.metrics;
     });

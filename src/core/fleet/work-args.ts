@@ -4,6 +4,7 @@
  * bench and the tests all start workers through it, so a renamed flag fails the type check, not a run.
  */
 import type { TopologySettings } from "../nats/topology.js";
+import type { Lane } from "../pipeline/worker.js";
 
 /** Inbox mode's knobs. The database URL is not among them: it reaches a worker in ORDERQ_INBOX_URL. */
 export interface InboxWorkOptions {
@@ -45,6 +46,11 @@ export interface WorkOptions {
   exitWhenIdleMs?: number;
   drainTimeoutMs?: number;
   workerId?: string;
+  /**
+   * quarantine: this process is a quarantine lane (one order at a time). Absent: a main-lane worker,
+   * which also runs a lane in-process when it is alone (no supervisor).
+   */
+  lane?: Lane;
   /** false: no DLQ mover in this process. */
   mover?: boolean;
   seed?: number;
@@ -104,6 +110,7 @@ export function workArgs(o: WorkOptions): string[] {
   add("--exit-when-idle", o.exitWhenIdleMs === undefined ? undefined : ms(o.exitWhenIdleMs));
   add("--drain-timeout", o.drainTimeoutMs === undefined ? undefined : ms(o.drainTimeoutMs));
   add("--worker-id", o.workerId);
+  add("--lane", o.lane);
   toggle("--mover", o.mover, true);
   add("--seed", o.seed);
   add("--metrics-port", o.metricsPort);
@@ -138,7 +145,7 @@ export type ResolvedWorkOptions = Required<
     | "trace"
   >
 > &
-  Pick<WorkOptions, "autoscale" | "exitWhenIdleMs" | "seed" | "metricsPort"> & {
+  Pick<WorkOptions, "autoscale" | "exitWhenIdleMs" | "seed" | "metricsPort" | "lane"> & {
     settings: TopologySettings;
     /** Inbox mode, with the database URL (which workArgs leaves out). */
     inbox?: InboxWorkOptions & { url: string };

@@ -1,9 +1,10 @@
 /**
  * `orderq work -p N` / `--autoscale`: worker processes under a supervisor that replaces any that die,
- * optionally autoscaled. Each child is started with workArgs from the same options, less what only the
- * supervisor acts on (so a child never supervises, whatever the supervisor's own command line said);
- * credentials reach the children in NATS_* variables, never in their arguments. A child that exits 2
- * (it refused its input) stops the whole pool: `done` rejects with an InputError carrying its line.
+ * optionally autoscaled, plus one quarantine-lane process (see pipeline/quarantine.ts). Each child is
+ * started with workArgs from the same options, less what only the supervisor acts on (so a child never
+ * supervises, whatever the supervisor's own command line said); credentials reach the children in
+ * NATS_* variables, never in their arguments. A child that exits 2 (it refused its input) stops the
+ * whole pool: `done` rejects with an InputError carrying its line.
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Autoscaler, type ScaleEvent } from "./autoscaler.js";
@@ -13,7 +14,7 @@ import { InputError } from "../base/errors.js";
 import { BAD_INPUT_EXIT, Supervisor } from "./supervisor.js";
 import { workArgs, type ResolvedWorkOptions, type WorkOptions } from "./work-args.js";
 import type { WorkPool } from "./work-pool.js";
-import { METRICS_ENV } from "./worker-process.js";
+import { METRICS_ENV, sumStats } from "./worker-process.js";
 
 export interface WorkSupervisorOptions {
   /** The CLI's entry point (bin/run.js), which the children run. */
@@ -29,10 +30,11 @@ const RESTART_DELAY_MS = 200;
 /**
  * Whether `orderq work` with these options runs a supervisor (true) or one worker in its own process.
  * A supervisor's child never supervises, whatever its command line says: a supervisor that passed its
- * own --processes on would multiply the processes at every level.
+ * own --processes on would multiply the processes at every level. A quarantine-lane process
+ * (`--lane quarantine`) is one process with one order in flight, whatever --processes says.
  */
-export function runsSupervisor(o: Pick<ResolvedWorkOptions, "processes" | "autoscale">, supervisedChild: boolean): boolean {
-  return !supervisedChild && (o.processes > 1 || o.autoscale !== undefined);
+export function runsSupervisor(o: Pick<ResolvedWorkOptions, "processes" | "autoscale" | "lane">, supervisedChild: boolean): boolean {
+  return !supervisedChild && o.lane === undefined && (o.processes > 1 || o.autoscale !== undefined);
 }
 
 /**
@@ -58,7 +60,7 @@ export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOption
     if (stopped) return;
     stopped = true;
     autoscaler?.stop();
-    void supervisor.stop().then(() => (refused ? rejectDone(refused) : resolveDone()));
+    void Promise.all([supervisor.stop(), lane.stop()]).then(() => (refused ? rejectDone(refused) : resolveDone()));
   };
   const supervisor = new Supervisor(
     {
@@ -79,6 +81,25 @@ export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOption
   );
   const initial = o.autoscale ? o.autoscale.min : o.processes;
   for (let i = 0; i < initial; i++) supervisor.spawn();
+  // The quarantine lane: one process of its own, apart from the ones the autoscaler adds and retires.
+  const lane = new Supervisor(
+    {
+      script: s.script,
+      args: (workerId) => childWorkArgs({ ...o, lane: "quarantine" }, workerId),
+      env: { ...s.credentials, ...(metricsOn ? { [METRICS_ENV]: "1" } : {}) },
+      restartDelayMs: RESTART_DELAY_MS,
+    },
+    {
+      onExit: ({ id, code, signal, replaced, message }) => {
+        if (replaced) s.log(`quarantine lane ${id} exited (${signal ?? code}); starting a replacement`);
+        else if (code === BAD_INPUT_EXIT && !stopped) {
+          refused ??= new InputError(`quarantine lane ${id} refused its input (exit 2): ${message ?? "no reason given"}`);
+          stop();
+        }
+      },
+    },
+  );
+  lane.spawn("q1");
   if (o.autoscale) {
     autoscaler = new Autoscaler(supervisor, jsm, names, { ...o.autoscale, maxStepUp: Math.max(1, Math.ceil(o.autoscale.max / 4)) }, (event) =>
       s.onScale?.(event),
@@ -91,10 +112,10 @@ export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOption
     return { workers: supervisor.active, lag: b.pending + b.ackPending };
   });
   return {
-    stats: () => supervisor.stats(),
+    stats: () => sumStats([supervisor.stats(), lane.stats()]),
     workers: () => supervisor.active,
     metrics: async () => {
-      const merged = mergeMetrics(supervisor.metricsSnapshots());
+      const merged = mergeMetrics([...supervisor.metricsSnapshots(), ...lane.metricsSnapshots()]);
       return { contentType: merged.contentType, body: (await merged.metrics()) + (await lagRegistry.metrics()) };
     },
     stop,

@@ -155,6 +155,7 @@ export class Gateway {
       this.stopping = true;
       await this.app.close();
       this.publisher.close();
+      this.keys.close();
       await this.ledger.close();
     })();
     return this.closing;

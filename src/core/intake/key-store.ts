@@ -11,15 +11,22 @@
  * compare-and-set on the claim's revision, so only one does). Clocks of gateways sharing a bucket are
  * assumed to agree within a fraction of the lease.
  *
- * Only the first claim expects a last sequence of 0. A take-over, a release and a claim on a released
- * key expect the revision they read, which on a clustered bucket under nats-server 2.9.10 several
- * concurrent writers can all pass (DESIGN.md, Facts). What that costs is a second publish with the same
- * Nats-Msg-Id, absorbed by the duplicate window or, after it, by the ledger: never a second commit.
+ * A claim, also on a released key (release purges the claim, as the ledger's release does, rather
+ * than leaving a delete marker), expects a last sequence of 0, which nats-server checks when it applies
+ * the write. A take-over and the answer expect the revision they read, which on a clustered bucket under
+ * nats-server 2.9.10 several concurrent writers can all pass (DESIGN.md, Facts). What that costs is a
+ * second publish with the same Nats-Msg-Id, absorbed by the duplicate window or, after it, by the
+ * ledger: never a second commit.
  */
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import { constantHeaders } from "../nats/client-internals.js";
 import { kvStreamName, type Names } from "../nats/names.js";
+import { PubAckRequests } from "../nats/pub-acks.js";
+
+/** What kv.create() sends first: the write succeeds only if the key has never been written. */
+const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
 
 /** What the gateway answered for a key, given again to every retry with the same payload. */
 export interface StoredAnswer {
@@ -79,13 +86,18 @@ export interface KeyStoreOptions {
 export class KeyStore {
   private readonly now: () => number;
 
+  private readonly keyPrefix: string;
+
   private constructor(
     private readonly kv: KV,
     private readonly jsm: JetStreamManager,
     private readonly names: Names,
     private readonly options: KeyStoreOptions,
+    /** The two writes of every request (first claim, answer): see claim(). */
+    private readonly publisher: PubAckRequests,
   ) {
     this.now = options.now ?? Date.now;
+    this.keyPrefix = `$KV.${names.intakeBucket}.`;
   }
 
   /** Opens the bucket `names.intakeBucket`; throws (JetStream's not-found error) when it does not exist. */
@@ -93,7 +105,12 @@ export class KeyStore {
     const js = jetstream(nc, { timeout: options.timeoutMs });
     const kv = await new Kvm(js).open(names.intakeBucket);
     const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: options.timeoutMs });
-    return new KeyStore(kv, jsm, names, options);
+    return new KeyStore(kv, jsm, names, options, new PubAckRequests(nc, options.timeoutMs));
+  }
+
+  /** Ends the writes' publisher (its subscription and timer); writes still waiting fail. */
+  close(): void {
+    this.publisher.close();
   }
 
   /**
@@ -103,9 +120,18 @@ export class KeyStore {
   async claim(key: string, fingerprint: string): Promise<Claim> {
     const pending = (): string =>
       JSON.stringify({ state: "pending", fingerprint, gateway: this.options.gateway, at: this.now() } satisfies KeyRecord);
+    // The usual case, a key never seen, is the first write kv.create() makes (expect last sequence 0),
+    // sent as a plain PUB whose PubAck comes back on the shared subscription: kv.create() goes through
+    // js.publish(), whose request costs a timer and an Error with a stack (pub-acks.ts). Any refusal
+    // falls through to kv.create(), which also re-creates a key over a delete marker (an older orderq released with one).
+    try {
+      return { kind: "claimed", revision: (await this.publisher.publish(this.keyPrefix + key, pending(), CREATE_ONLY)).seq };
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+    }
     for (let tries = 1; ; tries++) {
       try {
-        // kv.create also re-creates a key whose last entry is a delete marker (a released claim).
+        // kv.create also re-creates a key whose last entry is a delete marker (an older orderq released with one).
         return { kind: "claimed", revision: await this.kv.create(key, pending()) };
       } catch (err) {
         if (!isWrongLastSequence(err)) throw err;
@@ -134,8 +160,11 @@ export class KeyStore {
    */
   async complete(key: string, revision: number, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
     const record: KeyRecord = { state: "done", fingerprint, gateway: this.options.gateway, at: this.now(), answer };
+    // kv.update() as a plain PUB expecting the claim's revision, for the reason given in claim().
+    const expect = headers();
+    expect.set("Nats-Expected-Last-Subject-Sequence", String(revision));
     try {
-      await this.kv.update(key, JSON.stringify(record), revision);
+      await this.publisher.publish(this.keyPrefix + key, JSON.stringify(record), expect);
       return true;
     } catch (err) {
       if (isWrongLastSequence(err)) return false;
@@ -143,9 +172,12 @@ export class KeyStore {
     }
   }
 
-  /** Drops the claim at `revision` after a failed publish, so a retry need not wait for the lease. */
+  /**
+   * Drops the claim at `revision` after a failed publish, so a retry need not wait for the lease. The
+   * purge reaches no further than `revision`: a claim taken over since (a later write) is kept.
+   */
   async release(key: string, revision: number): Promise<void> {
-    await this.kv.delete(key, { previousSeq: revision });
+    await this.jsm.streams.purge(kvStreamName(this.names.intakeBucket), { filter: `$KV.${this.names.intakeBucket}.${key}`, seq: revision + 1 });
   }
 
   /**

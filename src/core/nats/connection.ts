@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, type NatsConnection, type ConnectionOptions } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type ConnectionOptions } from "@nats-io/transport-node";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
 import { coalesceWrites } from "./client-internals.js";
 
@@ -15,6 +15,11 @@ export interface NatsOptions {
   creds?: string;
   /** Path of a CA certificate for TLS. */
   tlsCa?: string;
+  /** Path of an nkey seed file (natscli's `--nkey`). */
+  nkey?: string;
+  /** Client certificate and its key for TLS (mutual TLS). */
+  tlsCert?: string;
+  tlsKey?: string;
   /** Connection name shown by the server. */
   name?: string;
   /** Batch socket writes per event-loop turn (hot paths: worker, producer). */
@@ -25,7 +30,8 @@ export interface NatsOptions {
  * Connects with a bounded wait: an unreachable server is a clear EnvironmentError within a few
  * seconds, never a hang. Once connected the client reconnects forever (brokers restart in chaos runs).
  */
-export async function connectNats(options: NatsOptions, timeoutMs = 3000): Promise<NatsConnection> {
+export async function connectNats(given: NatsOptions, timeoutMs = 3000): Promise<NatsConnection> {
+  const options = withUrlCredentials(given);
   const servers = options.server
     .split(",")
     .map((s) => s.trim())
@@ -46,13 +52,57 @@ export async function connectNats(options: NatsOptions, timeoutMs = 3000): Promi
   }
   if (options.token !== undefined) opts.token = options.token;
   if (options.creds !== undefined) opts.authenticator = credsAuthenticator(readFileOrFail(options.creds, "--creds"));
-  if (options.tlsCa !== undefined) opts.tls = { caFile: options.tlsCa };
+  else if (options.nkey !== undefined)
+    opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(new TextDecoder().decode(readFileOrFail(options.nkey, "--nkey")).trim()));
+  if (options.tlsCa !== undefined || options.tlsCert !== undefined) {
+    opts.tls = { caFile: options.tlsCa, certFile: options.tlsCert, keyFile: options.tlsKey };
+  }
   try {
     const nc = await connect(opts);
     if (options.coalesceWrites && !coalesceWrites(nc)) warnUncoalesced();
     return nc;
   } catch (err) {
     throw new EnvironmentError(`cannot connect to NATS at ${servers.join(",")}: ${errorMessage(err)}`);
+  }
+}
+
+/**
+ * Credentials written in the server URLs (`nats://user:pass@host:port`, or `nats://token@host:port`,
+ * the NATS convention) moved into the options, and the URLs without them: only these clean URLs are
+ * ever printed or put on a worker's command line. Credentials given apart (flags, NATS_* variables, a
+ * context) win over the URL's.
+ */
+export function withUrlCredentials(o: NatsOptions): NatsOptions {
+  let user: string | undefined;
+  let password: string | undefined;
+  const servers = o.server.split(",").map((raw) => {
+    const s = raw.trim();
+    const at = s.lastIndexOf("@");
+    if (at < 0) return s;
+    const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(s)?.[0] ?? "";
+    const info = s.slice(scheme.length, at);
+    if (user === undefined) {
+      const colon = info.indexOf(":");
+      user = decode(colon < 0 ? info : info.slice(0, colon));
+      password = colon < 0 ? undefined : decode(info.slice(colon + 1));
+    }
+    return scheme + s.slice(at + 1);
+  });
+  const out: NatsOptions = { ...o, server: servers.join(",") };
+  if (user === undefined || o.user !== undefined || o.token !== undefined || o.creds !== undefined || o.nkey !== undefined) return out;
+  if (password === undefined) out.token = user;
+  else {
+    out.user = user;
+    out.password = password;
+  }
+  return out;
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 
@@ -67,6 +117,9 @@ export function credentialEnv(o: NatsOptions): NodeJS.ProcessEnv {
     ["NATS_TOKEN", o.token],
     ["NATS_CREDS", o.creds],
     ["NATS_CA", o.tlsCa],
+    ["NATS_NKEY", o.nkey],
+    ["NATS_CERT", o.tlsCert],
+    ["NATS_KEY", o.tlsKey],
   ];
   return Object.fromEntries(pairs.filter(([, value]) => value !== undefined));
 }

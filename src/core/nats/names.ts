@@ -14,6 +14,14 @@ export interface Names {
   /** Stream that makes MAX_DELIVERIES advisories durable, and the mover's consumer on it. */
   advisoryStream: string;
   moverConsumer: string;
+  /**
+   * The quarantine lane (DESIGN.md, Crash isolation): a work-queue stream, subjects
+   * `<quarantineSubjectPrefix>.<source>`, holding copies of suspects, and the consumer its
+   * one-order-at-a-time worker processes pull from.
+   */
+  quarantineStream: string;
+  quarantineSubjectPrefix: string;
+  quarantineConsumer: string;
   /** KV bucket: order id → committed outcome. */
   ledgerBucket: string;
   /** KV bucket: stream sequence → failed attempts (history keeps one revision per attempt). */
@@ -30,6 +38,9 @@ export const DEFAULT_NAMES: Names = {
   dlqSubjectPrefix: "dlq.orders",
   advisoryStream: "ORDERQ_ADVISORIES",
   moverConsumer: "dlq_mover",
+  quarantineStream: "ORDERS_QUARANTINE",
+  quarantineSubjectPrefix: "quarantine.orders",
+  quarantineConsumer: "quarantine",
   ledgerBucket: "orderq_ledger",
   attemptsBucket: "orderq_attempts",
   intakeBucket: "orderq_intake",
@@ -46,6 +57,8 @@ export function namesFor(chosen: Pick<Names, "stream" | "consumer" | "dlqStream"
     names.subjectPrefix = lower;
     names.dlqSubjectPrefix = `dlq.${lower}`;
     names.advisoryStream = `ORDERQ_ADVISORIES_${chosen.stream}`;
+    names.quarantineStream = `${chosen.stream}_QUARANTINE`;
+    names.quarantineSubjectPrefix = `quarantine.${lower}`;
     names.attemptsBucket = `orderq_attempts_${lower}`;
     names.intakeBucket = `orderq_intake_${lower}`;
   }
@@ -71,6 +84,18 @@ export function dlqSubject(names: Names, source: string, reason?: string): strin
 /** The subject JetStream publishes MAX_DELIVERIES advisories on for our consumer. */
 export function maxDeliveriesAdvisorySubject(names: Names): string {
   return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.stream}.*`;
+}
+
+export function quarantineSubject(names: Names, source: string): string {
+  return `${names.quarantineSubjectPrefix}.${source}`;
+}
+
+/**
+ * Message id of a suspect's copy in the quarantine lane: like dlqMsgId, so a copy retried after a
+ * crash between copy and ack stays single (within the quarantine stream's duplicate window).
+ */
+export function quarantineMsgId(names: Names, streamSeq: number, originalMsgId?: string): string {
+  return originalMsgId ? `quarantine:${names.stream}:${streamSeq}:${originalMsgId}` : `quarantine:${names.stream}:${streamSeq}`;
 }
 
 /**

@@ -60,14 +60,42 @@ export interface ResourceReport {
   kind: "stream" | "consumer" | "kv";
   name: string;
   action: Action;
+  /** What the server holds (read back after a create or update), in the units `topology show` uses. */
   settings: Record<string, string | number>;
+  /** With action "updated": each field changed, from the value the server held to the one it holds now. */
+  changed?: Array<{ field: string; from: string; to: string }>;
 }
+
+/** The settings an operator can choose (flags of `topology ensure`). */
+export type SettingKey = "replicas" | "ackWaitMs" | "maxDeliver" | "dupWindowMs" | "maxAckPending";
+/** Settings kept as a bucket's max age rather than a stream or consumer field. */
+export type RetentionKey = "ledgerRetentionMs" | "intakeRetentionMs";
+
+/** The server config field each setting is stored in. */
+const FIELD_OF: Record<SettingKey, string> = {
+  replicas: "num_replicas",
+  ackWaitMs: "ack_wait",
+  maxDeliver: "max_deliver",
+  dupWindowMs: "duplicate_window",
+  maxAckPending: "max_ack_pending",
+};
+const SETTABLE_FIELDS = new Set(Object.values(FIELD_OF));
 
 export interface EnsureOptions {
   /** Compare existing resources with the wanted settings (topology ensure); off: use what exists. */
   verify: boolean;
   /** Apply differences that JetStream allows instead of failing. */
   update: boolean;
+  /**
+   * The settings the operator chose (the flags given); only these are compared with, or applied to,
+   * what exists. Absent: all of them (chaos runs and the bench, which own their topology).
+   */
+  chosen?: readonly (SettingKey | RetentionKey)[];
+  /**
+   * Whether a resource missing under a name other than the default may be created (default true).
+   * `produce` and `work` pass false: a mistyped `--stream` must not silently start a second topology.
+   */
+  createUnderOtherNames?: boolean;
 }
 
 interface FieldDiff {
@@ -121,6 +149,36 @@ function workersConsumerConfig(s: TopologySettings): Partial<ConsumerConfig> & {
   };
 }
 
+/**
+ * The quarantine lane's stream (DESIGN.md, Crash isolation): copies of suspects, de-duplicated by
+ * quarantineMsgId, so its window is as long as the DLQ's (a copy retried after a long outage stays single).
+ */
+function quarantineStreamConfig(s: TopologySettings): Partial<StreamConfig> & { name: string } {
+  return {
+    name: s.names.quarantineStream,
+    subjects: [`${s.names.quarantineSubjectPrefix}.*`],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(DLQ_DUP_WINDOW_MS),
+    num_replicas: s.replicas,
+  };
+}
+
+/**
+ * The lane's consumer: the same ack wait as the workers' (crash detection), and no max deliver of
+ * its own — the lane worker counts its crashes against the workers' max deliver and dead-letters a
+ * suspect itself (reason crashed-worker), so no advisory is needed for this path.
+ */
+function quarantineConsumerConfig(s: TopologySettings): Partial<ConsumerConfig> & { durable_name: string } {
+  return {
+    durable_name: s.names.quarantineConsumer,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(s.ackWaitMs),
+    max_deliver: -1,
+  };
+}
+
 function moverConsumerConfig(s: TopologySettings): Partial<ConsumerConfig> & { durable_name: string } {
   return {
     durable_name: s.names.moverConsumer,
@@ -138,6 +196,17 @@ function show(value: unknown, field: string): string {
   if (Array.isArray(value)) return value.join(",");
   if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return String(value);
   return JSON.stringify(value);
+}
+
+/** The fields to compare: the fixed ones always, the settable ones only when chosen. */
+function compared(fields: string[], opts: EnsureOptions): string[] {
+  if (!opts.chosen) return fields;
+  const chosen = new Set(opts.chosen.flatMap((k) => (k in FIELD_OF ? [FIELD_OF[k as SettingKey]] : [])));
+  return fields.filter((f) => !SETTABLE_FIELDS.has(f) || chosen.has(f));
+}
+
+function pickShown(config: Record<string, unknown>, fields: string[]): Record<string, string> {
+  return Object.fromEntries(fields.map((f) => [f, show(config[f], f)]));
 }
 
 function diff(have: Record<string, unknown>, want: Record<string, unknown>, fields: string[]): FieldDiff[] {
@@ -165,6 +234,7 @@ export async function deleteTopology(jsm: JetStreamManager, names: Names): Promi
     names.stream,
     names.dlqStream,
     names.advisoryStream,
+    names.quarantineStream,
     kvStreamName(names.ledgerBucket),
     kvStreamName(names.attemptsBucket),
     kvStreamName(names.intakeBucket),
@@ -185,28 +255,53 @@ async function ensureStream(
   fixed: string[],
   opts: EnsureOptions,
 ): Promise<ResourceReport> {
-  const report = (action: Action): ResourceReport => ({
+  const report = (action: Action, config: object, changed?: FieldDiff[]): ResourceReport => ({
     kind: "stream",
     name: want.name,
     action,
-    settings: Object.fromEntries(fields.map((f) => [f, show((want as Record<string, unknown>)[f], f)])),
+    settings: pickShown(config as Record<string, unknown>, fields),
+    ...(changed ? { changed: changed.map((d) => ({ field: d.field, from: d.have, to: d.want })) } : {}),
   });
   let info;
   try {
     info = await jsm.streams.info(want.name);
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    await jsm.streams.add(want);
-    return report("created");
+    refuseOtherName("stream", want.name, opts);
+    return report("created", (await jsm.streams.add(want)).config);
   }
-  if (!opts.verify) return report("exists");
-  const diffs = diff(info.config, want, fields);
-  if (diffs.length === 0) return report("exists");
+  if (!opts.verify) return report("exists", info.config);
+  const diffs = diff(info.config, want, compared(fields, opts));
+  if (diffs.length === 0) return report("exists", info.config);
   const blocked = diffs.filter((d) => fixed.includes(d.field));
   if (!opts.update || blocked.length > 0) throw conflictError("stream", want.name, opts.update ? blocked : diffs, blocked.length === 0);
-  await jsm.streams.update(want.name, { ...info.config, ...want });
-  return report("updated");
+  // Only what differs is sent: every other setting stays as the server holds it.
+  const changes = Object.fromEntries(diffs.map((d) => [d.field, (want as Record<string, unknown>)[d.field]]));
+  const updated = await jsm.streams.update(want.name, { ...info.config, ...changes });
+  return report("updated", updated.config, diff(info.config, updated.config, fields));
 }
+
+/** A resource missing under a non-default name, where the caller may not create one (see createUnderOtherNames). */
+function refuseOtherName(kind: string, name: string, opts: EnsureOptions): void {
+  if (opts.createUnderOtherNames !== false || DEFAULT_RESOURCE_NAMES.has(name)) return;
+  throw new InputError(
+    `${kind} ${name} does not exist: create it with \`orderq topology ensure\` and the same names (a mistyped name would start a second, empty topology)`,
+  );
+}
+
+/** Every resource ensureTopology makes under the default names (a test checks that none is missing). */
+export const DEFAULT_RESOURCE_NAMES = new Set([
+  DEFAULT_NAMES.stream,
+  DEFAULT_NAMES.dlqStream,
+  DEFAULT_NAMES.advisoryStream,
+  DEFAULT_NAMES.quarantineStream,
+  `${DEFAULT_NAMES.stream}/${DEFAULT_NAMES.consumer}`,
+  `${DEFAULT_NAMES.advisoryStream}/${DEFAULT_NAMES.moverConsumer}`,
+  `${DEFAULT_NAMES.quarantineStream}/${DEFAULT_NAMES.quarantineConsumer}`,
+  DEFAULT_NAMES.ledgerBucket,
+  DEFAULT_NAMES.attemptsBucket,
+  DEFAULT_NAMES.intakeBucket,
+]);
 
 async function ensureConsumer(
   jsm: JetStreamManager,
@@ -215,31 +310,34 @@ async function ensureConsumer(
   fields: string[],
   opts: EnsureOptions,
 ): Promise<ResourceReport> {
-  const report = (action: Action): ResourceReport => ({
+  const name = `${stream}/${want.durable_name}`;
+  const report = (action: Action, config: object, changed?: FieldDiff[]): ResourceReport => ({
     kind: "consumer",
-    name: `${stream}/${want.durable_name}`,
+    name,
     action,
-    settings: Object.fromEntries(fields.map((f) => [f, show((want as Record<string, unknown>)[f], f)])),
+    settings: pickShown(config as Record<string, unknown>, fields),
+    ...(changed ? { changed: changed.map((d) => ({ field: d.field, from: d.have, to: d.want })) } : {}),
   });
   let info;
   try {
     info = await jsm.consumers.info(stream, want.durable_name);
   } catch (err) {
     if (!isNotFound(err)) throw err;
+    refuseOtherName("consumer", name, opts);
     // nats-server 2.9 silently updates an existing durable on add, so add only what is missing.
-    await jsm.consumers.add(stream, want);
-    return report("created");
+    return report("created", (await jsm.consumers.add(stream, want)).config);
   }
-  if (!opts.verify) return report("exists");
-  const diffs = diff(info.config, want, fields);
-  if (diffs.length === 0) return report("exists");
+  if (!opts.verify) return report("exists", info.config);
+  const diffs = diff(info.config, want, compared(fields, opts));
+  if (diffs.length === 0) return report("exists", info.config);
   const blocked = diffs.filter((d) => d.field === "ack_policy");
   if (!opts.update || blocked.length > 0) {
-    throw conflictError("consumer", `${stream}/${want.durable_name}`, opts.update ? blocked : diffs, blocked.length === 0);
+    throw conflictError("consumer", name, opts.update ? blocked : diffs, blocked.length === 0);
   }
-  const { durable_name: _durable, ack_policy: _ack, deliver_policy: _deliver, ...changes } = want;
-  await jsm.consumers.update(stream, want.durable_name, changes);
-  return report("updated");
+  // Only what differs is sent: every other setting stays as the server holds it.
+  const changes = Object.fromEntries(diffs.map((d) => [d.field, (want as Record<string, unknown>)[d.field]]));
+  const updated = await jsm.consumers.update(stream, want.durable_name, changes);
+  return report("updated", updated.config, diff(info.config, updated.config, fields));
 }
 
 /**
@@ -279,6 +377,8 @@ async function ensureBucket(
   replicas: number,
   maxAgeMs: number,
   opts: EnsureOptions,
+  /** The setting behind maxAgeMs, if the operator can choose it: compared only when chosen. */
+  retention?: RetentionKey,
 ): Promise<ResourceReport> {
   const shown = (ms: number) => (ms ? formatDuration(ms) : "unlimited");
   const settings = { history, replicas, max_age: shown(maxAgeMs) };
@@ -297,7 +397,10 @@ async function ensureBucket(
     );
   }
   const haveMs = millis(info.config.max_age ?? 0);
-  if (haveMs === maxAgeMs) return { kind: "kv", name: bucket, action: "exists", settings };
+  // A retention not given on the command line stays as the server holds it: a default must never
+  // shorten what an operator chose (the keys between the two ages would be dropped at once).
+  const notChosen = retention !== undefined && opts.chosen !== undefined && !opts.chosen.includes(retention);
+  if (haveMs === maxAgeMs || notChosen) return { kind: "kv", name: bucket, action: "exists", settings: { ...settings, max_age: shown(haveMs) } };
   const diffs = [{ field: "max_age", have: shown(haveMs), want: shown(maxAgeMs) }];
   if (!opts.update) throw conflictError("kv", bucket, diffs, true);
   // The server refuses a duplicate window longer than the max age.
@@ -326,21 +429,50 @@ const STREAM_FIELDS = ["subjects", "retention", "storage", "duplicate_window", "
 const STREAM_FIXED = ["retention", "storage"];
 const WORKER_FIELDS = ["ack_policy", "ack_wait", "max_deliver", "max_ack_pending"];
 
+/**
+ * Refuses settings that cannot work, before anything is created (InputError, exit 2): an ack wait
+ * below the heartbeat floor (in-progress acks could not keep a slow order's lease), and replicas
+ * above 1 on a server that is not in a cluster (the server would have no peers to place them on).
+ * A cluster's size is not in the connection's INFO: there the server refuses too many replicas itself.
+ */
+function refuseUnworkable(nc: NatsConnection, s: TopologySettings): void {
+  if (s.ackWaitMs < defaults.MIN_ACK_WAIT_MS) {
+    throw new InputError(
+      `--ack-wait: ${formatDuration(s.ackWaitMs)} is below the floor of ${formatDuration(defaults.MIN_ACK_WAIT_MS)} (workers renew a lease every ack-wait/3, at most every ${defaults.HEARTBEAT_MIN_MS}ms)`,
+    );
+  }
+  if (s.replicas > 1 && nc.info !== undefined && !nc.info.cluster) {
+    throw new InputError(
+      `--replicas: ${s.replicas} needs a JetStream cluster of at least ${s.replicas} servers; ${nc.info.server_name} is a single server (use 1)`,
+    );
+  }
+}
+
 /** Creates what is missing; with verify, checks what exists against the settings. */
 export async function ensureTopology(
   nc: NatsConnection,
   settings: TopologySettings,
   opts: EnsureOptions = { verify: false, update: false },
 ): Promise<ResourceReport[]> {
+  refuseUnworkable(nc, settings);
   const jsm = await jetstreamManager(nc);
   const n = settings.names;
   if (opts.verify) {
-    // Before anything is created or changed: a broken rule leaves the server as it was.
-    const orders = await jsm.streams.info(n.stream).catch((err: unknown) => {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    });
-    checkRetention({ ...settings, ordersMaxAgeMs: millis(orders?.config.max_age ?? 0), stream: n.stream });
+    // Before anything is created or changed: a broken rule leaves the server as it was. The rule is
+    // checked on what the server will hold afterwards: a setting not given keeps the server's value.
+    const infoOf = (stream: string) =>
+      jsm.streams.info(stream).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+    const [orders, ledger] = await Promise.all([infoOf(n.stream), infoOf(kvStreamName(n.ledgerBucket))]);
+    const given = (k: SettingKey | RetentionKey) => opts.chosen === undefined || opts.chosen.includes(k);
+    const after = {
+      dupWindowMs: orders && !given("dupWindowMs") ? millis(orders.config.duplicate_window ?? 0) : settings.dupWindowMs,
+      ledgerRetentionMs: ledger && !given("ledgerRetentionMs") ? millis(ledger.config.max_age ?? 0) : settings.ledgerRetentionMs,
+    };
+    // 0: a ledger made before the horizon existed, which forgets nothing.
+    if (after.ledgerRetentionMs > 0) checkRetention({ ...after, ordersMaxAgeMs: millis(orders?.config.max_age ?? 0), stream: n.stream });
   }
   const reports: ResourceReport[] = [];
   reports.push(await ensureStream(jsm, ordersStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
@@ -349,7 +481,9 @@ export async function ensureTopology(
   reports.push(await ensureStream(jsm, dlqStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
   reports.push(await ensureStream(jsm, advisoryStreamConfig(settings), ["subjects", "retention", "storage", "num_replicas"], STREAM_FIXED, opts));
   reports.push(await ensureConsumer(jsm, n.advisoryStream, moverConsumerConfig(settings), ["ack_policy", "ack_wait"], opts));
-  reports.push(await ensureBucket(nc, jsm, n.ledgerBucket, LEDGER_HISTORY, settings.replicas, settings.ledgerRetentionMs, opts));
+  reports.push(await ensureStream(jsm, quarantineStreamConfig(settings), STREAM_FIELDS, STREAM_FIXED, opts));
+  reports.push(await ensureConsumer(jsm, n.quarantineStream, quarantineConsumerConfig(settings), ["ack_policy", "ack_wait", "max_deliver"], opts));
+  reports.push(await ensureBucket(nc, jsm, n.ledgerBucket, LEDGER_HISTORY, settings.replicas, settings.ledgerRetentionMs, opts, "ledgerRetentionMs"));
   reports.push(await ensureBucket(nc, jsm, n.attemptsBucket, ATTEMPTS_HISTORY, settings.replicas, ATTEMPTS_MAX_AGE_MS, opts));
   reports.push(await ensureIntakeBucket(nc, jsm, settings, opts));
   return reports;
@@ -380,7 +514,16 @@ async function ensureIntakeBucket(
   settings: TopologySettings,
   opts: EnsureOptions,
 ): Promise<ResourceReport> {
-  return ensureBucket(nc, jsm, settings.names.intakeBucket, INTAKE_HISTORY, settings.replicas, intakeRetentionMs(settings), opts);
+  return ensureBucket(
+    nc,
+    jsm,
+    settings.names.intakeBucket,
+    INTAKE_HISTORY,
+    settings.replicas,
+    intakeRetentionMs(settings),
+    opts,
+    "intakeRetentionMs",
+  );
 }
 
 /**
@@ -392,11 +535,23 @@ export async function ledgerRetentionMs(jsm: JetStreamManager, names: Names): Pr
   return millis(info.config.max_age ?? 0);
 }
 
-/** The workers consumer's ack wait as configured on the server (the operator's choice wins). */
-export async function consumerAckWaitMs(nc: NatsConnection, names: Names): Promise<{ ackWaitMs: number; maxDeliver: number }> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.consumers.info(names.stream, names.consumer);
-  return { ackWaitMs: millis(info.config.ack_wait ?? nanos(defaults.SERVER_ACK_WAIT_MS)), maxDeliver: info.config.max_deliver ?? -1 };
+/** What a worker follows from the server (the operator's choice wins over any flag). */
+export interface LeaseSettings {
+  /** Ack wait of the consumer the worker pulls from, in ms: its lease per delivery. */
+  ackWaitMs: number;
+  /** The workers consumer's max deliver (-1: unlimited); the quarantine lane counts against it too. */
+  maxDeliver: number;
+}
+
+/**
+ * The ack wait of the consumer a worker pulls from (`consumer`, the workers' by default) and the
+ * workers consumer's max deliver, as the server holds them now. Read at start and again every
+ * second (LEASE_REFRESH_MS) by the worker, so `topology ensure --update` reaches running workers.
+ */
+export async function leaseSettings(jsm: JetStreamManager, names: Names, lane: "main" | "quarantine" = "main"): Promise<LeaseSettings> {
+  const workers = await jsm.consumers.info(names.stream, names.consumer);
+  const pulled = lane === "main" ? workers : await jsm.consumers.info(names.quarantineStream, names.quarantineConsumer);
+  return { ackWaitMs: millis(pulled.config.ack_wait ?? nanos(defaults.SERVER_ACK_WAIT_MS)), maxDeliver: workers.config.max_deliver ?? -1 };
 }
 
 export interface ResourceState {
@@ -442,6 +597,8 @@ export async function describeTopology(nc: NatsConnection, names: Names): Promis
     await stream(names.dlqStream),
     await stream(names.advisoryStream),
     await consumer(names.advisoryStream, names.moverConsumer),
+    await stream(names.quarantineStream),
+    await consumer(names.quarantineStream, names.quarantineConsumer),
     await stream(kvStreamName(names.ledgerBucket), "kv", names.ledgerBucket),
     await stream(kvStreamName(names.attemptsBucket), "kv", names.attemptsBucket),
     await stream(kvStreamName(names.intakeBucket), "kv", names.intakeBucket),

@@ -390,7 +390,7 @@ export async function purge(nc: NatsConnection, names: Names, entries: StoredDlq
 
 /** Entries (or their reasons) counted by reason, every reason present. */
 export function countByReason(entries: Iterable<{ reason: DlqReason } | DlqReason>): Record<DlqReason, number> {
-  const counts: Record<DlqReason, number> = { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0 };
+  const counts: Record<DlqReason, number> = { "invalid-payload": 0, "non-retryable": 0, "max-deliveries": 0, "crashed-worker": 0 };
   for (const e of entries) counts[typeof e === "string" ? e : e.reason]++;
   return counts;
 }

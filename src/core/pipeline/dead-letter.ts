@@ -32,6 +32,8 @@ export interface DeadLetterInput {
   headers?: MsgHdrs;
   deliveries: number;
   reason: DlqReason;
+  /** Reason crashed-worker: the quarantine lane's deliveries that ended with no recorded failure. */
+  crashes?: number;
   /** The error of this attempt; otherwise the last recorded attempt's. */
   lastError?: string;
   /** Id of a valid order: its ledger key is claimed so it cannot also be committed. */
@@ -89,6 +91,7 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
     originalHeaders: headersToRecord(input.headers),
     consumer: ctx.names.consumer,
     deliveries: input.deliveries,
+    ...(input.crashes !== undefined && { crashes: input.crashes }),
     attempts,
     firstAttemptAt: attempts[0]?.at,
     lastAttemptAt: attempts.at(-1)?.at,

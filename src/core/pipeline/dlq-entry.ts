@@ -7,7 +7,8 @@ import { headers, type MsgHdrs } from "@nats-io/transport-node";
 import { PubHeaders } from "@nats-io/jetstream";
 import type { AttemptRecord } from "./attempts.js";
 
-export const DLQ_REASONS = ["invalid-payload", "non-retryable", "max-deliveries"] as const;
+/** crashed-worker: a suspect that crashed (or lost the lease of) its quarantine lane max-deliver times. */
+export const DLQ_REASONS = ["invalid-payload", "non-retryable", "max-deliveries", "crashed-worker"] as const;
 export type DlqReason = (typeof DLQ_REASONS)[number];
 
 export interface DlqEntry {
@@ -22,6 +23,12 @@ export interface DlqEntry {
   originalHeaders: Record<string, string[]>;
   consumer: string;
   deliveries: number;
+  /**
+   * Reason crashed-worker: the quarantine lane's deliveries of the order that ended with no recorded
+   * failure (the lane process died or lost its lease while holding it alone). Kept apart from
+   * `attempts`, the failures its handler reported.
+   */
+  crashes?: number;
   attempts: AttemptRecord[];
   firstAttemptAt?: string;
   lastAttemptAt?: string;
@@ -54,6 +61,7 @@ const H = {
   headers: "Orderq-Original-Headers",
   consumer: "Orderq-Consumer",
   deliveries: "Orderq-Deliveries",
+  crashes: "Orderq-Crashes",
   attempts: "Orderq-Attempts",
   first: "Orderq-First-Attempt",
   last: "Orderq-Last-Attempt",
@@ -98,6 +106,7 @@ export function encodeDlqHeaders(entry: DlqEntry, msgId?: string): MsgHdrs {
   h.set(H.headers, JSON.stringify(entry.originalHeaders));
   h.set(H.consumer, entry.consumer);
   h.set(H.deliveries, String(entry.deliveries));
+  if (entry.crashes !== undefined) h.set(H.crashes, String(entry.crashes));
   h.set(H.attempts, JSON.stringify(entry.attempts));
   if (entry.firstAttemptAt !== undefined) h.set(H.first, entry.firstAttemptAt);
   if (entry.lastAttemptAt !== undefined) h.set(H.last, entry.lastAttemptAt);
@@ -132,6 +141,7 @@ export function decodeDlqEntry(h: MsgHdrs | undefined, payload: Uint8Array, dlqS
     originalHeaders: JSON.parse(optional(H.headers) ?? "{}") as Record<string, string[]>,
     consumer: h?.get(H.consumer) ?? "",
     deliveries: Number(need(H.deliveries)),
+    ...(h?.has(H.crashes) && { crashes: Number(h.get(H.crashes)) }),
     attempts: JSON.parse(optional(H.attempts) ?? "[]") as AttemptRecord[],
     firstAttemptAt: optional(H.first),
     lastAttemptAt: optional(H.last),

@@ -12,6 +12,7 @@ import { errorMessage } from "../base/errors.js";
 import { guessOrderId, parseOrder } from "./order.js";
 import { deleteIfPresent } from "../nats/not-found.js";
 import { PULL_EXPIRES_MS } from "../base/defaults.js";
+import { copyToQuarantine } from "./quarantine.js";
 
 /** The fields of io.nats.jetstream.advisory.v1.max_deliver that we use. */
 export interface MaxDeliveriesAdvisory {
@@ -21,7 +22,8 @@ export interface MaxDeliveriesAdvisory {
   deliveries: number;
 }
 
-export type MoveResult = "moved" | "already-gone" | "already-committed" | "already-dead-lettered" | "not-ours";
+/** quarantined: the order's last delivery ended with no recorded failure; it went to the quarantine lane instead. */
+export type MoveResult = "moved" | "already-gone" | "already-committed" | "already-dead-lettered" | "not-ours" | "quarantined";
 
 export async function moveToDlq(ctx: DeadLetterContext, jsm: JetStreamManager, advisory: MaxDeliveriesAdvisory): Promise<MoveResult> {
   if (advisory.stream !== ctx.names.stream || advisory.consumer !== ctx.names.consumer) return "not-ours";
@@ -33,6 +35,14 @@ export async function moveToDlq(ctx: DeadLetterContext, jsm: JetStreamManager, a
     return "already-gone";
   }
   const parsed = parseOrder(original.data);
+  // Crash isolation (DESIGN.md): its last delivery ended with no recorded failure — the worker died or
+  // lost its lease, maybe because of an order beside it. A suspect is retried alone, not charged.
+  if (parsed.ok && !(await ctx.attempts.endedWithRecord(seq, advisory.deliveries)) && (await ctx.ledger.get(parsed.order.id)) === undefined) {
+    await copyToQuarantine(ctx.js, ctx.names, { seq, subject: original.subject, headers: original.header }, original.data);
+    await deleteIfPresent(jsm, ctx.names.stream, seq);
+    ctx.trace?.(`quarantine ${parsed.order.id} seq=${seq}: max deliveries, no failure recorded for attempt ${advisory.deliveries}`);
+    return "quarantined";
+  }
   const result = await deadLetter(ctx, {
     subject: original.subject,
     streamSeq: seq,

@@ -3,8 +3,8 @@
  * completion — `ok` (PubAck received), `fail` (certainly not stored) or `indeterminate` (may be
  * stored: timed out or the connection dropped before the PubAck). The chaos checker's input.
  */
-import { createWriteStream, readFileSync, type WriteStream } from "node:fs";
-import { InputError } from "../base/errors.js";
+import { createWriteStream, openSync, readFileSync, type WriteStream } from "node:fs";
+import { InputError, errorMessage } from "../base/errors.js";
 
 /** What the producer meant to send: the checker derives each order's expected outcome from it. */
 export type OpKind = "order" | "poison" | "fatal" | "crash" | "invalid";
@@ -24,8 +24,19 @@ export class History implements HistorySink {
   readonly events: HistoryEvent[] = [];
   private file?: WriteStream;
 
+  /**
+   * Opens `path` at once, so an unwritable one is an InputError (exit 2) naming it before anything
+   * starts, not an asynchronous stream error later.
+   */
   constructor(path?: string) {
-    if (path) this.file = createWriteStream(path, { flags: "w" });
+    if (!path) return;
+    let fd: number;
+    try {
+      fd = openSync(path, "w");
+    } catch (err) {
+      throw new InputError(`--history: cannot write ${path}: ${errorMessage(err)}`);
+    }
+    this.file = createWriteStream(path, { fd });
   }
 
   record(event: HistoryEvent): void {

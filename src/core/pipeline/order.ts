@@ -13,31 +13,53 @@ export const MAX_ORDER_BYTES = 64 * 1024;
 export const SIMULATIONS = ["poison", "fatal", "crash"] as const;
 export type Simulation = (typeof SIMULATIONS)[number];
 
-export const orderSchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -"),
-  source: z.enum(SOURCES),
-  items: z
-    .array(
-      z.strictObject({
-        sku: z.string().min(1).max(64),
-        qty: z.number().int().positive(),
-        price: z.number().nonnegative(),
-      }),
-    )
-    .min(1),
-  amount: z.number().nonnegative(),
-  createdAt: z.iso.datetime(),
-  simulate: z.enum(SIMULATIONS).optional(),
-});
+const itemShape = {
+  sku: z.string().min(1).max(64).describe("Stock-keeping unit."),
+  qty: z.number().int().positive().describe("Units ordered."),
+  price: z.number().nonnegative().describe("Price of one unit."),
+};
+/** The order's fields, in the order generated orders carry them (a parsed order re-serialises the same). */
+function orderShape<I extends z.ZodType>(item: I) {
+  return {
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -")
+      .describe("Unique order id: the publish id (de-duplication) and the ledger key."),
+    source: z.enum(SOURCES).describe("Where the order came from."),
+    items: z.array(item).min(1).describe("Order lines, at least one."),
+    amount: z.number().nonnegative().describe("Order total."),
+    createdAt: z.iso.datetime().describe("ISO-8601 time the order was created."),
+    simulate: z.enum(SIMULATIONS).optional().describe("Chaos runs only: how the simulated handler treats the order."),
+  };
+}
+
+/**
+ * The order document. Fields it does not name (a `customer`, an address) are kept and handed to the
+ * handler as they are: the format belongs to the team that sends orders. `strictOrderSchema` refuses
+ * them instead (`orderq work --strict-orders`).
+ */
+export const orderSchema = z.looseObject(orderShape(z.looseObject(itemShape)));
+export const strictOrderSchema = z.strictObject(orderShape(z.strictObject(itemShape)));
 
 export type Order = z.infer<typeof orderSchema>;
+
+/** The order format as JSON Schema (draft 2020-12), for the teams that produce orders: `orderq schema`. */
+export function orderJsonSchema(strict = false): Record<string, unknown> {
+  return {
+    title: "orderq order",
+    description: strict
+      ? "An order as `orderq work --strict-orders` accepts it: no fields beyond these."
+      : "An order as `orderq work` accepts it. Other fields are allowed and reach the handler unchanged.",
+    ...z.toJSONSchema(strict ? strictOrderSchema : orderSchema, { io: "input" }),
+  };
+}
 
 export type ParseResult = { ok: true; order: Order } | { ok: false; reason: string };
 
 const decoder = new TextDecoder();
 
-/** Validates a raw payload; the reason names the field at fault. Never throws. */
-export function parseOrder(payload: Uint8Array): ParseResult {
+/** Validates a raw payload; the reason names the field at fault. Never throws. `strict`: refuse unknown fields. */
+export function parseOrder(payload: Uint8Array, strict = false): ParseResult {
   if (payload.length > MAX_ORDER_BYTES) {
     return { ok: false, reason: `payload is ${payload.length} bytes, more than ${MAX_ORDER_BYTES}` };
   }
@@ -48,7 +70,7 @@ export function parseOrder(payload: Uint8Array): ParseResult {
     return { ok: false, reason: `not JSON: ${(err as Error).message}` };
   }
   if (isPlainValidOrder(json)) return { ok: true, order: json };
-  const result = orderSchema.safeParse(json);
+  const result = (strict ? strictOrderSchema : orderSchema).safeParse(json);
   if (result.success) return { ok: true, order: result.data };
   const issue = result.error.issues[0];
   const path = issue.path.length ? issue.path.join(".") : "(root)";
@@ -62,8 +84,8 @@ const DATETIME = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0
 
 /**
  * orderSchema's fast path, written out by hand: true only for a value the schema accepts as it is. On
- * the worker's hot path zod's safeParse cost about 3 µs per order, most of the validation time (issue
- * 13); this check costs a fraction of that. It may refuse what the schema would accept — zod then
+ * the worker's hot path zod's safeParse was most of the validation time (README, Performance); this
+ * check costs a fraction of it. It may refuse what the schema would accept — zod then
  * decides, and names the field at fault — but never the other way round: test/unit/units.test.ts holds
  * it to the schema on generated orders. Keep the two in step when the schema changes.
  */

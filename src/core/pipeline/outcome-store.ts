@@ -40,6 +40,8 @@ export interface Outcome {
   streamSeq: number;
   /** ISO-8601 time of the write. */
   at: string;
+  /** Set when the quarantine lane made it; `attempt` then counts that lane's deliveries. */
+  lane?: "quarantine";
   /** For a dead-letter claim: why, so a move interrupted before its copy can be finished as begun. */
   reason?: DlqReason;
   error?: string;

@@ -1,12 +1,24 @@
 /**
  * One worker process's pipeline, following DESIGN.md's protocol step by step:
- * pull → validate → (redelivery?) ledger check → handler with heartbeats → commit → ack,
- * and on failure: record the attempt → nak with backoff, or dead-letter then ack.
+ * pull → validate → (redelivery?) ledger check → (suspect?) quarantine → handler with heartbeats →
+ * commit → ack, and on failure: record the attempt → nak with backoff, or dead-letter then ack.
+ *
+ * A worker runs in one of two lanes. The main lane pulls ORDERS through the workers consumer, many
+ * orders in flight. The quarantine lane (DESIGN.md, Crash isolation) pulls copies of suspects one at a
+ * time, in a process of its own, so a crash there is charged to the one order that caused it.
  */
-import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import {
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
 import { ackedWriteLine } from "./acked-writes.js";
-import { AttemptLog } from "./attempts.js";
+import { AttemptLog, type AttemptRecord } from "./attempts.js";
 import { backoffDelay, type BackoffPolicy } from "./backoff.js";
 import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
 import { DlqMover } from "./dlq-mover.js";
@@ -19,12 +31,32 @@ import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "../base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { withdrawPull } from "../nats/client-internals.js";
-import { PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
-import { consumerAckWaitMs } from "../nats/topology.js";
+import { HEARTBEAT_MIN_MS, PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
+import { formatDuration } from "../base/duration.js";
+import { leaseSettings, type LeaseSettings } from "../nats/topology.js";
+import { copyToQuarantine, originalOf } from "./quarantine.js";
+
+/**
+ * How often a worker re-reads its consumer's ack wait and max deliver (`topology ensure --update`
+ * while it runs). Periodic, not per pull batch: a process whose slots are all held by slow handlers
+ * does not pull at all — exactly when a shorter ack wait matters — and a read per pull would double
+ * the requests of a fast pipeline. One request per process every second costs nothing.
+ */
+export const LEASE_REFRESH_MS = 1_000;
+
+export type Lane = "main" | "quarantine";
 
 export interface WorkerOptions {
   names: Names;
+  /** Refuse orders with fields the order schema does not name (invalid-payload) instead of passing them on. */
+  strictOrders?: boolean;
   workerId: string;
+  /**
+   * main: ORDERS through the workers consumer. quarantine: copies of suspects, one at a time
+   * (`concurrency` is then 1 whatever it says: one order in flight is what isolates a crash).
+   * Absent: main.
+   */
+  lane?: Lane;
   /** Orders in flight at once in this process. */
   concurrency: number;
   backoff: BackoffPolicy;
@@ -45,6 +77,8 @@ export interface WorkerOptions {
   onHandlerLog?: (orderId: string, message: string) => void;
   /** Told of each infrastructure error (the order involved is left for redelivery). */
   onError?: (message: string) => void;
+  /** Told of a change of the consumer's settings seen while running, and what it does to the orders in hand. */
+  onNotice?: (message: string) => void;
   /** Told of every outcome decision (commit, ack, dead-letter, move, sweep): chaos evidence. */
   trace?: (line: string) => void;
   /** Called with the seconds from receiving an order to acking it, for each committed order. */
@@ -72,6 +106,8 @@ export interface WorkerStats {
   deadLettered: number;
   /** Of those, payloads that were not a valid order. */
   invalid: number;
+  /** Suspects (previous delivery ended with no recorded failure) copied to the quarantine lane. */
+  quarantined: number;
   /** Acks deliberately not sent (fault knob). */
   droppedAcks: number;
   /** Infrastructure errors (broker down, timeouts); the message is left for redelivery. */
@@ -94,6 +130,7 @@ export function emptyStats(): WorkerStats {
     deferred: 0,
     deadLettered: 0,
     invalid: 0,
+    quarantined: 0,
     droppedAcks: 0,
     errors: 0,
     inFlight: 0,
@@ -107,20 +144,46 @@ const NO_DB: DbClient = {
   query: () => Promise.reject(new NonRetryableError("ctx.db is only available in inbox mode (orderq work --inbox postgres://…)")),
 };
 
+/**
+ * One delivery as the pipeline sees it, whichever lane delivered it: the ORDERS message it stands for
+ * (a quarantine copy's original), so outcomes, attempts and DLQ entries name that message.
+ */
+interface Delivery {
+  msg: JsMsg;
+  /** The order's sequence in ORDERS. */
+  seq: number;
+  subject: string;
+  /** The original's headers (its Nats-Msg-Id names its DLQ copy). */
+  headers?: MsgHdrs;
+  /** This lane's delivery count, from 1 (JetStream's, of the consumer the lane pulls from). */
+  attempt: number;
+}
+
+/** Times (performance.now()) of one message in flight: when it arrived, when its lease was last renewed. */
+interface Held {
+  started: number;
+  contact: number;
+}
+
 export class Worker {
   readonly stats = emptyStats();
   private readonly js: JetStreamClient;
+  private jsm!: JetStreamManager;
   /** Pulls in progress (withdrawn on stop()) and the slots they have reserved but not yet filled. */
   private readonly openPulls = new Set<ConsumerMessages>();
   private reserved = 0;
   private mover?: DlqMover;
   private stopping = false;
-  /** Start time (performance.now()) of each message in flight, for heartbeats and latency. */
-  private readonly inFlight = new Map<JsMsg, number>();
+  /** Each message in flight, for heartbeats, lease checks and latency. */
+  private readonly inFlight = new Map<JsMsg, Held>();
   private slotFreed?: () => void;
   private heartbeat?: NodeJS.Timeout;
+  private leaseRefresh?: NodeJS.Timeout;
+  /** The consumer's ack wait and the workers consumer's max deliver, as the server last said. */
   private ackWaitMs = SERVER_ACK_WAIT_MS;
   private maxDeliver = -1;
+  private readonly concurrency: number;
+  private readonly lane: Lane;
   private ledger!: OutcomeStore;
   private dlq!: DeadLetterContext;
   /** Every handler's `ctx.signal`: aborted when the drain timeout gives up on them. */
@@ -134,12 +197,16 @@ export class Worker {
     private readonly rng: Rng,
   ) {
     this.js = jetstream(nc);
+    this.lane = options.lane ?? "main";
+    this.concurrency = this.lane === "quarantine" ? 1 : options.concurrency;
   }
 
   /** Runs until stop() and every order in flight is finished. */
   async run(): Promise<void> {
     const { names } = this.options;
-    ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = await consumerAckWaitMs(this.nc, names));
+    const { lane } = this;
+    this.jsm = await jetstreamManager(this.nc, { checkAPI: false });
+    ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = await leaseSettings(this.jsm, names, lane));
     this.ledger = this.options.inbox ?? (await Ledger.open(this.nc, names, this.options.unsafe));
     // A failure on the way (the broker gone at start) must not leave the publisher and the timer running.
     try {
@@ -161,12 +228,14 @@ export class Worker {
         });
         await this.mover.start();
       }
-      // One timer for all messages: in-progress acks every ack-wait/3 keep a slow order's lease,
-      // while a dead process stops sending them and loses it within one ack wait.
-      const beat = Math.max(100, Math.floor(this.ackWaitMs / 3));
-      this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
+      this.startHeartbeats();
+      // The server's settings rule: an operator may change them while this process runs.
+      this.leaseRefresh = setInterval(() => void this.refreshLease(), LEASE_REFRESH_MS);
 
-      const consumer = await this.js.consumers.get(names.stream, names.consumer);
+      const consumer =
+        lane === "quarantine"
+          ? await this.js.consumers.get(names.quarantineStream, names.quarantineConsumer)
+          : await this.js.consumers.get(names.stream, names.consumer);
       await this.pullLoop(consumer);
       while (this.inFlight.size > 0 && !this.handlersAbort.signal.aborted) await this.slotFree();
       await this.mover?.stop();
@@ -174,6 +243,7 @@ export class Worker {
       // Also on a failed run: a pending drain timer would keep the process alive for its full length.
       clearTimeout(this.drainTimer);
       clearInterval(this.heartbeat);
+      clearInterval(this.leaseRefresh);
       if (!this.options.inbox) await this.ledger.close();
     }
   }
@@ -188,7 +258,7 @@ export class Worker {
    * delivery and, on the last one, send a healthy order to the DLQ.
    */
   private async pullLoop(consumer: Consumer): Promise<void> {
-    const { concurrency } = this.options;
+    const { concurrency } = this;
     // Small pulls cost a request each, so wait for an eighth of the slots (unless nothing is held):
     // a quarter leaves the pipeline too empty, a sixteenth is no faster (README, Performance).
     const minBatch = Math.max(1, Math.floor(concurrency / 8));
@@ -230,7 +300,8 @@ export class Worker {
   }
 
   private start(msg: JsMsg): void {
-    this.inFlight.set(msg, performance.now());
+    const now = performance.now();
+    this.inFlight.set(msg, { started: now, contact: now });
     this.stats.inFlight = this.inFlight.size;
     void this.process(msg).finally(() => {
       this.inFlight.delete(msg);
@@ -270,11 +341,52 @@ export class Worker {
     this.wake();
   }
 
+  /**
+   * One timer for all messages: in-progress acks every ack-wait/3 keep a slow order's lease, while a
+   * dead process stops sending them and loses it within one ack wait.
+   */
+  private startHeartbeats(): void {
+    clearInterval(this.heartbeat);
+    const beat = Math.max(HEARTBEAT_MIN_MS, Math.floor(this.ackWaitMs / 3));
+    this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
+  }
+
   private sendHeartbeats(olderThanMs: number): void {
     const now = performance.now();
-    for (const [msg, started] of this.inFlight) {
-      if (now - started >= olderThanMs) msg.working();
+    for (const [msg, held] of this.inFlight) {
+      if (now - held.contact >= olderThanMs) {
+        msg.working();
+        held.contact = now;
+      }
     }
+  }
+
+  /**
+   * Follows the server's ack wait and max deliver. A shorter ack wait renews every lease at once (and
+   * then every new ack-wait/3); an order whose last renewal is already older than the new ack wait may
+   * have lost its lease in between — it can then run twice (the ledger keeps one commit) — and that
+   * is logged with the count, as is every change.
+   */
+  private async refreshLease(): Promise<void> {
+    let now: LeaseSettings;
+    try {
+      now = await leaseSettings(this.jsm, this.options.names, this.lane);
+    } catch {
+      return; // broker briefly away: keep the last known settings; the pulls report the outage
+    }
+    const change = describeLeaseChange(
+      { ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver },
+      now,
+      [...this.inFlight.values()],
+      performance.now(),
+    );
+    if (!change) return;
+    ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = now);
+    if (now.ackWaitMs !== change.before.ackWaitMs) {
+      this.sendHeartbeats(0);
+      this.startHeartbeats();
+    }
+    this.options.onNotice?.(change.message);
   }
 
   private fail(err: unknown): void {
@@ -284,9 +396,12 @@ export class Worker {
 
   private async process(msg: JsMsg): Promise<void> {
     try {
-      const parsed = parseOrder(msg.data);
+      // A quarantine copy stands for its ORDERS original: outcomes, attempts and DLQ entries name that.
+      const original = this.lane === "quarantine" ? originalOf(msg) : { seq: msg.info.streamSequence, subject: msg.subject, headers: msg.headers };
+      const d: Delivery = { msg, ...original, attempt: msg.info.deliveryCount };
+      const parsed = parseOrder(msg.data, this.options.strictOrders);
       if (!parsed.ok) {
-        await this.toDlq(msg, {
+        await this.toDlq(d, {
           reason: "invalid-payload",
           lastError: `invalid-payload: ${parsed.reason}`,
           displayOrderId: guessOrderId(msg.data),
@@ -294,45 +409,65 @@ export class Worker {
         this.stats.invalid++;
         return;
       }
-      await this.processOrder(msg, parsed.order);
+      await this.processOrder(d, parsed.order);
     } catch (err) {
       // Broker unreachable, a timeout...: leave the message unacked; its redelivery is absorbed.
       this.fail(err);
     }
   }
 
-  private async processOrder(msg: JsMsg, order: Order): Promise<void> {
-    const { inbox } = this.options;
-    if (inbox) {
-      await this.processInInbox(msg, order, inbox);
+  /**
+   * A valid order, from the ledger check to the ack. Only a redelivery (or a quarantine copy) pays
+   * for the reads before the handler; a first delivery in the main lane goes straight to it.
+   */
+  private async processOrder(d: Delivery, order: Order): Promise<void> {
+    const { lane } = this;
+    const { unsafe } = this.options;
+    const redelivery = d.attempt > 1 || lane === "quarantine";
+    // A first delivery cannot be committed yet (publishing is de-duplicated), so only a redelivery
+    // pays for this read; the commit's create-if-absent guards every case anyway. A quarantine copy
+    // reads it too: the delivery that lost its lease may have committed after all.
+    // The unsafe negative control skips it, so a redelivery of committed work is written again
+    // (with a plain put) and the chaos checker must see the duplicate.
+    const existing = redelivery && !unsafe ? await this.ledger.get(order.id) : undefined;
+    if (existing) {
+      this.options.trace?.(`ledger-has ${order.id} seq=${d.seq} attempt=${d.attempt} lane=${lane}: ${describe(existing)}`);
+      await this.onOutcomeExists(d, order, existing);
       return;
     }
-    const attempt = msg.info.deliveryCount;
-    // A first delivery cannot be committed yet (publishing is de-duplicated), so only a
-    // redelivery pays for this read; the create-if-absent below guards every case anyway.
-    // The unsafe negative control skips it too, so a redelivery of committed work is written again
-    // (with a plain put) and the chaos checker must see the duplicate.
-    const existing = attempt > 1 && !this.options.unsafe ? await this.ledger.get(order.id) : undefined;
-    if (existing) {
-      this.options.trace?.(`ledger-has ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${describe(existing)}`);
-      await this.onOutcomeExists(msg, order, existing);
+    // Crash isolation (DESIGN.md). The previous delivery ended with no recorded failure (or deferral):
+    // its process died or lost the lease, maybe because of an order beside it. Charging it here could
+    // send a healthy order to the DLQ, so it is retried alone in the quarantine lane instead.
+    if (lane === "main" && d.attempt > 1 && !(await this.dlq.attempts.endedWithRecord(d.seq, d.attempt - 1))) {
+      await this.quarantine(d, order);
+      return;
+    }
+    // In the lane, where the order ran alone, every earlier delivery without a record is a crash of
+    // its own. Once it has crashed the lane max-deliver times, it is not run again.
+    if (lane === "quarantine" && d.attempt > 1 && this.maxDeliver > 0) {
+      const crashes = d.attempt - 1 - (await this.dlq.attempts.laneRecords(d.seq));
+      if (crashes >= this.maxDeliver) {
+        await this.crashedWorker(d, order, crashes);
+        return;
+      }
+    }
+    if (this.options.inbox) {
+      await this.processInInbox(d, order, this.options.inbox);
       return;
     }
     try {
-      await this.handler(order, this.handlerContext(msg, order));
+      await this.handler(order, this.handlerContext(d, order));
     } catch (err) {
-      await this.onHandlerError(msg, order, err);
+      await this.onHandlerError(d, order, err);
       return;
     }
-    const commit = await this.commit(order.id, this.committedOutcome(msg));
+    const commit = await this.commit(order.id, this.committedOutcome(d));
     if (!commit.written && commit.existing?.result === "dead-lettered") {
       // A DLQ move (the advisory's mover, the orphan sweep) claimed the order while this delivery
       // ran, and may have died or failed before its copy: an ack now would delete an order that is
       // neither committed nor in the DLQ. Finish the move as it began; its copy is de-duplicated.
-      this.options.trace?.(
-        `commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: claimed by a DLQ move, ${describe(commit.existing)}`,
-      );
-      await this.toDlq(msg, { reason: commit.existing.reason ?? "max-deliveries", lastError: commit.existing.error, validOrderId: order.id });
+      this.options.trace?.(`commit ${order.id} seq=${d.seq} attempt=${d.attempt}: claimed by a DLQ move, ${describe(commit.existing)}`);
+      await this.toDlq(d, { reason: commit.existing.reason ?? "max-deliveries", lastError: commit.existing.error, validOrderId: order.id });
       return;
     }
     // The key exists but its outcome could not be read: it may be an unfinished DLQ move. Leave the
@@ -342,62 +477,94 @@ export class Worker {
     else this.stats.suppressedDuplicates++; // another delivery won the race
     if (commit.written && commit.seq !== undefined) this.options.trace?.(ackedWriteLine("ledger", commit.seq, order.id));
     this.options.trace?.(
-      `commit ${order.id} seq=${msg.info.streamSequence} attempt=${attempt}: ${commit.written ? "written" : `exists, ${commit.existing ? describe(commit.existing) : "not read back"}`}`,
+      `commit ${order.id} seq=${d.seq} attempt=${d.attempt}: ${commit.written ? "written" : `exists, ${commit.existing ? describe(commit.existing) : "not read back"}`}`,
     );
-    await this.afterCommit(msg, order, commit.written);
+    await this.afterCommit(d.msg, order, commit.written);
+  }
+
+  /**
+   * A suspect leaves the main lane: copied to the quarantine stream (de-duplicated, so a retry after a
+   * crash right here stays single), then acked here. Copy first: under work-queue retention the ack
+   * deletes the original.
+   */
+  private async quarantine(d: Delivery, order: Order): Promise<void> {
+    await copyToQuarantine(this.js, this.options.names, d, d.msg.data);
+    this.stats.quarantined++;
+    this.options.trace?.(`quarantine ${order.id} seq=${d.seq} attempt=${d.attempt}: no failure recorded for attempt ${d.attempt - 1}`);
+    await this.ack(d.msg);
+  }
+
+  /**
+   * Dead-letters a suspect that crashed its quarantine lane max-deliver times: reason crashed-worker,
+   * with its crash count, apart from the failures its handler did report (the entry's attempts).
+   */
+  private async crashedWorker(d: Delivery, order: Order, crashes: number): Promise<void> {
+    await this.toDlq(
+      d,
+      {
+        reason: "crashed-worker",
+        lastError: `the worker died or lost its lease ${crashes} time(s) while processing this order alone in the quarantine lane`,
+        validOrderId: order.id,
+        crashes,
+      },
+      d.attempt - 1,
+    );
   }
 
   /**
    * Inbox mode: the inbox row is inserted first, in the transaction the handler then writes through;
    * the ack comes after the commit. A crash between the two is a redelivery that finds the row.
    */
-  private async processInInbox(msg: JsMsg, order: Order, inbox: TransactionalCommit): Promise<void> {
-    const result = await inbox.run(order.id, this.committedOutcome(msg), (db) => this.handler(order, this.handlerContext(msg, order, db)));
-    this.options.trace?.(`inbox ${order.id} seq=${msg.info.streamSequence} attempt=${msg.info.deliveryCount}: ${result.kind}`);
+  private async processInInbox(d: Delivery, order: Order, inbox: TransactionalCommit): Promise<void> {
+    const result = await inbox.run(order.id, this.committedOutcome(d), (db) => this.handler(order, this.handlerContext(d, order, db)));
+    this.options.trace?.(`inbox ${order.id} seq=${d.seq} attempt=${d.attempt}: ${result.kind}`);
     switch (result.kind) {
       case "committed":
         this.stats.committed++;
-        await this.afterCommit(msg, order, true);
+        await this.afterCommit(d.msg, order, true);
         return;
       case "exists":
-        await this.onOutcomeExists(msg, order, result.existing);
+        await this.onOutcomeExists(d, order, result.existing);
         return;
       case "busy":
         // Another delivery of this order is in a transaction now: hand this one back for later.
+        // Recorded first, so that the next delivery does not take this one for a crash.
         this.stats.deferred++;
-        msg.nak(backoffDelay(msg.info.deliveryCount, this.options.backoff, this.rng));
+        await this.recordAttempt(d, order, { error: "another delivery of this order held it (deferred)", errorClass: "Deferred", deferred: true });
+        d.msg.nak(backoffDelay(d.attempt, this.options.backoff, this.rng));
         return;
       case "failed":
-        await this.onHandlerError(msg, order, result.error);
+        await this.onHandlerError(d, order, result.error);
         return;
     }
   }
 
   /** A redelivery of an order with an outcome: committed work is acked, a begun dead-letter move finished. */
-  private async onOutcomeExists(msg: JsMsg, order: Order, existing: Outcome): Promise<void> {
+  private async onOutcomeExists(d: Delivery, order: Order, existing: Outcome): Promise<void> {
     if (existing.result === "committed") {
       this.stats.suppressedDuplicates++;
-      await this.ack(msg);
+      await this.ack(d.msg);
       return;
     }
     // A dead-letter move died between its claim and its ack: finish it as it began.
-    await this.toDlq(msg, { reason: existing.reason ?? "max-deliveries", lastError: existing.error, validOrderId: order.id });
+    await this.toDlq(d, { reason: existing.reason ?? "max-deliveries", lastError: existing.error, validOrderId: order.id });
   }
 
-  private committedOutcome(msg: JsMsg): Outcome {
+  private committedOutcome(d: Delivery): Outcome {
     return {
       result: "committed",
       worker: this.options.workerId,
-      attempt: msg.info.deliveryCount,
-      streamSeq: msg.info.streamSequence,
+      attempt: d.attempt,
+      streamSeq: d.seq,
       at: new Date().toISOString(),
+      ...(this.lane === "quarantine" && { lane: "quarantine" as const }),
     };
   }
 
-  private handlerContext(msg: JsMsg, order: Order, db: DbClient = NO_DB): HandlerContext {
+  private handlerContext(d: Delivery, order: Order, db: DbClient = NO_DB): HandlerContext {
     const { onHandlerLog } = this.options;
     return {
-      attempt: msg.info.deliveryCount,
+      attempt: d.attempt,
       idempotencyKey: order.id,
       signal: this.handlersAbort.signal,
       log: (message) => onHandlerLog?.(order.id, message),
@@ -416,7 +583,7 @@ export class Worker {
     }
     await this.ack(msg);
     const { observeLatency } = this.options;
-    const started = observeLatency && written ? this.inFlight.get(msg) : undefined;
+    const started = observeLatency && written ? this.inFlight.get(msg)?.started : undefined;
     if (started !== undefined) observeLatency?.((performance.now() - started) / 1000);
   }
 
@@ -424,19 +591,14 @@ export class Worker {
    * The commit, retried while the broker is unreachable for up to one ack wait (the order keeps its
    * lease meanwhile): the handler's work is done, and giving up would spend a delivery — on the last
    * one, a processed order would be dead-lettered. A retry whose first try did land finds its own
-   * outcome in the ledger, and counts as written.
+   * outcome in the ledger, and counts as written (isOwnWrite).
    */
   private async commit(orderId: string, outcome: Outcome): Promise<RecordResult> {
     const deadline = Date.now() + this.ackWaitMs;
     for (let pause = 100; ; pause = Math.min(1000, pause * 2)) {
       try {
         const result = await this.ledger.record(orderId, outcome);
-        const ours =
-          !result.written &&
-          result.existing?.worker === outcome.worker &&
-          result.existing.streamSeq === outcome.streamSeq &&
-          result.existing.attempt === outcome.attempt;
-        return ours ? { written: true } : result;
+        return !result.written && result.existing && isOwnWrite(result.existing, outcome) ? { written: true } : result;
       } catch (err) {
         if (Date.now() + pause > deadline) throw err;
         this.fail(err);
@@ -445,50 +607,106 @@ export class Worker {
     }
   }
 
-  private async onHandlerError(msg: JsMsg, order: Order, err: unknown): Promise<void> {
-    const attempt = msg.info.deliveryCount;
+  private async onHandlerError(d: Delivery, order: Order, err: unknown): Promise<void> {
+    const { attempt } = d;
     const error = errorMessage(err);
     this.stats.failedAttempts++;
-    await this.dlq.attempts.record({
-      orderId: order.id,
-      streamSeq: msg.info.streamSequence,
-      attempt,
-      worker: this.options.workerId,
-      error,
-      errorClass: err instanceof Error ? err.name : typeof err,
-      at: new Date().toISOString(),
-    });
+    // Recorded before the nak: the redelivery reads it to tell a failure from a crash (a suspect).
+    await this.recordAttempt(d, order, { error, errorClass: err instanceof Error ? err.name : typeof err });
     const retryable = !isNonRetryable(err);
     const attemptsLeft = this.maxDeliver < 0 || attempt < this.maxDeliver;
     if (retryable && attemptsLeft) {
       this.stats.retried++;
-      msg.nak(backoffDelay(attempt, this.options.backoff, this.rng));
+      d.msg.nak(backoffDelay(attempt, this.options.backoff, this.rng));
       return;
     }
-    await this.toDlq(msg, {
+    await this.toDlq(d, {
       reason: retryable ? "max-deliveries" : "non-retryable",
       lastError: error,
       validOrderId: order.id,
     });
   }
 
+  private async recordAttempt(d: Delivery, order: Order, what: Pick<AttemptRecord, "error" | "errorClass" | "deferred">): Promise<void> {
+    await this.dlq.attempts.record({
+      orderId: order.id,
+      streamSeq: d.seq,
+      attempt: d.attempt,
+      ...(this.lane === "quarantine" && { lane: "quarantine" as const }),
+      worker: this.options.workerId,
+      ...what,
+      at: new Date().toISOString(),
+    });
+  }
+
   /** Copy first, then ack: under work-queue retention an ack (or term) deletes the original. */
-  private async toDlq(msg: JsMsg, input: Pick<DeadLetterInput, "reason" | "lastError" | "validOrderId" | "displayOrderId">): Promise<void> {
+  private async toDlq(
+    d: Delivery,
+    input: Pick<DeadLetterInput, "reason" | "lastError" | "validOrderId" | "displayOrderId" | "crashes">,
+    deliveries = d.attempt,
+  ): Promise<void> {
     const result = await deadLetter(this.dlq, {
       ...input,
-      subject: msg.subject,
-      streamSeq: msg.info.streamSequence,
-      payload: msg.data,
-      headers: msg.headers,
-      deliveries: msg.info.deliveryCount,
+      subject: d.subject,
+      streamSeq: d.seq,
+      payload: d.msg.data,
+      headers: d.headers,
+      deliveries,
     });
     if (result === "dead-lettered") this.stats.deadLettered++;
     else this.stats.suppressedDuplicates++;
-    await this.ack(msg);
+    await this.ack(d.msg);
   }
 
   private async ack(msg: JsMsg): Promise<void> {
     if (this.options.confirmAck) await msg.ackAck();
     else msg.ack();
   }
+}
+
+/**
+ * Whether the outcome the ledger holds is the one this commit wrote (an earlier try of the same
+ * commit landed, and its answer was lost). The result must match too: the DLQ mover of the same
+ * process writes its dead-letter claim under the same worker id, stream sequence and delivery, and
+ * counting that as a commit would report orders committed that the ledger holds as dead-lettered.
+ */
+export function isOwnWrite(existing: Outcome, mine: Outcome): boolean {
+  return (
+    existing.result === mine.result &&
+    existing.worker === mine.worker &&
+    existing.streamSeq === mine.streamSeq &&
+    existing.attempt === mine.attempt &&
+    existing.lane === mine.lane
+  );
+}
+
+/** A change of the settings a worker follows, described for the log; see describeLeaseChange. */
+export interface LeaseChange {
+  before: LeaseSettings;
+  message: string;
+  /** Orders in hand whose last lease renewal is older than the new ack wait. */
+  atRisk: number;
+}
+
+/**
+ * Compares the settings a worker held with what the server says now. `held` are the orders in hand
+ * (their last renewal, performance.now() ms), `now` the current time on that clock. Undefined when
+ * nothing changed. Pure, for the tests.
+ */
+export function describeLeaseChange(before: LeaseSettings, after: LeaseSettings, held: { contact: number }[], now: number): LeaseChange | undefined {
+  const parts: string[] = [];
+  let atRisk = 0;
+  if (after.ackWaitMs !== before.ackWaitMs) {
+    parts.push(
+      `ack wait ${formatDuration(before.ackWaitMs)} → ${formatDuration(after.ackWaitMs)} (in-progress acks now every ${formatDuration(Math.max(HEARTBEAT_MIN_MS, Math.floor(after.ackWaitMs / 3)))})`,
+    );
+    atRisk = held.filter((h) => now - h.contact >= after.ackWaitMs).length;
+  }
+  if (after.maxDeliver !== before.maxDeliver) parts.push(`max deliver ${before.maxDeliver} → ${after.maxDeliver}`);
+  if (parts.length === 0) return undefined;
+  const risk =
+    atRisk > 0
+      ? `; ${atRisk} order(s) in hand last renewed their lease longer ago than the new ack wait: they may be redelivered while their handlers still run (the ledger keeps one commit)`
+      : "";
+  return { before, atRisk, message: `the consumer's settings changed: ${parts.join(", ")}${risk}` };
 }

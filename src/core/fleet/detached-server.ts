@@ -1,0 +1,170 @@
+/**
+ * A nats-server started by hand that outlives the command that started it (`orderq server start
+ * --detach`) and is stopped later by port or pid file (`orderq server stop`). Each detached server
+ * leaves a state file, `<tmpdir>/orderq-server-<port>.json`, naming its pid and store, so a stop by
+ * port needs nothing else, and a temp store orderq made is removed with the server.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
+import { NatsServer } from "./nats-server.js";
+import { commandLine, processState } from "./procfs.js";
+
+const STOP_GRACE_MS = 5_000;
+
+/** What `server start --detach` reports and `server stop` reads back. */
+export interface DetachedServer {
+  pid: number;
+  port: number;
+  url: string;
+  /** The JetStream store directory. */
+  store: string;
+  /** True when orderq made `store` (a temp dir): `server stop` removes it. */
+  madeStore: boolean;
+  /** The conventional pid file (the pid alone), when one was asked for. */
+  pidFile?: string;
+}
+
+/** `<tmpdir>/orderq-server-<port>.json`: where a detached server on `port` is recorded. */
+export function stateFile(port: number, dir = tmpdir()): string {
+  return join(dir, `orderq-server-${port}.json`);
+}
+
+/**
+ * Starts a nats-server that keeps running after this process exits; resolves once it answers
+ * JetStream requests. Throws EnvironmentError (exit 3) when the port is taken or the server does not
+ * start.
+ */
+export async function startDetached(options: { port?: number; store?: string; pidFile?: string; stateDir?: string }): Promise<DetachedServer> {
+  const server = await NatsServer.start({ port: options.port, storeDir: options.store, detached: true });
+  const pid = server.pid;
+  if (pid === undefined) throw new EnvironmentError(`nats-server on port ${server.port} exited right after starting`);
+  server.release();
+  const info: DetachedServer = { pid, port: server.port, url: server.url, store: server.storeDir, madeStore: options.store === undefined };
+  if (options.pidFile !== undefined) {
+    info.pidFile = options.pidFile;
+    writeOrStop(options.pidFile, `${pid}\n`, pid);
+  }
+  writeOrStop(stateFile(server.port, options.stateDir), JSON.stringify(info, null, 2) + "\n", pid);
+  return info;
+}
+
+/** Writes `file`; on failure the server just started is stopped (nobody could stop it) and the error says why. */
+function writeOrStop(file: string, text: string, pid: number): void {
+  try {
+    writeFileSync(file, text);
+  } catch (err) {
+    process.kill(pid, "SIGTERM");
+    throw new EnvironmentError(`cannot write ${file}: ${errorMessage(err)} (the server was stopped)`);
+  }
+}
+
+/** What a stop did. */
+export interface StopResult {
+  pid: number;
+  /** SIGTERM sufficed (false: it had to be killed). */
+  graceful: boolean;
+  /** The temp store orderq removed with it, if any. */
+  removedStore?: string;
+}
+
+/**
+ * Stops a detached nats-server by `port` (its state file) or by `pidFile`. Refuses (InputError, exit
+ * 2) when neither names a running nats-server: a stale pid may belong to another process by now.
+ */
+export async function stopDetached(target: { port?: number; pidFile?: string; stateDir?: string }): Promise<StopResult> {
+  let state: DetachedServer | undefined;
+  let pid: number;
+  if (target.pidFile !== undefined) {
+    pid = readPid(target.pidFile);
+    state = recordedByPid(pid, target.stateDir);
+  } else if (target.port !== undefined) {
+    const file = stateFile(target.port, target.stateDir);
+    state = readState(file);
+    if (!state)
+      throw new InputError(`no server started with \`orderq server start --detach\` is recorded on port ${target.port} (${file} is missing)`);
+    pid = state.pid;
+  } else {
+    throw new InputError("server stop: give --port or --pid-file");
+  }
+  if (!alive(pid)) {
+    if (state) forget(state, target.stateDir);
+    throw new InputError(`no server is running with pid ${pid} (it has stopped already)`);
+  }
+  if (!(commandLine(pid) ?? "nats-server").includes("nats-server")) {
+    throw new InputError(`pid ${pid} is not a nats-server (${commandLine(pid)}): not stopping it`);
+  }
+  const graceful = await signalAndWait(pid);
+  const result: StopResult = { pid, graceful };
+  if (state && state.pid === pid) {
+    if (state.madeStore) {
+      rmSync(state.store, { recursive: true, force: true });
+      result.removedStore = state.store;
+    }
+    forget(state, target.stateDir);
+  }
+  return result;
+}
+
+function forget(state: DetachedServer, stateDir?: string): void {
+  rmSync(stateFile(state.port, stateDir), { force: true });
+  if (state.pidFile) rmSync(state.pidFile, { force: true });
+}
+
+/** The state file of a detached server with this pid, if orderq recorded one. */
+function recordedByPid(pid: number, stateDir = tmpdir()): DetachedServer | undefined {
+  for (const name of readdirSync(stateDir)) {
+    if (!/^orderq-server-\d+\.json$/.test(name)) continue;
+    const state = readState(join(stateDir, name));
+    if (state?.pid === pid) return state;
+  }
+  return undefined;
+}
+
+function readPid(file: string): number {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new InputError(`--pid-file: cannot read ${file}: ${errorMessage(err)}`);
+  }
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new InputError(`--pid-file: ${file} does not hold a pid ("${text.trim().slice(0, 40)}")`);
+  return pid;
+}
+
+function readState(file: string): DetachedServer | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as DetachedServer;
+  } catch (err) {
+    throw new EnvironmentError(`cannot read ${file}: ${errorMessage(err)}`);
+  }
+}
+
+/** Running and not a zombie (a detached server's zombie waits for whichever process adopted it). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  return processState(pid) !== "Z";
+}
+
+/** SIGTERM, then SIGKILL after the grace period; resolves once the process is gone. True when SIGTERM sufficed. */
+async function signalAndWait(pid: number): Promise<boolean> {
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (alive(pid)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, "SIGKILL");
+      while (alive(pid)) await sleep(20);
+      return false;
+    }
+    await sleep(20);
+  }
+  return true;
+}
