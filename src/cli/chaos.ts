@@ -138,6 +138,14 @@ export function renderResult(r: ChaosResult): string {
           ] as [string, string],
         ]
       : []),
+    ...(r.gateways
+      ? [
+          [
+            "gateways",
+            `${r.gateways.urls.length}${r.unsafe ? " (unsafe: no key store)" : ""}: ${r.gateways.urls.join(", ")}; killed ${r.gateways.killed}, restarted ${r.gateways.restarts}`,
+          ] as [string, string],
+        ]
+      : []),
     ...(r.scaling.length ? [["autoscaler", r.scaling.map((x) => `${x.from} → ${x.to}`).join(", ")] as [string, string]] : []),
     ...(r.check.residue.count > 0
       ? [

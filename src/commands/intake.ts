@@ -41,6 +41,11 @@ export default class Intake extends OrderqCommand {
       minMs: 1,
     }),
     "gateway-id": Flags.string({ summary: "Name of this gateway in the key store's records; random by default." }),
+    unsafe: Flags.boolean({
+      summary: "Negative control for chaos runs: no key store, a new message id per request (a retried order is stored twice).",
+      default: false,
+      helpGroup: "FAULTS",
+    }),
   };
 
   async run(): Promise<void> {
@@ -68,6 +73,7 @@ export default class Intake extends OrderqCommand {
       inbox,
       retryAfterSeconds: defaults.INTAKE.retryAfterSeconds,
       log,
+      unsafe: flags.unsafe,
     });
     const started = { url: gateway.url, stream: settings.names.stream, keyStore: settings.names.intakeBucket, auth: tokens.length > 0 };
     if (this.jsonEnabled()) jsonLine({ listening: started });

@@ -23,6 +23,7 @@ export default class Produce extends OrderqCommand {
     "<%= config.bin %> produce --count 10000 --rate 500 --sources web=0.5,mobile=0.3,api=0.2",
     "<%= config.bin %> produce --count 500 --poison-rate 0.02 --invalid-rate 0.01 --history history.jsonl --json",
     "<%= config.bin %> produce --count 1000 --via http://127.0.0.1:8080",
+    "<%= config.bin %> produce --count 1000 --via http://127.0.0.1:8080,http://127.0.0.1:8081",
   ];
 
   static override flags = {
@@ -53,11 +54,12 @@ export default class Produce extends OrderqCommand {
     "id-prefix": Flags.string({ summary: "Order ids are <prefix>-<n>; a random prefix by default." }),
     seed: Flags.integer({ summary: "Seed of the generated orders and mix." }),
     via: Flags.string({
-      summary: "Send the orders through an intake gateway (POST /orders at this URL) instead of straight to JetStream.",
+      summary: "Send the orders through intake gateways (POST /orders at these comma-separated URLs) instead of straight to JetStream.",
       description:
-        "A request that times out or is answered 409 or 503 is retried with the same Idempotency-Key; --publish-timeout is the timeout of one request.",
+        "A request that times out or is answered 409 or 503 is retried with the same Idempotency-Key; --publish-timeout is the timeout of one request. " +
+        "With several gateways, orders are spread over them and a request that one did not answer (refused, reset, timed out) is sent to the next at once.",
     }),
-    "api-token": Flags.string({ summary: "Bearer token for the gateway of --via.", env: API_TOKEN_ENV }),
+    "api-token": Flags.string({ summary: "Bearer token for the gateways of --via.", env: API_TOKEN_ENV }),
   };
 
   async run(): Promise<ProduceStats & { seed: number; idPrefix: string; rate: number }> {
@@ -83,7 +85,7 @@ export default class Produce extends OrderqCommand {
       retryForMs,
       idPrefix,
     };
-    const via = flags.via === undefined ? undefined : gatewayUrl(flags.via);
+    const via = flags.via === undefined ? undefined : flags.via.split(",").map((u) => gatewayUrl(u.trim()));
     const history = new History(flags.history);
     // Through a gateway, NATS is the gateway's business: nothing here connects to it.
     const nc = via ? undefined : await this.connect(flags, { coalesceWrites: true });
@@ -134,8 +136,7 @@ export default class Produce extends OrderqCommand {
   }
 }
 
-/** The --via URL, checked before anything starts. */
-/** The gateway's URL; an InputError that never echoes what may be a secret in it. */
+/** One --via URL, checked before anything starts; an InputError that never echoes what may be a secret in it. */
 function gatewayUrl(text: string): string {
   let url: URL;
   try {

@@ -50,6 +50,20 @@ describe("orderq chaos", function () {
       assert.ok(result.faults.observed > 0, "faults observed");
       for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const) assert.equal(result.check.categories[bad].count, 0, bad);
       assert.equal(result.check.accepted, result.orders, "every order accepted");
+      if (name === "intake-crash") {
+        // The gateway kill was seen and the slowdown delayed the gateways' broker traffic; every
+        // order got its 202 in the end, through retries with the same key.
+        assert.equal(result.faults.byKind["kill-gateway"]?.observed, 1, JSON.stringify(result.faults.windows));
+        assert.equal(result.faults.byKind["slow-network"]?.observed, 1, JSON.stringify(result.faults.windows));
+        assert.equal(result.check.categories.ok.count, result.orders, describeFailure(result));
+        assert.equal(result.producer.failed + result.producer.indeterminate, 0);
+        assert.ok(result.producer.retries > 0, "the clients retried");
+        assert.deepEqual(
+          { ...result.gateways, urls: result.gateways?.urls.length },
+          { urls: 2, started: 3, killed: 1, restarts: 1 },
+          "two gateways, one killed and started again",
+        );
+      }
       if (name === "slow-worker") {
         // Autoscaling is on there: the pool grew past its minimum of 2 at some second of the run.
         assert.ok(Math.max(...result.timeline.workers) > 2, `workers over time: ${result.timeline.workers.join(" ")}`);
@@ -67,6 +81,30 @@ describe("orderq chaos", function () {
       assert.equal(code, 1);
     });
   }
+
+  it("intake-crash --unsafe (negative control): INVALID, each duplicated order stored twice by the gateways, exit 1", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orderq-intake-unsafe-"));
+    try {
+      const { code, result } = await chaos(["intake-crash", "--unsafe", "--seed", "7", "--report", dir]);
+      assert.equal(result.valid, false);
+      assert.equal(code, 1);
+      const duplicated = result.check.categories.duplicated;
+      assert.ok(duplicated.count > 0, describeFailure(result));
+      // The gateways' doing, not a redelivery: each sampled duplicate was committed from two different
+      // messages of ORDERS (a redelivery commits the same message again).
+      const ledger = readFileSync(join(dir, "ledger.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { orderId: string; outcome: { streamSeq: number } });
+      for (const id of duplicated.ids) {
+        const seqs = new Set(ledger.filter((w) => w.orderId === id).map((w) => w.outcome.streamSeq));
+        assert.ok(seqs.size >= 2, `${id} committed from stream sequences ${[...seqs].join(", ")}`);
+      }
+      assert.ok(existsSync(join(dir, "gateways", "g1.log")), "the gateways' logs are kept as evidence");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("writes history.jsonl, result.json and a self-contained report.html (and ignores an ORDERQ_INBOX_URL from the shell)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "orderq-report-"));

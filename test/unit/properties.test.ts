@@ -330,8 +330,8 @@ const share = fc.double({ min: 0, max: 0.25, noNaN: true });
 const positiveInt = fc.integer({ min: 1, max: 1_000_000 });
 const opt = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
 
-/** db-restart needs an inbox, which these scenarios do not have (test/unit/chaos-inbox-scenario.test.ts covers it). */
-const KINDS = FAULT_KINDS.filter((k) => k !== "db-restart");
+/** db-restart needs an inbox and kill-gateway an intake, which these scenarios do not have (test/unit/chaos-inbox-scenario.test.ts and chaos-intake.test.ts cover them). */
+const KINDS = FAULT_KINDS.filter((k) => k !== "db-restart" && k !== "kill-gateway");
 
 const faultArb = fc
   .record({

@@ -31,6 +31,13 @@ export class RunDir {
     return join(dir, `${workerId}.log`);
   }
 
+  /** One log per intake gateway id (stdout and stderr), appended to by each process that id runs. */
+  gatewayLog(gatewayId: string): string {
+    const dir = join(this.path, "gateways");
+    mkdirSync(dir, { recursive: true });
+    return join(dir, `${gatewayId}.log`);
+  }
+
   /** Every worker log so far, one after the other. */
   workerLogs(): string {
     const dir = join(this.path, "workers");
@@ -49,7 +56,7 @@ export class RunDir {
   keep(dest: string): void {
     mkdirSync(dest, { recursive: true });
     this.remove = undefined;
-    for (const name of ["servers", "workers", "ledger.jsonl", "dlq.jsonl", "remaining.jsonl"]) {
+    for (const name of ["servers", "workers", "gateways", "ledger.jsonl", "dlq.jsonl", "remaining.jsonl"]) {
       const from = join(this.path, name);
       const to = join(dest, name);
       rmSync(to, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import { errorMessage } from "../base/errors.js";
 import type { ProxiedPath } from "./proxy.js";
 import type { FaultKind, FaultSpec } from "./scenario.js";
 import type { WorkerPool } from "./worker-pool.js";
+import type { GatewayPool } from "./gateway-pool.js";
 
 export interface FaultWindow {
   kind: FaultKind;
@@ -30,6 +31,8 @@ export interface NemesisTargets {
   paths: { workers: ProxiedPath; producers: ProxiedPath };
   /** The inbox's PostgreSQL, in an inbox scenario (db-restart needs it). */
   database?: Pick<PostgresServer, "kill" | "restart" | "running" | "port">;
+  /** The intake gateways, in an intake scenario (kill-gateway needs them). */
+  gateways?: Pick<GatewayPool, "ids" | "kill" | "restart">;
 }
 
 export interface NemesisEvents {
@@ -67,6 +70,8 @@ export class Nemesis {
   private serverFault = false;
   /** The same for the inbox's database. */
   private dbFault = false;
+  /** The same for an intake gateway. */
+  private gatewayFault = false;
 
   constructor(
     private readonly specs: FaultSpec[],
@@ -192,6 +197,28 @@ export class Nemesis {
           );
         } finally {
           this.dbFault = false;
+        }
+      }
+      case "kill-gateway": {
+        const gateways = this.targets.gateways;
+        if (!gateways) return window("-", false, "no intake gateways in this run");
+        // One gateway down at a time: with every gateway down the clients only wait, nothing is tested.
+        while (this.gatewayFault) {
+          if (until.some((s) => s.aborted)) return window("-", false, "skipped: its schedule ended while a gateway was down");
+          await sleep(100, ...until);
+        }
+        startMs = this.now();
+        this.gatewayFault = true;
+        try {
+          const ids = gateways.ids();
+          const id = target && target !== "random" ? ids.find((g) => g === target) : pick(ids, rng);
+          if (!id) return window(target ?? "-", false, "no such live gateway");
+          const seen = await gateways.kill(id);
+          await sleep(spec.durationMs, this.aborted.signal);
+          await gateways.restart(id);
+          return window(id, seen, `SIGKILL (exit ${seen ? "seen" : "not seen"}), restarted on the same port after ${spec.durationMs} ms`);
+        } finally {
+          this.gatewayFault = false;
         }
       }
       case "cut-network":

@@ -46,6 +46,7 @@ const FAULT_COLOURS: Record<string, string> = {
   "cut-network": "#8c564b",
   "slow-network": "#bcbd22",
   "db-restart": "#17becf",
+  "kill-gateway": "#e377c2",
 };
 
 interface Series {

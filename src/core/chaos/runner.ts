@@ -31,6 +31,8 @@ import { faultKinds, faultNames, type Scenario } from "./scenario.js";
 import { RunDir } from "./evidence.js";
 import { buildTimeline, type Timeline } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
+import { GatewayPool, type GatewayCounters } from "./gateway-pool.js";
+import { HttpSender } from "../intake/http-sender.js";
 import { acceptedIds, checkHandlerModule, InboxRun, type InboxRunResult } from "./inbox-run.js";
 import { INBOX_URL_ENV } from "../inbox/connect.js";
 
@@ -42,6 +44,8 @@ const MIN_SETTLE_MS = 10_000;
 const EMPTY_WAIT_MS = 12_000;
 const WORKERS_READY_MS = 30_000;
 const WORKER_STOP_GRACE_MS = 10_000;
+/** A gateway answers what it holds (each request bounded by its --timeout) and exits. */
+const GATEWAY_STOP_GRACE_MS = 5_000;
 /** The stream's duplicate window: producer retries must stay inside it. */
 /** Messages left in ORDERS that the checker reads one by one, at most. */
 const MAX_REMAINING = 10_000;
@@ -150,6 +154,8 @@ export interface ChaosResult {
   evidence?: string;
   /** Inbox mode: the inbox as the ledger of record, and the effect check. */
   inbox?: InboxRunResult;
+  /** Intake mode: the gateways' URLs and what happened to their processes. */
+  gateways?: GatewayCounters & { urls: string[] };
 }
 
 export interface RunOutput {
@@ -251,8 +257,9 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
   const ctx = runContext(dir, scenario, options);
   try {
     const rig = await setUp(ctx);
-    const fleet = await startWorkers(ctx, rig);
-    const workload = await startProducer(ctx, rig);
+    // Gateways (intake mode) start beside the workers: both take seconds. Both settle before a failure
+    // of either is thrown, so that everything either started is in the teardown.
+    const [fleet, workload] = bothOrThrow(await Promise.allSettled([startWorkers(ctx, rig), startProducer(ctx, rig)]));
     const run = startClock(ctx, rig, fleet, workload);
     const produced = await produceUnderFaults(run);
     await heal(ctx, run);
@@ -264,6 +271,12 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
   } finally {
     await ctx.teardown.run();
   }
+}
+
+function bothOrThrow<A, B>([a, b]: [PromiseSettledResult<A>, PromiseSettledResult<B>]): [A, B] {
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return [a.value, b.value];
 }
 
 /** What every phase reads: the run's inputs, the teardown to add stops to, and the run's abort signal. */
@@ -301,6 +314,8 @@ interface Fleet {
 interface Workload {
   producer: Producer;
   history: History;
+  /** Intake mode: the gateways the producer posts through. */
+  gateways?: GatewayPool;
 }
 
 /** A run under way: the timeline, the fault windows and the progress count from `t0`. */
@@ -516,15 +531,24 @@ function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
   );
 }
 
-/** The in-process producer, through its own proxy, recording the history the checker reads. */
+/**
+ * The in-process producer, through its own proxy, recording the history the checker reads. In intake
+ * mode it posts to the gateways instead, and they reach the servers through the producers' proxy.
+ */
 async function startProducer(ctx: RunContext, rig: Rig): Promise<Workload> {
   const { s, options } = ctx;
-  const producerNc = await connectNats({ ...rig.connectOptions, server: rig.producerPath.url, name: "orderq chaos producer" });
-  ctx.teardown.add(() => producerNc.close());
+  const gateways = s.intake && (await startGateways(ctx, rig, s.intake));
+  let target: ConstructorParameters<typeof Producer>[0];
+  if (gateways) target = (timeoutMs: number) => new HttpSender(gateways.urls, timeoutMs);
+  else {
+    const producerNc = await connectNats({ ...rig.connectOptions, server: rig.producerPath.url, name: "orderq chaos producer" });
+    ctx.teardown.add(() => producerNc.close());
+    target = producerNc;
+  }
   const history = new History();
   const h = s.handler;
   const producer = new Producer(
-    producerNc,
+    target,
     {
       names: rig.names,
       count: ctx.orders,
@@ -543,7 +567,26 @@ async function startProducer(ctx: RunContext, rig: Rig): Promise<Workload> {
     seededRng(options.seed),
     history,
   );
-  return { producer, history };
+  return { producer, history, gateways };
+}
+
+/**
+ * Intake mode: `orderq intake` children on ports of their own, through the producers' proxy, with the
+ * run's topology (the flags both commands take, spelled once by workArgs). --unsafe makes them the
+ * negative control: no key store, a new message id per request.
+ */
+async function startGateways(ctx: RunContext, rig: Rig, intake: NonNullable<Scenario["intake"]>): Promise<GatewayPool> {
+  const { options, dir } = ctx;
+  const topology = workArgs({ server: rig.producerPath.url, settings: rig.settings }).slice(1);
+  const pool = await GatewayPool.start(intake.gateways, {
+    script: options.cliScript,
+    args: [...topology, "--timeout", `${intake.timeoutMs}ms`, ...(options.unsafe ? ["--unsafe"] : [])],
+    env: options.external ? credentialEnv(options.external) : {},
+    logFile: (id) => dir.gatewayLog(id),
+  });
+  ctx.teardown.add(() => pool.stop(GATEWAY_STOP_GRACE_MS));
+  ctx.note(`${intake.gateways} intake gateways ready: ${pool.urls.join(", ")}${options.unsafe ? " (unsafe)" : ""}`);
+  return pool;
 }
 
 /** t0: the nemesis, live progress, the count of workers each second, and the time limit, which stops the producer and the nemesis. */
@@ -562,6 +605,7 @@ function startClock(ctx: RunContext, rig: Rig, fleet: Fleet, workload: Workload)
       leader: () => streamLeader(jsm, names),
       paths: { workers: rig.workerPath, producers: rig.producerPath },
       database: inbox?.database,
+      gateways: workload.gateways,
     },
     options.seed,
     {
@@ -747,6 +791,7 @@ function report(ctx: RunContext, run: Run, end: Ending, verdict: Verdict): RunOu
       final: end.left.final,
       startedAt: run.t0,
       inbox: end.inboxRead?.result,
+      gateways: run.gateways && { urls: run.gateways.urls, ...run.gateways.counters },
     },
   };
 }

@@ -8,7 +8,7 @@ import { durationMs } from "../base/duration.js";
 import { INBOX } from "../base/defaults.js";
 
 /** Faults the nemesis can inject; `any` picks one of `of` at each occurrence, from the seed. */
-export const FAULT_KINDS = ["kill-worker", "pause-worker", "kill-server", "cut-network", "slow-network", "db-restart"] as const;
+export const FAULT_KINDS = ["kill-worker", "pause-worker", "kill-server", "cut-network", "slow-network", "db-restart", "kill-gateway"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 const SCHEDULE_KINDS = [...FAULT_KINDS, "any"] as const;
 
@@ -50,7 +50,7 @@ const faultSchema = z
     count: count(1).optional(),
     /** How long a pause, cut, slowdown or server outage lasts before it is healed. */
     duration: duration.optional(),
-    /** Workers: random | all | a worker id. Servers: random | leader | a node name. Network: workers | producers | all. */
+    /** Workers: random | all | a worker id. Servers: random | leader | a node name. Network: workers | producers | all. Gateways: random | g1, g2... */
     target: z.string().min(1).optional(),
     /** slow-network: delay added to every chunk. */
     delay: duration.optional(),
@@ -150,6 +150,14 @@ const scenarioSchema = z
         pool: count(1).prefault(INBOX.poolSize),
       })
       .optional(),
+    /** Intake mode: the producers post through this many `orderq intake` gateways instead of publishing. */
+    intake: z
+      .strictObject({
+        gateways: count(1).max(8, "at most 8").prefault(2),
+        /** The gateways' --timeout: one JetStream request before the client gets 503 (claims expire after 3 × it + 1 s). */
+        timeout: duration.prefault("1s"),
+      })
+      .optional(),
     producer: z
       .strictObject({
         /** Share of orders published a second time with the same id. */
@@ -174,6 +182,14 @@ const scenarioSchema = z
       .prefault({}),
   })
   .superRefine((sc, ctx) => {
+    if (sc.intake && sc.inbox) ctx.addIssue({ code: "custom", path: ["intake"], message: "intake and inbox cannot be combined in one scenario yet" });
+    if (!sc.intake) {
+      sc.faults.forEach((f, i) => {
+        const kinds = f.kind === "any" ? (f.of ?? []) : [f.kind];
+        if (kinds.includes("kill-gateway"))
+          ctx.addIssue({ code: "custom", path: ["faults", i, "kind"], message: "kill-gateway kills an intake gateway: the scenario needs `intake`" });
+      });
+    }
     if (sc.inbox) {
       if (sc.inbox.effects && sc.handler.module === undefined) {
         ctx.addIssue({
@@ -231,6 +247,8 @@ export interface Scenario {
   consumer: { ackWaitMs: number; maxDeliver: number; backoffBaseMs: number; backoffMaxMs: number };
   handler: { module?: string; ms: number; failRate: number; poisonRate: number; fatalRate: number; crashRate: number; invalidRate: number };
   producer: { duplicateRate: number; inFlight: number; publishTimeoutMs: number; retryForMs: number };
+  /** Intake mode: producers post to this many gateways (`timeoutMs`: each one's --timeout). */
+  intake?: { gateways: number; timeoutMs: number };
   /** Inbox mode; `schema` absolute (resolved against the scenario file). */
   inbox?: { schema?: string; effects: boolean; maxBatch: number; poolSize: number };
   faults: FaultSpec[];
@@ -286,6 +304,7 @@ export function toScenario(p: Parsed, file: string, fallbackName: string): Scena
       publishTimeoutMs: p.producer["publish-timeout"],
       retryForMs: p.producer["retry-for"],
     },
+    ...(p.intake && { intake: { gateways: p.intake.gateways, timeoutMs: p.intake.timeout } }),
     ...(p.inbox && {
       inbox: {
         ...(p.inbox.schema !== undefined && { schema: p.inbox.schema }),

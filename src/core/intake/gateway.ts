@@ -52,6 +52,11 @@ export interface GatewayOptions {
   retryAfterSeconds: number;
   /** One line for each thing an operator should know (a key-store write that failed). */
   log?: (line: string) => void;
+  /**
+   * Negative control for chaos runs (`intake --unsafe`): no key store and a fresh Nats-Msg-Id per
+   * request, so a retry whose first request was stored is stored again.
+   */
+  unsafe?: boolean;
 }
 
 /** The 202 body (and the body of every replay of it). */
@@ -307,6 +312,7 @@ export class Gateway {
       }
     }
     if (!this.connected) return this.unavailable(reply, "no connection to NATS");
+    if (this.options.unsafe) return this.submitUnsafely(order, reply);
     const print = fingerprint(order);
     const claim = await this.jetstream(() => this.keys.claim(order.id, print));
     if (claim instanceof UnavailableError) return this.unavailable(reply, claim.message);
@@ -349,6 +355,17 @@ export class Gateway {
       .complete(order.id, claim.revision, print, answer)
       .catch((err: unknown) => this.log(`could not store the answer for ${order.id}: ${errorMessage(err)}`));
     return accepted(reply, answer);
+  }
+
+  /** The negative control's POST /orders: publish under a new message id each time, remember nothing. */
+  private async submitUnsafely(order: Order, reply: FastifyReply): Promise<FastifyReply> {
+    const msgId = headers();
+    msgId.set("Nats-Msg-Id", randomUUID());
+    const ack = await this.jetstream<PubAck>(() =>
+      this.publisher.publish(orderSubject(this.options.names, order.source), JSON.stringify(order), msgId),
+    );
+    if (ack instanceof UnavailableError) return this.unavailable(reply, ack.message);
+    return accepted(reply, { status: 202, body: { id: order.id, seq: ack.seq, stream: ack.stream } });
   }
 
   /** Runs a JetStream call; its failure becomes an UnavailableError value (not thrown). */

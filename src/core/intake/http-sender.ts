@@ -2,7 +2,9 @@
  * `orderq produce --via http://host:port`: the producer's orders sent through an intake gateway
  * instead of straight to JetStream, so chaos runs and benches exercise the gateway. Each order is a
  * `POST /orders` with `Idempotency-Key` = its id; the producer retries a timed-out or refused request
- * with the same key, which the gateway answers idempotently.
+ * with the same key, which the gateway answers idempotently. With several gateways (sharing one key
+ * store) orders are spread over them round-robin, and a request one did not answer (connection
+ * refused, reset, timed out) is sent at once to the next with the same key.
  *
  * Node's http client with a keep-alive agent, not fetch(): fetch spent several times the gateway's own
  * CPU per request (its streams, its Response objects, an AbortSignal pair per call), so on a shared
@@ -27,48 +29,71 @@ interface Answer {
   text: string;
 }
 
+/** One gateway: its URL and its keep-alive connections. */
+interface Target {
+  url: URL;
+  agent: http.Agent;
+  request: typeof http.request;
+}
+
 export class HttpSender implements Sender {
-  private readonly url: URL;
-  private readonly agent: http.Agent;
-  private readonly request: typeof http.request;
+  private readonly targets: Target[];
   private readonly pending = new Set<http.ClientRequest>();
   private closed = false;
+  /** The gateway the next order starts with. */
+  private next = 0;
 
   /**
-   * `base`: the gateway's URL (http://host:port or https://…); `token`: a bearer token, if the gateway
-   * wants one; `timeoutMs`: how long one request may take, waiting for a connection included, before
-   * it counts as timed out (maybe stored); `connections`: keep-alive connections to the gateway.
+   * `bases`: the gateways' URLs (http://host:port or https://…), at least one; `token`: a bearer token,
+   * if the gateways want one; `timeoutMs`: how long one request may take, waiting for a connection
+   * included, before it counts as timed out (maybe stored); `connections`: keep-alive connections to
+   * each gateway.
    */
   constructor(
-    base: string,
+    bases: string | string[],
     private readonly timeoutMs: number,
     private readonly token?: string,
     connections: number = defaults.INTAKE_CLIENT_CONNECTIONS,
   ) {
-    this.url = new URL("/orders", base);
-    const secure = this.url.protocol === "https:";
-    // scheduling "fifo": requests take connections in the order they were made, so none waits behind
-    // later ones (the agent's default, lifo, favours the most recently used connection).
-    const options = { keepAlive: true, maxSockets: connections, scheduling: "fifo" as const };
-    this.agent = secure ? new https.Agent(options) : new http.Agent(options);
-    this.request = secure ? https.request : http.request;
+    const list = typeof bases === "string" ? [bases] : bases;
+    if (list.length === 0) throw new Error("HttpSender needs at least one gateway URL");
+    this.targets = list.map((base) => {
+      const url = new URL("/orders", base);
+      const secure = url.protocol === "https:";
+      // scheduling "fifo": requests take connections in the order they were made, so none waits behind
+      // later ones (the agent's default, lifo, favours the most recently used connection).
+      const options = { keepAlive: true, maxSockets: connections, scheduling: "fifo" as const };
+      return { url, agent: secure ? new https.Agent(options) : new http.Agent(options), request: secure ? https.request : http.request };
+    });
   }
 
   /**
-   * POSTs the payload with the Nats-Msg-Id of `headers` as its Idempotency-Key. Resolves with the
-   * gateway's answer as a PubAck (`duplicate`: a replayed answer). Throws NotStoredError when the
-   * gateway refused it or was not reached (retryable unless the refusal is final), any other Error
-   * when the order may have been stored (a timeout, a connection lost mid-request, a 409 or a 503).
+   * POSTs the payload with the Nats-Msg-Id of `headers` as its Idempotency-Key, to one gateway after
+   * the other (each at most once, starting round-robin) until one answers. Resolves with the gateway's
+   * answer as a PubAck (`duplicate`: a replayed answer). Throws NotStoredError when a gateway refused
+   * the order or every gateway refused the connection (retryable unless the refusal is final), any
+   * other Error when the order may have been stored (a timeout or a connection lost mid-request at
+   * some gateway, a 409 or a 503).
    */
   async publish(_subject: string, payload: string, headers: MsgHdrs): Promise<PubAck> {
     const key = headers.get("Nats-Msg-Id");
-    let answer: Answer;
-    try {
-      answer = await this.post(payload, `"${key.replace(/[\\"]/g, "\\$&")}"`);
-    } catch (err) {
-      // Nothing listened: the gateway never saw the request.
-      if ((err as { code?: string }).code === "ECONNREFUSED") throw new NotStoredError(`gateway refused the connection (${this.url})`, true);
-      throw new Error(`no answer from the gateway: ${errorMessage(err)}`, { cause: err });
+    const idempotencyKey = `"${key.replace(/[\\"]/g, "\\$&")}"`;
+    const start = this.next++ % this.targets.length;
+    const unanswered: { url: URL; refused: boolean; error: string }[] = [];
+    let answer: Answer | undefined;
+    for (let i = 0; i < this.targets.length && !answer && !this.closed; i++) {
+      const target = this.targets[(start + i) % this.targets.length];
+      try {
+        answer = await this.post(target, payload, idempotencyKey);
+      } catch (err) {
+        // Only a refused connection proves the gateway never saw the request.
+        unanswered.push({ url: target.url, refused: (err as { code?: string }).code === "ECONNREFUSED", error: errorMessage(err) });
+      }
+    }
+    if (!answer) {
+      const detail = unanswered.map((u) => `${u.url}: ${u.error}`).join("; ");
+      if (unanswered.length > 0 && unanswered.every((u) => u.refused)) throw new NotStoredError(`no gateway took the connection (${detail})`, true);
+      throw new Error(`no answer from the gateway: ${detail || "sender closed"}`);
     }
     if (answer.status === 202) {
       const body = JSON.parse(answer.text) as { seq: number; stream: string };
@@ -90,16 +115,16 @@ export class HttpSender implements Sender {
   close(): void {
     this.closed = true;
     for (const req of this.pending) req.destroy(new Error("sender closed"));
-    this.agent.destroy();
+    for (const target of this.targets) target.agent.destroy();
   }
 
-  private post(payload: string, idempotencyKey: string): Promise<Answer> {
+  private post(target: Target, payload: string, idempotencyKey: string): Promise<Answer> {
     if (this.closed) return Promise.reject(new Error("sender closed"));
     return new Promise<Answer>((resolve, reject) => {
       const body = Buffer.from(payload);
-      const req = this.request(this.url, {
+      const req = target.request(target.url, {
         method: "POST",
-        agent: this.agent,
+        agent: target.agent,
         headers: {
           "content-type": "application/json",
           "content-length": body.length,
