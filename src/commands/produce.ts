@@ -10,7 +10,7 @@ import { Producer, type ProduceStats } from "../core/pipeline/producer.js";
 import { randomSeed, seededRng } from "../core/base/random.js";
 import { InputError } from "../core/base/errors.js";
 import { ensureTopology } from "../core/nats/topology.js";
-import { HttpSender } from "../core/intake/http-sender.js";
+import { checkGatewaysReachable, HttpSender } from "../core/intake/http-sender.js";
 import { API_TOKEN_ENV } from "../cli/intake-flags.js";
 
 export default class Produce extends OrderqCommand {
@@ -88,6 +88,7 @@ export default class Produce extends OrderqCommand {
     const via = flags.via === undefined ? undefined : flags.via.split(",").map((u) => gatewayUrl(u.trim()));
     const history = new History(flags.history);
     // Through a gateway, NATS is the gateway's business: nothing here connects to it.
+    if (via) await checkGatewaysReachable(via);
     const nc = via ? undefined : await this.connect(flags, { coalesceWrites: true });
     if (nc) await ensureTopology(nc, settings, { verify: false, update: false, createUnderOtherNames: false });
     const target = nc ?? ((timeoutMs: number) => new HttpSender(via!, timeoutMs, flags["api-token"]));

@@ -277,11 +277,15 @@ describe("intake: the HTTP gateway", function () {
     assert.equal((await messages()) - before, new Set(ok.map((h) => h.id)).size, "one message per accepted order");
   });
 
-  it("refuses a --via URL with a password before sending anything, and never prints it", async () => {
+  it("refuses a --via URL with a password before sending anything, and never prints it; names a gateway that is not there", async () => {
     const r = await runCli(["produce", "--count", "1", "--via", "http://shop:s3cret-pw@127.0.0.1:1/"]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr.trim(), /^orderq: --via: a user or password in the URL is not used by the gateway/);
     assert.doesNotMatch(r.stderr + r.stdout, /s3cret-pw/);
+    // No gateway there: one line and exit 3 at once, not every order retried for --retry-for.
+    const none = await runCli(["produce", "--count", "1", "--via", "http://127.0.0.1:1"]);
+    assert.equal(none.code, 3, none.stderr);
+    assert.equal(none.stderr.trim(), "orderq: --via: no gateway answers at http://127.0.0.1:1/ (ECONNREFUSED): is `orderq intake` running there?");
   });
 
   it("answers 503 with Retry-After while the server is down, then 202 to the retry with the same key", async function () {

@@ -17,7 +17,7 @@ import type { MsgHdrs } from "@nats-io/transport-node";
 import * as defaults from "../base/defaults.js";
 import type { PubAck } from "../nats/pub-acks.js";
 import { NotStoredError, type Sender } from "../pipeline/producer.js";
-import { errorMessage } from "../base/errors.js";
+import { EnvironmentError, errorMessage } from "../base/errors.js";
 
 /** Statuses after which a retry would be refused the same way: the order was not stored. */
 const FINAL = new Set([400, 401, 403, 404, 413, 415, 422]);
@@ -169,4 +169,25 @@ export class HttpSender implements Sender {
       req.end(body);
     });
   }
+}
+
+/**
+ * Before a run through gateways: resolves when at least one of `urls` answers `GET /healthz` (any HTTP
+ * status) within `timeoutMs`; else throws an EnvironmentError naming them and what the first said.
+ * Without it, a mistyped --via costs the whole --retry-for, every order retried against nothing.
+ */
+export async function checkGatewaysReachable(urls: string[], timeoutMs = 2_000): Promise<void> {
+  const failures = await Promise.all(
+    urls.map(async (url) => {
+      try {
+        await fetch(new URL("/healthz", url), { signal: AbortSignal.timeout(timeoutMs) });
+        return undefined;
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string } }).cause?.code;
+        return cause ?? (err instanceof Error && err.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : errorMessage(err));
+      }
+    }),
+  );
+  if (failures.some((f) => f === undefined)) return;
+  throw new EnvironmentError(`--via: no gateway answers at ${urls.join(", ")} (${failures[0]}): is \`orderq intake\` running there?`);
 }
