@@ -19,12 +19,11 @@ import { killOnExit } from "../fleet/exit-kill.js";
 import { INBOX_URL_ENV } from "../inbox/connect.js";
 import { workArgs } from "../fleet/work-args.js";
 import { HttpSender } from "../intake/http-sender.js";
-import { BENCH_SOURCES, checkCounts } from "./baseline.js";
+import { checkCounts } from "./baseline.js";
 import { summarizeLatency } from "./histogram.js";
 import { Meter } from "./meter.js";
-import { BenchSink } from "./produce.js";
-import { Producer, type ProduceOptions } from "../pipeline/producer.js";
-import { seededRng } from "../base/random.js";
+import { BenchSink, newProducer } from "./produce.js";
+import type { Producer } from "../pipeline/producer.js";
 import { streamMessages } from "./topology.js";
 import { perSecond, type PhaseResult } from "./types.js";
 
@@ -90,25 +89,9 @@ export class BenchGateway {
   }
 }
 
-/** The Producer of `produce --via`, with the bench's mix (no faults, duplicates or invalid payloads). */
+/** The Producer of `produce --via` (an HttpSender to `url`), with the bench's mix. */
 function viaProducer(url: string, names: Names, s: IntakeSettings, count: number, rate: number, idPrefix: string, sink: BenchSink): Producer {
-  const options: ProduceOptions = {
-    names,
-    count,
-    rate,
-    sources: BENCH_SOURCES,
-    poisonRate: 0,
-    fatalRate: 0,
-    crashRate: 0,
-    invalidRate: 0,
-    duplicateRate: 0,
-    inFlight: s.inFlight,
-    publishTimeoutMs: 5_000,
-    retryForMs: 60_000,
-    idPrefix,
-    payloadBytes: s.payloadBytes,
-  };
-  return new Producer((timeoutMs) => new HttpSender(url, timeoutMs), options, seededRng(s.seed), sink);
+  return newProducer((timeoutMs) => new HttpSender(url, timeoutMs), names, { ...s, count, rate, idPrefix }, sink);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { HistoryEvent, HistorySink } from "../pipeline/history.js";
 import type { Names } from "../nats/names.js";
-import { Producer, type ProduceOptions } from "../pipeline/producer.js";
+import { Producer, type ProduceOptions, type Sender } from "../pipeline/producer.js";
 import { seededRng } from "../base/random.js";
 import { BENCH_SOURCES, checkCounts } from "./baseline.js";
 import { wallNow, type Meter } from "./meter.js";
@@ -40,8 +40,11 @@ export interface ProduceSettings {
   idPrefix: string;
 }
 
-/** `orderq produce`'s defaults, with no faults, duplicates or invalid payloads. */
-export function newProducer(nc: NatsConnection, names: Names, s: ProduceSettings, sink: BenchSink): Producer {
+/**
+ * A Producer with `orderq produce`'s defaults and the bench's mix (no faults, duplicates or invalid
+ * payloads), publishing straight to JetStream (`nc`) or through a Sender (`produce --via`'s HttpSender).
+ */
+export function newProducer(target: NatsConnection | ((timeoutMs: number) => Sender), names: Names, s: ProduceSettings, sink: BenchSink): Producer {
   const options: ProduceOptions = {
     names,
     count: s.count,
@@ -58,7 +61,7 @@ export function newProducer(nc: NatsConnection, names: Names, s: ProduceSettings
     idPrefix: s.idPrefix,
     payloadBytes: s.payloadBytes,
   };
-  return new Producer(nc, options, seededRng(s.seed), sink);
+  return new Producer(target, options, seededRng(s.seed), sink);
 }
 
 /** Produce throughput; the stream it fills is the work phase's input. */
