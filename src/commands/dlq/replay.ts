@@ -145,8 +145,6 @@ export function render(s: DlqReplayResult, stream: string): string {
   return (
     `${table(["seq", "order id", "result", "detail"], rows)}\n${verb} ${s.replayed}, refused ${s.refused}, failed ${s.failed}.${tail}` +
     (s.failed > 0 ? ` ${plural(s.failed, "entry", "entries")} stayed in the DLQ: run the replay again.` : "") +
-    (s.interrupted
-      ? `\nInterrupted: ${plural(s.left, "entry", "entries")} left in the DLQ, not attempted; run the same replay again for them.`
-      : "")
+    (s.interrupted ? `\nInterrupted: ${plural(s.left, "entry", "entries")} left in the DLQ, not attempted; run the same replay again for them.` : "")
   );
 }
