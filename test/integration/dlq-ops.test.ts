@@ -103,10 +103,11 @@ describe("DLQ replay --rate, stopped by Ctrl-C", function () {
   const ORDERS = 6;
 
   it("finishes the entry in progress, leaves the rest in the DLQ, says how many, exits 130", async () => {
-    await seed(
+    const seqOf = await seed(
       fx,
       Array.from({ length: ORDERS }, (_, i) => ({ orderId: `r-${i}`, reason: "max-deliveries" as const, ageMs: 60_000 })),
     );
+    const seqs = [...seqOf.values()];
     // One entry a second: the signal lands long before the last one is due.
     const run = startCli(["dlq", "replay", "--all", "--rate", "1", "--json"], { NATS_URL: fx.server.url });
     while ((await depth(fx)) === ORDERS) await sleep(50);
@@ -118,6 +119,7 @@ describe("DLQ replay --rate, stopped by Ctrl-C", function () {
     assert.ok(report.replayed >= 1 && report.left >= 1, `replayed ${report.replayed}, left ${report.left}`);
     assert.equal(report.replayed + report.refused + report.failed + report.left, ORDERS);
     assert.equal(report.results.length, ORDERS - report.left);
+    assert.deepEqual(report.leftSeqs, seqs.slice(ORDERS - report.left), "the entries left are the last ones, by sequence");
     assert.equal(await depth(fx), report.left, "every entry not replayed is still in the DLQ; none is half-replayed");
 
     // The rest are replayed by running the same command again.

@@ -25,27 +25,30 @@ describe("DLQ replay pacing", () => {
 
 describe("DLQ replay summary", () => {
   it("counts the entries not reached as left, and says so when interrupted", () => {
-    const s = summarise(false, 5, [done(1, "replayed"), done(2, "refused")], true);
+    const s = summarise(false, [1, 2, 4, 7, 9], [done(1, "replayed"), done(2, "refused")], true);
     assert.deepEqual(
-      { replayed: s.replayed, refused: s.refused, failed: s.failed, left: s.left, interrupted: s.interrupted },
-      { replayed: 1, refused: 1, failed: 0, left: 3, interrupted: true },
+      { replayed: s.replayed, refused: s.refused, failed: s.failed, left: s.left, leftSeqs: s.leftSeqs, interrupted: s.interrupted },
+      { replayed: 1, refused: 1, failed: 0, left: 3, leftSeqs: [4, 7, 9], interrupted: true },
     );
     assert.match(
       render(s, "ORDERS"),
-      /replayed 1, refused 1, failed 0\.\nInterrupted: 3 entries left in the DLQ, not attempted; run the same replay again for them\.$/,
+      /replayed 1, refused 1, failed 0\.\nInterrupted: 3 entries left in the DLQ, not attempted \(seq:4 seq:7 seq:9\): replay them again\.$/,
     );
   });
 
   it("is not interrupted when the signal came after the last entry", () => {
-    const s = summarise(false, 1, [done(1, "replayed")], true);
+    const s = summarise(false, [1], [done(1, "replayed")], true);
     assert.equal(s.interrupted, false);
     assert.equal(s.left, 0);
     assert.doesNotMatch(render(s, "ORDERS"), /Interrupted/);
   });
 
   it("says nothing was replayed when stopped before the first entry, rather than 'nothing matches'", () => {
-    assert.equal(render(summarise(false, 2, [], true), "ORDERS"), "Interrupted before the first entry: 2 entries left in the DLQ, nothing replayed.");
-    assert.equal(render(summarise(false, 0, [], false), "ORDERS"), "No DLQ entry matches: nothing to replay.");
+    assert.equal(
+      render(summarise(false, [3, 5], [], true), "ORDERS"),
+      "Interrupted before the first entry: 2 entries left in the DLQ (seq:3 seq:5), nothing replayed.",
+    );
+    assert.equal(render(summarise(false, [], [], false), "ORDERS"), "No DLQ entry matches: nothing to replay.");
   });
 });
 

@@ -15,6 +15,8 @@ export interface DlqReplayResult {
   failed: number;
   /** Selected but not attempted because Ctrl-C (or SIGTERM) stopped the replay: still in the DLQ. */
   left: number;
+  /** The DLQ sequences of those entries, to replay them by `seq:N`. */
+  leftSeqs: number[];
   /** Stopped by a signal before the end (exit 130). */
   interrupted: boolean;
   results: ReplayOutcome[];
@@ -88,7 +90,12 @@ export default class DlqReplay extends DlqCommand {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
       }
-      const summary = summarise(dryRun, entries.length, results, controller.signal.aborted);
+      const summary = summarise(
+        dryRun,
+        entries.map((e) => e.dlqSeq),
+        results,
+        controller.signal.aborted,
+      );
       this.log(render(summary, names.stream));
       if (summary.interrupted) process.exitCode = 130;
       else if (summary.failed > 0) process.exitCode = 1;
@@ -98,15 +105,16 @@ export default class DlqReplay extends DlqCommand {
 }
 
 /** The counts of a replay of `selected` entries that produced `results` (fewer when interrupted). */
-export function summarise(dryRun: boolean, selected: number, results: ReplayOutcome[], interrupted: boolean): DlqReplayResult {
+export function summarise(dryRun: boolean, selectedSeqs: number[], results: ReplayOutcome[], interrupted: boolean): DlqReplayResult {
   const count = (result: ReplayOutcome["result"]) => results.filter((r) => r.result === result).length;
   return {
     dryRun,
     replayed: count(dryRun ? "would-replay" : "replayed"),
     refused: count("refused"),
     failed: count("failed"),
-    left: selected - results.length,
-    interrupted: interrupted && results.length < selected,
+    left: selectedSeqs.length - results.length,
+    leftSeqs: selectedSeqs.slice(results.length),
+    interrupted: interrupted && results.length < selectedSeqs.length,
     results,
   };
 }
@@ -131,7 +139,7 @@ const RESULT_COLOUR: Record<ReplayOutcome["result"], (s: string) => string> = {
 export function render(s: DlqReplayResult, stream: string): string {
   if (s.results.length === 0) {
     return s.interrupted
-      ? `Interrupted before the first entry: ${plural(s.left, "entry", "entries")} left in the DLQ, nothing replayed.`
+      ? `Interrupted before the first entry: ${plural(s.left, "entry", "entries")} left in the DLQ (${seqList(s.leftSeqs)}), nothing replayed.`
       : "No DLQ entry matches: nothing to replay.";
   }
   const rows = s.results.map((r) => [
@@ -145,6 +153,14 @@ export function render(s: DlqReplayResult, stream: string): string {
   return (
     `${table(["seq", "order id", "result", "detail"], rows)}\n${verb} ${s.replayed}, refused ${s.refused}, failed ${s.failed}.${tail}` +
     (s.failed > 0 ? ` ${plural(s.failed, "entry", "entries")} stayed in the DLQ: run the replay again.` : "") +
-    (s.interrupted ? `\nInterrupted: ${plural(s.left, "entry", "entries")} left in the DLQ, not attempted; run the same replay again for them.` : "")
+    (s.interrupted
+      ? `\nInterrupted: ${plural(s.left, "entry", "entries")} left in the DLQ, not attempted (${seqList(s.leftSeqs)}): replay them again.`
+      : "")
   );
+}
+
+/** Up to 10 entries as `seq:N`, the rest counted. */
+function seqList(seqs: number[]): string {
+  const shown = seqs.slice(0, 10).map((n) => `seq:${n}`);
+  return seqs.length > 10 ? `${shown.join(" ")} … and ${seqs.length - 10} more` : shown.join(" ");
 }
