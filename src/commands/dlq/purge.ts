@@ -15,6 +15,7 @@ import {
 import type { StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
 import { countByReason, purge } from "../../core/ops/dlq-admin.js";
 import { duration } from "../../cli/flags.js";
+import { table } from "../../cli/render.js";
 import { InputError } from "../../core/base/errors.js";
 
 export interface DlqPurgeResult {
@@ -23,6 +24,8 @@ export interface DlqPurgeResult {
   purged: number;
   /** The person at the terminal answered no. */
   aborted: boolean;
+  /** --dry-run: `entries` is what a purge would delete; nothing was. */
+  dryRun: boolean;
   entries: { dlqSeq: number; orderId?: string; reason: string; deadLetteredAt: string }[];
 }
 
@@ -35,16 +38,18 @@ export default class DlqPurge extends DlqCommand {
     "Select entries by order id or seq:N, or with --all / --older-than (narrowed by --source / --reason). " +
     "An unknown entry, a missing selection or a malformed --older-than is an error and nothing is deleted. " +
     "Asks for confirmation on a terminal; without one (scripts, CI) --yes is required. A purged order stays " +
-    "dead-lettered in the ledger: publishing its id again will not process it.\n\n" +
+    "dead-lettered in the ledger: publishing its id again will not process it. --dry-run lists what the same " +
+    "selection would purge, asks nothing and deletes nothing.\n\n" +
     SELECTOR_HELP;
   static override examples = [
     "<%= config.bin %> dlq purge seq:42 a1b2c3-000017",
     "<%= config.bin %> dlq purge --older-than 7d",
+    "<%= config.bin %> dlq purge --older-than 7d --dry-run",
     "<%= config.bin %> dlq purge --all --reason invalid-payload --yes --json",
   ];
 
   static override strict = false;
-  static override usage = "dlq purge [<order-id|id:X|seq:N>...] [--all] [--older-than 7d] [--source S] [--reason R] [--yes]";
+  static override usage = "dlq purge [<order-id|id:X|seq:N>...] [--all] [--older-than 7d] [--source S] [--reason R] [--yes] [--dry-run]";
 
   static override flags = {
     ...nameFlags,
@@ -52,6 +57,7 @@ export default class DlqPurge extends DlqCommand {
     all: Flags.boolean({ summary: "Purge every entry (narrowed by --source / --reason / --older-than).", default: false }),
     "older-than": duration({ summary: "Purge entries dead-lettered longer ago than this (e.g. 7d, 12h)." }),
     yes: Flags.boolean({ char: "y", summary: "Do not ask for confirmation.", default: false }),
+    "dry-run": Flags.boolean({ summary: "List what would be purged; delete nothing.", default: false }),
   };
 
   async run(): Promise<DlqPurgeResult> {
@@ -62,9 +68,14 @@ export default class DlqPurge extends DlqCommand {
     const filter = { ...filterFrom(flags), beforeMs: olderThanMs === undefined ? undefined : Date.now() - olderThanMs };
     return this.withDlq(flags, async (nc, names) => {
       const entries = await loadSelection(nc, names, selectors, filter);
-      const result: DlqPurgeResult = { selected: entries.length, purged: 0, aborted: false, entries: entries.map(brief) };
+      const dryRun = flags["dry-run"];
+      const result: DlqPurgeResult = { selected: entries.length, purged: 0, aborted: false, dryRun, entries: entries.map(brief) };
       if (entries.length === 0) {
         this.log("No DLQ entry matches: nothing to purge.");
+        return result;
+      }
+      if (dryRun) {
+        this.log(renderDryRun(entries, names.dlqStream));
         return result;
       }
       if (!flags.yes && !(await this.confirm(entries, names.dlqStream))) {
@@ -94,6 +105,16 @@ export default class DlqPurge extends DlqCommand {
       rl.close();
     }
   }
+}
+
+/** What a purge of `entries` would delete: every entry, one a line, then the count by reason. */
+export function renderDryRun(entries: StoredDlqEntry[], stream: string): string {
+  const rows = entries.map((e) => [e.dlqSeq, e.orderId ?? "-", e.source, e.reason, e.deadLetteredAt]);
+  return (
+    `${table(["seq", "order id", "source", "reason", "dead-lettered at"], rows)}\n` +
+    `Would purge ${plural(entries.length, "entry", "entries")} (${describeReasons(countByReason(entries))}) from ${stream}. ` +
+    "Dry run: nothing was deleted."
+  );
 }
 
 function brief(e: StoredDlqEntry): DlqPurgeResult["entries"][number] {

@@ -1,4 +1,5 @@
 /** The DLQ as people use it: list, show, replay, purge. */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
 import { decodeDlqEntry, DLQ_REASONS, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "../pipeline/dlq-entry.js";
@@ -301,19 +302,46 @@ function roughAge(ms: number): string {
   return `${Math.floor(ms / 1000)}s`;
 }
 
+/** How a replay runs, beyond which entries it gets. */
+export interface ReplayOptions {
+  /** Report what would happen; publish and remove nothing. */
+  dryRun: boolean;
+  /** Replay entries past the ledger's horizon too. */
+  force?: boolean;
+  /** Inbox mode: the inbox's URL and table are the ledger of record. */
+  inbox?: { url: string; table: string };
+  /** "Now" for the horizon check, epoch ms (tests); default Date.now(). */
+  nowMs?: number;
+  /** Entries per second at most, paced from the first entry (see replayDueMs); 0 or absent: unlimited. */
+  ratePerSec?: number;
+  /**
+   * Stops the replay between entries: the entry in progress is finished (replayed, refused or
+   * failed, never published without its removal being attempted) and the rest are not attempted,
+   * so they stay in the DLQ. The outcomes returned are then fewer than the entries given.
+   */
+  signal?: AbortSignal;
+  /** Called after each entry with its outcome (for a progress bar). */
+  onOutcome?(outcome: ReplayOutcome): void;
+}
+
+/**
+ * When entry `index` (0-based) of a replay started at `startedMs` (epoch ms) may begin, in epoch ms,
+ * at `ratePerSec` entries per second (0: at once). Paced from the start, as the producer's --rate is,
+ * so a slow entry does not slow the ones after it below the rate.
+ */
+export function replayDueMs(startedMs: number, index: number, ratePerSec: number): number {
+  return ratePerSec > 0 ? startedMs + (index * 1000) / ratePerSec : startedMs;
+}
+
 /**
  * Publishes entries back to `orders.<source>` with a fresh message id and removes each from the DLQ
  * only after its PubAck. An order the ledger of record holds as committed is refused: it would not be
  * processed. So is an entry older than the horizon (the ledger bucket's max age, see pastHorizon),
  * unless `opts.force`. In inbox mode (`opts.inbox`: the inbox's URL and table) that ledger is the
  * inbox table, whose dead-letter claim must be released for the replayed order to be processed.
+ * Returns one outcome per entry attempted, in order: all of them unless `opts.signal` stopped it.
  */
-export async function replay(
-  nc: NatsConnection,
-  names: Names,
-  entries: StoredDlqEntry[],
-  opts: { dryRun: boolean; force?: boolean; inbox?: { url: string; table: string }; nowMs?: number },
-): Promise<ReplayOutcome[]> {
+export async function replay(nc: NatsConnection, names: Names, entries: StoredDlqEntry[], opts: ReplayOptions): Promise<ReplayOutcome[]> {
   const jsm = await jetstreamManager(nc);
   // The inbox is pruned to the same horizon; a ledger bucket that is missing sets none.
   const horizonMs = await ledgerRetentionMs(jsm, names).catch((err: unknown) => {
@@ -330,16 +358,38 @@ export async function replay(
     nowMs: opts.nowMs ?? Date.now(),
   };
   const out: ReplayOutcome[] = [];
-  for (const entry of entries) {
-    try {
-      out.push(await replayOne(ctx, entry, opts.dryRun));
-    } catch (err) {
-      // One broken entry must not hide the outcome of the others.
-      out.push({ dlqSeq: entry.dlqSeq, orderId: entry.orderId, result: "failed", reason: errorMessage(err) });
+  const startedMs = Date.now();
+  try {
+    for (const [index, entry] of entries.entries()) {
+      if (!(await waitUntil(replayDueMs(startedMs, index, opts.ratePerSec ?? 0), opts.signal))) break;
+      let outcome: ReplayOutcome;
+      try {
+        outcome = await replayOne(ctx, entry, opts.dryRun);
+      } catch (err) {
+        // One broken entry must not hide the outcome of the others.
+        outcome = { dlqSeq: entry.dlqSeq, orderId: entry.orderId, result: "failed", reason: errorMessage(err) };
+      }
+      out.push(outcome);
+      opts.onOutcome?.(outcome);
     }
+  } finally {
+    await ctx.ledger.close();
   }
-  await ctx.ledger.close();
   return out;
+}
+
+/** Waits until `dueMs` (epoch ms); false, at once, when `signal` is or becomes aborted. */
+async function waitUntil(dueMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return false;
+  const waitMs = dueMs - Date.now();
+  if (waitMs <= 0) return true;
+  try {
+    await sleep(waitMs, undefined, { signal });
+    return true;
+  } catch (err) {
+    if (signal?.aborted) return false;
+    throw err;
+  }
 }
 
 interface ReplayContext {

@@ -1,0 +1,136 @@
+/**
+ * The operator's DLQ tools against a real nats-server, run as a user would: `dlq purge --dry-run`
+ * (the same selection as a purge, nothing deleted) and `dlq replay --rate` stopped by Ctrl-C (the
+ * entries not reached stay in the DLQ, exit 130).
+ */
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { encodeDlqHeaders, type DlqEntry } from "../../src/core/pipeline/dlq-entry.js";
+import { DEFAULT_NAMES, dlqSubject } from "../../src/core/nats/names.js";
+import { makeOrder } from "../../src/core/pipeline/order.js";
+import { seededRng } from "../../src/core/base/random.js";
+import { json, runCli, startCli, type CliResult } from "../support/cli.js";
+import { useServer, type ServerFixture } from "../support/server.js";
+
+const names = DEFAULT_NAMES;
+const DAY = 86_400_000;
+
+function cli(fx: ServerFixture, args: string[]): Promise<CliResult> {
+  return runCli(args, { NATS_URL: fx.server.url });
+}
+
+/** Writes DLQ entries through the codec, as the worker would; returns their DLQ sequences by order id. */
+async function seed(fx: ServerFixture, entries: { orderId: string; reason: DlqEntry["reason"]; ageMs: number }[]): Promise<Map<string, number>> {
+  const topo = await cli(fx, ["topology", "ensure", "--json"]);
+  assert.equal(topo.code, 0, topo.stderr);
+  const js = jetstream(fx.nc);
+  const seqOf = new Map<string, number>();
+  for (const [i, s] of entries.entries()) {
+    const at = new Date(Date.now() - s.ageMs).toISOString();
+    const e: DlqEntry = {
+      reason: s.reason,
+      lastError: "rejected (poison)",
+      orderId: s.orderId,
+      source: "web",
+      originalStream: names.stream,
+      originalSubject: "orders.web",
+      originalSeq: i + 1,
+      originalHeaders: { "Nats-Msg-Id": [s.orderId] },
+      consumer: "workers",
+      deliveries: 3,
+      attempts: [],
+      deadLetteredAt: at,
+    };
+    const payload = JSON.stringify(makeOrder(s.orderId, "web", seededRng(i)));
+    const ack = await js.publish(dlqSubject(names, "web"), payload, { headers: encodeDlqHeaders(e) });
+    seqOf.set(s.orderId, ack.seq);
+  }
+  return seqOf;
+}
+
+async function depth(fx: ServerFixture): Promise<number> {
+  return (await (await jetstreamManager(fx.nc)).streams.info(names.dlqStream)).state.messages;
+}
+
+describe("DLQ purge --dry-run", function () {
+  const fx = useServer();
+  let seqOf: Map<string, number>;
+
+  before(async () => {
+    seqOf = await seed(fx, [
+      { orderId: "old-1", reason: "max-deliveries", ageMs: 10 * DAY },
+      { orderId: "old-2", reason: "non-retryable", ageMs: 9 * DAY },
+      { orderId: "new-1", reason: "max-deliveries", ageMs: 60_000 },
+    ]);
+  });
+
+  it("lists exactly what the same purge would delete, deletes nothing, exit 0, without --yes or a terminal", async () => {
+    const dry = await cli(fx, ["dlq", "purge", "--older-than", "7d", "--dry-run", "--json"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const report = json(dry);
+    assert.equal(report.dryRun, true);
+    assert.equal(report.selected, 2);
+    assert.equal(report.purged, 0);
+    assert.deepEqual(
+      report.entries.map((e: { orderId: string }) => e.orderId),
+      ["old-1", "old-2"],
+    );
+    assert.equal(await depth(fx), 3, "nothing deleted");
+
+    const human = await cli(fx, ["dlq", "purge", `seq:${seqOf.get("new-1")}`, "old-1", "--dry-run"]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /Would purge 2 entries \(max-deliveries 2\) from ORDERS_DLQ\. Dry run: nothing was deleted\./);
+    assert.match(human.stdout, /new-1/);
+    assert.equal(await depth(fx), 3, "nothing deleted");
+
+    // The real purge of the same selection deletes exactly what the dry run listed.
+    const real = json(await cli(fx, ["dlq", "purge", "--older-than", "7d", "--yes", "--json"]));
+    assert.deepEqual(real.entries, report.entries);
+    assert.equal(real.purged, 2);
+    assert.equal(await depth(fx), 1);
+  });
+
+  it("rejects a bad selection before anything is read, as a purge does", async () => {
+    const r = await cli(fx, ["dlq", "purge", "--dry-run"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /nothing selected/);
+  });
+});
+
+describe("DLQ replay --rate, stopped by Ctrl-C", function () {
+  const fx = useServer();
+  const ORDERS = 6;
+
+  it("finishes the entry in progress, leaves the rest in the DLQ, says how many, exits 130", async () => {
+    const seqOf = await seed(
+      fx,
+      Array.from({ length: ORDERS }, (_, i) => ({ orderId: `r-${i}`, reason: "max-deliveries" as const, ageMs: 60_000 })),
+    );
+    const seqs = [...seqOf.values()];
+    // One entry a second: the signal lands long before the last one is due.
+    const run = startCli(["dlq", "replay", "--all", "--rate", "1", "--json"], { NATS_URL: fx.server.url });
+    while ((await depth(fx)) === ORDERS) await sleep(50);
+    run.child.kill("SIGINT");
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr);
+    const report = json(result);
+    assert.equal(report.interrupted, true);
+    assert.ok(report.replayed >= 1 && report.left >= 1, `replayed ${report.replayed}, left ${report.left}`);
+    assert.equal(report.replayed + report.refused + report.failed + report.left, ORDERS);
+    assert.equal(report.results.length, ORDERS - report.left);
+    assert.deepEqual(report.leftSeqs, seqs.slice(ORDERS - report.left), "the entries left are the last ones, by sequence");
+    assert.equal(await depth(fx), report.left, "every entry not replayed is still in the DLQ; none is half-replayed");
+
+    // The rest are replayed by running the same command again.
+    const again = await cli(fx, ["dlq", "replay", "--all", "--json"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(json(again).replayed, report.left);
+    assert.equal(await depth(fx), 0);
+  });
+
+  it("refuses a negative --rate before connecting", async () => {
+    const r = await cli(fx, ["dlq", "replay", "--all", "--rate", "-1"]);
+    assert.equal(r.code, 2, r.stderr);
+  });
+});
