@@ -15,23 +15,31 @@ export function terminalWidth(): number | undefined {
 
 /** Narrowest a column is squeezed to (its padding included), so a cell still shows a few characters. */
 const MIN_COLUMN = 8;
+/** A column keeps its longest word whole (an id, a scenario name) up to this width, padding included. */
+const MAX_WORD_FLOOR = 24;
 
 /**
  * Column widths (padding included) for a table whose columns would naturally be `natural` wide to
- * fit in `width` terminal columns (a border per column plus one): undefined when it fits as it is;
- * otherwise the widest columns are narrowed first, none below MIN_COLUMN (so a table of very many
- * columns may still be wider than `width`).
+ * fit in `width` terminal columns (a border per column plus one): undefined when it fits as it is.
+ * Otherwise the widest columns are narrowed first, each down to its `floor` (by default MIN_COLUMN;
+ * table() passes the width of the column's longest word, so names are wrapped, not cut), then, if
+ * that is not enough, all but the first down to MIN_COLUMN, then the first too; a table of very many
+ * columns may still be wider than `width`.
  */
-export function fitColumns(natural: number[], width: number): number[] | undefined {
-  const borders = natural.length + 1;
-  let excess = natural.reduce((a, b) => a + b, 0) + borders - width;
+export function fitColumns(natural: number[], width: number, floors: number[] = []): number[] | undefined {
+  let excess = natural.reduce((a, b) => a + b, 0) + natural.length + 1 - width;
   if (excess <= 0) return undefined;
   const widths = [...natural];
-  while (excess > 0) {
-    const widest = widths.indexOf(Math.max(...widths));
-    if (widths[widest] <= MIN_COLUMN) break;
-    widths[widest]--;
-    excess--;
+  const wordFloor = (i: number) => Math.max(MIN_COLUMN, floors[i] ?? MIN_COLUMN);
+  // The first column names the row (a scenario, a key, a sequence): it is the last to be cut.
+  for (const floor of [wordFloor, (i: number) => (i === 0 ? wordFloor(i) : MIN_COLUMN), () => MIN_COLUMN]) {
+    while (excess > 0) {
+      const above = widths.map((w, i) => (w > floor(i) ? w : -1));
+      const widest = above.indexOf(Math.max(...above));
+      if (above[widest] < 0) break;
+      widths[widest]--;
+      excess--;
+    }
   }
   return widths;
 }
@@ -40,11 +48,19 @@ export function fitColumns(natural: number[], width: number): number[] | undefin
 function fitted(rows: string[][], width: number | undefined): { colWidths?: number[]; wordWrap?: boolean } {
   if (width === undefined || rows.length === 0) return {};
   const columns = Math.max(...rows.map((r) => r.length));
-  const natural = Array.from(
-    { length: columns },
-    (_, i) => Math.max(...rows.map((r) => Math.max(...(r[i] ?? "").split("\n").map((l) => stripVTControlCharacters(l).length)))) + 2,
-  );
-  const colWidths = fitColumns(natural, width);
+  const widest = (i: number, split: RegExp) =>
+    Math.max(
+      ...rows.map((r) =>
+        Math.max(
+          ...stripVTControlCharacters(r[i] ?? "")
+            .split(split)
+            .map((part) => part.length),
+        ),
+      ),
+    ) + 2;
+  const natural = Array.from({ length: columns }, (_, i) => widest(i, /\n/));
+  const floors = Array.from({ length: columns }, (_, i) => Math.min(MAX_WORD_FLOOR, widest(i, /\s+/)));
+  const colWidths = fitColumns(natural, width, floors);
   return colWidths ? { colWidths, wordWrap: true } : {};
 }
 

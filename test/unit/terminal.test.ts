@@ -88,5 +88,8 @@ describe("tables on a terminal", () => {
     assert.equal(fitColumns([10, 20], 40), undefined);
     assert.deepEqual(fitColumns([10, 50, 30], 64), [10, 25, 25]);
     assert.deepEqual(fitColumns([10, 10, 10], 10), [8, 8, 8], "too many columns: each stops at the floor");
+    assert.deepEqual(fitColumns([16, 50, 30], 64, [16, 12, 12]), [16, 22, 22], "a column's longest word is kept whole while others can give");
+    assert.deepEqual(fitColumns([16, 20], 30, [16, 12]), [16, 11], "then the others give below their words, the first column last");
+    assert.deepEqual(fitColumns([16, 20], 20, [16, 12]), [9, 8], "then every column gives, down to the floor");
   });
 });
