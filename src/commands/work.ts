@@ -15,9 +15,10 @@ import { runsSupervisor, startWorkSupervisor } from "../core/fleet/work-supervis
 import { isSupervisedChild, leaveSupervisor } from "../core/fleet/child-channel.js";
 import { startWorkerProcess, STRICT_ORDERS_ENV } from "../core/fleet/worker-process.js";
 import { INBOX_URL_ENV } from "../core/inbox/connect.js";
-import { credentialEnv } from "../core/nats/connection.js";
+import { credentialEnv, watchLink } from "../core/nats/connection.js";
 import { loadHandlerModule, SIMULATED_HANDLER } from "../core/pipeline/handler-module.js";
 import { ensureTopology } from "../core/nats/topology.js";
+import { countDlq } from "../core/ops/dlq-admin.js";
 import type { WorkerStats } from "../core/pipeline/worker.js";
 
 export default class Work extends OrderqCommand {
@@ -176,7 +177,11 @@ export default class Work extends OrderqCommand {
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
     const scaling: ScaleEvent[] = [];
-    const log = (line: string) => this.logToStderr(line);
+    // Log lines are written above the live status line (on a terminal), never glued onto it.
+    const status = new StatusLine();
+    const log = (line: string) => (this.jsonEnabled() ? this.logToStderr(line) : status.print(line));
+    // The supervisor's own connection stands for the pipeline's: one line per change, not one per worker.
+    if (!this.jsonEnabled() && !child) watchLink(nc, (line) => log(`orderq: ${line}`));
     const pool = runsSupervisor(o, child)
       ? startWorkSupervisor(jsm, o, {
           script: join(this.config.root, "bin", "run.js"),
@@ -189,7 +194,6 @@ export default class Work extends OrderqCommand {
         })
       : await startWorkerProcess(nc, jsm, o, log);
 
-    const status = new StatusLine();
     if (!this.jsonEnabled() && !child) {
       status.start(() => {
         const s = pool.stats();
@@ -204,6 +208,7 @@ export default class Work extends OrderqCommand {
       await runPool(pool, jsm, {
         names: o.settings.names,
         metricsPort: o.metricsPort,
+        dlqDepth: async () => (await countDlq(nc, o.settings.names)).byReason,
         exitWhenIdleMs: o.exitWhenIdleMs,
         supervisedChild: child,
         pruneInbox: o.inbox && !child ? { url: o.inbox.url, table: o.inbox.table, log } : undefined,

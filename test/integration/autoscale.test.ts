@@ -82,6 +82,7 @@ async function checkRun(port: number, work: ReturnType<typeof startCli>, nc: Nat
     return m.get("orderq_orders_committed_total") === ORDERS ? m : undefined;
   });
   assert.equal(end.get("orderq_consumer_lag"), 0);
+  assert.equal(end.get('orderq_dlq_depth{reason="invalid-payload"}'), 0, "the DLQ depth gauge is served, by reason");
   assert.equal(end.get("orderq_processing_seconds_count"), ORDERS);
 
   const result = await work.done;

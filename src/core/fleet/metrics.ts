@@ -82,6 +82,28 @@ export function pipelineRegistry(sample: () => Promise<{ workers: number; lag: n
   return registry;
 }
 
+/**
+ * A gauge of the dead-letter stream's entries by reason, `orderq_dlq_depth{reason="…"}`, read by
+ * `sample` once per scrape (the caller passes countDlq's `byReason`, counted by the server from the
+ * DLQ's per-subject counts, so a scrape reads no entry). Messages that are not orderq entries have no
+ * reason and are not in it (`orderq status` shows them as foreign).
+ */
+export function dlqDepthRegistry(sample: () => Promise<Record<string, number>>): Registry {
+  const registry = new Registry();
+  new Gauge({
+    name: "orderq_dlq_depth",
+    help: "Entries in the dead-letter stream now, by reason.",
+    labelNames: ["reason"],
+    registers: [registry],
+    async collect() {
+      const byReason = await sample();
+      this.reset();
+      for (const [reason, n] of Object.entries(byReason)) this.set({ reason }, n);
+    },
+  });
+  return registry;
+}
+
 /** Merges registries' JSON snapshots (e.g. from worker processes) by summing like series. */
 export function mergeMetrics(snapshots: object[][]): Registry {
   return AggregatorRegistry.aggregate(snapshots);

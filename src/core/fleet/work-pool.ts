@@ -6,7 +6,7 @@ import type { Server } from "node:http";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Names } from "../nats/names.js";
 import type { WorkerStats } from "../pipeline/worker.js";
-import { serveMetrics } from "./metrics.js";
+import { dlqDepthRegistry, serveMetrics } from "./metrics.js";
 import { waitForQuiet } from "./quiescence.js";
 import { startInboxPruner } from "./inbox-pruner.js";
 
@@ -22,6 +22,11 @@ export interface WorkPool {
 export interface RunPoolOptions {
   names: Names;
   metricsPort?: number;
+  /**
+   * With metricsPort: the DLQ's entries by reason, read at each scrape for `orderq_dlq_depth` (the
+   * caller passes ops' countDlq, a room above this one).
+   */
+  dlqDepth?: () => Promise<Record<string, number>>;
   exitWhenIdleMs?: number;
   /**
    * A supervised child ignores SIGINT: Ctrl-C reaches the whole process group, the supervisor turns
@@ -54,7 +59,13 @@ export async function runPool(pool: WorkPool, jsm: JetStreamManager, o: RunPoolO
     process.on("SIGINT", onSignal);
   }
   let metricsServer: Server | undefined;
-  if (o.metricsPort !== undefined) metricsServer = await serveMetrics(o.metricsPort, () => pool.metrics());
+  if (o.metricsPort !== undefined) {
+    const dlq = o.dlqDepth && dlqDepthRegistry(o.dlqDepth);
+    metricsServer = await serveMetrics(o.metricsPort, async () => {
+      const { contentType, body } = await pool.metrics();
+      return { contentType, body: body + ((await dlq?.metrics()) ?? "") };
+    });
+  }
   if (o.exitWhenIdleMs !== undefined) {
     waitForQuiet(jsm, o.names, { quietForMs: o.exitWhenIdleMs, timeoutMs: Number.MAX_SAFE_INTEGER, shouldStop: () => signals > 0 }).then(
       (quiet) => quiet && pool.stop(),

@@ -145,3 +145,35 @@ function readFileOrFail(path: string, flag: string): Uint8Array {
     throw new InputError(`${flag}: cannot read ${path}: ${errorMessage(err)}`);
   }
 }
+
+/** The connection as an operator is told about it: one line per change of this, never per attempt. */
+export type LinkState = "connected" | "disconnected" | "reconnecting";
+
+/**
+ * The next state of the link after a client status event (`nc.status()`: disconnect, reconnecting,
+ * reconnect; the others leave it as it is), and the line to show when it changed. `reconnecting`
+ * comes once per attempt (every reconnectTimeWait) while the server is away: only the first one is a
+ * change. `server` is the host:port the client names, never a URL with credentials.
+ */
+export function nextLinkState(state: LinkState, s: { type: string; server?: string }): { state: LinkState; line?: string } {
+  const at = s.server ? ` (${s.server})` : "";
+  if (s.type === "disconnect" && state !== "disconnected") return { state: "disconnected", line: `disconnected from NATS${at}` };
+  if (s.type === "reconnecting" && state !== "reconnecting") return { state: "reconnecting", line: "reconnecting to NATS…" };
+  if (s.type === "reconnect" && state !== "connected") return { state: "connected", line: `reconnected to NATS${at}` };
+  return { state };
+}
+
+/**
+ * Calls `onChange` with a line each time `nc`'s link changes (nextLinkState), until the connection
+ * closes. Returns at once; the watch runs in the background.
+ */
+export function watchLink(nc: NatsConnection, onChange: (line: string) => void): void {
+  void (async () => {
+    let state: LinkState = "connected";
+    for await (const s of nc.status()) {
+      const next = nextLinkState(state, s);
+      state = next.state;
+      if (next.line) onChange(next.line);
+    }
+  })();
+}
