@@ -285,7 +285,10 @@ describe("intake: the HTTP gateway", function () {
     // No gateway there: one line and exit 3 at once, not every order retried for --retry-for.
     const none = await runCli(["produce", "--count", "1", "--via", "http://127.0.0.1:1"]);
     assert.equal(none.code, 3, none.stderr);
-    assert.equal(none.stderr.trim(), "orderq: --via: no gateway answers at http://127.0.0.1:1/ (ECONNREFUSED): is `orderq intake` running there?");
+    assert.match(
+      none.stderr.trim(),
+      /^orderq: --via: no gateway answers at http:\/\/127\.0\.0\.1:1\/ \([^)]+\): is `orderq intake` running there\?$/,
+    );
   });
 
   it("answers 503 with Retry-After while the server is down, then 202 to the retry with the same key", async function () {

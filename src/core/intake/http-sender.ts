@@ -177,17 +177,21 @@ export class HttpSender implements Sender {
  * Without it, a mistyped --via costs the whole --retry-for, every order retried against nothing.
  */
 export async function checkGatewaysReachable(urls: string[], timeoutMs = 2_000): Promise<void> {
-  const failures = await Promise.all(
-    urls.map(async (url) => {
-      try {
-        await fetch(new URL("/healthz", url), { signal: AbortSignal.timeout(timeoutMs) });
-        return undefined;
-      } catch (err) {
-        const cause = (err as { cause?: { code?: string } }).cause?.code;
-        return cause ?? (err instanceof Error && err.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : errorMessage(err));
-      }
-    }),
-  );
+  const failures = await Promise.all(urls.map((url) => healthz(url, timeoutMs)));
   if (failures.some((f) => f === undefined)) return;
   throw new EnvironmentError(`--via: no gateway answers at ${urls.join(", ")} (${failures[0]}): is \`orderq intake\` running there?`);
+}
+
+/** Undefined when `GET <url>/healthz` is answered (any status); else why not: the error's code, or its message. */
+function healthz(url: string, timeoutMs: number): Promise<string | undefined> {
+  const target = new URL("/healthz", url);
+  const get = target.protocol === "https:" ? https.get : http.get;
+  return new Promise((resolve) => {
+    const req = get(target, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(undefined);
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
+    req.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? errorMessage(err)));
+  });
 }
