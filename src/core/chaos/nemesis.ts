@@ -245,7 +245,9 @@ export class Nemesis {
     const ids = this.targets.workers.ids();
     if (target === "all") return ids;
     if (target && target !== "random") return ids.filter((id) => id === target);
-    const one = pick(ids, rng);
+    // A random fault hits a main-lane worker: the quarantine lane is idle unless there are suspects,
+    // and a run whose every pause landed on it would have had faults that changed nothing.
+    const one = pick(this.targets.workers.mainIds(), rng);
     return one ? [one] : [];
   }
 

@@ -21,7 +21,7 @@ export interface PoolCounters {
 
 const EXIT_WAIT_MS = 5_000;
 
-/** Id of the quarantine lane's process (a worker the nemesis may hit like any other). */
+/** Id of the quarantine lane's process (a worker the nemesis hits when a fault names it, or with target all). */
 export const LANE_ID = "q1";
 
 export class WorkerPool {
@@ -66,6 +66,11 @@ export class WorkerPool {
   /** Worker ids with a live process, the lane's included. */
   ids(): string[] {
     return [...this.supervisor.ids(), ...this.lane.ids()];
+  }
+
+  /** The main lane's worker ids with a live process: those that hold the orders a fault should hit. */
+  mainIds(): string[] {
+    return this.supervisor.ids();
   }
 
   stats(): WorkerStats {
