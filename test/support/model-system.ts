@@ -24,7 +24,7 @@ import { acceptedIds, InboxRun } from "../../src/core/chaos/inbox-run.js";
 import type { EffectsResult } from "../../src/core/chaos/effects.js";
 import { orderSubject } from "../../src/core/nats/names.js";
 import { guessOrderId } from "../../src/core/pipeline/order.js";
-import { waitForQuiet } from "../../src/core/fleet/quiescence.js";
+import { backlog, waitForQuiet } from "../../src/core/fleet/quiescence.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NatsServer } from "../../src/core/fleet/nats-server.js";
 import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../../src/core/nats/topology.js";
@@ -290,7 +290,10 @@ export class ModelSystem {
     for (const w of this.workers) w.child.kill("SIGCONT");
     if (!this.workers.some((w) => w.child.exitCode === null && w.child.signalCode === null)) this.startWorker();
     const quiet = await waitForQuiet(this.jsm, names, { quietForMs: QUIET_FOR_MS, timeoutMs: SETTLE_TIMEOUT_MS, pollMs: 100 });
-    if (!quiet) throw new Error(`not quiet after ${SETTLE_TIMEOUT_MS / 1000} s`);
+    if (!quiet) {
+      const left = await backlog(this.jsm, names).catch((err: unknown) => errorMessage(err));
+      throw new Error(`not quiet after ${SETTLE_TIMEOUT_MS / 1000} s: ${JSON.stringify(left)}`);
+    }
     // Residue (a processed order's message that a kill -9 brought back) may stay; anything else must go.
     const deadline = Date.now() + SWEEP_WAIT_MS;
     while (Date.now() < deadline && !onlyResidue(await this.observe())) await sleep(250);
