@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { AttemptLog } from "../../src/core/pipeline/attempts.js";
-import { DEFAULT_BACKOFF } from "../../src/core/pipeline/backoff.js";
 import { deadLetter } from "../../src/core/pipeline/dead-letter.js";
 import { listDlq } from "../../src/core/ops/dlq-admin.js";
 import { Ledger, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
@@ -16,6 +15,7 @@ import { DEFAULT_SETTINGS, ensureTopology } from "../../src/core/nats/topology.j
 import { Worker } from "../../src/core/pipeline/worker.js";
 import { useServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
+import { testWorkerOptions } from "../support/worker-options.js";
 
 describe("dead-letter claims", function () {
   this.timeout(60_000);
@@ -44,22 +44,7 @@ describe("dead-letter claims", function () {
     });
     await ledger.close();
 
-    const worker = new Worker(
-      fx.nc,
-      {
-        names,
-        workerId: "w-test",
-        concurrency: 4,
-        backoff: DEFAULT_BACKOFF,
-        confirmAck: true,
-        unsafe: false,
-        mover: false,
-        drainTimeoutMs: 30_000,
-        faults: { crashAfterCommitRate: 0, dropAckRate: 0 },
-      },
-      async () => {},
-      seededRng(2),
-    );
+    const worker = new Worker(fx.nc, testWorkerOptions(names), async () => {}, seededRng(2));
     const running = worker.run();
     try {
       await waitFor("the worker to ack the order", async () => (await jsm.streams.info(names.stream)).state.messages === 0, 15_000);

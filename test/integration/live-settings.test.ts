@@ -4,33 +4,18 @@
  */
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { DEFAULT_BACKOFF } from "../../src/core/pipeline/backoff.js";
 import { listDlq } from "../../src/core/ops/dlq-admin.js";
 import { Ledger, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
 import { makeOrder } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
 import { namesFor, orderSubject, type Names } from "../../src/core/nats/names.js";
 import { DEFAULT_SETTINGS, ensureTopology, type TopologySettings } from "../../src/core/nats/topology.js";
-import { Worker, type WorkerOptions } from "../../src/core/pipeline/worker.js";
+import { Worker } from "../../src/core/pipeline/worker.js";
+import { testWorkerOptions } from "../support/worker-options.js";
 import type { OrderHandler } from "../../src/core/pipeline/handler.js";
 import { useServer, type ServerFixture } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
 import { setTimeout as sleep } from "node:timers/promises";
-
-function options(names: Names, extra: Partial<WorkerOptions> = {}): WorkerOptions {
-  return {
-    names,
-    workerId: "w-test",
-    concurrency: 4,
-    backoff: DEFAULT_BACKOFF,
-    confirmAck: true,
-    unsafe: false,
-    mover: false,
-    drainTimeoutMs: 30_000,
-    faults: { crashAfterCommitRate: 0, dropAckRate: 0 },
-    ...extra,
-  };
-}
 
 async function publish(fx: ServerFixture, names: Names, ids: string[]): Promise<Map<string, number>> {
   const js = jetstream(fx.nc);
@@ -81,7 +66,7 @@ describe("settings changed while workers run (issue 16, item 4)", function () {
         reason: "max-deliveries",
       });
     };
-    const worker = new Worker(fx.nc, options(names), handler, seededRng(2));
+    const worker = new Worker(fx.nc, testWorkerOptions(names), handler, seededRng(2));
     await runUntilDone(fx, names, worker);
     await ledger.close();
 
@@ -114,7 +99,7 @@ describe("settings changed while workers run (issue 16, item 4)", function () {
       await sleep(5_000);
     };
     const notices: string[] = [];
-    const worker = new Worker(fx.nc, options(names, { onNotice: (m) => notices.push(m) }), handler, seededRng(3));
+    const worker = new Worker(fx.nc, testWorkerOptions(names, { onNotice: (m) => notices.push(m) }), handler, seededRng(3));
     const done = runUntilDone(fx, names, worker);
     await waitFor("every handler running", async () => runs.size === ids.length, 15_000);
     // What `orderq topology ensure --ack-wait 3s --max-deliver 4 --update` does.
