@@ -219,9 +219,11 @@ export class ModelSystem {
       }),
       this.inbox?.env,
     );
-    let stderr = "";
-    child.stderr?.on("data", (d) => (stderr += d));
-    const worker: WorkerProcess = { child, exited: done.then(() => undefined), log: () => stderr.trim() };
+    // With --json a worker's fatal error is a JSON object on stdout; its log lines are on stderr.
+    let output = "";
+    child.stdout?.on("data", (d) => (output += d));
+    child.stderr?.on("data", (d) => (output += d));
+    const worker: WorkerProcess = { child, exited: done.then(() => undefined), log: () => output.trim() };
     this.started.add(worker);
     return worker;
   }
@@ -282,14 +284,26 @@ export class ModelSystem {
   }
 
   /**
-   * Heals every fault, makes sure a healthy worker runs, waits until nothing is pending, in flight or
-   * waiting for a DLQ mover and ORDERS holds nothing unprocessed, stops the workers, and observes.
+   * Heals every fault, keeps a worker running as a supervisor would (one that dies, e.g. exit 3 for a
+   * link cut during its start-up, is replaced; one that is alive but stuck is not), waits until nothing
+   * is pending, in flight or waiting for a DLQ mover and ORDERS holds nothing unprocessed, stops the
+   * workers, and observes.
    */
   async settle(): Promise<Observation> {
     this.healNetwork();
     for (const w of this.workers) w.child.kill("SIGCONT");
-    if (!this.workers.some((w) => w.child.exitCode === null && w.child.signalCode === null)) this.startWorker();
-    const quiet = await waitForQuiet(this.jsm, names, { quietForMs: QUIET_FOR_MS, timeoutMs: SETTLE_TIMEOUT_MS, pollMs: 100 });
+    const keepOneAlive = () => {
+      if (this.workers.some((w) => w.child.exitCode === null && w.child.signalCode === null)) return;
+      const exits = this.workers.map((w) => w.child.signalCode ?? `exit ${w.child.exitCode}`);
+      this.note(`  no worker alive${exits.length ? ` (${exits.join(", ")})` : ""}: starting one`);
+      this.workers.length = 0;
+      this.startWorker();
+    };
+    keepOneAlive();
+    const watcher = setInterval(keepOneAlive, 250);
+    const quiet = await waitForQuiet(this.jsm, names, { quietForMs: QUIET_FOR_MS, timeoutMs: SETTLE_TIMEOUT_MS, pollMs: 100 }).finally(() =>
+      clearInterval(watcher),
+    );
     if (!quiet) {
       const left = await backlog(this.jsm, names).catch((err: unknown) => errorMessage(err));
       throw new Error(`not quiet after ${SETTLE_TIMEOUT_MS / 1000} s: ${JSON.stringify(left)}`);
