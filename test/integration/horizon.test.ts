@@ -89,4 +89,15 @@ describe("the horizon (--ledger-retention)", function () {
     assert.equal(inside.code, 2, inside.stderr);
     assert.match(inside.stderr, /--ledger-retention 1s must exceed the duplicate window of ORDERS \(1s\)/);
   });
+
+  it("the intake's key retention, like the horizon, is kept by an --update that does not give it", async () => {
+    const intakeMaxAgeMs = async () =>
+      (await (await jetstreamManager(fx.nc)).streams.info(kvStreamName(names.intakeBucket))).config.max_age / 1_000_000;
+    const r = await cli(["topology", "ensure", "--intake-retention", "1h", "--update"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await intakeMaxAgeMs(), 3_600_000);
+    const other = await cli(["topology", "ensure", "--ack-wait", "4s", "--update"]);
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(await intakeMaxAgeMs(), 3_600_000, "a default of 24 h must not replace the retention the operator chose");
+  });
 });
