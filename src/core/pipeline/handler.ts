@@ -20,7 +20,11 @@ export interface HandlerContext {
    * what lets the other side apply them once.
    */
   idempotencyKey: string;
-  /** Aborted when this process stops waiting for the handler (a forced stop): give up and throw. */
+  /**
+   * Aborted when this process stops waiting for the handler — at the drain timeout of a stop, or when
+   * it loses the order's lease (no renewal reached the broker for an ack wait: the process stalled or
+   * its connection was down, and the order may be redelivered to another worker): give up and throw.
+   */
   signal: AbortSignal;
   /** Writes one line to the worker's log (stderr), tagged with the order id. */
   log: (message: string) => void;

@@ -7,7 +7,7 @@
  * orders in flight. The quarantine lane (DESIGN.md, Crash isolation) pulls copies of suspects one at a
  * time, in a process of its own, so a crash there is charged to the one order that caused it.
  */
-import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import type { MsgHdrs, NatsConnection, QueuedIterator, Status } from "@nats-io/transport-node";
 import {
   jetstream,
   jetstreamManager,
@@ -113,7 +113,7 @@ export interface WorkerStats {
   /** Infrastructure errors (broker down, timeouts); the message is left for redelivery. */
   errors: number;
   inFlight: number;
-  /** Orders still being handled when the drain timeout gave up on them (left for redelivery). */
+  /** Orders whose handlers this worker gave up on — at the drain timeout, or after losing their lease — left for redelivery. */
   abandoned: number;
 }
 
@@ -159,10 +159,16 @@ interface Delivery {
   attempt: number;
 }
 
-/** Times (performance.now()) of one message in flight: when it arrived, when its lease was last renewed. */
+/** One message in flight: when it arrived and when its lease was last renewed (performance.now()). */
 interface Held {
   started: number;
   contact: number;
+  /**
+   * Its handler's `ctx.signal` and what aborts it on its own (a lost lease), made when the handler
+   * first reads the signal: most never do, and an AbortController per order is not free.
+   */
+  signal?: AbortSignal;
+  leaseLost?: AbortController;
 }
 
 export class Worker {
@@ -188,6 +194,8 @@ export class Worker {
   private dlq!: DeadLetterContext;
   /** Every handler's `ctx.signal`: aborted when the drain timeout gives up on them. */
   private readonly handlersAbort = new AbortController();
+  /** The connection is down: heartbeats sent meanwhile would reach nobody. */
+  private linkDown = false;
   private drainTimer?: NodeJS.Timeout;
 
   constructor(
@@ -208,6 +216,7 @@ export class Worker {
     this.jsm = await jetstreamManager(this.nc, { checkAPI: false });
     ({ ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliver } = await leaseSettings(this.jsm, names, lane));
     this.ledger = this.options.inbox ?? (await Ledger.open(this.nc, names, this.options.unsafe));
+    let link: { stop(): void } | undefined;
     // A failure on the way (the broker gone at start) must not leave the publisher and the timer running.
     try {
       this.dlq = {
@@ -229,6 +238,7 @@ export class Worker {
         await this.mover.start();
       }
       this.startHeartbeats();
+      link = this.watchLink();
       // The server's settings rule: an operator may change them while this process runs.
       this.leaseRefresh = setInterval(() => void this.refreshLease(), LEASE_REFRESH_MS);
 
@@ -241,6 +251,7 @@ export class Worker {
       await this.mover?.stop();
     } finally {
       // Also on a failed run: a pending drain timer would keep the process alive for its full length.
+      link?.stop();
       clearTimeout(this.drainTimer);
       clearInterval(this.heartbeat);
       clearInterval(this.leaseRefresh);
@@ -331,7 +342,7 @@ export class Worker {
     this.stopping = true;
     for (const pull of this.openPulls) withdrawPull(pull);
     this.drainTimer = setTimeout(() => {
-      this.stats.abandoned = this.inFlight.size;
+      this.stats.abandoned += this.inFlight.size;
       this.options.onError?.(
         `drain timeout: ${this.inFlight.size} order(s) still being handled after ${this.options.drainTimeoutMs} ms; their handlers are aborted`,
       );
@@ -351,14 +362,61 @@ export class Worker {
     this.heartbeat = setInterval(() => this.sendHeartbeats(beat), beat);
   }
 
+  /**
+   * Renews the leases older than `olderThanMs` — after the check that the server may already have
+   * let one go: a lease whose last renewal is a full ack wait old (this process was stalled or
+   * stopped, or its connection was down that long) may have been redelivered elsewhere, and its
+   * handler's `ctx.signal` is aborted. While the connection is down nothing is renewed: a heartbeat
+   * sent then reaches nobody, and the next one goes out on reconnect.
+   */
   private sendHeartbeats(olderThanMs: number): void {
     const now = performance.now();
     for (const [msg, held] of this.inFlight) {
-      if (now - held.contact >= olderThanMs) {
+      if (now - held.contact >= this.ackWaitMs) this.loseLease(msg, held, now);
+      if (!this.linkDown && now - held.contact >= olderThanMs) {
         msg.working();
         held.contact = now;
       }
     }
+  }
+
+  /** Aborts the handler's `ctx.signal` of an order whose lease may be gone (once). */
+  private loseLease(msg: JsMsg, held: Held, now: number): void {
+    if (held.leaseLost?.signal.aborted) return;
+    const silentMs = Math.round(now - held.contact);
+    this.options.trace?.(`lease-lost seq=${msg.info.streamSequence} silent=${silentMs}ms ackWait=${this.ackWaitMs}ms`);
+    (held.leaseLost ??= new AbortController()).abort(
+      new Error(
+        `the worker lost this order's lease: no renewal reached the broker for ${silentMs} ms (ack wait ${this.ackWaitMs} ms); it may be redelivered to another worker`,
+      ),
+    );
+  }
+
+  /**
+   * Follows the connection: while it is down heartbeats are held back; on reconnect every lease is
+   * checked and renewed at once. Returns the watcher's stop.
+   */
+  private watchLink(): { stop(): void } {
+    // Declared as an AsyncIterable; the client returns its QueuedIterator, whose stop() ends the watch.
+    const status = this.nc.status() as AsyncIterable<Status> & Partial<Pick<QueuedIterator<Status>, "stop">>;
+    void (async () => {
+      for await (const s of status) {
+        if (s.type === "disconnect") this.linkDown = true;
+        else if (s.type === "reconnect") {
+          this.linkDown = false;
+          this.sendHeartbeats(0);
+        }
+      }
+    })();
+    return { stop: () => status.stop?.() };
+  }
+
+  /** The handler's `ctx.signal` for the order in `msg`: aborted by the drain timeout or by its lease's loss. */
+  private handlerSignal(msg: JsMsg): AbortSignal {
+    const held = this.inFlight.get(msg);
+    if (!held) return this.handlersAbort.signal;
+    held.leaseLost ??= new AbortController();
+    return (held.signal ??= AbortSignal.any([this.handlersAbort.signal, held.leaseLost.signal]));
   }
 
   /**
@@ -563,10 +621,13 @@ export class Worker {
 
   private handlerContext(d: Delivery, order: Order, db: DbClient = NO_DB): HandlerContext {
     const { onHandlerLog } = this.options;
+    const signal = () => this.handlerSignal(d.msg);
     return {
       attempt: d.attempt,
       idempotencyKey: order.id,
-      signal: this.handlersAbort.signal,
+      get signal() {
+        return signal();
+      },
       log: (message) => onHandlerLog?.(order.id, message),
       db,
     };
@@ -610,6 +671,14 @@ export class Worker {
   private async onHandlerError(d: Delivery, order: Order, err: unknown): Promise<void> {
     const { attempt } = d;
     const error = errorMessage(err);
+    if (this.inFlight.get(d.msg)?.leaseLost?.signal.aborted) {
+      // The broker may have handed the order to another worker already: what happens to it is that
+      // delivery's to record. No record here, so the next delivery takes this one for a lost lease
+      // (a suspect, retried alone), and no nak or dead-letter on the broker's behalf.
+      this.options.trace?.(`lease-lost ${order.id} seq=${d.seq} attempt=${attempt}: handler gave up (${error}); left for redelivery`);
+      this.stats.abandoned++;
+      return;
+    }
     this.stats.failedAttempts++;
     // Recorded before the nak: the redelivery reads it to tell a failure from a crash (a suspect).
     await this.recordAttempt(d, order, { error, errorClass: err instanceof Error ? err.name : typeof err });
