@@ -524,9 +524,8 @@ function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
       restartDelayMs: s.workers.restartDelayMs,
       killOnExit: true,
       logFile: (workerId) => dir.workerLog(workerId),
-      args: (workerId) => args(workerId),
+      args,
     },
-    (workerId) => args(workerId, "quarantine"),
     ctx.note,
   );
 }
