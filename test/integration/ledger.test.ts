@@ -8,7 +8,8 @@ import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Ledger, readLedgerWrites } from "../../src/core/pipeline/ledger.js";
 import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
-import { DEFAULT_NAMES, kvStreamName } from "../../src/core/nats/names.js";
+import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
+import { isWrongLastSequence, lastKeyWrite } from "../../src/core/nats/kv-keys.js";
 import { PubAckRequests } from "../../src/core/nats/pub-acks.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../../src/core/nats/topology.js";
 import { useServer } from "../support/server.js";
@@ -40,8 +41,11 @@ describe("ledger commit", function () {
     assert.equal(await ledger.releaseDeadLetter("replayed-1"), undefined);
     assert.equal(await ledger.get("replayed-1"), undefined);
     const jsm = await jetstreamManager(fx.nc);
-    const left = await jsm.streams.getMessage(kvStreamName(names.ledgerBucket), { last_by_subj: `$KV.${names.ledgerBucket}.replayed-1` });
-    assert.equal(left, null, "no claim and no delete marker: the next commit is a create that expects sequence 0");
+    assert.equal(
+      await lastKeyWrite(jsm, names.ledgerBucket, "replayed-1"),
+      undefined,
+      "no claim and no delete marker: the next commit is a create that expects sequence 0",
+    );
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w2"))).written, true);
     assert.equal((await ledger.get("replayed-1"))?.result, "committed");
     assert.equal((await ledger.record("replayed-1", outcome("committed", "w3"))).written, false, "and only once");
@@ -52,6 +56,8 @@ describe("ledger commit", function () {
     const ledger = await Ledger.open(fx.nc, names);
     assert.equal((await ledger.record("marked-1", outcome("dead-lettered", "w1"))).written, true);
     await (await new Kvm(fx.nc).open(names.ledgerBucket)).delete("marked-1");
+    const marker = await lastKeyWrite(await jetstreamManager(fx.nc), names.ledgerBucket, "marked-1");
+    assert.ok(marker && marker.seq > 0 && marker.value === undefined, "the key's last write is a marker: a sequence, no value");
     assert.equal((await ledger.record("marked-1", outcome("committed", "w2"))).written, true);
     assert.equal((await ledger.record("marked-1", outcome("committed", "w3"))).written, false, "and only once");
     await ledger.close();
@@ -93,11 +99,17 @@ describe("PubAck requests on one subscription", function () {
       await publisher.publish(`$KV.${names.ledgerBucket}.twice`, "1", createOnly);
       await assert.rejects(
         publisher.publish(`$KV.${names.ledgerBucket}.twice`, "2", createOnly),
-        (err: unknown) => err instanceof JetStreamApiError && err.code === 10071,
+        (err: unknown) => err instanceof JetStreamApiError && err.code === 10071 && isWrongLastSequence(err),
       );
     } finally {
       publisher.close();
     }
+  });
+
+  it("tells a wrong last sequence from other JetStream API errors", async () => {
+    const jsm = await jetstreamManager(fx.nc);
+    await assert.rejects(jsm.streams.info("NO_SUCH_STREAM"), (err: unknown) => err instanceof JetStreamApiError && !isWrongLastSequence(err));
+    assert.equal(isWrongLastSequence(new Error("wrong last sequence: 5")), false, "never by message text");
   });
 
   it("rejects when no stream listens on the subject", async () => {

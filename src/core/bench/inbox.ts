@@ -27,7 +27,7 @@ import { steadyWindowOf } from "./commits.js";
 import { Meter } from "./meter.js";
 import { settledStreamMessages } from "./topology.js";
 import { perSecond, type PhaseResult, type Verification } from "./types.js";
-import { runWorkersUntil, type WorkerPhaseContext } from "./work.js";
+import { runWorkersUntil, workersResult, type WorkerPhaseContext } from "./work.js";
 
 /** The inbox table of each phase: dropped and made again in every run, so every run starts empty. */
 const FLOOR_TABLE = "orderq_inbox_floor";
@@ -182,7 +182,7 @@ export async function inboxWorkPhase(
     launch: { ...ctx.launch, handler: db.files.handler, inbox: { ...inbox, table: WORK_TABLE }, env: { ...ctx.launch.env, [INBOX_URL_ENV]: db.url } },
     inbox: { committed: () => db.countRows(WORK_TABLE, "outcome = 'committed'"), databasePids: db.pids },
   };
-  const { meter, rss, restarts } = await runWorkersUntil(phaseCtx, () => expectedIds.length, "inbox work");
+  const run = await runWorkersUntil(phaseCtx, () => expectedIds.length, "inbox work");
   const left = await settledStreamMessages(ctx.jsm, ctx.names.stream);
   // The commit time of the transaction that wrote the row (a savepoint's too); `at` (the claim) when unknown.
   const { rows } = await db.pool.query<{ order_id: string; outcome: InboxCommit["outcome"]; worker: string; t: number }>(
@@ -193,17 +193,7 @@ export async function inboxWorkPhase(
   const window = steadyWindowOf(commits.filter((c) => c.outcome === "committed"));
   const tables = await readEffects(db.url, { inboxTable: WORK_TABLE });
   const effects = checkEffects({ ...tables, stockBefore, stockAfter: tables.stock, accepted: expectedIds });
-  return {
-    phase: "inbox-work",
-    count: window.count,
-    elapsedMs: Math.round(window.t1 - window.t0),
-    rate: perSecond(window.count, window.t1 - window.t0),
-    window: "every worker's first commit → last commit (PostgreSQL commit timestamps): start-up excluded",
-    cpu: meter.cpu(window.t0, window.t1),
-    verification: verifyInbox(commits, expectedIds, left, effects),
-    workerPeakRssMb: rss,
-    workerRestarts: restarts,
-  };
+  return workersResult("inbox-work", window, run, "PostgreSQL commit timestamps", verifyInbox(commits, expectedIds, left, effects));
 }
 
 /**

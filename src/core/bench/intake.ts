@@ -19,13 +19,12 @@ import { killOnExit } from "../fleet/exit-kill.js";
 import { INBOX_URL_ENV } from "../inbox/connect.js";
 import { workArgs } from "../fleet/work-args.js";
 import { HttpSender } from "../intake/http-sender.js";
-import { checkCounts } from "./baseline.js";
 import { summarizeLatency } from "./histogram.js";
 import { Meter } from "./meter.js";
-import { BenchSink, newProducer } from "./produce.js";
+import { BenchSink, newProducer, producedResult } from "./produce.js";
 import type { Producer } from "../pipeline/producer.js";
 import { streamMessages } from "./topology.js";
-import { perSecond, type PhaseResult } from "./types.js";
+import type { PhaseResult } from "./types.js";
 
 /** How the bench starts its gateway. */
 export interface GatewayLaunch {
@@ -117,22 +116,18 @@ export async function intakePhases(
     const flatStats = await viaProducer(gateway.url, names, s, s.count, 0, `${s.idPrefix}t`, flat).run();
     let t1 = meter.mark();
     const storedAfterFlat = await streamMessages(jsm, names.stream);
-    const notStored = flatStats.failed + flatStats.indeterminate;
-    const counts = checkCounts(
-      s.count,
-      storedAfterFlat,
-      flatStats.duplicates,
-      `${flatStats.accepted} answered 202, ${storedAfterFlat} stored, ${flatStats.duplicates} replayed, ${notStored} failed or indeterminate, ${flatStats.retries} retries`,
-    );
-    const throughput: PhaseResult = {
+    const words = { accepted: "answered 202", duplicates: "replayed" };
+    const throughput = producedResult({
       phase: "intake",
-      count: flatStats.accepted,
-      elapsedMs: Math.round(t1 - t0),
-      rate: perSecond(flatStats.accepted, t1 - t0),
+      expected: s.count,
+      stats: flatStats,
+      stored: storedAfterFlat,
+      words,
       window: "first POST → last 202 (produce --via's Producer and HttpSender in this process, the gateway a child process)",
       cpu: meter.cpu(t0, t1),
-      verification: { ...counts, ok: counts.ok && notStored === 0 },
-    };
+      t0,
+      t1,
+    });
 
     const count = Math.max(1, Math.round(s.rate * s.seconds));
     progress(`intake latency: ${count} orders at ${s.rate}/s`);
@@ -140,22 +135,18 @@ export async function intakePhases(
     t0 = meter.mark();
     const pacedStats = await viaProducer(gateway.url, names, s, count, s.rate, `${s.idPrefix}l`, paced).run();
     t1 = meter.mark();
-    const stored = (await streamMessages(jsm, names.stream)) - storedAfterFlat;
-    const pacedNotStored = pacedStats.failed + pacedStats.indeterminate;
-    const pacedCounts = checkCounts(
-      count,
-      stored,
-      pacedStats.duplicates,
-      `${pacedStats.accepted} answered 202, ${stored} stored, ${pacedStats.duplicates} replayed, ${pacedNotStored} failed or indeterminate, ${pacedStats.retries} retries`,
-    );
     const latency: PhaseResult = {
-      phase: "intake-latency",
-      count: pacedStats.accepted,
-      elapsedMs: Math.round(t1 - t0),
-      rate: perSecond(pacedStats.accepted, t1 - t0),
-      window: `after the throughput phase (its warm-up), POSTing at ${s.rate}/s; latency = 202 read − send called`,
-      cpu: meter.cpu(t0, t1),
-      verification: { ...pacedCounts, ok: pacedCounts.ok && pacedNotStored === 0 },
+      ...producedResult({
+        phase: "intake-latency",
+        expected: count,
+        stats: pacedStats,
+        stored: (await streamMessages(jsm, names.stream)) - storedAfterFlat,
+        words,
+        window: `after the throughput phase (its warm-up), POSTing at ${s.rate}/s; latency = 202 read − send called`,
+        cpu: meter.cpu(t0, t1),
+        t0,
+        t1,
+      }),
       latency: summarizeLatency(answerLatencies(paced)),
     };
     return [throughput, latency];

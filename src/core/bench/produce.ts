@@ -3,12 +3,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { HistoryEvent, HistorySink } from "../pipeline/history.js";
 import type { Names } from "../nats/names.js";
-import { Producer, type ProduceOptions, type Sender } from "../pipeline/producer.js";
+import { Producer, type ProduceOptions, type ProduceStats, type Sender } from "../pipeline/producer.js";
 import { seededRng } from "../base/random.js";
 import { BENCH_SOURCES, checkCounts } from "./baseline.js";
-import { wallNow, type Meter } from "./meter.js";
+import { wallNow, type CpuUse, type Meter } from "./meter.js";
 import { streamMessages } from "./topology.js";
-import { perSecond, type PhaseResult } from "./types.js";
+import { perSecond, type PhaseName, type PhaseResult } from "./types.js";
 
 /** Keeps what the benchmark needs of the producer's history: accepted ids, and publish times for latency. */
 export class BenchSink implements HistorySink {
@@ -78,21 +78,58 @@ export async function producePhase(
   const stats = await producer.run();
   const t1 = meter.mark();
   const stored = await streamMessages(jsm, names.stream);
-  const notStored = stats.failed + stats.indeterminate;
-  const counts = checkCounts(
-    settings.count,
-    stored,
-    stats.duplicates,
-    `${stats.accepted} accepted, ${stored} stored, ${stats.duplicates} duplicates, ${notStored} failed or indeterminate, ${stats.retries} retries`,
-  );
-  const result: PhaseResult = {
+  const result = producedResult({
     phase: "produce",
-    count: stats.accepted,
-    elapsedMs: Math.round(t1 - t0),
-    rate: perSecond(stats.accepted, t1 - t0),
+    expected: settings.count,
+    stats,
+    stored,
+    words: { accepted: "accepted", duplicates: "duplicates" },
     window: "Producer.run(): first publish → last PubAck",
     cpu: meter.cpu(t0, t1),
+    t0,
+    t1,
+  });
+  return { result, acceptedIds: sink.accepted };
+}
+
+export interface ProducedRun {
+  phase: PhaseName;
+  /** Orders the producer was asked for. */
+  expected: number;
+  /** Producer.run()'s stats. */
+  stats: ProduceStats;
+  /** Messages the orders stream gained in the phase. */
+  stored: number;
+  /** What the detail line calls an accepted order and an absorbed re-send ("answered 202", "replayed" through a gateway). */
+  words: { accepted: string; duplicates: string };
+  /** How the window was measured, and the CPU used in it. */
+  window: string;
+  cpu: CpuUse;
+  /** The window's meter marks (ms). */
+  t0: number;
+  t1: number;
+}
+
+/**
+ * The result of a phase that produced orders: its rate over the window (accepted orders per second),
+ * passed when every order was stored once and none failed or ended indeterminate.
+ */
+export function producedResult(r: ProducedRun): PhaseResult {
+  const { stats, stored } = r;
+  const notStored = stats.failed + stats.indeterminate;
+  const counts = checkCounts(
+    r.expected,
+    stored,
+    stats.duplicates,
+    `${stats.accepted} ${r.words.accepted}, ${stored} stored, ${stats.duplicates} ${r.words.duplicates}, ${notStored} failed or indeterminate, ${stats.retries} retries`,
+  );
+  return {
+    phase: r.phase,
+    count: stats.accepted,
+    elapsedMs: Math.round(r.t1 - r.t0),
+    rate: perSecond(stats.accepted, r.t1 - r.t0),
+    window: r.window,
+    cpu: r.cpu,
     verification: { ...counts, ok: counts.ok && notStored === 0 },
   };
-  return { result, acceptedIds: sink.accepted };
 }

@@ -9,7 +9,7 @@ import type { Names } from "../nats/names.js";
 import { steadyWindow, verifyCommits, waitForCount, waitForLedger } from "./commits.js";
 import { Meter } from "./meter.js";
 import { settledStreamMessages } from "./topology.js";
-import { perSecond, type PhaseResult } from "./types.js";
+import { perSecond, type PhaseName, type PhaseResult, type Verification } from "./types.js";
 import { BenchWorkers, type WorkerLaunch } from "./workers.js";
 
 export interface WorkerPhaseContext {
@@ -62,15 +62,29 @@ export async function workPhase(ctx: WorkerPhaseContext, expectedIds: readonly s
   const left = await settledStreamMessages(ctx.jsm, ctx.names.stream);
   const writes = await readLedgerWrites(ctx.nc, ctx.names);
   const window = steadyWindow(writes);
+  return workersResult("work", window, { meter, rss, restarts }, "ledger server timestamps", verifyCommits(writes, expectedIds, left));
+}
+
+/**
+ * The result of a phase of worker processes, timed over its steady window (every worker's first commit
+ * → the last commit, ms; `clock` says whose timestamps), with their peak memory and restarts.
+ */
+export function workersResult(
+  phase: PhaseName,
+  window: { t0: number; t1: number; count: number },
+  run: { meter: Meter; rss: number[]; restarts: number },
+  clock: string,
+  verification: Verification,
+): PhaseResult {
   return {
-    phase: "work",
+    phase,
     count: window.count,
     elapsedMs: Math.round(window.t1 - window.t0),
     rate: perSecond(window.count, window.t1 - window.t0),
-    window: "every worker's first commit → last commit (ledger server timestamps): start-up excluded",
-    cpu: meter.cpu(window.t0, window.t1),
-    verification: verifyCommits(writes, expectedIds, left),
-    workerPeakRssMb: rss,
-    workerRestarts: restarts,
+    window: `every worker's first commit → last commit (${clock}): start-up excluded`,
+    cpu: run.meter.cpu(window.t0, window.t1),
+    verification,
+    workerPeakRssMb: run.rss,
+    workerRestarts: run.restarts,
   };
 }

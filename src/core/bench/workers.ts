@@ -1,6 +1,6 @@
 /** Real `orderq work` processes for the benchmark, under the project's Supervisor. */
 import type { Names } from "../nats/names.js";
-import { Supervisor, type SupervisorOptions } from "../fleet/supervisor.js";
+import { QUARANTINE_LANE_ID, WorkerLanes } from "../fleet/worker-lanes.js";
 import { peakRssMb } from "../fleet/procfs.js";
 import { workArgs, type InboxWorkOptions } from "../fleet/work-args.js";
 import { INBOX_URL_ENV } from "../inbox/connect.js";
@@ -23,44 +23,43 @@ export interface WorkerLaunch {
 export class BenchWorkers {
   /** Workers that died during the phase (the supervisor replaced them). */
   restarts = 0;
-  private readonly supervisor: Supervisor;
-  /** The quarantine lane, apart (its memory is not a worker's): a redelivered order must not wait forever. */
-  private readonly lane: Supervisor;
+  /** Both lanes; the quarantine lane's process is not a worker here (its memory is not measured). */
+  private readonly lanes: WorkerLanes;
 
   constructor(
     private readonly launch: WorkerLaunch,
     names: Names,
   ) {
-    const args = (workerId: string, lane?: "quarantine") =>
-      workArgs({
-        server: launch.server,
-        settings: { names },
-        concurrency: launch.concurrency,
-        handler: launch.handler,
-        inbox: launch.inbox,
-        workerId,
-        lane,
-      });
-    const options: SupervisorOptions = {
-      script: launch.script,
-      args: (workerId) => args(workerId),
-      // A worker inherits our environment, whose ORDERQ_INBOX_URL would turn on inbox mode (the `--inbox`
-      // flag reads it) against a database that is not the bench's: only an inbox phase's launch passes one.
-      env: launch.inbox ? launch.env : { ...launch.env, [INBOX_URL_ENV]: undefined },
-      restartDelayMs: 200,
-      killOnExit: true,
-    };
-    this.supervisor = new Supervisor(options, { onExit: ({ replaced }) => void (replaced && this.restarts++) });
-    this.lane = new Supervisor({ ...options, args: (workerId) => args(workerId, "quarantine") });
+    this.lanes = new WorkerLanes(
+      {
+        script: launch.script,
+        args: (workerId, lane) =>
+          workArgs({
+            server: launch.server,
+            settings: { names },
+            concurrency: launch.concurrency,
+            handler: launch.handler,
+            inbox: launch.inbox,
+            workerId,
+            lane,
+          }),
+        // A worker inherits our environment, whose ORDERQ_INBOX_URL would turn on inbox mode (the `--inbox`
+        // flag reads it) against a database that is not the bench's: only an inbox phase's launch passes one.
+        env: launch.inbox ? launch.env : { ...launch.env, [INBOX_URL_ENV]: undefined },
+        restartDelayMs: 200,
+        killOnExit: true,
+      },
+      // The quarantine lane is there so that a redelivered order does not wait forever; its restarts are not the workers'.
+      { onExit: ({ id, replaced }) => void (replaced && id !== QUARANTINE_LANE_ID && this.restarts++) },
+    );
   }
 
   start(): void {
-    for (let i = 0; i < this.launch.processes; i++) this.supervisor.spawn();
-    this.lane.spawn("q1");
+    this.lanes.start(this.launch.processes);
   }
 
   pids(): number[] {
-    return this.supervisor.pids();
+    return this.lanes.main.pids();
   }
 
   /** VmHWM of each live worker: read before stop(), while the processes still exist. */
@@ -70,6 +69,6 @@ export class BenchWorkers {
 
   /** Graceful drain (SIGTERM), as an operator would stop them. */
   async stop(): Promise<void> {
-    await Promise.all([this.supervisor.stop(10_000), this.lane.stop(10_000)]);
+    await this.lanes.stop(10_000);
   }
 }

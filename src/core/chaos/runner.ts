@@ -46,7 +46,6 @@ const WORKERS_READY_MS = 30_000;
 const WORKER_STOP_GRACE_MS = 10_000;
 /** A gateway answers what it holds (each request bounded by its --timeout) and exits. */
 const GATEWAY_STOP_GRACE_MS = 5_000;
-/** The stream's duplicate window: producer retries must stay inside it. */
 /** Messages left in ORDERS that the checker reads one by one, at most. */
 const MAX_REMAINING = 10_000;
 
@@ -524,9 +523,8 @@ function workerPool(ctx: RunContext, rig: Rig): WorkerPool {
       restartDelayMs: s.workers.restartDelayMs,
       killOnExit: true,
       logFile: (workerId) => dir.workerLog(workerId),
-      args: (workerId) => args(workerId),
+      args,
     },
-    (workerId) => args(workerId, "quarantine"),
     ctx.note,
   );
 }

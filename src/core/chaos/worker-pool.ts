@@ -3,8 +3,8 @@
  * needs — SIGKILL with the exit observed, SIGSTOP/SIGCONT — and a count of the deaths the nemesis
  * did not cause (a worker killing itself after a commit, a crash order).
  */
-import { Supervisor, type SupervisorEvents, type SupervisorOptions } from "../fleet/supervisor.js";
-import { sumStats } from "../fleet/worker-process.js";
+import type { Supervisor, SupervisorEvents } from "../fleet/supervisor.js";
+import { WorkerLanes, type WorkerLanesOptions } from "../fleet/worker-lanes.js";
 import type { WorkerStats } from "../pipeline/worker.js";
 
 export interface PoolCounters {
@@ -21,22 +21,18 @@ export interface PoolCounters {
 
 const EXIT_WAIT_MS = 5_000;
 
-/** Id of the quarantine lane's process (a worker the nemesis hits when a fault names it, or with target all). */
-export const LANE_ID = "q1";
-
 export class WorkerPool {
   readonly counters: PoolCounters = { spawned: 0, restarts: 0, killed: 0, selfCrashes: 0, otherExits: 0 };
-  /** Public for the autoscaler, which adds and retires workers through it. */
+  /** The main lane's supervisor, public for the autoscaler, which adds and retires workers through it. */
   readonly supervisor: Supervisor;
-  /** The quarantine lane: a supervisor of its own, so the autoscaler never counts or retires it. */
-  private readonly lane: Supervisor;
+  /** Both lanes; the quarantine lane's process is one the nemesis hits when a fault names it, or with target all. */
+  private readonly lanes: WorkerLanes;
   private readonly everSpawned = new Set<string>();
   /** Pids the nemesis sent SIGKILL, until their exit is seen. */
   private readonly nemesisKills = new Set<number>();
   private readonly paused = new Set<number>();
 
-  /** `laneArgs`: the arguments of the quarantine lane's process. */
-  constructor(options: SupervisorOptions, laneArgs: (workerId: string) => string[], onEvent?: (text: string) => void) {
+  constructor(options: WorkerLanesOptions, onEvent?: (text: string) => void) {
     const events: SupervisorEvents = {
       onSpawn: (id) => {
         this.counters.spawned++;
@@ -53,19 +49,18 @@ export class WorkerPool {
         } else if (code !== 0) this.counters.otherExits++;
       },
     };
-    this.supervisor = new Supervisor(options, events);
-    this.lane = new Supervisor({ ...options, args: laneArgs }, events);
+    this.lanes = new WorkerLanes(options, events);
+    this.supervisor = this.lanes.main;
   }
 
   /** `processes` main-lane workers and the quarantine lane. */
   start(processes: number): void {
-    for (let i = 0; i < processes; i++) this.supervisor.spawn();
-    this.lane.spawn(LANE_ID);
+    this.lanes.start(processes);
   }
 
   /** Worker ids with a live process, the lane's included. */
   ids(): string[] {
-    return [...this.supervisor.ids(), ...this.lane.ids()];
+    return this.lanes.ids();
   }
 
   /** The main lane's worker ids with a live process: those that hold the orders a fault should hit. */
@@ -74,16 +69,12 @@ export class WorkerPool {
   }
 
   stats(): WorkerStats {
-    return sumStats([this.supervisor.stats(), this.lane.stats()]);
-  }
-
-  private process(id: string): ReturnType<Supervisor["process"]> {
-    return this.supervisor.process(id) ?? this.lane.process(id);
+    return this.lanes.stats();
   }
 
   /** SIGKILL; resolves true once the exit is seen (the supervisor then starts a replacement). */
   async kill(id: string): Promise<boolean> {
-    const worker = this.process(id);
+    const worker = this.lanes.process(id);
     const pid = worker?.pid;
     if (!worker || pid === undefined) return false;
     this.nemesisKills.add(pid);
@@ -100,7 +91,7 @@ export class WorkerPool {
 
   /** SIGSTOP; returns the pid to resume, or undefined when the worker is gone. */
   pause(id: string): number | undefined {
-    const pid = this.process(id)?.pid;
+    const pid = this.lanes.process(id)?.pid;
     if (pid === undefined || !signal(pid, "SIGSTOP")) return undefined;
     this.paused.add(pid);
     return pid;
@@ -114,7 +105,7 @@ export class WorkerPool {
   /** Graceful drain (SIGTERM, SIGKILL after the grace period); paused workers are resumed first. */
   async stop(graceMs: number): Promise<void> {
     for (const pid of [...this.paused]) this.resume(pid);
-    await Promise.all([this.supervisor.stop(graceMs), this.lane.stop(graceMs)]);
+    await this.lanes.stop(graceMs);
   }
 }
 

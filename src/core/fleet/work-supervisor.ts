@@ -11,10 +11,11 @@ import { Autoscaler, type ScaleEvent } from "./autoscaler.js";
 import { mergeMetrics, pipelineRegistry } from "./metrics.js";
 import { backlog } from "./quiescence.js";
 import { InputError } from "../base/errors.js";
-import { BAD_INPUT_EXIT, Supervisor } from "./supervisor.js";
+import { BAD_INPUT_EXIT } from "./supervisor.js";
 import { workArgs, type ResolvedWorkOptions, type WorkOptions } from "./work-args.js";
 import type { WorkPool } from "./work-pool.js";
-import { METRICS_ENV, sumStats } from "./worker-process.js";
+import { QUARANTINE_LANE_ID, WorkerLanes } from "./worker-lanes.js";
+import { METRICS_ENV } from "./worker-process.js";
 
 export interface WorkSupervisorOptions {
   /** The CLI's entry point (bin/run.js), which the children run. */
@@ -60,46 +61,28 @@ export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOption
     if (stopped) return;
     stopped = true;
     autoscaler?.stop();
-    void Promise.all([supervisor.stop(), lane.stop()]).then(() => (refused ? rejectDone(refused) : resolveDone()));
+    void lanes.stop().then(() => (refused ? rejectDone(refused) : resolveDone()));
   };
-  const supervisor = new Supervisor(
+  const lanes = new WorkerLanes(
     {
       script: s.script,
-      args: (workerId) => childWorkArgs(o, workerId),
+      args: (workerId, lane) => childWorkArgs({ ...o, lane }, workerId),
       env: { ...s.credentials, ...(metricsOn ? { [METRICS_ENV]: "1" } : {}) },
       restartDelayMs: RESTART_DELAY_MS,
     },
     {
       onExit: ({ id, code, signal, replaced, message }) => {
-        if (replaced) s.log(`worker ${id} exited (${signal ?? code}); starting a replacement`);
+        const who = id === QUARANTINE_LANE_ID ? `quarantine lane ${id}` : `worker ${id}`;
+        if (replaced) s.log(`${who} exited (${signal ?? code}); starting a replacement`);
         else if (code === BAD_INPUT_EXIT && !stopped) {
-          refused ??= new InputError(`worker ${id} refused its input (exit 2): ${message ?? "no reason given"}`);
+          refused ??= new InputError(`${who} refused its input (exit 2): ${message ?? "no reason given"}`);
           stop();
         }
       },
     },
   );
-  const initial = o.autoscale ? o.autoscale.min : o.processes;
-  for (let i = 0; i < initial; i++) supervisor.spawn();
-  // The quarantine lane: one process of its own, apart from the ones the autoscaler adds and retires.
-  const lane = new Supervisor(
-    {
-      script: s.script,
-      args: (workerId) => childWorkArgs({ ...o, lane: "quarantine" }, workerId),
-      env: { ...s.credentials, ...(metricsOn ? { [METRICS_ENV]: "1" } : {}) },
-      restartDelayMs: RESTART_DELAY_MS,
-    },
-    {
-      onExit: ({ id, code, signal, replaced, message }) => {
-        if (replaced) s.log(`quarantine lane ${id} exited (${signal ?? code}); starting a replacement`);
-        else if (code === BAD_INPUT_EXIT && !stopped) {
-          refused ??= new InputError(`quarantine lane ${id} refused its input (exit 2): ${message ?? "no reason given"}`);
-          stop();
-        }
-      },
-    },
-  );
-  lane.spawn("q1");
+  const supervisor = lanes.main;
+  lanes.start(o.autoscale ? o.autoscale.min : o.processes);
   if (o.autoscale) {
     autoscaler = new Autoscaler(supervisor, jsm, names, { ...o.autoscale, maxStepUp: Math.max(1, Math.ceil(o.autoscale.max / 4)) }, (event) =>
       s.onScale?.(event),
@@ -112,10 +95,10 @@ export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOption
     return { workers: supervisor.active, lag: b.pending + b.ackPending };
   });
   return {
-    stats: () => sumStats([supervisor.stats(), lane.stats()]),
+    stats: () => lanes.stats(),
     workers: () => supervisor.active,
     metrics: async () => {
-      const merged = mergeMetrics([...supervisor.metricsSnapshots(), ...lane.metricsSnapshots()]);
+      const merged = mergeMetrics(lanes.metricsSnapshots());
       return { contentType: merged.contentType, body: (await merged.metrics()) + (await lagRegistry.metrics()) };
     },
     stop,

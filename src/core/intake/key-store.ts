@@ -18,15 +18,12 @@
  * second publish with the same Nats-Msg-Id, absorbed by the duplicate window or, after it, by the
  * ledger: never a second commit.
  */
-import { headers, type NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { constantHeaders } from "../nats/client-internals.js";
+import { CREATE_ONLY, expectLastSequence, isWrongLastSequence, lastKeyWrite } from "../nats/kv-keys.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { PubAckRequests } from "../nats/pub-acks.js";
-
-/** What kv.create() sends first: the write succeeds only if the key has never been written. */
-const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
 
 /** What the gateway answered for a key, given again to every retry with the same payload. */
 export interface StoredAnswer {
@@ -62,12 +59,6 @@ export interface KeyRecord {
  * another payload: 422).
  */
 export type Claim = { kind: "claimed"; revision: number } | { kind: "replay"; answer: StoredAnswer } | { kind: "in-flight" } | { kind: "mismatch" };
-
-const WRONG_LAST_SEQUENCE: number[] = [JetStreamApiCodes.StreamWrongLastSequence, JetStreamApiCodes.StreamWrongLastSequenceUnknown];
-
-function isWrongLastSequence(err: unknown): boolean {
-  return err instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.includes(err.code);
-}
 
 /** Claims lost to a concurrent writer are retried this often before the request is told 409. */
 const CLAIM_TRIES = 3;
@@ -161,10 +152,8 @@ export class KeyStore {
   async complete(key: string, revision: number, fingerprint: string, answer: StoredAnswer): Promise<boolean> {
     const record: KeyRecord = { state: "done", fingerprint, gateway: this.options.gateway, at: this.now(), answer };
     // kv.update() as a plain PUB expecting the claim's revision, for the reason given in claim().
-    const expect = headers();
-    expect.set("Nats-Expected-Last-Subject-Sequence", String(revision));
     try {
-      await this.publisher.publish(this.keyPrefix + key, JSON.stringify(record), expect);
+      await this.publisher.publish(this.keyPrefix + key, JSON.stringify(record), expectLastSequence(revision));
       return true;
     } catch (err) {
       if (isWrongLastSequence(err)) return false;
@@ -185,8 +174,7 @@ export class KeyStore {
    * may be answered by a replica that is behind). Undefined when the key is absent, deleted or expired.
    */
   async read(key: string): Promise<{ record: KeyRecord; revision: number } | undefined> {
-    const msg = await this.jsm.streams.getMessage(kvStreamName(this.names.intakeBucket), { last_by_subj: `$KV.${this.names.intakeBucket}.${key}` });
-    if (!msg || msg.header?.get("KV-Operation") || msg.data.length === 0) return undefined;
-    return { record: msg.json<KeyRecord>(), revision: msg.seq };
+    const last = await lastKeyWrite<KeyRecord>(this.jsm, this.names.intakeBucket, key);
+    return last?.value && { record: last.value, revision: last.seq };
   }
 }

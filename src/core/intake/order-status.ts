@@ -1,12 +1,12 @@
 /**
- * Where an order is, for `GET /orders/{id}`: read from the ledger of record (the KV ledger, or the
- * PostgreSQL inbox in inbox mode), the gateway's key store and the orders stream.
+ * Where an order is, for `GET /orders/{id}`, in the gateway's words: read through the OrderLocator
+ * (ops/order-lookup.ts) from the ledger of record (the KV ledger, or the PostgreSQL inbox in inbox
+ * mode) and the orders stream, with the gateway's key store saying where the order was stored.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { OutcomeStore } from "../pipeline/outcome-store.js";
 import type { Names } from "../nats/names.js";
-import { isNotFound } from "../nats/not-found.js";
+import { OrderLocator } from "../ops/order-lookup.js";
 import type { KeyStore } from "./key-store.js";
 
 /**
@@ -22,14 +22,13 @@ export type OrderStatus =
 
 export class OrderStatusReader {
   private constructor(
-    private readonly jsm: JetStreamManager,
+    private readonly locator: OrderLocator,
     private readonly names: Names,
-    private readonly ledger: OutcomeStore,
     private readonly keys: KeyStore,
   ) {}
 
   static async open(nc: NatsConnection, names: Names, ledger: OutcomeStore, keys: KeyStore, timeoutMs: number): Promise<OrderStatusReader> {
-    return new OrderStatusReader(await jetstreamManager(nc, { checkAPI: false, timeout: timeoutMs }), names, ledger, keys);
+    return new OrderStatusReader(await OrderLocator.open(nc, names, { ledger, timeoutMs }), names, keys);
   }
 
   /**
@@ -43,7 +42,7 @@ export class OrderStatusReader {
     const entry = await this.keys.read(id);
     const answer = entry?.record.state === "done" ? entry.record.answer : undefined;
     if (!answer) return undefined;
-    const inStream = await this.holds(answer.body.seq);
+    const inStream = await this.locator.holds(this.names.stream, answer.body.seq);
     // Acked between the two reads: the ledger has it now (a worker commits before it acks).
     if (!inStream) {
       const late = await this.fromLedger(id);
@@ -53,19 +52,10 @@ export class OrderStatusReader {
   }
 
   private async fromLedger(id: string): Promise<OrderStatus | undefined> {
-    const o = await this.ledger.get(id);
+    const o = await this.locator.outcome(id);
     if (!o) return undefined;
     const common = { id, worker: o.worker, attempt: o.attempt, at: o.at, seq: o.streamSeq };
     if (o.result === "committed") return { ...common, state: "committed" };
     return { ...common, state: "dead-lettered", reason: o.reason, lastError: o.error };
-  }
-
-  private async holds(seq: number): Promise<boolean> {
-    try {
-      return (await this.jsm.streams.getMessage(this.names.stream, { seq })) !== null;
-    } catch (err) {
-      if (isNotFound(err, "message")) return false;
-      throw err;
-    }
   }
 }

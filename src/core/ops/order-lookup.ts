@@ -1,8 +1,9 @@
 /**
  * "What happened to order X?": where one order is, from the KV ledger (committed or dead-lettered,
  * with worker, attempt and time), the DLQ (reason, deliveries, last error) and the ORDERS stream
- * (waiting, or delivered and not yet acked). `orderq order X` renders it; an HTTP status lookup can
- * reuse it as it is. Inbox mode's ledger of record (PostgreSQL) is not read here.
+ * (waiting, or delivered and not yet acked). `orderq order X` renders lookupOrder, which reads the KV
+ * ledger (not inbox mode's PostgreSQL); the gateway's status lookup reads through OrderLocator with the
+ * ledger of record it was given.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
@@ -10,7 +11,7 @@ import type { Names } from "../nats/names.js";
 import { isNotFound } from "../nats/not-found.js";
 import { Ledger } from "../pipeline/ledger.js";
 import { guessOrderId } from "../pipeline/order.js";
-import type { Outcome } from "../pipeline/outcome-store.js";
+import type { Outcome, OutcomeStore } from "../pipeline/outcome-store.js";
 import type { DlqReason } from "../pipeline/dlq-entry.js";
 import { scanDlq } from "./dlq-admin.js";
 
@@ -54,29 +55,90 @@ export interface OrderLookup {
 }
 
 /**
- * Looks order `orderId` up everywhere it can be. Reads the whole DLQ (an ordered consumer) and every
+ * The one reader of where an order is: its outcome in a ledger of record, its DLQ entries, its
+ * messages still in ORDERS and the quarantine lane's stream. Each caller asks what it needs and says
+ * it in its own words: `orderq order X` (lookupOrder: waiting, in-flight, …) and the gateway's
+ * `GET /orders/{id}` (intake/order-status.ts: accepted, …). Throws what JetStream or the ledger throws
+ * when they do not answer; a missing stream or consumer counts as empty.
+ */
+export class OrderLocator {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly names: Names,
+    private readonly ledger: OutcomeStore | undefined,
+  ) {}
+
+  /**
+   * `ledger`: where outcomes are read (the KV ledger, or the inbox in inbox mode); undefined when there
+   * is none (its bucket does not exist), so no order has an outcome. `timeoutMs`: of each JetStream
+   * request (the client's default when absent). The ledger stays the caller's to close.
+   */
+  static async open(nc: NatsConnection, names: Names, options: { ledger: OutcomeStore | undefined; timeoutMs?: number }): Promise<OrderLocator> {
+    const jsm = await jetstreamManager(nc, { checkAPI: false, ...(options.timeoutMs !== undefined ? { timeout: options.timeoutMs } : {}) });
+    return new OrderLocator(nc, jsm, names, options.ledger);
+  }
+
+  /** What the ledger of record holds for the id (committed, or a dead-letter claim); undefined when nothing. */
+  async outcome(orderId: string): Promise<Outcome | undefined> {
+    return this.ledger?.get(orderId);
+  }
+
+  /** Whether `stream` still holds its message `seq` (not yet acked away from a work queue, nor purged). */
+  async holds(stream: string, seq: number): Promise<boolean> {
+    try {
+      return (await this.jsm.streams.getMessage(stream, { seq })) !== null;
+    } catch (err) {
+      if (isNotFound(err, "message")) return false;
+      throw err;
+    }
+  }
+
+  /** Its DLQ entries (one, unless something went wrong). Reads the whole DLQ (an ordered consumer). */
+  async deadLetters(orderId: string): Promise<OrderDlqEntry[]> {
+    return ((await unlessNotFound(() => scanDlq(this.nc, this.names)))?.entries ?? [])
+      .filter((e) => e.orderId === orderId)
+      .map((e) => ({
+        dlqSeq: e.dlqSeq,
+        reason: e.reason,
+        lastError: e.lastError,
+        deliveries: e.deliveries,
+        deadLetteredAt: e.deadLetteredAt,
+        attempts: e.attempts.length,
+      }));
+  }
+
+  /**
+   * The order's messages in ORDERS and in the quarantine lane's stream (a suspect's copy, whose original
+   * was acked in ORDERS). Both have work-queue retention, which refuses a second (ordered) consumer, so
+   * stored messages are walked one request each with next_by_subj, which skips the gaps acks leave.
+   */
+  async inStreams(orderId: string): Promise<OrderInStream[]> {
+    const n = this.names;
+    return [
+      ...(await findIn(this.jsm, orderId, n.stream, n.consumer, `${n.subjectPrefix}.>`)),
+      ...(await findIn(this.jsm, orderId, n.quarantineStream, n.quarantineConsumer, `${n.quarantineSubjectPrefix}.>`)),
+    ];
+  }
+}
+
+/**
+ * Looks order `orderId` up everywhere it can be, in the KV ledger. Reads the whole DLQ and every
  * message still in ORDERS and the quarantine stream (one request each): fine for a backlog of
- * thousands, slow for millions. A missing stream or consumer counts as empty.
+ * thousands, slow for millions. A missing stream, bucket or consumer counts as empty.
  */
 export async function lookupOrder(nc: NatsConnection, names: Names, orderId: string): Promise<OrderLookup> {
   const ledger = await unlessNotFound(() => Ledger.open(nc, names));
+  let locator: OrderLocator;
   let outcome: Outcome | undefined;
   try {
-    outcome = await ledger?.get(orderId);
+    locator = await OrderLocator.open(nc, names, { ledger });
+    outcome = await locator.outcome(orderId);
   } finally {
     await ledger?.close();
   }
-  const dlq = ((await unlessNotFound(() => scanDlq(nc, names)))?.entries ?? [])
-    .filter((e) => e.orderId === orderId)
-    .map((e) => ({
-      dlqSeq: e.dlqSeq,
-      reason: e.reason,
-      lastError: e.lastError,
-      deliveries: e.deliveries,
-      deadLetteredAt: e.deadLetteredAt,
-      attempts: e.attempts.length,
-    }));
-  const inStream = await findInStream(nc, names, orderId);
+  const dlq = await locator.deadLetters(orderId);
+  const inStream = await locator.inStreams(orderId);
   const state: OrderState = outcome
     ? outcome.result
     : dlq.length > 0
@@ -99,19 +161,7 @@ async function unlessNotFound<T>(fn: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
-/**
- * The order's messages in ORDERS and in the quarantine lane's stream (a suspect's copy, whose original
- * was acked in ORDERS). Both have work-queue retention, which refuses a second (ordered) consumer, so
- * stored messages are walked one request each with next_by_subj, which skips the gaps acks leave.
- */
-async function findInStream(nc: NatsConnection, names: Names, orderId: string): Promise<OrderInStream[]> {
-  const jsm = await jetstreamManager(nc);
-  return [
-    ...(await findIn(jsm, orderId, names.stream, names.consumer, `${names.subjectPrefix}.>`)),
-    ...(await findIn(jsm, orderId, names.quarantineStream, names.quarantineConsumer, `${names.quarantineSubjectPrefix}.>`)),
-  ];
-}
-
+/** The order's stored messages in one stream, each marked delivered or not by its consumer. */
 async function findIn(jsm: JetStreamManager, orderId: string, stream: string, consumer: string, subjects: string): Promise<OrderInStream[]> {
   let last = 0;
   let deliveredSeq = 0;

@@ -8,24 +8,19 @@
  * nats-server 2.9.10 checks when it applies the write; a replay clears a claim by purging the key.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { constantHeaders } from "../nats/client-internals.js";
+import { CREATE_ONLY, isWrongLastSequence, lastKeyWrite } from "../nats/kv-keys.js";
 import { isPayloadClaim, type Outcome, type OutcomeStore, type RecordResult } from "./outcome-store.js";
 import { kvStreamName, type Names } from "../nats/names.js";
 import { PubAckRequests } from "../nats/pub-acks.js";
 import { readStream } from "../nats/stream-reader.js";
 
-/** JetStream's "wrong last sequence" (and its newer variant): the key exists already. */
-const WRONG_LAST_SEQUENCE: number[] = [JetStreamApiCodes.StreamWrongLastSequence, JetStreamApiCodes.StreamWrongLastSequenceUnknown];
-
-/** What kv.create() sends: the write succeeds only if the key has never been written. */
-const CREATE_ONLY = constantHeaders({ "Nats-Expected-Last-Subject-Sequence": "0" });
-
 export class Ledger implements OutcomeStore {
   private constructor(
     private readonly kv: KV,
     private readonly jsm: JetStreamManager,
+    private readonly bucket: string,
     private readonly stream: string,
     private readonly publisher: PubAckRequests,
     private readonly keyPrefix: string,
@@ -36,7 +31,7 @@ export class Ledger implements OutcomeStore {
   static async open(nc: NatsConnection, names: Names, unsafe = false): Promise<Ledger> {
     const kv = await new Kvm(nc).open(names.ledgerBucket);
     const jsm = await jetstreamManager(nc, { checkAPI: false });
-    return new Ledger(kv, jsm, kvStreamName(names.ledgerBucket), new PubAckRequests(nc), `$KV.${names.ledgerBucket}.`, unsafe);
+    return new Ledger(kv, jsm, names.ledgerBucket, kvStreamName(names.ledgerBucket), new PubAckRequests(nc), `$KV.${names.ledgerBucket}.`, unsafe);
   }
 
   /** Ends the hot-path publisher (its subscription and timer); what is still waiting fails. */
@@ -45,10 +40,9 @@ export class Ledger implements OutcomeStore {
   }
 
   /**
-   * The key's outcome, read from the stream leader. Not kv.get(): on a replicated bucket (allow_direct)
-   * that is a direct get, which nats-server 2.9 lets every replica answer — a follower joins once it is
-   * 90% caught up — so a node just back from a crash answers "no such key" for an order committed
-   * long ago, and a dead-letter move would copy a committed order to the DLQ.
+   * The key's outcome, read from the stream leader (lastKeyWrite): a replica just back from a crash,
+   * answering a direct get, would say "no such key" for an order committed long ago, and a dead-letter
+   * move would copy a committed order to the DLQ.
    */
   async get(orderId: string): Promise<Outcome | undefined> {
     return (await this.lastWrite(orderId))?.outcome;
@@ -59,10 +53,8 @@ export class Ledger implements OutcomeStore {
    * (a KV-Operation header, no data: the key holds nothing now; an older orderq released claims so).
    */
   private async lastWrite(orderId: string): Promise<{ seq: number; outcome?: Outcome } | undefined> {
-    const msg = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.keyPrefix + orderId });
-    if (!msg) return undefined;
-    if (msg.header?.get("KV-Operation") || msg.data.length === 0) return { seq: msg.seq };
-    return { seq: msg.seq, outcome: msg.json<Outcome>() };
+    const last = await lastKeyWrite<Outcome>(this.jsm, this.bucket, orderId);
+    return last && { seq: last.seq, outcome: last.value };
   }
 
   /**
@@ -120,10 +112,6 @@ export interface LedgerWrite {
   outcome: Outcome;
   /** When the server stored the write (ms since the epoch, µs precision): the commit time. */
   time?: number;
-}
-
-function isWrongLastSequence(err: unknown): boolean {
-  return err instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.includes(err.code);
 }
 
 /**
