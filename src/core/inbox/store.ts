@@ -3,9 +3,10 @@
  * the same transaction as the handler's effects, so the effects commit exactly once with it.
  *
  * Orders waiting for a transaction are grouped: when a pooled connection frees up, it takes up to
- * `maxBatch` waiting orders into one transaction, each inside its own savepoint. A failed order rolls
- * back to its savepoint and the rest commit together, so a busy worker pays one commit (one WAL flush)
- * for many orders, while a quiet one still runs each order at once in a transaction of its own.
+ * `maxBatch` waiting orders into one transaction, claims all their rows in one statement and runs each
+ * handler inside its own savepoint. A failed order rolls back to its savepoint and its row is deleted;
+ * the rest commit together, so a busy worker pays one commit (one WAL flush) for many orders, while a
+ * quiet one still runs each order at once in a transaction of its own.
  * Nothing is reported before the commit: the worker acks an order only after its row is durable.
  */
 import pg from "pg";
