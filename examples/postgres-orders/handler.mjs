@@ -1,5 +1,6 @@
 /**
- * Stores an order and takes its items out of stock, inside orderq's inbox transaction.
+ * Stores an order and takes its items out of stock (appends its stock movements), inside orderq's
+ * inbox transaction.
  *
  * Run it with `orderq work --handler ./handler.mjs --inbox postgres://…`. orderq opens a transaction,
  * inserts the order's inbox row, calls this function with `ctx.db` (that transaction's `pg` client),
@@ -14,22 +15,20 @@
  * the DLQ at once); orderq rolls the transaction back either way.
  */
 
-// One round trip: the insert feeds the stock update through RETURNING. Quantities are summed per SKU
-// (an order may list one SKU twice; ON CONFLICT DO UPDATE may touch a row once per statement), and
-// rows are locked in SKU order, so two orders sharing SKUs wait for each other instead of deadlocking.
-// An SKU missing from `stock` is added with a negative count (a backorder).
+// One round trip: the insert feeds the stock movements through RETURNING, one row per SKU (an order
+// may list one SKU twice). Movements are only ever appended, never updated: no two orders contend for
+// a row, so orders for the same SKUs run side by side and many can commit in one transaction. An SKU
+// missing from stock simply goes negative (a backorder).
 const STORE_ORDER = `
 WITH stored AS (
   INSERT INTO orders (id, source, items, amount, created_at)
   VALUES ($1, $2, $3::jsonb, $4, $5)
-  RETURNING items
+  RETURNING id, items
 )
-INSERT INTO stock AS s (sku, on_hand)
-SELECT item->>'sku', -sum((item->>'qty')::bigint)
+INSERT INTO stock_movements (order_id, sku, qty)
+SELECT stored.id, item->>'sku', -sum((item->>'qty')::bigint)
 FROM stored, jsonb_array_elements(stored.items) AS item
-GROUP BY 1
-ORDER BY 1
-ON CONFLICT (sku) DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand`;
+GROUP BY stored.id, item->>'sku'`;
 
 export default async function storeOrder(order, ctx) {
   // items as JSON text: pg would send a JS array as a PostgreSQL array, not as jsonb.

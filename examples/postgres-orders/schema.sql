@@ -12,15 +12,25 @@ CREATE TABLE IF NOT EXISTS orders (
   stored_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- Units on hand per SKU. An order for an SKU not listed here adds it with a negative count (a
--- backorder) rather than failing: orders for new products must still be processed.
-CREATE TABLE IF NOT EXISTS stock (
-  sku     text PRIMARY KEY,
-  on_hand bigint NOT NULL
+-- Every change of stock, appended, never updated: units in (a delivery, the seed below) are positive,
+-- units out (an order's items) negative. Orders only ever add rows here, so two orders for the same
+-- SKU never wait for each other's row lock, and many orders can commit in one transaction without
+-- deadlocking. `order_id` is the order that took the units (NULL for other movements).
+CREATE TABLE IF NOT EXISTS stock_movements (
+  order_id text,
+  sku      text NOT NULL,
+  qty      bigint NOT NULL,
+  at       timestamptz NOT NULL DEFAULT now()
 );
 
--- The SKUs `orderq produce` generates, with enough units for long chaos and bench runs.
-INSERT INTO stock (sku, on_hand)
-SELECT sku, 1000000
-FROM unnest(ARRAY['book-001', 'lamp-204', 'mug-330', 'pen-017', 'desk-900', 'sock-123', 'cable-450', 'tea-077']) AS sku
-ON CONFLICT (sku) DO NOTHING;
+-- Units on hand per SKU: the sum of its movements (negative: backordered). A shop with years of
+-- movements would roll old ones up into one row per SKU now and then; the sum stays the same.
+CREATE OR REPLACE VIEW stock AS
+SELECT sku, sum(qty)::bigint AS on_hand FROM stock_movements GROUP BY sku;
+
+-- The SKUs `orderq produce` generates, with enough units for long chaos and bench runs: a first
+-- delivery into stock for each SKU that has none yet.
+INSERT INTO stock_movements (sku, qty)
+SELECT s.sku, 1000000
+FROM unnest(ARRAY['book-001', 'lamp-204', 'mug-330', 'pen-017', 'desk-900', 'sock-123', 'cable-450', 'tea-077']) AS s(sku)
+WHERE NOT EXISTS (SELECT 1 FROM stock_movements m WHERE m.sku = s.sku);

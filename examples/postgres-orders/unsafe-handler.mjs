@@ -5,7 +5,7 @@
  * transaction: each statement commits at once (autocommit). When a delivery dies after these writes
  * and before orderq's commit (worker killed, database restarted, lease lost), the order is delivered
  * again and runs again. The `orders` insert looks idempotent (ON CONFLICT DO NOTHING), but the stock
- * update is not: the items leave stock twice. The effect checker must report duplicated effects.
+ * movements are not: the items leave stock twice. The effect checker must report duplicated effects.
  *
  * It connects to `$ORDERQ_INBOX_URL`, the database of the inbox (the worker sets it).
  */
@@ -27,9 +27,8 @@ export default async function storeOrderUnsafely(order) {
     order.createdAt,
   ]);
   await pool.query(
-    `INSERT INTO stock AS s (sku, on_hand)
-     SELECT item->>'sku', -sum((item->>'qty')::bigint) FROM jsonb_array_elements($1::jsonb) AS item GROUP BY 1 ORDER BY 1
-     ON CONFLICT (sku) DO UPDATE SET on_hand = s.on_hand + EXCLUDED.on_hand`,
-    [JSON.stringify(order.items)],
+    `INSERT INTO stock_movements (order_id, sku, qty)
+     SELECT $1, item->>'sku', -sum((item->>'qty')::bigint) FROM jsonb_array_elements($2::jsonb) AS item GROUP BY 2`,
+    [order.id, JSON.stringify(order.items)],
   );
 }

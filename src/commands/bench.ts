@@ -109,6 +109,7 @@ export default class Bench extends OrderqCommand {
       summary: "Most orders in one transaction of the workers (`work --inbox-batch`).",
       default: defaults.INBOX.maxBatch,
       min: 1,
+      max: defaults.INBOX.maxBatchCeiling,
       helpGroup: "INBOX",
     }),
   };

@@ -58,6 +58,7 @@ export default class Work extends OrderqCommand {
       summary: "Most orders in one transaction, each in its own savepoint (1: a transaction per order).",
       default: defaults.INBOX.maxBatch,
       min: 1,
+      max: defaults.INBOX.maxBatchCeiling,
       helpGroup: "INBOX",
     }),
     concurrency: Flags.integer({ char: "c", summary: "Orders in flight per process.", default: defaults.CONCURRENCY, min: 1 }),

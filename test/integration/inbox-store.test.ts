@@ -121,6 +121,50 @@ describe("PostgreSQL inbox store", function () {
     }
   });
 
+  it("in one batch: finds a committed order, tells a second delivery of one order it is busy, rolls back a swallowed error alone", async () => {
+    assert.deepEqual(await inbox.run("f-0", outcome(), insertEffect("f-0")), { kind: "committed" });
+    const single = await InboxStore.open({ url: db.server.url, poolSize: 1, maxBatch: 8 });
+    try {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const first = single.run("f-gate", outcome(), async (tx) => {
+        await gate;
+        await insertEffect("f-gate")(tx);
+      });
+      const ran: string[] = [];
+      const run = (id: string, work: (tx: Parameters<ReturnType<typeof insertEffect>>[0]) => Promise<void>) =>
+        single.run(id, outcome(2), async (tx) => {
+          ran.push(id);
+          await work(tx);
+        });
+      const batch = [
+        run("f-0", insertEffect("f-0")), // committed before
+        run("f-1", insertEffect("f-1")),
+        run("f-1", insertEffect("f-1")), // a second delivery of f-1 in the same batch
+        run("f-2", async (tx) => {
+          await insertEffect("f-2")(tx);
+          await tx.query("SELECT * FROM no_such_table").catch(() => undefined);
+        }),
+        run("f-3", insertEffect("f-3")),
+      ];
+      release();
+      const results = await Promise.all([first, ...batch]);
+      assert.deepEqual(
+        results.map((r) => r.kind),
+        ["committed", "exists", "committed", "busy", "failed", "committed"],
+      );
+      assert.deepEqual(ran, ["f-1", "f-2", "f-3"]);
+      assert.deepEqual(
+        (await effects(db.pool)).filter((id) => id.startsWith("f-")),
+        ["f-0", "f-1", "f-3", "f-gate"],
+      );
+      assert.equal(await single.get("f-2"), undefined, "the failed order's row is gone with its effects");
+      assert.equal((await single.get("f-1"))?.attempt, 2);
+    } finally {
+      await single.close();
+    }
+  });
+
   it("tells a second delivery of an order that is in a transaction right now that it is busy", async () => {
     const solo = await InboxStore.open({ url: db.server.url, poolSize: 2, maxBatch: 1 });
     try {

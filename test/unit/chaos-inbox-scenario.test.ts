@@ -98,6 +98,7 @@ describe("chaos scenario files: inbox mode", () => {
     );
     assert.match(refusal("unknown.yaml", `${BASE}inbox:\n  tables: 3\n`), /:4: inbox\.tables: unknown field/);
     assert.match(refusal("batch.yaml", `${BASE}inbox:\n  batch: 0\n`), /:4: inbox\.batch: must be at least 1/);
+    assert.match(refusal("batch-65.yaml", `${BASE}inbox:\n  batch: 65\n`), /:4: inbox\.batch: must be at most 64/);
   });
 
   it("the repository's inbox scenarios load, check effects and stay small", () => {

@@ -1,6 +1,6 @@
 /**
- * The effect checker: a pure function from the inbox, the example's `orders` and `stock` tables and
- * the accepted ids to a verdict on the handler's effects (examples/postgres-orders). The ledger
+ * The effect checker: a pure function from the inbox, the example's `orders` table and `stock` view
+ * (the sums of its append-only `stock_movements`) and the accepted ids to a verdict on the handler's effects (examples/postgres-orders). The ledger
  * checker proves each order was committed once; this one proves what the handler changed matches:
  * one `orders` row per committed order, none for any other, and stock down by exactly the committed
  * orders' items. Reading the tables is effects-reader.ts.
@@ -19,7 +19,7 @@ export interface OrderEffect {
   items: readonly { sku: string; qty: number }[];
 }
 
-/** A row of the example's `stock` table: units on hand (negative: backordered). */
+/** A row of the example's `stock` view: units on hand, the sum of the SKU's movements (negative: backordered). */
 export interface StockLevel {
   sku: string;
   onHand: number;

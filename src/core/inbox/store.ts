@@ -3,9 +3,10 @@
  * the same transaction as the handler's effects, so the effects commit exactly once with it.
  *
  * Orders waiting for a transaction are grouped: when a pooled connection frees up, it takes up to
- * `maxBatch` waiting orders into one transaction, each inside its own savepoint. A failed order rolls
- * back to its savepoint and the rest commit together, so a busy worker pays one commit (one WAL flush)
- * for many orders, while a quiet one still runs each order at once in a transaction of its own.
+ * `maxBatch` waiting orders into one transaction, claims all their rows in one statement and runs each
+ * handler inside its own savepoint. A failed order rolls back to its savepoint and its row is deleted;
+ * the rest commit together, so a busy worker pays one commit (one WAL flush) for many orders, while a
+ * quiet one still runs each order at once in a transaction of its own.
  * Nothing is reported before the commit: the worker acks an order only after its row is durable.
  */
 import pg from "pg";
@@ -63,6 +64,8 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
   private readonly table: string;
   /** The claim, as one statement: try the order's lock, insert its row, and read what was there. */
   private readonly claim: string;
+  /** The claim of a whole batch, one row per order: the columns of the rows to insert as arrays. */
+  private readonly claimBatch: string;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -79,6 +82,18 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
         ON CONFLICT (order_id) DO NOTHING RETURNING 1)
       SELECT (SELECT got FROM lock) AS locked, EXISTS (SELECT 1 FROM ins) AS inserted,
              (SELECT row_to_json(t) FROM ${this.table} t WHERE t.order_id = $1) AS existing`;
+    // The lock CTE calls a volatile function, so it is evaluated once, one lock per order.
+    this.claimBatch = `WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[], $6::text[], $7::text[], $8::timestamptz[])
+          AS i (order_id, outcome, worker, attempt, stream_seq, reason, error, at)),
+      lock AS (SELECT order_id, pg_try_advisory_xact_lock(${ORDERQ_LOCK_CLASS}, hashtext(order_id)) AS got FROM input),
+      ins AS (
+        INSERT INTO ${this.table} (order_id, outcome, worker, attempt, stream_seq, reason, error, at)
+        SELECT input.* FROM input JOIN lock USING (order_id) WHERE lock.got
+        ON CONFLICT (order_id) DO NOTHING RETURNING order_id)
+      SELECT lock.order_id, lock.got AS locked, EXISTS (SELECT 1 FROM ins WHERE ins.order_id = lock.order_id) AS inserted,
+             (SELECT row_to_json(t) FROM ${this.table} t WHERE t.order_id = lock.order_id) AS existing
+      FROM lock`;
   }
 
   /**
@@ -217,46 +232,78 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
   }
 
   /**
-   * Several orders in one transaction, each in its own savepoint; the rest of the batch is put back
-   * in line when one loses a lock conflict. Resolves with the results of the orders that ran, after
-   * the commit.
+   * Several orders in one transaction: one statement claims all their rows, then each handler runs in
+   * its own savepoint (two round trips an order: the handler's statement, and the release of its
+   * savepoint sent with the next order's). A failed order rolls back to its savepoint and its row is
+   * deleted before the commit; the rest of the batch is put back in line when one loses a lock
+   * conflict. Resolves with the results of the orders that ran, after the commit; the orders put back
+   * are spliced out of `batch`. Throws only when the connection or the transaction itself failed.
    */
   private async runBatch(client: pg.PoolClient, batch: Waiting[]): Promise<TransactionResult[]> {
     await client.query("BEGIN");
+    const claims = await this.claimRows(client, batch);
+    await client.query(`SAVEPOINT ${SAVEPOINT}`);
     const results: TransactionResult[] = [];
-    for (const order of batch) {
+    const unclaim: string[] = [];
+    for (const [i, order] of batch.entries()) {
+      const claim = claims[i];
+      if (claim) {
+        results.push(claim);
+        continue;
+      }
       const result = await this.runInSavepoint(client, order);
       results.push(result);
+      if (result.kind === "failed") unclaim.push(order.orderId);
       // Orders of one batch keep their row locks until the commit, so a batch that lost a lock
       // conflict (deadlock, serialization failure) ends here: what is done commits and releases its
       // locks, and the orders not yet run wait for the next transaction.
       if (result.kind === "failed" && isLockConflict(result.error)) break;
     }
     const notRun = batch.splice(results.length);
+    unclaim.push(...notRun.filter((_, i) => !claims[results.length + i]).map((order) => order.orderId));
+    if (unclaim.length > 0) await client.query(`DELETE FROM ${this.table} WHERE order_id = ANY($1)`, [unclaim]);
     if (notRun.length > 0) this.waiting.unshift(...notRun);
-    await client.query("COMMIT");
+    const { command } = await client.query("COMMIT");
+    if (command !== "COMMIT") throw new Error(`inbox: a batch's COMMIT was answered with ${command}`);
     return results;
   }
 
-  /** One order of a batch, in its own savepoint. Throws only when the connection or the transaction failed. */
+  /**
+   * One claimed order of a batch, in the savepoint open when it starts; that savepoint is open and
+   * empty again when it ends. Throws only when the connection or the transaction failed.
+   */
   private async runInSavepoint(client: pg.PoolClient, order: Waiting): Promise<TransactionResult> {
-    await client.query(`SAVEPOINT ${SAVEPOINT}`);
-    const found = await this.claimRow(client, order);
-    if (found) {
-      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-      return found;
-    }
     try {
       await order.work(transactionView(client));
       // A handler that swallowed a failed query returns normally, yet the transaction is aborted:
-      // the release then fails, and the order is rolled back like any failed attempt.
-      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      // the release then fails, and the order is rolled back like any failed attempt. One simple
+      // query, two statements: the next order's savepoint costs no round trip of its own.
+      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}; SAVEPOINT ${SAVEPOINT}`);
       return { kind: "committed" };
     } catch (error) {
       await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
       return { kind: "failed", error };
     }
+  }
+
+  /**
+   * Claims the rows of a batch in one statement: for each order, undefined when this transaction
+   * inserted its row (run the handler), otherwise what stopped it, as claimRow(). A second delivery of
+   * an order earlier in the batch is "busy": the lock is this transaction's own, so the statement
+   * would not stop it.
+   */
+  private async claimRows(client: pg.PoolClient, batch: Waiting[]): Promise<Array<TransactionResult | undefined>> {
+    const first = new Map<string, number>();
+    batch.forEach((order, i) => first.has(order.orderId) || first.set(order.orderId, i));
+    const unique = [...first.values()].map((i) => batch[i]);
+    const columns = unique.map((order) => rowValues(order.orderId, order.outcome));
+    const { rows } = await client.query<ClaimRow & { order_id: string }>({
+      name: `orderq_claim_batch_${this.table}`,
+      text: this.claimBatch,
+      values: columns[0].map((_, c) => columns.map((row) => row[c])),
+    });
+    const byId = new Map(rows.map((row) => [row.order_id, row]));
+    return batch.map((order, i) => (first.get(order.orderId) === i ? claimResult(order.orderId, byId.get(order.orderId)) : { kind: "busy" }));
   }
 
   /**
@@ -264,17 +311,28 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
    * what stopped it — an outcome already there, or another delivery holding the order's lock.
    */
   private async claimRow(client: pg.PoolClient, order: Waiting): Promise<TransactionResult | undefined> {
-    const claim = await client.query<{ locked: boolean; inserted: boolean; existing: Record<string, unknown> | null }>({
+    const claim = await client.query<ClaimRow>({
       name: `orderq_claim_${this.table}`,
       text: this.claim,
       values: rowValues(order.orderId, order.outcome),
     });
-    const { locked, inserted, existing } = claim.rows[0];
-    if (inserted) return undefined;
-    if (existing) return { kind: "exists", existing: toOutcome(existing as unknown as InboxRow) };
-    if (!locked) return { kind: "busy" };
-    throw new Error(`inbox: the row of order ${order.orderId} was neither inserted nor found`);
+    return claimResult(order.orderId, claim.rows[0]);
   }
+}
+
+/** What a claim statement answers for one order. */
+interface ClaimRow {
+  locked: boolean;
+  inserted: boolean;
+  existing: Record<string, unknown> | null;
+}
+
+/** A claim's answer as a result: undefined when the row was inserted (run the handler). */
+function claimResult(orderId: string, row: ClaimRow | undefined): TransactionResult | undefined {
+  if (row?.inserted) return undefined;
+  if (row?.existing) return { kind: "exists", existing: toOutcome(row.existing as unknown as InboxRow) };
+  if (row && !row.locked) return { kind: "busy" };
+  throw new Error(`inbox: the row of order ${orderId} was neither inserted nor found`);
 }
 
 /** Why an order failed whose handler returned normally after a failed query. */
