@@ -1,8 +1,8 @@
 /**
  * A handler's `ctx.signal` is aborted when its worker loses the order's lease — no renewal reached the
  * broker for a full ack wait, because the connection was down or the process stalled — and the order
- * is left to its redelivery (a suspect, retried alone in the quarantine lane) without a failure record,
- * a nak or a dead-letter from the worker that lost it. In-process workers on a real nats-server,
+ * is left to its redelivery with a record that is not a failure (no nak, no dead-letter, nothing charged)
+ * by the worker that lost it. In-process workers on a real nats-server,
  * reached through a TCP proxy the test cuts; the negative control is a handler slower than the ack
  * wait on a healthy link, whose lease its heartbeats keep.
  */
@@ -82,7 +82,14 @@ describe("a worker that loses an order's lease (ctx.signal)", function () {
       for (const w of workers) w.stop();
       await Promise.all(running);
       const attempts = await AttemptLog.open(fx.nc, names);
-      return { aborts, runs, writes: await readLedgerWrites(fx.nc, names), failures: await attempts.list(seq), main };
+      return {
+        aborts,
+        runs,
+        writes: await readLedgerWrites(fx.nc, names),
+        failures: await attempts.list(seq),
+        firstEndedWithRecord: await attempts.endedWithRecord(seq, 1),
+        main,
+      };
     } finally {
       for (const w of workers) w.stop();
       await viaProxy?.close();
@@ -97,13 +104,14 @@ describe("a worker that loses an order's lease (ctx.signal)", function () {
       proxy.heal();
     });
     assert.equal(seen.aborts.length, 1, JSON.stringify({ runs: seen.runs, writes: seen.writes, stats: seen.main.stats }));
-    assert.match(seen.aborts[0], /^the worker lost this order's lease: no renewal reached the broker for \d+ ms \(ack wait 1000 ms\)/);
+    assert.match(seen.aborts[0], /^the worker lost this order's lease: no renewal could reach the broker for \d+ ms \(ack wait 1000 ms\)/);
     assert.deepEqual(
       seen.writes.map((w) => w.outcome.result),
       ["committed"],
     );
-    assert.equal(seen.writes[0].outcome.lane, "quarantine", "the redelivery was a suspect: no failure was recorded for the lost delivery");
-    assert.deepEqual(seen.failures, [], "no failed attempt recorded by the worker that lost the lease");
+    // Its not-a-failure record may not get through while the link is still down: the redelivery is
+    // then a suspect, retried alone — either way nothing is charged.
+    assert.deepEqual(seen.failures, [], "no failed attempt charged by the worker that lost the lease");
     assert.equal(seen.main.stats.abandoned, 1);
     assert.equal(seen.main.stats.deadLettered, 0);
   });
@@ -117,6 +125,7 @@ describe("a worker that loses an order's lease (ctx.signal)", function () {
       ["committed"],
     );
     assert.deepEqual(seen.failures, []);
+    assert.equal(seen.firstEndedWithRecord, true, "a not-a-failure record for the lost delivery, so it is not taken for a crash");
   });
 
   it("negative control: a handler three ack waits long on a healthy link keeps its lease and is not aborted", async () => {

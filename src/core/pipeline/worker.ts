@@ -164,11 +164,13 @@ interface Held {
   started: number;
   contact: number;
   /**
-   * Its handler's `ctx.signal` and what aborts it on its own (a lost lease), made when the handler
-   * first reads the signal: most never do, and an AbortController per order is not free.
+   * Its handler's `ctx.signal`, made when the handler first reads it (most never do). Its own
+   * controller, aborted by the drain timeout or a lost lease: not AbortSignal.any() with the worker's
+   * long-lived signal, which keeps every signal made from it alive (Node 20, nodejs/node#55351).
    */
-  signal?: AbortSignal;
-  leaseLost?: AbortController;
+  abort?: AbortController;
+  /** Why its lease is taken as lost, once it is. */
+  leaseLost?: Error;
 }
 
 export class Worker {
@@ -346,7 +348,9 @@ export class Worker {
       this.options.onError?.(
         `drain timeout: ${this.inFlight.size} order(s) still being handled after ${this.options.drainTimeoutMs} ms; their handlers are aborted`,
       );
-      this.handlersAbort.abort(new Error("the worker stopped waiting for its handlers (drain timeout)"));
+      const reason = new Error("the worker stopped waiting for its handlers (drain timeout)");
+      this.handlersAbort.abort(reason);
+      for (const held of this.inFlight.values()) held.abort?.abort(reason);
       this.wake();
     }, this.options.drainTimeoutMs);
     this.wake();
@@ -382,14 +386,13 @@ export class Worker {
 
   /** Aborts the handler's `ctx.signal` of an order whose lease may be gone (once). */
   private loseLease(msg: JsMsg, held: Held, now: number): void {
-    if (held.leaseLost?.signal.aborted) return;
+    if (held.leaseLost) return;
     const silentMs = Math.round(now - held.contact);
     this.options.trace?.(`lease-lost seq=${msg.info.streamSequence} silent=${silentMs}ms ackWait=${this.ackWaitMs}ms`);
-    (held.leaseLost ??= new AbortController()).abort(
-      new Error(
-        `the worker lost this order's lease: no renewal reached the broker for ${silentMs} ms (ack wait ${this.ackWaitMs} ms); it may be redelivered to another worker`,
-      ),
+    held.leaseLost = new Error(
+      `the worker lost this order's lease: no renewal could reach the broker for ${silentMs} ms (ack wait ${this.ackWaitMs} ms); it may be redelivered to another worker`,
     );
+    held.abort?.abort(held.leaseLost);
   }
 
   /**
@@ -414,9 +417,12 @@ export class Worker {
   /** The handler's `ctx.signal` for the order in `msg`: aborted by the drain timeout or by its lease's loss. */
   private handlerSignal(msg: JsMsg): AbortSignal {
     const held = this.inFlight.get(msg);
-    if (!held) return this.handlersAbort.signal;
-    held.leaseLost ??= new AbortController();
-    return (held.signal ??= AbortSignal.any([this.handlersAbort.signal, held.leaseLost.signal]));
+    if (!held || this.handlersAbort.signal.aborted) return this.handlersAbort.signal;
+    if (!held.abort) {
+      held.abort = new AbortController();
+      if (held.leaseLost) held.abort.abort(held.leaseLost);
+    }
+    return held.abort.signal;
   }
 
   /**
@@ -671,12 +677,15 @@ export class Worker {
   private async onHandlerError(d: Delivery, order: Order, err: unknown): Promise<void> {
     const { attempt } = d;
     const error = errorMessage(err);
-    if (this.inFlight.get(d.msg)?.leaseLost?.signal.aborted) {
-      // The broker may have handed the order to another worker already: what happens to it is that
-      // delivery's to record. No record here, so the next delivery takes this one for a lost lease
-      // (a suspect, retried alone), and no nak or dead-letter on the broker's behalf.
+    const held = this.inFlight.get(d.msg);
+    if (held?.leaseLost && held.abort?.signal.reason === held.leaseLost) {
+      // The handler gave up on the lost lease's abort. The broker may have handed the order to another
+      // worker already, so no nak (it would cut that delivery's lease short) and no dead-letter on the
+      // broker's behalf; a record that is not a failure, so the next delivery (here or in the lane)
+      // does not take this one for a crash and charges nothing.
       this.options.trace?.(`lease-lost ${order.id} seq=${d.seq} attempt=${attempt}: handler gave up (${error}); left for redelivery`);
-      this.stats.abandoned++;
+      if (!this.handlersAbort.signal.aborted) this.stats.abandoned++; // else the drain timeout counted it
+      await this.recordAttempt(d, order, { error: `${held.leaseLost.message} (${error})`, errorClass: "LeaseLost", deferred: true });
       return;
     }
     this.stats.failedAttempts++;
