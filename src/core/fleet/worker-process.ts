@@ -67,6 +67,7 @@ export async function startWorkerProcess(
         onHandlerLog: (orderId, message) => log(`worker ${workerId}: order ${orderId}: ${message}`),
         // The latency histogram costs a clock read and an observe per order: only when it is served.
         observeLatency: metricsServed ? (seconds) => metrics.latency.observe(seconds) : undefined,
+        counter: metricsServed ? metrics : undefined,
         onError: (o.trace ? (l: (m: string) => void) => l : onceInAWhile)((message) =>
           log(`${o.trace ? `${new Date().toISOString()} ` : ""}orderq: worker ${workerId}: ${message} (the order is left for redelivery)`),
         ),
