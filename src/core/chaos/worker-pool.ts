@@ -6,6 +6,7 @@
 import { Supervisor, type SupervisorEvents, type SupervisorOptions } from "../fleet/supervisor.js";
 import { sumStats } from "../fleet/worker-process.js";
 import type { WorkerStats } from "../pipeline/worker.js";
+import type { WorkerEvent } from "./timeline.js";
 
 export interface PoolCounters {
   spawned: number;
@@ -26,6 +27,8 @@ export const LANE_ID = "q1";
 
 export class WorkerPool {
   readonly counters: PoolCounters = { spawned: 0, restarts: 0, killed: 0, selfCrashes: 0, otherExits: 0 };
+  /** Every start, kill, pause, resume and exit of a worker, in order: the report's worker lanes and history.jsonl. */
+  readonly events: WorkerEvent[] = [];
   /** Public for the autoscaler, which adds and retires workers through it. */
   readonly supervisor: Supervisor;
   /** The quarantine lane: a supervisor of its own, so the autoscaler never counts or retires it. */
@@ -33,7 +36,9 @@ export class WorkerPool {
   private readonly everSpawned = new Set<string>();
   /** Pids the nemesis sent SIGKILL, until their exit is seen. */
   private readonly nemesisKills = new Set<number>();
-  private readonly paused = new Set<number>();
+  /** Paused pids and their worker ids. */
+  private readonly paused = new Map<number, string>();
+  private stopping = false;
 
   /** `laneArgs`: the arguments of the quarantine lane's process. */
   constructor(options: SupervisorOptions, laneArgs: (workerId: string) => string[], onEvent?: (text: string) => void) {
@@ -42,15 +47,24 @@ export class WorkerPool {
         this.counters.spawned++;
         if (this.everSpawned.has(id)) this.counters.restarts++;
         this.everSpawned.add(id);
+        this.record("start", id, this.process(id)?.pid);
       },
       onExit: ({ id, pid, code, signal }) => {
         if (pid === undefined) return;
         this.paused.delete(pid);
-        if (this.nemesisKills.delete(pid)) this.counters.killed++;
-        else if (signal === "SIGKILL") {
+        let cause: WorkerEvent["cause"] = this.stopping ? "stopped" : undefined;
+        if (this.nemesisKills.delete(pid)) {
+          this.counters.killed++;
+          cause = "nemesis";
+        } else if (signal === "SIGKILL") {
           this.counters.selfCrashes++;
+          cause = "self-crash";
           onEvent?.(`worker ${id} killed itself`);
-        } else if (code !== 0) this.counters.otherExits++;
+        } else if (code !== 0) {
+          this.counters.otherExits++;
+          cause ??= "error";
+        }
+        this.record("exit", id, pid, cause ?? "stopped");
       },
     };
     this.supervisor = new Supervisor(options, events);
@@ -77,6 +91,10 @@ export class WorkerPool {
     return sumStats([this.supervisor.stats(), this.lane.stats()]);
   }
 
+  private record(event: WorkerEvent["event"], worker: string, pid: number | undefined, cause?: WorkerEvent["cause"]): void {
+    this.events.push({ type: "worker", event, worker, ...(pid !== undefined && { pid }), time: Date.now(), ...(cause && { cause }) });
+  }
+
   private process(id: string): ReturnType<Supervisor["process"]> {
     return this.supervisor.process(id) ?? this.lane.process(id);
   }
@@ -87,6 +105,7 @@ export class WorkerPool {
     const pid = worker?.pid;
     if (!worker || pid === undefined) return false;
     this.nemesisKills.add(pid);
+    this.record("kill", id, pid);
     if (!signal(pid, "SIGKILL")) {
       this.nemesisKills.delete(pid);
       return false;
@@ -102,18 +121,21 @@ export class WorkerPool {
   pause(id: string): number | undefined {
     const pid = this.process(id)?.pid;
     if (pid === undefined || !signal(pid, "SIGSTOP")) return undefined;
-    this.paused.add(pid);
+    this.paused.set(pid, id);
+    this.record("pause", id, pid);
     return pid;
   }
 
   resume(pid: number): void {
-    this.paused.delete(pid);
-    signal(pid, "SIGCONT");
+    const id = this.paused.get(pid);
+    if (!this.paused.delete(pid)) return; // it died while paused: nothing to resume
+    if (signal(pid, "SIGCONT") && id !== undefined) this.record("resume", id, pid);
   }
 
   /** Graceful drain (SIGTERM, SIGKILL after the grace period); paused workers are resumed first. */
   async stop(graceMs: number): Promise<void> {
-    for (const pid of [...this.paused]) this.resume(pid);
+    this.stopping = true;
+    for (const pid of [...this.paused.keys()]) this.resume(pid);
     await Promise.all([this.supervisor.stop(graceMs), this.lane.stop(graceMs)]);
   }
 }
