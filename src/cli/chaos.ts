@@ -61,7 +61,7 @@ export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Pr
   // An INVALID run keeps its evidence even without --report: somewhere it can be found, and said.
   const evidenceDir = o.reportDir ?? join(tmpdir(), `orderq-chaos-${scenario.name}-${o.seed}-${Date.now().toString(36)}`);
   try {
-    const { result, history } = await runChaos(scenario, {
+    const { result, history, workerEvents } = await runChaos(scenario, {
       seed: o.seed,
       orders: o.orders,
       unsafe: o.unsafe,
@@ -78,7 +78,7 @@ export async function runScenario(scenario: Scenario, o: ScenarioRunOptions): Pr
     });
     const reportDir = o.reportDir ?? result.evidence;
     if (reportDir) {
-      const files = writeReport(reportDir, result, history);
+      const files = writeReport(reportDir, result, history, workerEvents);
       if (o.interactive) printAbove(c.dim(`report: ${files.join(", ")}`));
     }
     return result;

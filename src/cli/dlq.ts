@@ -6,7 +6,7 @@
 import { Flags } from "@oclif/core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DLQ_REASONS, type DlqEntry, type DlqReason, type StoredDlqEntry } from "../core/pipeline/dlq-entry.js";
-import { findDlqEntries, listDlq, parseSelector, type DlqFilter } from "../core/ops/dlq-admin.js";
+import { findDlqEntries, parseSelector, scanDlq, type DlqFilter, type DlqScan, type ForeignDlqMessage } from "../core/ops/dlq-admin.js";
 import { parseDuration } from "../core/base/duration.js";
 import { InputError } from "../core/base/errors.js";
 import { SOURCES, type Names } from "../core/nats/names.js";
@@ -75,10 +75,16 @@ export function validateSelection(verb: string, sel: SelectionInput): void {
   }
 }
 
-/** The entries a validated selection means; an unknown order id or sequence is an InputError. */
-export async function loadSelection(nc: NatsConnection, names: Names, selectors: string[], filter: DlqFilter): Promise<StoredDlqEntry[]> {
-  if (selectors.length === 0) return listDlq(nc, names, filter);
-  return findDlqEntries(nc, names, selectors);
+/**
+ * The entries and foreign messages a validated selection means; an unknown order id or sequence is an
+ * InputError. A bulk selection takes the foreign messages only when nothing narrows it: they have no
+ * source, reason or dead-letter time to match.
+ */
+export async function loadSelection(nc: NatsConnection, names: Names, selectors: string[], filter: DlqFilter): Promise<DlqScan> {
+  if (selectors.length > 0) return findDlqEntries(nc, names, selectors);
+  const scan = await scanDlq(nc, names, filter);
+  const narrowed = filter.source !== undefined || filter.reason !== undefined || filter.beforeMs !== undefined;
+  return narrowed ? { entries: scan.entries, foreign: [] } : scan;
 }
 
 /** Flag names among `candidates` that were given a value. */
@@ -98,11 +104,29 @@ export function summaryView(entry: StoredDlqEntry): DlqSummaryView {
 export type DlqFullView = Omit<StoredDlqEntry, "payload"> & { payload: unknown; payloadIsJson: boolean };
 
 export function fullView(entry: StoredDlqEntry): DlqFullView {
-  const text = new TextDecoder().decode(entry.payload);
+  return { ...entry, ...payloadView(entry.payload) };
+}
+
+/** A foreign message for --json: the payload as JSON when it is JSON, else as text. */
+export type ForeignView = Omit<ForeignDlqMessage, "payload"> & { payload: unknown; payloadIsJson: boolean; bytes: number };
+
+export function foreignView(m: ForeignDlqMessage): ForeignView {
+  return { ...m, ...payloadView(m.payload), bytes: m.payload.length };
+}
+
+/** What `dlq list --json` says of a foreign message: where and when, not its payload. */
+export type ForeignSummaryView = Pick<ForeignDlqMessage, "dlqSeq" | "subject" | "problem" | "storedAt"> & { bytes: number };
+
+export function foreignSummaryView(m: ForeignDlqMessage): ForeignSummaryView {
+  return { dlqSeq: m.dlqSeq, subject: m.subject, problem: m.problem, storedAt: m.storedAt, bytes: m.payload.length };
+}
+
+function payloadView(payload: Uint8Array): { payload: unknown; payloadIsJson: boolean } {
+  const text = new TextDecoder().decode(payload);
   try {
-    return { ...entry, payload: JSON.parse(text) as unknown, payloadIsJson: true };
+    return { payload: JSON.parse(text) as unknown, payloadIsJson: true };
   } catch {
-    return { ...entry, payload: text, payloadIsJson: false };
+    return { payload: text, payloadIsJson: false };
   }
 }
 

@@ -17,28 +17,10 @@ import { freePort } from "../../src/core/fleet/nats-server.js";
 import { json, runCli, startCli } from "../support/cli.js";
 import { useServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
+import { scrape, sumSeries } from "../support/metrics.js";
 import { workArgs } from "../../src/core/fleet/work-args.js";
 
 const ORDERS = Number(process.env.ORDERQ_AUTOSCALE_ORDERS ?? 3000);
-
-/** Parses Prometheus text format strictly enough to catch a malformed exposition. */
-function parsePrometheus(text: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line.trim() === "" || line.startsWith("# HELP ") || line.startsWith("# TYPE ")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.e+]+|NaN|\+Inf|-Inf)$/.exec(line);
-    assert.ok(m, `not a Prometheus sample line: ${JSON.stringify(line)}`);
-    values.set(m[1] + (m[2] ?? ""), Number(m[3]));
-  }
-  return values;
-}
-
-async function scrape(port: number): Promise<Map<string, number>> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get("content-type") ?? "", /^text\/plain/);
-  return parsePrometheus(await res.text());
-}
 
 describe("autoscaling workers", function () {
   const fx = useServer();
@@ -79,7 +61,7 @@ async function checkRun(port: number, work: ReturnType<typeof startCli>, nc: Nat
   await waitFor("every order committed", async () => countCommits(await readLedgerWrites(nc, DEFAULT_NAMES)).size === ORDERS, 120_000, 1000);
   const end = await waitFor("counters to catch up with the ledger", async () => {
     const m = await scrape(port);
-    return m.get("orderq_orders_committed_total") === ORDERS ? m : undefined;
+    return sumSeries(m, "orderq_orders_committed_total") === ORDERS ? m : undefined;
   });
   assert.equal(end.get("orderq_consumer_lag"), 0);
   assert.equal(end.get('orderq_dlq_depth{reason="invalid-payload"}'), 0, "the DLQ depth gauge is served, by reason");

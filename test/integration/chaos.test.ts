@@ -119,10 +119,13 @@ describe("orderq chaos", function () {
         .split("\n")
         .map((l) => JSON.parse(l));
       assert.equal(history.filter((e) => e.type === "invoke").length, 300);
+      const starts = history.filter((e) => e.type === "worker" && e.event === "start").map((e) => e.worker as string);
+      assert.ok(starts.includes("w1") && starts.includes("q1"), "the workers' events are beside the producer's");
       const result = JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) as ChaosResult;
       assert.equal(result.valid, true);
       const html = readFileSync(join(dir, "report.html"), "utf8");
       assert.match(html, /<svg/);
+      assert.match(html, /class="lane-label">w1</, "a lane per worker");
       assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=/, "no external assets");
       assert.equal(existsSync(join(dir, "servers")), false, "a valid run keeps no stores unless --keep");
     } finally {

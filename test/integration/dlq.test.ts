@@ -3,7 +3,7 @@
  * advisory-driven mover), exactly once each, and `orderq dlq list|show|replay|purge` run as a user would.
  */
 import assert from "node:assert/strict";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { AttemptLog, type AttemptRecord } from "../../src/core/pipeline/attempts.js";
@@ -555,17 +555,74 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     assert.match(r.stderr, /stream NO_SUCH_DLQ not found: run `orderq topology ensure`/);
   });
 
-  it("skips a message that is not an orderq entry, and says so, instead of failing", async () => {
-    const ack = await jetstream(fx.nc).publish(dlqSubject(names, "web"), "published here by hand");
+  it("a foreign message (published to a DLQ subject by hand) is listed, shown and purged; replay refuses it in one line", async () => {
+    const js = jetstream(fx.nc);
+    const hdrs = headers();
+    hdrs.set("X-Team", "payments");
+    const foreign = (await js.publish(dlqSubject(names, "web"), "published here by hand", { headers: hdrs })).seq;
+    // Orderq's header names with a value that does not parse: foreign too, not a crash of the readers.
+    const broken = entry({ orderId: "brk-1", source: "web", reason: "non-retryable", originalSubject: "orders.web", originalSeq: 1 });
+    const brokenHdrs = encodeDlqHeaders(broken);
+    brokenHdrs.set("Orderq-Attempts", "[not json");
+    const garbled = (await js.publish(dlqSubject(names, "web", "non-retryable"), "{}", { headers: brokenHdrs })).seq;
     const before = await depth();
-    const listed = await cli(fx, ["dlq", "list", "--json"]);
-    assert.equal(listed.code, 0, listed.stderr);
-    assert.deepEqual(JSON.parse(listed.stdout).foreign, [ack.seq]);
+
+    const listed = await cliJson(fx, ["dlq", "list", "--json"]);
+    assert.deepEqual(listed.foreign, [foreign, garbled]);
+    assert.deepEqual(
+      listed.foreignMessages.map((m: { dlqSeq: number; subject: string; problem: string; bytes: number }) => [
+        m.dlqSeq,
+        m.subject,
+        m.problem,
+        m.bytes,
+      ]),
+      [
+        [foreign, "dlq.orders.web", "has no Orderq-Reason header", 22],
+        [garbled, "dlq.orders.web.non-retryable", "its Orderq-Attempts header is not JSON", 2],
+      ],
+    );
     const table = await cli(fx, ["dlq", "list"]);
-    assert.match(table.stderr, new RegExp(`not orderq DLQ entries \\(sequence ${ack.seq}\\); skipped`));
+    assert.equal(table.code, 0, table.stderr);
+    assert.equal(table.stderr, "", "shown in the list, not as a warning");
+    assert.match(table.stdout, new RegExp(`│ ${foreign} +│ - +│ - +│ foreign +│ - +│ not an orderq entry: has no Orderq-Reason header`));
+    assert.match(
+      table.stdout,
+      /^2 foreign messages \(not written by orderq\): `orderq dlq show seq:N` shows one, `orderq dlq purge seq:N` removes it\.$/m,
+    );
+
+    const shown = await cli(fx, ["dlq", "show", `seq:${foreign}`]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /foreign: not an orderq DLQ entry/);
+    assert.match(shown.stdout, /^published here by hand$/m);
+    assert.match(shown.stdout, /^X-Team: payments$/m);
+    const shownJson = await cliJson(fx, ["dlq", "show", `seq:${garbled}`]);
+    assert.deepEqual([shownJson.foreign, shownJson.dlqSeq, shownJson.payload, shownJson.payloadIsJson], [true, garbled, {}, true]);
+
+    const replayed = await cli(fx, ["dlq", "replay", `seq:${foreign}`]);
+    assert.equal(replayed.code, 2);
+    assert.equal(replayed.stdout, "");
+    assert.equal(
+      replayed.stderr.trim(),
+      `orderq: seq:${foreign} is not an orderq DLQ entry (on dlq.orders.web, not written by orderq): nothing says which order it is or where it came from, so it is never replayed; ` +
+        `\`orderq dlq show seq:N\` shows one, \`orderq dlq purge seq:${foreign}\` removes it`,
+    );
+    const bulk = await cliJson(fx, ["dlq", "replay", "--all", "--dry-run"]);
+    const refusals = bulk.results.filter((r: { dlqSeq: number }) => [foreign, garbled].includes(r.dlqSeq));
+    assert.deepEqual(
+      refusals.map((r: { result: string; reason: string }) => [r.result, /^seq:\d+ is not an orderq DLQ entry/.test(r.reason)]),
+      [
+        ["refused", true],
+        ["refused", true],
+      ],
+    );
+    assert.equal(await depth(), before, "nothing deleted or replayed");
+
+    const purged = await cliJson(fx, ["dlq", "purge", `seq:${foreign}`, `seq:${garbled}`, "--yes"]);
+    assert.deepEqual([purged.purged, purged.foreign], [2, [foreign, garbled]]);
+    assert.equal(await depth(), before - 2);
+    assert.equal((await cli(fx, ["dlq", "show", `seq:${foreign}`])).code, 2, "gone");
     const status = await cliJson(fx, ["status"]);
-    assert.equal(status.dlq.foreign, 1);
-    assert.equal(await depth(), before, "nothing deleted");
+    assert.equal(status.dlq.foreign, 0);
   });
 
   it("a bare number is an order id: `dlq show 1` and `dlq purge 1 --yes` never reach another order's entry", async () => {

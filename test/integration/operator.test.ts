@@ -7,7 +7,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { json, runCli } from "../support/cli.js";
+import { json, runCli, startCli } from "../support/cli.js";
+import { scrape, sumSeries } from "../support/metrics.js";
+import { waitFor } from "../support/wait.js";
 import { useServer } from "../support/server.js";
 import type { ResourceReport } from "../../src/core/nats/topology.js";
 import type { OrderLookup } from "../../src/core/ops/order-lookup.js";
@@ -266,5 +268,37 @@ describe("orderq order X (issue 14)", function () {
     const nowhere = await cli(["order", "no-such-order"]);
     assert.equal(nowhere.code, 1);
     assert.equal(nowhere.stderr.trim(), "orderq: order no-such-order is not in the ledger, the DLQ or ORDERS (never accepted, or purged)");
+  });
+});
+
+describe("metrics labels (issue 14)", function () {
+  this.timeout(90_000);
+  const fx = useServer();
+  const cli = (args: string[]) => runCli([...args, "--server", fx.server.url]);
+
+  it("count commits by source and dead-letters by source and reason, merged over a supervisor's workers", async () => {
+    assert.equal((await cli(["topology", "ensure", "--max-deliver", "1"])).code, 0);
+    assert.equal((await cli(["produce", "--count", "3", "--sources", "web=1", "--id-prefix", "w"])).code, 0);
+    assert.equal((await cli(["produce", "--count", "2", "--sources", "mobile=1", "--id-prefix", "m"])).code, 0);
+    assert.equal((await cli(["produce", "--count", "1", "--sources", "api=1", "--id-prefix", "p", "--poison-rate", "1"])).code, 0);
+    // Not an order, on a subject no source names: its source is "unknown", not a series of its own.
+    await jetstream(fx.nc).publish("orders.kiosk", "not json");
+
+    const port = await freePort();
+    const work = startCli(["work", "-p", "2", "--metrics-port", String(port), "--server", fx.server.url]);
+    try {
+      const m = await waitFor("a scrape with every order counted", async () => {
+        const s = await scrape(port);
+        return sumSeries(s, "orderq_orders_committed_total") === 5 && sumSeries(s, "orderq_orders_dead_lettered_total") === 2 ? s : undefined;
+      });
+      assert.equal(m.get('orderq_orders_committed_total{source="web"}'), 3);
+      assert.equal(m.get('orderq_orders_committed_total{source="mobile"}'), 2);
+      assert.equal(m.get('orderq_orders_dead_lettered_total{source="api",reason="max-deliveries"}'), 1);
+      assert.equal(m.get('orderq_orders_dead_lettered_total{source="unknown",reason="invalid-payload"}'), 1);
+      assert.equal(m.get('orderq_dlq_depth{reason="max-deliveries"}'), 1);
+    } finally {
+      work.child.kill("SIGTERM");
+    }
+    assert.equal((await work.done).code, 0);
   });
 });

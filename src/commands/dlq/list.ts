@@ -5,16 +5,18 @@ import {
   describeReasons,
   filterFlags,
   filterFrom,
+  foreignSummaryView,
   parseSince,
   plural,
   summaryView,
   truncate,
   when,
   type DlqSummaryView,
+  type ForeignSummaryView,
 } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
 import type { DlqReason, StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
-import { countByReason, countDlq, pageDlq, scanDlq } from "../../core/ops/dlq-admin.js";
+import { countByReason, countDlq, pageDlq, scanDlq, type ForeignDlqMessage } from "../../core/ops/dlq-admin.js";
 
 export interface DlqListResult {
   stream: string;
@@ -23,8 +25,10 @@ export interface DlqListResult {
   /** Of those, the ones listed (the newest --limit). */
   shown: number;
   byReason: Record<DlqReason, number>;
-  /** Sequences of messages in the DLQ stream that are not orderq entries (skipped). */
+  /** Sequences of the messages listed that are not orderq entries (foreign: published there by hand). */
   foreign: number[];
+  /** Those messages: where, when, why they are not entries. */
+  foreignMessages: ForeignSummaryView[];
   entries: DlqSummaryView[];
 }
 
@@ -59,28 +63,66 @@ export default class DlqList extends DlqCommand {
       const paged = flags.limit !== undefined || filter.sinceMs !== undefined;
       const { entries, foreign } = paged ? await pageDlq(nc, names, filter, flags.limit) : await scanDlq(nc, names, filter);
       const counts = filter.sinceMs === undefined && paged ? await countDlq(nc, names, filter) : undefined;
-      if (foreign.length)
-        this.logToStderr(
-          `orderq: warning: ${foreign.length} message(s) in ${names.dlqStream} are not orderq DLQ entries (sequence ${foreign.join(", ")}); skipped`,
-        );
       const shown = flags.limit === undefined ? entries : entries.slice(-flags.limit);
+      // Beside the entries shown: a page of the newest entries shows the foreign messages among them.
+      const shownForeign = shown.length < entries.length ? foreign.filter((m) => m.dlqSeq >= shown[0].dlqSeq) : foreign;
       const byReason = counts?.byReason ?? countByReason(entries);
       const total = counts?.total ?? entries.length;
-      this.log(
-        render(names.dlqStream, total, shown, byReason, filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined),
-      );
-      return { stream: names.dlqStream, total, shown: shown.length, byReason, foreign, entries: shown.map(summaryView) };
+      const filtered = filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined;
+      this.log(render(names.dlqStream, total, shown, shownForeign, byReason, filtered));
+      return {
+        stream: names.dlqStream,
+        total,
+        shown: shown.length,
+        byReason,
+        foreign: shownForeign.map((m) => m.dlqSeq),
+        foreignMessages: shownForeign.map(foreignSummaryView),
+        entries: shown.map(summaryView),
+      };
     });
   }
 }
 
-function render(stream: string, total: number, shown: StoredDlqEntry[], byReason: Record<DlqReason, number>, filtered: boolean): string {
-  if (total === 0) return filtered ? `No entry in ${stream} matches.` : `${stream} is empty.`;
-  const rows = shown.map((e) => [e.dlqSeq, e.orderId ?? c.dim("(none)"), e.source, e.reason, e.deliveries, e.lastError, when(e.deadLetteredAt)]);
+function render(
+  stream: string,
+  total: number,
+  shown: StoredDlqEntry[],
+  foreign: ForeignDlqMessage[],
+  byReason: Record<DlqReason, number>,
+  filtered: boolean,
+): string {
+  const foreignLine = foreign.length
+    ? `${plural(foreign.length, "foreign message")} (not written by orderq): \`orderq dlq show seq:N\` shows one, \`orderq dlq purge seq:N\` removes it.`
+    : "";
+  if (total === 0 && foreign.length === 0) return filtered ? `No entry in ${stream} matches.` : `${stream} is empty.`;
+  const rows = [
+    ...shown.map((e) => ({
+      seq: e.dlqSeq,
+      row: [e.dlqSeq, e.orderId ?? c.dim("(none)"), e.source, e.reason, e.deliveries, e.lastError, when(e.deadLetteredAt)],
+    })),
+    ...foreign.map((m) => ({
+      seq: m.dlqSeq,
+      row: [
+        m.dlqSeq,
+        c.dim("-"),
+        c.dim("-"),
+        c.yellow("foreign"),
+        c.dim("-"),
+        `not an orderq entry: ${m.problem} (${m.payload.length} bytes on ${m.subject})`,
+        when(m.storedAt),
+      ],
+    })),
+  ]
+    .sort((a, b) => a.seq - b.seq)
+    .map((r) => r.row);
   const errorWidth = Math.max(MIN_ERROR_WIDTH, (process.stdout.columns ?? 160) - otherColumnsWidth(rows));
   for (const row of rows) row[5] = truncate(String(row[5]), errorWidth);
   const more = shown.length < total ? ` (showing the newest ${shown.length})` : "";
-  return `${table(HEAD, rows)}\n${plural(total, "entry", "entries")} in ${stream}${more}: ${describeReasons(byReason)}`;
+  const entriesLine =
+    total > 0 || filtered
+      ? `${plural(total, "entry", "entries")} in ${stream}${more}: ${describeReasons(byReason)}`
+      : `No orderq entry in ${stream}.`;
+  return [table(HEAD, rows), entriesLine, foreignLine].filter(Boolean).join("\n");
 }
 
 /** Width of every column but "last error", with cli-table3's borders and padding (3 per column). */

@@ -13,13 +13,13 @@ import {
   validateSelection,
 } from "../../cli/dlq.js";
 import type { StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
-import { countByReason, purge } from "../../core/ops/dlq-admin.js";
+import { countByReason, purge, type ForeignDlqMessage } from "../../core/ops/dlq-admin.js";
 import { duration } from "../../cli/flags.js";
 import { table } from "../../cli/render.js";
 import { InputError } from "../../core/base/errors.js";
 
 export interface DlqPurgeResult {
-  /** Entries the selection matched. */
+  /** Entries (and foreign messages) the selection matched. */
   selected: number;
   purged: number;
   /** The person at the terminal answered no. */
@@ -27,6 +27,8 @@ export interface DlqPurgeResult {
   /** --dry-run: `entries` is what a purge would delete; nothing was. */
   dryRun: boolean;
   entries: { dlqSeq: number; orderId?: string; reason: string; deadLetteredAt: string }[];
+  /** Sequences of the foreign messages (not orderq entries) selected, with seq:N or a bare --all. */
+  foreign: number[];
 }
 
 /** Entries listed in the confirmation question; the rest are counted. */
@@ -39,7 +41,8 @@ export default class DlqPurge extends DlqCommand {
     "An unknown entry, a missing selection or a malformed --older-than is an error and nothing is deleted. " +
     "Asks for confirmation on a terminal; without one (scripts, CI) --yes is required. A purged order stays " +
     "dead-lettered in the ledger: publishing its id again will not process it. --dry-run lists what the same " +
-    "selection would purge, asks nothing and deletes nothing.\n\n" +
+    "selection would purge, asks nothing and deletes nothing. A foreign message (one orderq did not write) is " +
+    "purged by seq:N, or by --all when no --source, --reason or --older-than narrows it.\n\n" +
     SELECTOR_HELP;
   static override examples = [
     "<%= config.bin %> dlq purge seq:42 a1b2c3-000017",
@@ -67,35 +70,49 @@ export default class DlqPurge extends DlqCommand {
     validateSelection("purge", { selectors, bulk: given(flags, ["all", "older-than"]), narrowing: given(flags, ["source", "reason"]) });
     const filter = { ...filterFrom(flags), beforeMs: olderThanMs === undefined ? undefined : Date.now() - olderThanMs };
     return this.withDlq(flags, async (nc, names) => {
-      const entries = await loadSelection(nc, names, selectors, filter);
+      const { entries, foreign } = await loadSelection(nc, names, selectors, filter);
       const dryRun = flags["dry-run"];
-      const result: DlqPurgeResult = { selected: entries.length, purged: 0, aborted: false, dryRun, entries: entries.map(brief) };
-      if (entries.length === 0) {
+      const selected = entries.length + foreign.length;
+      const result: DlqPurgeResult = {
+        selected,
+        purged: 0,
+        aborted: false,
+        dryRun,
+        entries: entries.map(brief),
+        foreign: foreign.map((m) => m.dlqSeq),
+      };
+      if (selected === 0) {
         this.log("No DLQ entry matches: nothing to purge.");
         return result;
       }
       if (dryRun) {
-        this.log(renderDryRun(entries, names.dlqStream));
+        this.log(renderDryRun(entries, names.dlqStream, foreign));
         return result;
       }
-      if (!flags.yes && !(await this.confirm(entries, names.dlqStream))) {
+      if (!flags.yes && !(await this.confirm(entries, foreign, names.dlqStream))) {
         this.log("Nothing purged.");
         return { ...result, aborted: true };
       }
-      result.purged = await purge(nc, names, entries);
-      this.log(`Purged ${plural(result.purged, "entry", "entries")} from ${names.dlqStream}.`);
+      result.purged = await purge(nc, names, [...entries, ...foreign]);
+      this.log(
+        `Purged ${plural(result.purged, "entry", "entries")} from ${names.dlqStream}${foreign.length ? ` (${plural(foreign.length, "foreign message")} among them)` : ""}.`,
+      );
       return result;
     });
   }
 
   /** Asks on the terminal; refuses outright when there is none to ask on. */
-  private async confirm(entries: StoredDlqEntry[], stream: string): Promise<boolean> {
-    const what = `${plural(entries.length, "DLQ entry", "DLQ entries")} (${describeReasons(countByReason(entries))})`;
+  private async confirm(entries: StoredDlqEntry[], foreign: ForeignDlqMessage[], stream: string): Promise<boolean> {
+    const what = describeSelection(entries, foreign, "DLQ entry", "DLQ entries");
     if (!process.stdin.isTTY) {
       throw new InputError(`refusing to purge ${what} without confirmation: stdin is not a terminal (pass --yes)`);
     }
-    const listed = entries.slice(0, PREVIEW).map((e) => `  seq:${e.dlqSeq} ${e.orderId ?? "(no order id)"} ${e.reason}`);
-    if (entries.length > PREVIEW) listed.push(`  … and ${entries.length - PREVIEW} more`);
+    const all = [
+      ...entries.map((e) => ({ seq: e.dlqSeq, line: `  seq:${e.dlqSeq} ${e.orderId ?? "(no order id)"} ${e.reason}` })),
+      ...foreign.map((m) => ({ seq: m.dlqSeq, line: `  seq:${m.dlqSeq} foreign message on ${m.subject}` })),
+    ].sort((a, b) => a.seq - b.seq);
+    const listed = all.slice(0, PREVIEW).map((x) => x.line);
+    if (all.length > PREVIEW) listed.push(`  … and ${all.length - PREVIEW} more`);
     process.stderr.write(`${listed.join("\n")}\n`);
     const rl = createInterface({ input: process.stdin, output: process.stderr });
     try {
@@ -107,12 +124,21 @@ export default class DlqPurge extends DlqCommand {
   }
 }
 
-/** What a purge of `entries` would delete: every entry, one a line, then the count by reason. */
-export function renderDryRun(entries: StoredDlqEntry[], stream: string): string {
-  const rows = entries.map((e) => [e.dlqSeq, e.orderId ?? "-", e.source, e.reason, e.deadLetteredAt]);
+/** `3 entries (max-deliveries 3)`, and the foreign messages when there are any. */
+function describeSelection(entries: StoredDlqEntry[], foreign: ForeignDlqMessage[], one = "entry", many = "entries"): string {
+  const described = `${plural(entries.length, one, many)} (${describeReasons(countByReason(entries))})`;
+  return foreign.length ? `${described} and ${plural(foreign.length, "foreign message")}` : described;
+}
+
+/** What a purge would delete: every entry and foreign message, one a line, then the count by reason. */
+export function renderDryRun(entries: StoredDlqEntry[], stream: string, foreign: ForeignDlqMessage[] = []): string {
+  const rows = [
+    ...entries.map((e) => [e.dlqSeq, e.orderId ?? "-", e.source, e.reason, e.deadLetteredAt]),
+    ...foreign.map((m) => [m.dlqSeq, "-", "-", `foreign (on ${m.subject})`, m.storedAt]),
+  ].sort((a, b) => Number(a[0]) - Number(b[0]));
   return (
     `${table(["seq", "order id", "source", "reason", "dead-lettered at"], rows)}\n` +
-    `Would purge ${plural(entries.length, "entry", "entries")} (${describeReasons(countByReason(entries))}) from ${stream}. ` +
+    `Would purge ${describeSelection(entries, foreign)} from ${stream}. ` +
     "Dry run: nothing was deleted."
   );
 }

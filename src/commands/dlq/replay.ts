@@ -4,7 +4,8 @@ import cliProgress from "cli-progress";
 import { nameFlags } from "../../cli/base.js";
 import { DlqCommand, filterFlags, filterFrom, given, loadSelection, plural, SELECTOR_HELP, validateSelection } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
-import { replay, type ReplayOutcome } from "../../core/ops/dlq-admin.js";
+import { foreignRefusal, refuseForeign, replay, type ReplayOutcome } from "../../core/ops/dlq-admin.js";
+import { InputError } from "../../core/base/errors.js";
 
 export interface DlqReplayResult {
   dryRun: boolean;
@@ -33,7 +34,9 @@ export default class DlqReplay extends DlqCommand {
     "order that still fails comes back to the DLQ after max deliveries. Exits 0 when nothing failed (refusals are " +
     "reported, not failures), 1 when an entry could not be replayed. --rate N sends at most N entries a second. " +
     "Ctrl-C stops cleanly: the entry in progress is finished (further Ctrl-Cs wait for it), the rest stay in the " +
-    "DLQ, the summary says how many were replayed and left, and the exit code is 130.\n\n" +
+    "DLQ, the summary says how many were replayed and left, and the exit code is 130. A foreign message (one orderq did " +
+    "not write) is never replayed: named by seq:N it is refused with one line and exit 2, before anything is sent; " +
+    "--all reports it as refused.\n\n" +
     SELECTOR_HELP;
   static override examples = [
     "<%= config.bin %> dlq replay seq:42 seq:57",
@@ -66,7 +69,8 @@ export default class DlqReplay extends DlqCommand {
     const dryRun = flags["dry-run"];
     const inbox = inboxFrom(flags);
     return this.withDlq(flags, async (nc, names) => {
-      const entries = await loadSelection(nc, names, selectors, filterFrom(flags));
+      const { entries, foreign } = await loadSelection(nc, names, selectors, filterFrom(flags));
+      if (selectors.length > 0 && foreign.length > 0) throw new InputError(foreignRefusal(foreign));
       // Ctrl-C stops between entries, never inside one: a further Ctrl-C only waits for the entry in
       // progress, which is bounded by the request timeout.
       const controller = new AbortController();
@@ -95,6 +99,7 @@ export default class DlqReplay extends DlqCommand {
         entries.map((e) => e.dlqSeq),
         results,
         controller.signal.aborted,
+        refuseForeign(foreign),
       );
       this.log(render(summary, names.stream));
       if (summary.interrupted) process.exitCode = 130;
@@ -104,17 +109,27 @@ export default class DlqReplay extends DlqCommand {
   }
 }
 
-/** The counts of a replay of `selected` entries that produced `results` (fewer when interrupted). */
-export function summarise(dryRun: boolean, selectedSeqs: number[], results: ReplayOutcome[], interrupted: boolean): DlqReplayResult {
+/**
+ * The counts of a replay of `selected` entries that produced `results` (fewer when interrupted);
+ * `refusedForeign` are the foreign messages a bulk selection met, refused without an attempt.
+ */
+export function summarise(
+  dryRun: boolean,
+  selectedSeqs: number[],
+  attempted: ReplayOutcome[],
+  interrupted: boolean,
+  refusedForeign: ReplayOutcome[] = [],
+): DlqReplayResult {
+  const results = [...attempted, ...refusedForeign].sort((a, b) => a.dlqSeq - b.dlqSeq);
   const count = (result: ReplayOutcome["result"]) => results.filter((r) => r.result === result).length;
   return {
     dryRun,
     replayed: count(dryRun ? "would-replay" : "replayed"),
     refused: count("refused"),
     failed: count("failed"),
-    left: selectedSeqs.length - results.length,
-    leftSeqs: selectedSeqs.slice(results.length),
-    interrupted: interrupted && results.length < selectedSeqs.length,
+    left: selectedSeqs.length - attempted.length,
+    leftSeqs: selectedSeqs.slice(attempted.length),
+    interrupted: interrupted && attempted.length < selectedSeqs.length,
     results,
   };
 }

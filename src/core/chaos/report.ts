@@ -1,6 +1,7 @@
 /**
- * `--report DIR`: history.jsonl, result.json and report.html — one self-contained page (inline SVG,
- * no external assets) with the run's timeline and each fault's window shaded.
+ * `--report DIR`: history.jsonl (the producer's events and the workers', in time order), result.json
+ * and report.html — one self-contained page (inline SVG, no external assets) with the run's timeline,
+ * each fault's window shaded and named, and each worker's lane (alive, paused, killed).
  */
 import { accessSync, constants, mkdirSync, writeFileSync } from "node:fs";
 import { InputError, errorMessage } from "../base/errors.js";
@@ -10,6 +11,7 @@ import { CATEGORIES } from "./checker.js";
 import { EFFECT_CATEGORIES } from "./effects.js";
 import type { FaultWindow } from "./nemesis.js";
 import type { ChaosResult } from "./runner.js";
+import { mergeByTime, type WorkerEvent, type WorkerLane } from "./timeline.js";
 
 /**
  * Creates `dir` if needed and checks that it is writable: InputError (exit 2) naming `flag` and the
@@ -24,14 +26,20 @@ export function assertWritableDir(dir: string, flag = "--report"): void {
   }
 }
 
-export function writeReport(dir: string, result: ChaosResult, history: HistoryEvent[]): string[] {
+/** Writes the three files into `dir` (created if needed) and returns their paths. */
+export function writeReport(dir: string, result: ChaosResult, history: HistoryEvent[], workerEvents: WorkerEvent[] = []): string[] {
   mkdirSync(dir, { recursive: true });
   const files = {
     history: join(dir, "history.jsonl"),
     result: join(dir, "result.json"),
     html: join(dir, "report.html"),
   };
-  writeFileSync(files.history, history.map((e) => JSON.stringify(e)).join("\n") + "\n");
+  writeFileSync(
+    files.history,
+    mergeByTime(history, workerEvents)
+      .map((e) => JSON.stringify(e))
+      .join("\n") + "\n",
+  );
   writeFileSync(files.result, JSON.stringify(result, null, 2) + "\n");
   writeFileSync(files.html, renderReport(result));
   return Object.values(files);
@@ -57,7 +65,8 @@ interface Series {
 
 const WIDTH = 960;
 const HEIGHT = 240;
-const PAD = { left: 56, right: 16, top: 16, bottom: 28 };
+/** top leaves room for the fault windows' labels above the plot. */
+const PAD = { left: 56, right: 16, top: 22, bottom: 28 };
 
 /** The smallest "round" step (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k; whole below 10) at least `v`. */
 function niceStep(v: number): number {
@@ -69,34 +78,88 @@ function niceStep(v: number): number {
   return 10 * p;
 }
 
-/** A line chart over seconds, with the fault windows shaded behind the lines. */
-function chart(title: string, unit: string, series: Series[], windows: FaultWindow[], seconds: number): string {
-  // Four gridlines at round values, so a label names the line it stands on.
-  const max = 4 * niceStep(Math.max(1, ...series.flatMap((s) => s.values.filter((v): v is number => v !== null))) / 4);
+/** Short names of the fault kinds, for the labels over the fault windows. */
+const FAULT_LABELS: Record<string, string> = {
+  "kill-worker": "kill",
+  "pause-worker": "pause",
+  "kill-server": "kill",
+  "cut-network": "cut",
+  "slow-network": "slow",
+  "db-restart": "db restart",
+  "kill-gateway": "kill",
+};
+
+/** Width of a character of the 11px labels, roughly, to keep labels from overlapping. */
+const CHAR_W = 6;
+
+/** A horizontal scale over the run's seconds; a time past the end is drawn at the end. */
+function xScale(seconds: number): (sec: number) => number {
   const plotW = WIDTH - PAD.left - PAD.right;
-  const plotH = HEIGHT - PAD.top - PAD.bottom;
-  const x = (sec: number) => PAD.left + (plotW * sec) / Math.max(1, seconds);
-  const y = (v: number) => PAD.top + plotH - (plotH * v) / max;
+  return (sec: number) => PAD.left + (plotW * Math.min(Math.max(0, sec), seconds)) / Math.max(1, seconds);
+}
+
+/**
+ * The fault windows shaded over `top`..`top + height`, each named above the plot (`kill w2`) where
+ * its label does not run into the previous one; every window's full description is its tooltip.
+ */
+function faultShades(windows: FaultWindow[], x: (sec: number) => number, top: number, height: number): { shades: string; labels: string } {
+  let free = 0;
+  const labels: string[] = [];
   const shades = windows
     .map((w) => {
       const x0 = x(w.startMs / 1000);
       const width = Math.max(2, x(w.endMs / 1000) - x0);
       const colour = FAULT_COLOURS[w.kind] ?? "#999";
-      return `<rect x="${x0.toFixed(1)}" y="${PAD.top}" width="${width.toFixed(1)}" height="${plotH}" fill="${colour}" fill-opacity="${w.observed ? 0.22 : 0.08}"><title>${escape(`${w.kind} ${w.target} @${(w.startMs / 1000).toFixed(1)}s: ${w.detail}`)}</title></rect>`;
+      const label = `${FAULT_LABELS[w.kind] ?? w.kind} ${w.target}`;
+      if (x0 >= free) {
+        labels.push(`<text x="${x0.toFixed(1)}" y="${top - 4}" fill="${colour}" class="fault-label">${escape(label)}</text>`);
+        free = x0 + label.length * CHAR_W + 6;
+      }
+      return `<rect x="${x0.toFixed(1)}" y="${top}" width="${width.toFixed(1)}" height="${height}" fill="${colour}" fill-opacity="${w.observed ? 0.22 : 0.08}"><title>${escape(`${w.kind} ${w.target} @${(w.startMs / 1000).toFixed(1)}s: ${w.detail}`)}</title></rect>`;
     })
     .join("");
+  return { shades, labels: labels.join("") };
+}
+
+/** Seconds along the bottom, about a dozen of them, and the axis' name. */
+function secondsAxis(x: (sec: number) => number, seconds: number, y: number): string {
+  const step = Math.max(1, Math.ceil(seconds / 12));
+  return (
+    Array.from({ length: Math.floor(seconds / step) + 1 }, (_, i) => i * step)
+      .map((sec) => `<text x="${x(sec)}" y="${y}" text-anchor="middle">${sec}s</text>`)
+      .join("") + `<text x="${WIDTH - PAD.right}" y="${y + 14}" text-anchor="end" class="axis-name">seconds from the start of the run</text>`
+  );
+}
+
+/**
+ * A line chart over seconds, with the fault windows shaded behind the lines. A value whose neighbours
+ * have none (a second alone between gaps, as the worst latencies often are) is a dot: a line needs two.
+ */
+function chart(title: string, unit: string, series: Series[], windows: FaultWindow[], seconds: number): string {
+  // Four gridlines at round values, so a label names the line it stands on.
+  const max = 4 * niceStep(Math.max(1, ...series.flatMap((s) => s.values.filter((v): v is number => v !== null))) / 4);
+  const plotH = HEIGHT - PAD.top - PAD.bottom;
+  const x = xScale(seconds);
+  const y = (v: number) => PAD.top + plotH - (plotH * v) / max;
+  const { shades, labels } = faultShades(windows, x, PAD.top, plotH);
   const lines = series
     .map((s) => {
-      const segments: string[] = [];
+      const segments: string[][] = [];
       let current: string[] = [];
       s.values.forEach((v, i) => {
         if (v === null) {
-          if (current.length) segments.push(current.join(" "));
+          if (current.length) segments.push(current);
           current = [];
         } else current.push(`${x(i + 0.5).toFixed(1)},${y(v).toFixed(1)}`);
       });
-      if (current.length) segments.push(current.join(" "));
-      return segments.map((pts) => `<polyline points="${pts}" fill="none" stroke="${s.colour}" stroke-width="1.8"/>`).join("");
+      if (current.length) segments.push(current);
+      return segments
+        .map((pts) => {
+          if (pts.length > 1) return `<polyline points="${pts.join(" ")}" fill="none" stroke="${s.colour}" stroke-width="1.8"/>`;
+          const [cx, cy] = pts[0].split(",");
+          return `<circle cx="${cx}" cy="${cy}" r="3" fill="${s.colour}" class="isolated"/>`;
+        })
+        .join("");
     })
     .join("");
   const ticks = Array.from({ length: 5 }, (_, i) => (max * i) / 4)
@@ -105,21 +168,64 @@ function chart(title: string, unit: string, series: Series[], windows: FaultWind
         `<text x="${PAD.left - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v)}</text><line x1="${PAD.left}" x2="${WIDTH - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`,
     )
     .join("");
-  const step = Math.max(1, Math.ceil(seconds / 12));
-  const xTicks = Array.from({ length: Math.floor(seconds / step) + 1 }, (_, i) => i * step)
-    .map((sec) => `<text x="${x(sec)}" y="${HEIGHT - 8}" text-anchor="middle">${sec}s</text>`)
-    .join("");
   const legend = series.map((s) => `<span style="color:${s.colour}">■</span> ${escape(s.label)}`).join(" &nbsp; ");
+  const height = HEIGHT + 14;
   return `<h2>${escape(title)} <small>(${escape(unit)})</small></h2><div class="legend">${legend}</div>
-<svg viewBox="0 0 ${WIDTH} ${HEIGHT}" width="100%" role="img" aria-label="${escape(title)}">${shades}${ticks}${xTicks}${lines}
+<svg viewBox="0 0 ${WIDTH} ${height}" width="100%" role="img" aria-label="${escape(title)}">${shades}${labels}${ticks}${secondsAxis(x, seconds, HEIGHT - 8)}${lines}
 <line x1="${PAD.left}" x2="${PAD.left}" y1="${PAD.top}" y2="${PAD.top + plotH}" stroke="#888"/></svg>`;
+}
+
+const LANE_H = 22;
+const LANE_COLOURS = { alive: "#2ca02c", paused: "#ff7f0e", killed: "#d62728", crashed: "#7f0000" } as const;
+
+/**
+ * One row per worker process (w1…, q1 the quarantine lane): a bar where it was alive, another colour
+ * where it was paused, nothing where it had no process, and a cross where it died (killed by the
+ * nemesis, or crashed by itself). Fault windows shaded behind, as in the other charts.
+ */
+function lanesChart(lanes: WorkerLane[], windows: FaultWindow[], seconds: number): string {
+  if (lanes.length === 0) return "";
+  const x = xScale(seconds);
+  const top = PAD.top;
+  const height = top + lanes.length * LANE_H + PAD.bottom + 14;
+  const { shades, labels } = faultShades(windows, x, top, lanes.length * LANE_H);
+  const rows = lanes
+    .map((lane, i) => {
+      const mid = top + i * LANE_H + LANE_H / 2;
+      const bars = lane.segments
+        .map((seg) => {
+          const x0 = x(seg.fromMs / 1000);
+          const width = Math.max(1, x(seg.toMs / 1000) - x0);
+          return `<rect x="${x0.toFixed(1)}" y="${mid - 6}" width="${width.toFixed(1)}" height="12" fill="${LANE_COLOURS[seg.state]}" fill-opacity="0.75"><title>${escape(`${lane.worker} ${seg.state} ${(seg.fromMs / 1000).toFixed(1)}–${(seg.toMs / 1000).toFixed(1)} s`)}</title></rect>`;
+        })
+        .join("");
+      const deaths = lane.deaths
+        .map((d) => {
+          const cx = x(d.atMs / 1000);
+          const colour = LANE_COLOURS[d.cause];
+          return `<path d="M${(cx - 5).toFixed(1)},${mid - 5} l10,10 m0,-10 l-10,10" stroke="${colour}" stroke-width="2.2" class="death"><title>${escape(`${lane.worker} ${d.cause === "killed" ? "killed by the nemesis" : "crashed by itself"} at ${(d.atMs / 1000).toFixed(1)} s`)}</title></path>`;
+        })
+        .join("");
+      return `<text x="${PAD.left - 8}" y="${mid + 4}" text-anchor="end" class="lane-label">${escape(lane.worker)}</text><line x1="${PAD.left}" x2="${WIDTH - PAD.right}" y1="${mid}" y2="${mid}" stroke="#eee"/>${bars}${deaths}`;
+    })
+    .join("");
+  const legend = [
+    `<span style="color:${LANE_COLOURS.alive}">■</span> alive`,
+    `<span style="color:${LANE_COLOURS.paused}">■</span> paused (SIGSTOP)`,
+    `<span style="color:${LANE_COLOURS.killed}">✕</span> killed by the nemesis`,
+    `<span style="color:${LANE_COLOURS.crashed}">✕</span> crashed by itself`,
+    "gap: no process (until its replacement started)",
+  ].join(" &nbsp; ");
+  return `<h2>Worker processes, one lane each <small>(q1: the quarantine lane)</small></h2><div class="legend">${legend}</div>
+<svg viewBox="0 0 ${WIDTH} ${height}" width="100%" role="img" aria-label="Worker processes, one lane each">${shades}${labels}${rows}${secondsAxis(x, seconds, height - 22)}</svg>`;
 }
 
 function table(rows: [string, string | number][]): string {
   return `<table>${rows.map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(String(v))}</td></tr>`).join("")}</table>`;
 }
 
-function renderReport(r: ChaosResult): string {
+/** report.html for a run: self-contained, every chart inline SVG. Pure. */
+export function renderReport(r: ChaosResult): string {
   const t = r.timeline;
   const seconds = Math.max(t.accepted.length, Math.ceil(Math.max(0, ...r.faults.windows.map((w) => w.endMs)) / 1000), 1);
   const verdict = r.valid ? `<span class="ok">VALID</span>` : `<span class="bad">INVALID</span>`;
@@ -149,6 +255,7 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
 th{background:#f6f6f6;font-weight:600} .ids{font:12px monospace;color:#555;max-width:560px}
 .ok{color:#1a7f37;font-weight:700} .bad{color:#cf222e;font-weight:700} svg{font:11px system-ui;fill:#555}
 .legend{font-size:12px;color:#555} .grid{display:flex;gap:24px;flex-wrap:wrap}
+.fault-label{font-size:11px;font-weight:600} .lane-label{font:12px monospace;fill:#222} .axis-name{fill:#777}
 </style></head><body>
 <h1>${escape(r.scenario)} — ${verdict}</h1>
 ${why}
@@ -177,6 +284,7 @@ ${chart(
   seconds,
 )}
 ${chart("Worker processes", "running, sampled each second", [{ label: "workers", colour: "#9467bd", values: t.workers }], r.faults.windows, seconds)}
+${lanesChart(t.workerLanes ?? [], r.faults.windows, seconds)}
 <div class="grid"><div><h2>Latency</h2>${table([
     ["orders", t.latency.count],
     ["p50", `${t.latency.p50} ms`],

@@ -29,7 +29,7 @@ import { Nemesis, type FaultWindow } from "./nemesis.js";
 import { ProxiedPath, type Upstream } from "./proxy.js";
 import { faultKinds, faultNames, type Scenario } from "./scenario.js";
 import { RunDir } from "./evidence.js";
-import { buildTimeline, type Timeline } from "./timeline.js";
+import { buildTimeline, type Timeline, type WorkerEvent } from "./timeline.js";
 import { WorkerPool, type PoolCounters } from "./worker-pool.js";
 import { GatewayPool, type GatewayCounters } from "./gateway-pool.js";
 import { HttpSender } from "../intake/http-sender.js";
@@ -160,6 +160,8 @@ export interface ChaosResult {
 export interface RunOutput {
   result: ChaosResult;
   history: HistoryEvent[];
+  /** Every worker start, kill, pause, resume and exit: written to history.jsonl beside the producer's events. */
+  workerEvents: WorkerEvent[];
 }
 
 /** Cleanup steps, run last-in first-out; one failing does not stop the others. */
@@ -764,9 +766,11 @@ function report(ctx: RunContext, run: Run, end: Ending, verdict: Verdict): RunOu
     end.ledger,
     end.dlqEntries.map((e) => Date.parse(e.deadLetteredAt)),
     run.workersEachSecond,
+    pool.events,
   );
   return {
     history: run.history.events,
+    workerEvents: pool.events,
     result: {
       scenario: s.name,
       file: s.file,

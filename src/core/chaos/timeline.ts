@@ -1,4 +1,7 @@
-/** Per-second series of a chaos run, computed after the fact from the history, ledger and DLQ. */
+/**
+ * Per-second series of a chaos run, computed after the fact from the history, ledger and DLQ, and
+ * each worker's lane (alive, paused, down; where it was killed) from the worker events.
+ */
 import type { HistoryEvent } from "../pipeline/history.js";
 import type { LedgerWrite } from "../pipeline/ledger.js";
 
@@ -23,6 +26,95 @@ export interface Timeline {
   latency: Percentiles;
   /** Worker processes running, sampled once a second (the autoscaler's work shows here). */
   workers: number[];
+  /** Each worker's states over the run, from its events (workerLanes); absent in results of older runs. */
+  workerLanes?: WorkerLane[];
+}
+
+/**
+ * What happened to a worker process in a chaos run, as recorded beside the producer's events in
+ * history.jsonl: `start` (spawned, a replacement too), `kill` (the nemesis sent SIGKILL), `pause` /
+ * `resume` (SIGSTOP / SIGCONT), `exit` (seen, with its cause).
+ */
+export interface WorkerEvent {
+  type: "worker";
+  event: "start" | "kill" | "pause" | "resume" | "exit";
+  /** The worker's id (w1, w2…, q1 for the quarantine lane): a replacement keeps its predecessor's. */
+  worker: string;
+  pid?: number;
+  /** ms since epoch. */
+  time: number;
+  /**
+   * exit: who ended it — the nemesis (its SIGKILL), a self-crash (a SIGKILL nobody sent: crash after
+   * commit, a crash order), an error (another non-zero exit), or stopped (the run's drain).
+   */
+  cause?: "nemesis" | "self-crash" | "error" | "stopped";
+}
+
+export type LaneState = "alive" | "paused";
+
+/** One worker's run: when it was alive or paused (gaps: no process), and where it died. Times in ms from the run's start. */
+export interface WorkerLane {
+  worker: string;
+  segments: { state: LaneState; fromMs: number; toMs: number }[];
+  /** Deaths: killed by the nemesis, or crashed by itself. */
+  deaths: { atMs: number; cause: "killed" | "crashed" }[];
+}
+
+/**
+ * Each worker's lane from its events, in order of first appearance; a state still open at `endMs`
+ * (ms from `t0`) ends there. Pure.
+ */
+export function workerLanes(t0: number, events: readonly WorkerEvent[], endMs: number): WorkerLane[] {
+  const lanes = new Map<string, WorkerLane & { open?: { state: LaneState; fromMs: number } }>();
+  const sorted = [...events].sort((a, b) => a.time - b.time);
+  for (const e of sorted) {
+    let lane = lanes.get(e.worker);
+    if (!lane) lanes.set(e.worker, (lane = { worker: e.worker, segments: [], deaths: [] }));
+    const at = Math.max(0, e.time - t0);
+    const close = () => {
+      if (lane.open && at > lane.open.fromMs) lane.segments.push({ ...lane.open, toMs: at });
+      lane.open = undefined;
+    };
+    switch (e.event) {
+      case "start":
+        close();
+        lane.open = { state: "alive", fromMs: at };
+        break;
+      case "pause":
+      case "resume":
+        // A pause or resume of a worker with no process (it died meanwhile) changes nothing.
+        if (!lane.open) break;
+        close();
+        lane.open = { state: e.event === "pause" ? "paused" : "alive", fromMs: at };
+        break;
+      case "kill":
+        lane.deaths.push({ atMs: at, cause: "killed" });
+        break;
+      case "exit":
+        close();
+        if (e.cause === "self-crash") lane.deaths.push({ atMs: at, cause: "crashed" });
+        break;
+    }
+  }
+  return [...lanes.values()].map(({ open, ...lane }) => ({
+    ...lane,
+    segments: open && endMs > open.fromMs ? [...lane.segments, { ...open, toMs: endMs }] : lane.segments,
+  }));
+}
+
+/**
+ * The history.jsonl of a run: the producer's events and the workers', one stream in time order (each
+ * list is already in the order it happened; the producer's order is kept among equal times).
+ */
+export function mergeByTime<A extends { time: number }, B extends { time: number }>(producer: readonly A[], workers: readonly B[]): (A | B)[] {
+  const out: (A | B)[] = [];
+  let j = 0;
+  for (const e of producer) {
+    while (j < workers.length && workers[j].time < e.time) out.push(workers[j++]);
+    out.push(e);
+  }
+  while (j < workers.length) out.push(workers[j++]);
+  return out;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -35,7 +127,18 @@ export function percentiles(values: number[]): Percentiles {
   return { count: sorted.length, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? 0 };
 }
 
-export function buildTimeline(t0: number, history: HistoryEvent[], ledger: LedgerWrite[], dlqTimes: number[], workers: number[]): Timeline {
+/**
+ * The per-second series from `t0` (ms since epoch); `workers` is the sampled process count, and
+ * `workerEvents` (when given) make the lanes, up to the last second of the series.
+ */
+export function buildTimeline(
+  t0: number,
+  history: HistoryEvent[],
+  ledger: LedgerWrite[],
+  dlqTimes: number[],
+  workers: number[],
+  workerEvents?: readonly WorkerEvent[],
+): Timeline {
   const second = (time: number) => Math.max(0, Math.floor((time - t0) / 1000));
   const series = (): number[] => [];
   const bump = (s: number[], i: number) => {
@@ -88,5 +191,6 @@ export function buildTimeline(t0: number, history: HistoryEvent[], ledger: Ledge
     latencyP99: latencyAt(99),
     latency: percentiles(all),
     workers,
+    ...(workerEvents && { workerLanes: workerLanes(t0, workerEvents, Math.max(length, workers.length) * 1000) }),
   };
 }

@@ -1,21 +1,24 @@
 /**
- * Prometheus metrics (prom-client). Counters are read from the worker's stats at scrape time, so the
- * per-message path pays only for the latency histogram. A supervisor merges its children's registries.
+ * Prometheus metrics (prom-client). Most counters are read from the worker's stats at scrape time;
+ * the two labelled by source (commits, dead-letters) count each outcome in a cell made once per label
+ * set (a Map lookup and an add, no allocation) and are read at scrape time too; the per-message path
+ * also pays for the latency histogram. A supervisor merges its children's registries.
  */
 import { createServer, type Server } from "node:http";
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { EnvironmentError } from "../base/errors.js";
+import type { OutcomeCounter } from "../pipeline/dead-letter.js";
+import { DLQ_REASONS, type DlqReason } from "../pipeline/dlq-entry.js";
 import type { WorkerStats } from "../pipeline/worker.js";
+import { SOURCES } from "../nats/names.js";
 
-type CounterName = Exclude<keyof WorkerStats, "inFlight">;
+type CounterName = Exclude<keyof WorkerStats, "inFlight" | "committed" | "deadLettered">;
 
 const COUNTERS: [CounterName, string, string][] = [
-  ["committed", "orderq_orders_committed_total", "Orders committed to the ledger by this worker."],
   ["failedAttempts", "orderq_attempts_failed_total", "Handler errors (each one failed attempt)."],
   ["retried", "orderq_attempts_retried_total", "Failed attempts given back with a backoff delay."],
   ["deferred", "orderq_deliveries_deferred_total", "Deliveries given back because another delivery of the order held it (inbox mode)."],
   ["suppressedDuplicates", "orderq_duplicates_suppressed_total", "Redeliveries of committed work absorbed by the ledger."],
-  ["deadLettered", "orderq_orders_dead_lettered_total", "Orders written to the dead-letter stream."],
   ["invalid", "orderq_payloads_invalid_total", "Payloads that were not a valid order."],
   ["quarantined", "orderq_orders_quarantined_total", "Suspects (previous delivery ended with no recorded failure) sent to the quarantine lane."],
   ["errors", "orderq_errors_total", "Infrastructure errors; the order was left for redelivery."],
@@ -24,11 +27,51 @@ const COUNTERS: [CounterName, string, string][] = [
 /** Seconds from receiving an order to its ack, for committed orders. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export class WorkerMetrics {
+/**
+ * The values of the `source` label: the order sources, and "unknown" for anything else (a payload
+ * published to a subject of its own), so a stray subject cannot grow the series without bound.
+ */
+export const SOURCE_LABELS = [...SOURCES, "unknown"] as const;
+
+/** One labelled series' count, made once per label set and incremented in place. */
+interface Cell {
+  labels: Record<string, string>;
+  n: number;
+}
+
+/**
+ * A cell per label value, made once, so counting an outcome is a Map lookup and an add: no
+ * allocation (prom-client's `labels(…).inc()` hashes the label set into a new string on every call).
+ * A Map, not an object: a subject token such as "constructor" must find no cell, not Object's prototype.
+ */
+type BySource = Map<string, Cell>;
+
+export class WorkerMetrics implements OutcomeCounter {
   readonly registry = new Registry();
   readonly latency: Histogram;
+  private readonly committedBy: BySource;
+  private readonly deadLetteredBy: Map<string, BySource>;
 
   constructor(stats: () => WorkerStats) {
+    const bySource = (labels: Record<string, string>): BySource =>
+      new Map(SOURCE_LABELS.map((source) => [source, { labels: { source, ...labels }, n: 0 }]));
+    this.committedBy = bySource({});
+    this.deadLetteredBy = new Map(DLQ_REASONS.map((reason) => [reason, bySource({ reason })]));
+    const cells = (maps: Iterable<BySource>) => [...maps].flatMap((m) => [...m.values()]);
+    labelledCounter(
+      this.registry,
+      "orderq_orders_committed_total",
+      "Orders committed to the ledger by this worker, by the order's source.",
+      ["source"],
+      cells([this.committedBy]),
+    );
+    labelledCounter(
+      this.registry,
+      "orderq_orders_dead_lettered_total",
+      "Orders written to the dead-letter stream by this worker, by source (the order's, else its subject's) and reason.",
+      ["source", "reason"],
+      cells(this.deadLetteredBy.values()),
+    );
     for (const [key, name, help] of COUNTERS) {
       new Counter({
         name,
@@ -55,6 +98,29 @@ export class WorkerMetrics {
       registers: [this.registry],
     });
   }
+
+  committed(source: string): void {
+    (this.committedBy.get(source) ?? this.committedBy.get("unknown")!).n++;
+  }
+
+  deadLettered(source: string, reason: DlqReason): void {
+    const bySource = this.deadLetteredBy.get(reason)!;
+    (bySource.get(source) ?? bySource.get("unknown")!).n++;
+  }
+}
+
+/** A counter read from `cells` at scrape time; a label set never counted is not a series. */
+function labelledCounter(registry: Registry, name: string, help: string, labelNames: string[], cells: Cell[]): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const cell of cells) if (cell.n > 0) this.inc(cell.labels, cell.n);
+    },
+  });
 }
 
 /** Gauges only the supervising process knows: how many workers, and the consumer's lag. */

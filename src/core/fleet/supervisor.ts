@@ -6,6 +6,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { killOnExit } from "./exit-kill.js";
+import { LineSplitter } from "../base/lines.js";
 import { emptyStats, type WorkerStats } from "../pipeline/worker.js";
 import { SUPERVISED_ENV, type ChildReport } from "./child-channel.js";
 
@@ -25,6 +26,12 @@ export interface SupervisorOptions {
   killOnExit?: boolean;
   /** Append each worker's stderr to this file instead of this process's stderr (chaos evidence). */
   logFile?: (workerId: string) => string;
+  /**
+   * Without logFile: each whole line a worker writes to stderr goes here instead of straight to this
+   * process's stderr, so that the supervisor prints it through its own logger (above its status line
+   * on a terminal, never glued onto it). Absent: the workers share this process's stderr.
+   */
+  stderrLine?: (workerId: string, line: string) => void;
 }
 
 export interface WorkerExit {
@@ -103,11 +110,18 @@ export class Supervisor {
 
   spawn(id = `w${this.next++}`): void {
     const log = this.options.logFile ? openSync(this.options.logFile(id), "a") : undefined;
+    const { stderrLine } = this.options;
     const child = fork(this.options.script, this.options.args(id), {
       env: { ...process.env, ...this.options.env, [SUPERVISED_ENV]: "1" },
-      stdio: ["ignore", "ignore", log ?? "inherit", "ipc"],
+      stdio: ["ignore", "ignore", log ?? (stderrLine ? "pipe" : "inherit"), "ipc"],
     });
     if (log !== undefined) closeSync(log); // the child has its own copy
+    if (log === undefined && stderrLine && child.stderr) {
+      const lines = new LineSplitter((line) => stderrLine(id, line));
+      child.stderr.setEncoding("utf8"); // a character split across two chunks stays whole
+      child.stderr.on("data", (text: string) => lines.push(text));
+      child.stderr.on("end", () => lines.end());
+    }
     if (this.options.killOnExit) killOnExit(child);
     const slot: Slot = { id, child, stats: emptyStats(), retiring: false, exited: Promise.resolve(), reported: false };
     const startedAt = Date.now();

@@ -51,6 +51,9 @@ export function childWorkArgs(o: ResolvedWorkOptions, workerId: string): string[
 export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOptions, s: WorkSupervisorOptions): WorkPool {
   const names = o.settings.names;
   const metricsOn = o.metricsPort !== undefined;
+  // The children's lines (they name their worker already) go through the supervisor's logger, which
+  // prints them above its status line on a terminal instead of in the middle of it.
+  const stderrLine = (_workerId: string, line: string) => s.log(line);
   let resolveDone!: () => void;
   let rejectDone!: (err: Error) => void;
   const done = new Promise<void>((resolve, reject) => ((resolveDone = resolve), (rejectDone = reject)));
@@ -69,6 +72,7 @@ export function startWorkSupervisor(jsm: JetStreamManager, o: ResolvedWorkOption
       args: (workerId, lane) => childWorkArgs({ ...o, lane }, workerId),
       env: { ...s.credentials, ...(metricsOn ? { [METRICS_ENV]: "1" } : {}) },
       restartDelayMs: RESTART_DELAY_MS,
+      stderrLine,
     },
     {
       onExit: ({ id, code, signal, replaced, message }) => {

@@ -67,6 +67,7 @@ export async function startWorkerProcess(
         onHandlerLog: (orderId, message) => log(`worker ${workerId}: order ${orderId}: ${message}`),
         // The latency histogram costs a clock read and an observe per order: only when it is served.
         observeLatency: metricsServed ? (seconds) => metrics.latency.observe(seconds) : undefined,
+        counter: metricsServed ? metrics : undefined,
         onError: (o.trace ? (l: (m: string) => void) => l : onceInAWhile)((message) =>
           log(`${o.trace ? `${new Date().toISOString()} ` : ""}orderq: worker ${workerId}: ${message} (the order is left for redelivery)`),
         ),
@@ -88,6 +89,10 @@ export async function startWorkerProcess(
   const stats = (): WorkerStats => sumStats(workers.map((w) => w.stats));
   let done: Promise<unknown> = Promise.all(workers.map((w) => w.run())).finally(() => inbox?.close());
   if (supervised) {
+    // This process's stderr is a pipe to the supervisor (SupervisorOptions.stderrLine). Once the
+    // supervisor is gone (a second Ctrl-C, a crash) a write fails with EPIPE, emitted as an error that
+    // would end this process in the middle of the drain of the orders it holds; nobody reads the line.
+    process.stderr.on("error", () => {});
     const report = async () => {
       const snapshot = metricsServed ? await metrics.registry.getMetricsAsJSON() : undefined;
       // Once the supervisor is gone (a second Ctrl-C, a crash) there is nobody to tell, and a send

@@ -1,8 +1,12 @@
-/** The DLQ as people use it: list, show, replay, purge. */
+/**
+ * The DLQ as people use it: list, show, replay, purge. A message orderq did not write (a foreign
+ * message) is listed, shown and purged like an entry, and never replayed.
+ */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
-import { decodeDlqEntry, DLQ_REASONS, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "../pipeline/dlq-entry.js";
+import type { MsgHdrs } from "@nats-io/transport-node";
+import { decodeDlqEntry, DLQ_REASONS, headersToRecord, MalformedDlqEntryError, type DlqReason, type StoredDlqEntry } from "../pipeline/dlq-entry.js";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
 import { InboxStore } from "../inbox/store.js";
 import { Ledger } from "../pipeline/ledger.js";
@@ -30,8 +34,50 @@ export interface DlqFilter {
 
 export interface DlqScan {
   entries: StoredDlqEntry[];
-  /** Sequences of messages in the DLQ stream that are not orderq entries (published there by hand). */
-  foreign: number[];
+  /** Messages in the DLQ stream that are not orderq entries (published there by hand), by sequence. */
+  foreign: ForeignDlqMessage[];
+}
+
+/**
+ * A message in the DLQ stream that orderq did not write, or cannot read as an entry: published to a
+ * DLQ subject by hand or by another tool, with no orderq headers or with ones that do not parse.
+ * Listed, shown and purged like an entry; never replayed: nothing in it says which order it is or
+ * where it came from.
+ */
+export interface ForeignDlqMessage {
+  foreign: true;
+  dlqSeq: number;
+  subject: string;
+  /** Why it is not an orderq entry, one line (e.g. "has no Orderq-Reason header"). */
+  problem: string;
+  headers: Record<string, string[]>;
+  payload: Uint8Array;
+  /** When the server stored it, ISO 8601. */
+  storedAt: string;
+}
+
+/** Decodes a DLQ message: an orderq entry, or a ForeignDlqMessage saying why it is not one. */
+function decodeDlqMessage(m: { seq: number; subject: string; headers?: MsgHdrs; data: Uint8Array; time: Date }): StoredDlqEntry | ForeignDlqMessage {
+  try {
+    return decodeDlqEntry(m.headers, m.data, m.seq);
+  } catch (err) {
+    if (!(err instanceof MalformedDlqEntryError)) throw err;
+    return {
+      foreign: true,
+      dlqSeq: m.seq,
+      subject: m.subject,
+      problem: err.message.replace(/^DLQ message \d+:? /, ""), // the sequence is beside it
+
+      headers: headersToRecord(m.headers),
+      payload: m.data,
+      storedAt: m.time.toISOString(),
+    };
+  }
+}
+
+/** Whether a decoded DLQ message is a foreign one. */
+export function isForeign(m: StoredDlqEntry | ForeignDlqMessage): m is ForeignDlqMessage {
+  return "foreign" in m;
 }
 
 /**
@@ -53,7 +99,7 @@ export async function scanDlq(nc: NatsConnection, names: Names, filter: DlqFilte
   const out: DlqScan = { entries: [], foreign: [] };
   for (const subject of filterSubjects(names, filter)) await scanSubject(nc, names, subject, filter, out);
   out.entries.sort((a, b) => a.dlqSeq - b.dlqSeq);
-  out.foreign.sort((a, b) => a - b);
+  out.foreign.sort((a, b) => a.dlqSeq - b.dlqSeq);
   return out;
 }
 
@@ -73,12 +119,9 @@ async function scanSubject(nc: NatsConnection, names: Names, subject: string | u
   }
   for await (const msg of readDlqStream(nc, names, subject, filter.fromSeq, limit)) {
     if (filter.toSeq !== undefined && msg.seq > filter.toSeq) break; // past the window
-    let entry: StoredDlqEntry;
-    try {
-      entry = decodeDlqEntry(msg.headers, msg.data, msg.seq);
-    } catch (err) {
-      if (!(err instanceof MalformedDlqEntryError)) throw err;
-      out.foreign.push(msg.seq);
+    const entry = decodeDlqMessage(msg);
+    if (isForeign(entry)) {
+      out.foreign.push(entry);
       continue;
     }
     const at = Date.parse(entry.deadLetteredAt);
@@ -158,8 +201,8 @@ export async function countDlq(nc: NatsConnection, names: Names, filter: Pick<Dl
   return { total: Object.values(byReason).reduce((a, b) => a + b, 0), byReason, foreign };
 }
 
-/** One entry by its DLQ sequence, with a direct get: undefined when there is none, or it is not an orderq entry. */
-export async function getDlqEntry(nc: NatsConnection, names: Names, seq: number): Promise<StoredDlqEntry | undefined> {
+/** The message at a DLQ sequence, with a direct get: an entry, a foreign message, or undefined when there is none. */
+export async function getDlqMessage(nc: NatsConnection, names: Names, seq: number): Promise<StoredDlqEntry | ForeignDlqMessage | undefined> {
   const jsm = await jetstreamManager(nc, NO_API_CHECK);
   await dlqInfo(jsm, names); // names a missing stream as the other readers do
   let msg;
@@ -170,12 +213,7 @@ export async function getDlqEntry(nc: NatsConnection, names: Names, seq: number)
     throw err;
   }
   if (!msg) return undefined;
-  try {
-    return decodeDlqEntry(msg.header, msg.data, msg.seq);
-  } catch (err) {
-    if (err instanceof MalformedDlqEntryError) return undefined;
-    throw err;
-  }
+  return decodeDlqMessage({ seq: msg.seq, subject: msg.subject, headers: msg.header, data: msg.data, time: msg.time });
 }
 
 async function dlqInfo(jsm: JetStreamManager, names: Names, opts?: { subjects_filter: string }) {
@@ -243,11 +281,12 @@ export function select(entries: StoredDlqEntry[], selectors: string[]): StoredDl
 
 /**
  * select() against the server: a `seq:N` selector is looked up by a direct get (one request, whatever
- * the DLQ holds); order ids need one read of the DLQ, since an entry's order id is not in its subject.
- * Throws as select(), an unknown `seq:N` included.
+ * the DLQ holds), and may name a foreign message; order ids need one read of the DLQ, since an entry's
+ * order id is not in its subject. Throws as select(), an unknown `seq:N` included.
  */
-export async function findDlqEntries(nc: NatsConnection, names: Names, selectors: string[]): Promise<StoredDlqEntry[]> {
+export async function findDlqEntries(nc: NatsConnection, names: Names, selectors: string[]): Promise<DlqScan> {
   const chosen = new Map<number, StoredDlqEntry>();
+  const foreign = new Map<number, ForeignDlqMessage>();
   const byId: string[] = [];
   const unknown: string[] = [];
   for (const text of selectors) {
@@ -256,13 +295,17 @@ export async function findDlqEntries(nc: NatsConnection, names: Names, selectors
       byId.push(text);
       continue;
     }
-    const entry = await getDlqEntry(nc, names, sel.seq);
-    if (entry) chosen.set(entry.dlqSeq, entry);
-    else unknown.push(text);
+    const found = await getDlqMessage(nc, names, sel.seq);
+    if (!found) unknown.push(text);
+    else if (isForeign(found)) foreign.set(found.dlqSeq, found);
+    else chosen.set(found.dlqSeq, found);
   }
   if (unknown.length) throw new InputError(`not in the DLQ: ${unknown.join(", ")}`);
   if (byId.length > 0) for (const e of select(await listDlq(nc, names), byId)) chosen.set(e.dlqSeq, e);
-  return [...chosen.values()].sort((a, b) => a.dlqSeq - b.dlqSeq);
+  return {
+    entries: [...chosen.values()].sort((a, b) => a.dlqSeq - b.dlqSeq),
+    foreign: [...foreign.values()].sort((a, b) => a.dlqSeq - b.dlqSeq),
+  };
 }
 
 export interface ReplayOutcome {
@@ -429,7 +472,29 @@ async function replayOne(ctx: ReplayContext, entry: StoredDlqEntry, dryRun: bool
   return { ...base, result: "replayed", newSeq: ack.seq };
 }
 
-export async function purge(nc: NatsConnection, names: Names, entries: StoredDlqEntry[]): Promise<number> {
+/**
+ * Why foreign messages are never replayed, one line naming their DLQ sequences and the commands that
+ * show and remove them: what `dlq replay` says when they are selected by seq:N (exit 2), and, one by
+ * one, the reason of their refusal in a bulk replay.
+ */
+export function foreignRefusal(foreign: Pick<ForeignDlqMessage, "dlqSeq" | "subject">[]): string {
+  const seqs = foreign.map((m) => `seq:${m.dlqSeq}`).join(", ");
+  const one = foreign.length === 1;
+  const subjects = [...new Set(foreign.map((m) => m.subject))].join(", ");
+  return (
+    `${seqs} ${one ? "is not an orderq DLQ entry" : "are not orderq DLQ entries"} (on ${subjects}, not written by orderq): ` +
+    `nothing says which order ${one ? "it is" : "they are"} or where ${one ? "it" : "they"} came from, so ${one ? "it is" : "they are"} never replayed; ` +
+    `\`orderq dlq show seq:N\` shows one, \`orderq dlq purge ${seqs.replaceAll(",", "")}\` removes ${one ? "it" : "them"}`
+  );
+}
+
+/** The outcome of a bulk replay for each foreign message it met: refused, with foreignRefusal's reason. */
+export function refuseForeign(foreign: ForeignDlqMessage[]): ReplayOutcome[] {
+  return foreign.map((m) => ({ dlqSeq: m.dlqSeq, result: "refused", reason: foreignRefusal([m]) }));
+}
+
+/** Deletes entries (or foreign messages) by DLQ sequence; returns how many were still there to delete. */
+export async function purge(nc: NatsConnection, names: Names, entries: { dlqSeq: number }[]): Promise<number> {
   const jsm = await jetstreamManager(nc);
   let purged = 0;
   for (const entry of entries) {

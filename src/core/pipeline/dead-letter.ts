@@ -23,6 +23,19 @@ export interface DeadLetterContext {
   trace?: (line: string) => void;
   /** The server's max_payload in bytes (the connection's INFO); DEFAULT_MAX_PAYLOAD when absent. */
   maxPayload?: number;
+  /** Told of each entry this process wrote (not of a duplicate copy): see OutcomeCounter. */
+  counter?: OutcomeCounter;
+}
+
+/**
+ * Counts of outcomes by the order's source and, for dead-letters, the reason: what the labelled
+ * order counters of `orderq work --metrics-port` read (fleet/metrics.ts implements it). Called once
+ * per outcome on the hot path, so an implementation must not allocate. `source` is what the order
+ * says (a valid order) or the last token of its subject (a payload that is not one): unbounded.
+ */
+export interface OutcomeCounter {
+  committed(source: string): void;
+  deadLettered(source: string, reason: DlqReason): void;
 }
 
 export interface DeadLetterInput {
@@ -102,6 +115,7 @@ async function deadLetterOnce(ctx: DeadLetterContext, input: DeadLetterInput): P
   const copy = boundDlqCopy(entry, input.payload, ctx.maxPayload ?? DEFAULT_MAX_PAYLOAD, copyId);
   const ack = await ctx.js.publish(dlqSubject(ctx.names, source, copy.entry.reason), copy.payload, { headers: encodeDlqHeaders(copy.entry, copyId) });
   if (!ack.duplicate) ctx.trace?.(ackedWriteLine("dlq", ack.seq, copy.entry.orderId ?? `seq:${input.streamSeq}`));
+  if (!ack.duplicate) ctx.counter?.deadLettered(source, copy.entry.reason);
   // Another mover (or the worker) copied it first: the stream kept one entry, and so do the counts.
   return ack.duplicate ? "already-dead-lettered" : "dead-lettered";
 }

@@ -126,6 +126,14 @@ export function decodeDlqEntry(h: MsgHdrs | undefined, payload: Uint8Array, dlqS
     return v;
   };
   const optional = (name: string): string | undefined => (h?.has(name) ? h.get(name) : undefined);
+  // A header that does not parse makes the message foreign too, not a crash of whoever reads the DLQ.
+  const json = (name: string, absent: string): unknown => {
+    try {
+      return JSON.parse(optional(name) ?? absent);
+    } catch {
+      throw new MalformedDlqEntryError(`DLQ message ${dlqSeq}: its ${name} header is not JSON`);
+    }
+  };
   const reason = need(H.reason) as DlqReason;
   if (!DLQ_REASONS.includes(reason)) throw new MalformedDlqEntryError(`DLQ message ${dlqSeq}: unknown reason ${reason}`);
   return {
@@ -138,11 +146,11 @@ export function decodeDlqEntry(h: MsgHdrs | undefined, payload: Uint8Array, dlqS
     originalStream: need(H.stream),
     originalSubject: need(H.subject),
     originalSeq: Number(need(H.seq)),
-    originalHeaders: JSON.parse(optional(H.headers) ?? "{}") as Record<string, string[]>,
+    originalHeaders: json(H.headers, "{}") as Record<string, string[]>,
     consumer: h?.get(H.consumer) ?? "",
     deliveries: Number(need(H.deliveries)),
     ...(h?.has(H.crashes) && { crashes: Number(h.get(H.crashes)) }),
-    attempts: JSON.parse(optional(H.attempts) ?? "[]") as AttemptRecord[],
+    attempts: json(H.attempts, "[]") as AttemptRecord[],
     firstAttemptAt: optional(H.first),
     lastAttemptAt: optional(H.last),
     deadLetteredAt: need(H.at),

@@ -20,7 +20,7 @@ import {
 import { ackedWriteLine } from "./acked-writes.js";
 import { AttemptLog, type AttemptRecord } from "./attempts.js";
 import { backoffDelay, type BackoffPolicy } from "./backoff.js";
-import { deadLetter, type DeadLetterContext, type DeadLetterInput } from "./dead-letter.js";
+import { deadLetter, type DeadLetterContext, type DeadLetterInput, type OutcomeCounter } from "./dead-letter.js";
 import { DlqMover } from "./dlq-mover.js";
 import { errorMessage } from "../base/errors.js";
 import { isNonRetryable, NonRetryableError, type DbClient, type HandlerContext, type OrderHandler } from "./handler.js";
@@ -83,6 +83,8 @@ export interface WorkerOptions {
   trace?: (line: string) => void;
   /** Called with the seconds from receiving an order to acking it, for each committed order. */
   observeLatency?: (seconds: number) => void;
+  /** Told of each commit (by source) and each DLQ entry written (by source and reason), as the stats count them. */
+  counter?: OutcomeCounter;
   faults: {
     /** Probability of SIGKILLing this process between commit and ack. */
     crashAfterCommitRate: number;
@@ -229,6 +231,7 @@ export class Worker {
         worker: this.options.workerId,
         trace: this.options.trace,
         maxPayload: this.nc.info?.max_payload,
+        counter: this.options.counter,
       };
       if (this.options.mover) {
         this.mover = new DlqMover(this.nc, this.dlq, {
@@ -537,7 +540,7 @@ export class Worker {
     // The key exists but its outcome could not be read: it may be an unfinished DLQ move. Leave the
     // order unacked; its redelivery reads the ledger again.
     if (!commit.written && !commit.existing) throw new Error(`the ledger holds ${order.id} but its outcome could not be read`);
-    if (commit.written) this.stats.committed++;
+    if (commit.written) this.countCommit(order);
     else this.stats.suppressedDuplicates++; // another delivery won the race
     if (commit.written && commit.seq !== undefined) this.options.trace?.(ackedWriteLine("ledger", commit.seq, order.id));
     this.options.trace?.(
@@ -584,7 +587,7 @@ export class Worker {
     this.options.trace?.(`inbox ${order.id} seq=${d.seq} attempt=${d.attempt}: ${result.kind}`);
     switch (result.kind) {
       case "committed":
-        this.stats.committed++;
+        this.countCommit(order);
         await this.afterCommit(d.msg, order, true);
         return;
       case "exists":
@@ -612,6 +615,11 @@ export class Worker {
     }
     // A dead-letter move died between its claim and its ack: finish it as it began.
     await this.toDlq(d, { reason: existing.reason ?? "max-deliveries", lastError: existing.error, validOrderId: order.id });
+  }
+
+  private countCommit(order: Order): void {
+    this.stats.committed++;
+    this.options.counter?.committed(order.source);
   }
 
   private committedOutcome(d: Delivery): Outcome {
