@@ -54,10 +54,18 @@ function post(base: string, body: unknown, extra: Record<string, string> = {}): 
 }
 
 describe("intake: the HTTP gateway", function () {
-  const fx = useServer();
   let nc: NatsConnection;
   let gateway: Gateway;
   let base: string;
+  // Defined before useServer()'s: mocha runs after hooks in the order they are defined, and the
+  // gateway's connection must close before the server dies. A server going away under an open
+  // connection lets the client's transport write to a socket the peer ended, and that error can
+  // surface with no listener (ERR_STREAM_WRITE_AFTER_END: twice failed this hook in a fresh-clone .ci/run).
+  after(async () => {
+    await gateway?.close();
+    await nc?.close();
+  });
+  const fx = useServer();
   const options = (extra: Partial<GatewayOptions> = {}): GatewayOptions => ({
     host: "127.0.0.1",
     port: 0,
@@ -74,10 +82,6 @@ describe("intake: the HTTP gateway", function () {
     await ensureTopology(nc, settings);
     gateway = await Gateway.start(nc, options());
     base = gateway.url;
-  });
-  after(async () => {
-    await gateway?.close();
-    await nc?.close();
   });
 
   it("answers 202 after the PubAck, with Location and the stream sequence, and publishes with Nats-Msg-Id = order id", async () => {

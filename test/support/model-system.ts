@@ -292,9 +292,15 @@ export class ModelSystem {
   async settle(): Promise<Observation> {
     this.healNetwork();
     for (const w of this.workers) w.child.kill("SIGCONT");
+    // Only exit 3 (the broker unreachable at start) is a death a supervisor should simply repair; any
+    // other exit is a bug the run must report rather than paper over.
+    const unexpected: string[] = [];
     const keepOneAlive = () => {
       if (this.workers.some((w) => w.child.exitCode === null && w.child.signalCode === null)) return;
       const exits = this.workers.map((w) => w.child.signalCode ?? `exit ${w.child.exitCode}`);
+      unexpected.push(
+        ...this.workers.filter((w) => w.child.exitCode !== 3).map((w) => `${w.child.signalCode ?? `exit ${w.child.exitCode}`}: ${w.log()}`),
+      );
       this.note(`  no worker alive${exits.length ? ` (${exits.join(", ")})` : ""}: starting one`);
       this.workers.length = 0;
       this.startWorker();
@@ -304,6 +310,7 @@ export class ModelSystem {
     const quiet = await waitForQuiet(this.jsm, names, { quietForMs: QUIET_FOR_MS, timeoutMs: SETTLE_TIMEOUT_MS, pollMs: 100 }).finally(() =>
       clearInterval(watcher),
     );
+    if (unexpected.length > 0) throw new Error(`a worker died while the system settled: ${unexpected.join("; ")}`);
     if (!quiet) {
       const left = await backlog(this.jsm, names).catch((err: unknown) => errorMessage(err));
       throw new Error(`not quiet after ${SETTLE_TIMEOUT_MS / 1000} s: ${JSON.stringify(left)}`);

@@ -4,7 +4,7 @@
  * Everything the run starts is stopped in `finally`, also on abort (Ctrl-C) and on failure.
  */
 import { join } from "node:path";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { TimeoutError, type NatsConnection } from "@nats-io/transport-node";
 import { Autoscaler, type ScaleEvent } from "../fleet/autoscaler.js";
 import { jetstreamManager, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { connectNats, credentialEnv, type NatsOptions } from "../nats/connection.js";
@@ -266,7 +266,7 @@ async function runIn(dir: RunDir, scenario: Scenario, options: RunOptions): Prom
     await heal(ctx, run);
     const settled = await settle(ctx, run);
     const workerStats = await stopWorkers(run);
-    const left = await readWhatIsLeft(ctx, run);
+    const left = await whileTimingOut(() => readWhatIsLeft(ctx, run));
     const ending: Ending = { produced, ...settled, workerStats, ...left };
     return report(ctx, run, ending, checkRun(ctx, run, ending));
   } finally {
@@ -461,7 +461,7 @@ async function createTopology(ctx: RunContext, directUrl: string): Promise<Pick<
     ackWaitMs: s.consumer.ackWaitMs,
     maxDeliver: s.consumer.maxDeliver,
   };
-  await ensureTopology(observer, settings);
+  await whileTimingOut(() => ensureTopology(observer, settings));
   if (external) teardown.add(() => deleteTopology(jsm, names));
   return { names, connectOptions, observer, jsm, settings };
 }
@@ -832,6 +832,23 @@ function summarizeFaults(windows: FaultWindow[], pool: PoolCounters, workers: Wo
     markedOrders: marked.size,
     resends,
   };
+}
+
+/**
+ * Runs `op` again while NATS answers with timeouts, for up to `forMs`: a cluster just started, or one
+ * that lost a node, elects its leaders in seconds, longer on a loaded machine, and a request sent
+ * meanwhile times out. Only for steps that can be repeated: ensuring the topology, reading what is left.
+ */
+async function whileTimingOut<T>(op: () => Promise<T>, forMs = 30_000): Promise<T> {
+  const deadline = Date.now() + forMs;
+  for (;;) {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(err instanceof TimeoutError) || Date.now() >= deadline) throw err;
+      await sleep(500);
+    }
+  }
 }
 
 async function streamLeader(jsm: JetStreamManager, names: Names): Promise<string | undefined> {
