@@ -108,14 +108,15 @@ describe("pipeline: a worker killed with SIGKILL mid-run", function () {
     const produced = await runCli(["produce", "--count", "1500", "--server", fx.server.url, "--history", historyFile]);
     assert.equal(produced.code, 0, produced.stderr);
     const slow: WorkOptions = { handlerMs: 20, concurrency: 4, ...FAST, server: fx.server.url };
+    // The victim works alone until it has committed some: with 1,450 orders still waiting it then
+    // holds a full set in flight when it is killed (started side by side, the survivor could drain the
+    // backlog on a loaded machine before the victim held an order, and the kill would prove nothing).
     const victim = startCli(workArgs({ ...slow, workerId: "victim" }));
-    const survivor = startCli(workArgs({ ...slow, workerId: "survivor" }));
-    // Wait for the victim's own commits, not just anyone's: on a loaded machine the survivor can
-    // start first and commit hundreds before the victim holds an order, and then the kill proves nothing.
     await waitFor(
       "the victim to be committing",
       async () => (await readLedgerWrites(fx.nc, names)).filter((w) => w.outcome.worker === "victim").length >= 50,
     );
+    const survivor = startCli(workArgs({ ...slow, workerId: "survivor" }));
     victim.child.kill("SIGKILL");
     assert.equal((await victim.done).signal, "SIGKILL");
     const restarted = await runCli(workArgs({ ...slow, workerId: "restarted", exitWhenIdleMs: 2000, json: true }));
