@@ -23,6 +23,7 @@ import { z } from "zod";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { EnvironmentError, errorMessage } from "../base/errors.js";
+import { followLink } from "../nats/connection.js";
 import { kvStreamName, orderSubject, type Names } from "../nats/names.js";
 import { PubAckRequests, type PubAck } from "../nats/pub-acks.js";
 import { Ledger } from "../pipeline/ledger.js";
@@ -167,12 +168,7 @@ export class Gateway {
 
   /** Follows the connection, so requests get 503 at once while it is down, not after a timeout. */
   private watchConnection(): void {
-    void (async () => {
-      for await (const s of this.nc.status()) {
-        if (s.type === "disconnect") this.connected = false;
-        else if (s.type === "reconnect") this.connected = true;
-      }
-    })();
+    followLink(this.nc, (state) => (this.connected = state === "connected"));
   }
 
   private async build(): Promise<void> {

@@ -1,5 +1,13 @@
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type ConnectionOptions } from "@nats-io/transport-node";
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  type NatsConnection,
+  type ConnectionOptions,
+  type QueuedIterator,
+  type Status,
+} from "@nats-io/transport-node";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
 import { coalesceWrites } from "./client-internals.js";
 
@@ -164,16 +172,25 @@ export function nextLinkState(state: LinkState, s: { type: string; server?: stri
 }
 
 /**
- * Calls `onChange` with a line each time `nc`'s link changes (nextLinkState), until the connection
- * closes. Returns at once; the watch runs in the background.
+ * Calls `onChange` with the new state and its line each time `nc`'s link changes (nextLinkState),
+ * until `stop()` or the connection closes. Returns at once; the watch runs in the background. The one
+ * follower of `nc.status()` for the link: the CLI's lines, the gateway's 503s, the worker's heartbeats.
  */
-export function watchLink(nc: NatsConnection, onChange: (line: string) => void): void {
+export function followLink(nc: NatsConnection, onChange: (state: LinkState, line: string) => void): { stop(): void } {
+  // Declared as an AsyncIterable; the client returns its QueuedIterator, whose stop() ends the watch.
+  const status = nc.status() as AsyncIterable<Status> & Partial<Pick<QueuedIterator<Status>, "stop">>;
   void (async () => {
     let state: LinkState = "connected";
-    for await (const s of nc.status()) {
+    for await (const s of status) {
       const next = nextLinkState(state, s);
       state = next.state;
-      if (next.line) onChange(next.line);
+      if (next.line) onChange(state, next.line);
     }
   })();
+  return { stop: () => status.stop?.() };
+}
+
+/** Calls `onChange` with a line each time `nc`'s link changes (followLink), until the connection closes. */
+export function watchLink(nc: NatsConnection, onChange: (line: string) => void): void {
+  followLink(nc, (_state, line) => onChange(line));
 }

@@ -7,7 +7,7 @@
  * orders in flight. The quarantine lane (DESIGN.md, Crash isolation) pulls copies of suspects one at a
  * time, in a process of its own, so a crash there is charged to the one order that caused it.
  */
-import type { MsgHdrs, NatsConnection, QueuedIterator, Status } from "@nats-io/transport-node";
+import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import {
   jetstream,
   jetstreamManager,
@@ -34,6 +34,7 @@ import { withdrawPull } from "../nats/client-internals.js";
 import { HEARTBEAT_MIN_MS, PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
 import { formatDuration } from "../base/duration.js";
 import { leaseSettings, type LeaseSettings } from "../nats/topology.js";
+import { followLink } from "../nats/connection.js";
 import { copyToQuarantine, originalOf } from "./quarantine.js";
 
 /**
@@ -403,18 +404,10 @@ export class Worker {
    * checked and renewed at once. Returns the watcher's stop.
    */
   private watchLink(): { stop(): void } {
-    // Declared as an AsyncIterable; the client returns its QueuedIterator, whose stop() ends the watch.
-    const status = this.nc.status() as AsyncIterable<Status> & Partial<Pick<QueuedIterator<Status>, "stop">>;
-    void (async () => {
-      for await (const s of status) {
-        if (s.type === "disconnect") this.linkDown = true;
-        else if (s.type === "reconnect") {
-          this.linkDown = false;
-          this.sendHeartbeats(0);
-        }
-      }
-    })();
-    return { stop: () => status.stop?.() };
+    return followLink(this.nc, (state) => {
+      this.linkDown = state !== "connected";
+      if (!this.linkDown) this.sendHeartbeats(0);
+    });
   }
 
   /** The handler's `ctx.signal` for the order in `msg`: aborted by the drain timeout or by its lease's loss. */
