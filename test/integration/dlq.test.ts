@@ -604,7 +604,7 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     assert.equal(
       replayed.stderr.trim(),
       `orderq: seq:${foreign} is not an orderq DLQ entry (on dlq.orders.web, not written by orderq): nothing says which order it is or where it came from, so it is never replayed; ` +
-        `\`orderq dlq show seq:N\` shows one, \`orderq dlq purge seq:${foreign}\` removes it`,
+        `\`orderq dlq show seq:${foreign}\` shows it, \`orderq dlq purge seq:${foreign}\` removes it`,
     );
     const bulk = await cliJson(fx, ["dlq", "replay", "--all", "--dry-run"]);
     const refusals = bulk.results.filter((r: { dlqSeq: number }) => [foreign, garbled].includes(r.dlqSeq));

@@ -25,7 +25,8 @@ describe("DLQ selectors", () => {
   });
 
   it("refuses malformed selectors before anything is read", () => {
-    for (const bad of ["seq:", "seq:0", "seq:-1", "seq:1.5", "seq:x", "id:", ""]) assert.throws(() => parseSelector(bad), /InputError/, bad);
+    for (const bad of ["seq:", "seq:0", "seq:-1", "seq:1.5", "seq:x", "seq:99999999999999999999", "seq:9007199254740993", "id:", ""])
+      assert.throws(() => parseSelector(bad), /InputError/, bad);
     assert.throws(() => seqs(["seq:9"]), /not in the DLQ: seq:9/);
   });
 });

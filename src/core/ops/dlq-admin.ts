@@ -250,7 +250,10 @@ export type DlqSelector = { seq: number; text: string } | { orderId: string; tex
 export function parseSelector(text: string): DlqSelector {
   if (text.startsWith("seq:")) {
     const digits = text.slice(4);
-    if (!/^[1-9]\d*$/.test(digits)) throw new InputError(`${text}: a DLQ sequence is a whole number from 1 (e.g. seq:42)`);
+    // Above 2^53 a number no longer holds the sequence (the server's are 64-bit): refused like any other.
+    if (!/^[1-9]\d*$/.test(digits) || !Number.isSafeInteger(Number(digits))) {
+      throw new InputError(`${text}: a DLQ sequence is a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (e.g. seq:42)`);
+    }
     return { seq: Number(digits), text };
   }
   const orderId = text.startsWith("id:") ? text.slice(3) : text;
@@ -484,7 +487,7 @@ export function foreignRefusal(foreign: Pick<ForeignDlqMessage, "dlqSeq" | "subj
   return (
     `${seqs} ${one ? "is not an orderq DLQ entry" : "are not orderq DLQ entries"} (on ${subjects}, not written by orderq): ` +
     `nothing says which order ${one ? "it is" : "they are"} or where ${one ? "it" : "they"} came from, so ${one ? "it is" : "they are"} never replayed; ` +
-    `\`orderq dlq show seq:N\` shows one, \`orderq dlq purge ${seqs.replaceAll(",", "")}\` removes ${one ? "it" : "them"}`
+    `\`orderq dlq show ${one ? seqs : "seq:N"}\` shows ${one ? "it" : "one"}, \`orderq dlq purge ${seqs.replaceAll(",", "")}\` removes ${one ? "it" : "them"}`
   );
 }
 
