@@ -34,7 +34,8 @@ export default class Bench extends OrderqCommand {
     "--latency-seconds, timed from the send call to the 202. Each is verified: every order answered 202 and stored once.\n\n" +
     "--soak ROUNDS runs, instead, rounds of `orderq produce` (--orders) then `orderq work` against one topology whose " +
     "ledger has a short horizon (--soak-horizon, 10s; duplicate window half of it, at most 2m), and prints per round the work rate, " +
-    "the nats-server's resident memory and its store size: with the horizon in force they should level off.\n\n" +
+    "the nats-server's resident memory and its store size: with the horizon in force they should level off. A round lasts at " +
+    "least the horizon (the soak waits out the rest), so each round ends holding its own orders and none of the round before.\n\n" +
     "--dlq ENTRIES fills a fresh DLQ with that many entries and times `dlq show <seq>`, `dlq list --limit 20` and " +
     "`status` (in this process, and as commands), beside `dlq show <order id>`, which reads every entry.";
   static override examples = [
@@ -86,7 +87,7 @@ export default class Bench extends OrderqCommand {
       helpGroup: "SOAK",
     }),
     "soak-horizon": Flags.string({
-      summary: "The ledger's horizon during the soak; the duplicate window is half of it (at most 2m).",
+      summary: "The ledger's horizon during the soak, and the shortest a round lasts; the duplicate window is half of it (at most 2m).",
       default: "10s",
       helpGroup: "SOAK",
     }),

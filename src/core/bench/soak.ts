@@ -4,8 +4,15 @@
  * until they are committed, then records the work rate, the server's resident memory and what its
  * store holds. With the horizon in force the ledger holds only the last horizon's orders, so memory
  * and rate should level off after the first rounds instead of growing with every order ever processed.
+ *
+ * A round lasts at least the horizon (the soak waits out the rest before it samples): then every round
+ * ends holding its own orders and none of the round before, so round 2 is already the steady state the
+ * last round is compared with. With rounds shorter than the horizon, the ledger would still be filling
+ * up in round 2 (a quiet machine works 50,000 orders in about 2 s against a 10 s horizon), and the
+ * comparison would measure the horizon's length instead of a leak.
  */
 import { loadavg } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { rssMb } from "../fleet/procfs.js";
 import { readLedgerWrites } from "../pipeline/ledger.js";
@@ -88,6 +95,7 @@ export async function runSoak(config: SoakConfig, setup: BenchSetup, progress: (
   try {
     for (let round = 1; round <= config.rounds; round++) {
       const say = (text: string) => progress(`soak round ${round}/${config.rounds} · ${text}`);
+      const roundStarted = Date.now();
       const firstSeq = (await ledgerState(jsm, names)).lastSeq + 1;
       say(`produce: ${config.orders} orders`);
       const meter = new Meter(() => [process.pid], target.serverPid);
@@ -118,12 +126,17 @@ export async function runSoak(config: SoakConfig, setup: BenchSetup, progress: (
       const left = await settledStreamMessages(jsm, names.stream);
       // Only this round's writes, read at once, while they are younger than the horizon.
       const writes = await readLedgerWrites(nc, names, firstSeq);
-      const ledger = await ledgerState(jsm, names);
       const verification = verifyCommits(writes, expected, left);
-      if (ledger.firstSeq > firstSeq && verification.lost > 0) {
+      if ((await ledgerState(jsm, names)).firstSeq > firstSeq && verification.lost > 0) {
         verification.detail += `; writes of this round expired before they were read: raise --soak-horizon`;
       }
       const window = steadyWindow(writes);
+      const rest = roundStarted + config.horizonMs - Date.now();
+      if (rest > 0) {
+        say(`waiting ${Math.ceil(rest / 1000)} s: a round lasts at least the horizon`);
+        await sleep(rest);
+      }
+      const ledger = await ledgerState(jsm, names);
       const account = await jsm.getAccountInfo();
       const rss = target.serverPid === undefined ? undefined : rssMb(target.serverPid);
       rounds.push({
