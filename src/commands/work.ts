@@ -110,7 +110,8 @@ export default class Work extends OrderqCommand {
       default: false,
     }),
     seed: Flags.integer({ summary: "Seed of the simulated handler's randomness." }),
-    "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 0, max: 65535 }),
+    // No 0 (a free port picked by the system): nothing would tell the scraper which one.
+    "metrics-port": Flags.integer({ summary: "Serve Prometheus metrics on this port at /metrics.", min: 1, max: 65535 }),
     autoscale: Flags.boolean({
       summary: "Add and retire worker processes to keep the backlog within target.",
       default: false,

@@ -581,6 +581,12 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
         [garbled, "dlq.orders.web.non-retryable", "its Orderq-Attempts header is not JSON", 2],
       ],
     );
+    // A page's totals come from the server's per-subject counts, which take the garbled message on a
+    // reason's subject for an entry: the page read it as foreign, so it is counted once, as foreign.
+    const page = await cliJson(fx, ["dlq", "list", "--limit", "5", "--json"]);
+    assert.deepEqual([page.total, page.byReason, page.foreign.includes(garbled)], [listed.total, listed.byReason, true]);
+    const pageOfReason = await cliJson(fx, ["dlq", "list", "--reason", "non-retryable", "--limit", "5", "--json"]);
+    assert.deepEqual([pageOfReason.total, pageOfReason.foreign.includes(garbled)], [listed.byReason["non-retryable"], true]);
     const table = await cli(fx, ["dlq", "list"]);
     assert.equal(table.code, 0, table.stderr);
     assert.equal(table.stderr, "", "shown in the list, not as a warning");

@@ -1,6 +1,7 @@
-/** The DLQ operator tools without a server: replay pacing and its interrupted summary, purge's dry-run listing. */
+/** The DLQ operator tools without a server: replay pacing and its interrupted summary, purge's dry-run listing, page counts. */
 import assert from "node:assert/strict";
-import { replayDueMs, type ReplayOutcome } from "../../src/core/ops/dlq-admin.js";
+import { countByReason, replayDueMs, withoutForeign, type ReplayOutcome } from "../../src/core/ops/dlq-admin.js";
+import { DEFAULT_NAMES, dlqSubject } from "../../src/core/nats/names.js";
 import { render, summarise } from "../../src/commands/dlq/replay.js";
 import { renderDryRun } from "../../src/commands/dlq/purge.js";
 import type { StoredDlqEntry } from "../../src/core/pipeline/dlq-entry.js";
@@ -60,5 +61,40 @@ describe("DLQ purge --dry-run listing", () => {
     assert.match(text, /│ 3 +│ a-1 +│ web +│ max-deliveries/);
     assert.match(text, /│ 9 +│ - +│ web +│ invalid-payload/);
     assert.match(text, /Would purge 2 entries \(.*\) from ORDERS_DLQ\. Dry run: nothing was deleted\.$/);
+  });
+});
+
+describe("DLQ counts less the foreign messages a page read", () => {
+  const counts = {
+    total: 5,
+    byReason: countByReason(["non-retryable", "non-retryable", "max-deliveries", "crashed-worker", "invalid-payload"]),
+    foreign: 1,
+  };
+
+  it("moves a foreign message on a reason's subject from that reason to foreign, and leaves other subjects alone", () => {
+    const read = [
+      dlqSubject(DEFAULT_NAMES, "web", "non-retryable"),
+      dlqSubject(DEFAULT_NAMES, "web"),
+      dlqSubject(DEFAULT_NAMES, "web", "nope"),
+      "elsewhere.x",
+    ];
+    const after = withoutForeign(
+      counts,
+      read.map((subject) => ({ subject })),
+      DEFAULT_NAMES,
+    );
+    assert.deepEqual([after.total, after.byReason["non-retryable"], after.foreign], [4, 1, 2]);
+    assert.deepEqual(counts.byReason["non-retryable"], 2, "the counts given are not changed");
+  });
+
+  it("never counts a reason below zero (a filtered count did not include it)", () => {
+    const after = withoutForeign(
+      counts,
+      [{ subject: dlqSubject(DEFAULT_NAMES, "api", "non-retryable") }].concat(
+        Array(3).fill({ subject: dlqSubject(DEFAULT_NAMES, "api", "non-retryable") }),
+      ),
+      DEFAULT_NAMES,
+    );
+    assert.deepEqual([after.total, after.byReason["non-retryable"], after.foreign], [3, 0, 3]);
   });
 });

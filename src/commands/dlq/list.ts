@@ -16,7 +16,7 @@ import {
 } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
 import type { DlqReason, StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
-import { countByReason, countDlq, pageDlq, scanDlq, type ForeignDlqMessage } from "../../core/ops/dlq-admin.js";
+import { countByReason, countDlq, pageDlq, scanDlq, withoutForeign, type ForeignDlqMessage } from "../../core/ops/dlq-admin.js";
 
 export interface DlqListResult {
   stream: string;
@@ -62,7 +62,7 @@ export default class DlqList extends DlqCommand {
       // subjects); --since reads back to that time; neither reads the whole DLQ. Only a plain list does.
       const paged = flags.limit !== undefined || filter.sinceMs !== undefined;
       const { entries, foreign } = paged ? await pageDlq(nc, names, filter, flags.limit) : await scanDlq(nc, names, filter);
-      const counts = filter.sinceMs === undefined && paged ? await countDlq(nc, names, filter) : undefined;
+      const counts = filter.sinceMs === undefined && paged ? withoutForeign(await countDlq(nc, names, filter), foreign, names) : undefined;
       const shown = flags.limit === undefined ? entries : entries.slice(-flags.limit);
       // Beside the entries shown: a page of the newest entries shows the foreign messages among them.
       const shownForeign = shown.length < entries.length ? foreign.filter((m) => m.dlqSeq >= shown[0].dlqSeq) : foreign;

@@ -201,6 +201,26 @@ export async function countDlq(nc: NatsConnection, names: Names, filter: Pick<Dl
   return { total: Object.values(byReason).reduce((a, b) => a + b, 0), byReason, foreign };
 }
 
+/**
+ * `counts` (countDlq's, made from subjects) less the foreign messages a reader has since read: a
+ * message published by hand on a `<source>.<reason>` subject is counted as that reason until it is
+ * read, and a page that shows it as foreign must not count it among the entries as well. Pure.
+ */
+export function withoutForeign(counts: DlqCounts, read: readonly Pick<ForeignDlqMessage, "subject">[], names: Names): DlqCounts {
+  const byReason = { ...counts.byReason };
+  let moved = 0;
+  for (const { subject } of read) {
+    const [reason, ...more] = subject
+      .slice(names.dlqSubjectPrefix.length + 1)
+      .split(".")
+      .slice(1);
+    if (more.length > 0 || !DLQ_REASONS.includes(reason as DlqReason) || byReason[reason as DlqReason] === 0) continue;
+    byReason[reason as DlqReason]--;
+    moved++;
+  }
+  return { total: counts.total - moved, byReason, foreign: counts.foreign + moved };
+}
+
 /** The message at a DLQ sequence, with a direct get: an entry, a foreign message, or undefined when there is none. */
 export async function getDlqMessage(nc: NatsConnection, names: Names, seq: number): Promise<StoredDlqEntry | ForeignDlqMessage | undefined> {
   const jsm = await jetstreamManager(nc, NO_API_CHECK);
