@@ -261,7 +261,8 @@ function render(r: BenchResult): string {
         .map((p) => (latency ? `p99 ${ms(p.latency!.p99Ms)} (${n(p.rate)}/s)` : n(p.rate)))
         .join("  ");
       const versus = latency ? "" : `${intake.produceRatio} × produce`;
-      rows.push([LABELS[name](r), median, each, versus, cpu.clientSeconds, cpu.serverSeconds ?? "n/a", ...(inbox ? [""] : []), verdict(name)]);
+      const client = cpu.gatewaySeconds === undefined ? cpu.clientSeconds : `${cpu.clientSeconds} (gateway ${cpu.gatewaySeconds})`;
+      rows.push([LABELS[name](r), median, each, versus, client, cpu.serverSeconds ?? "n/a", ...(inbox ? [""] : []), verdict(name)]);
     }
   }
   const rss = r.runs.map((run) => Math.max(0, ...run.phases.flatMap((p) => p.workerPeakRssMb ?? []))).join("  ");
@@ -287,7 +288,9 @@ function render(r: BenchResult): string {
         "windows: publish/produce first publish → last PubAck; consume/floor start → last ack processed; work every worker's",
         "first commit → last commit (ledger server timestamps, start-up excluded); latency = ledger write server time − publish call.",
         "CPU client: this process (publish, consume, floor, produce) or the worker processes (work, latency), over the same windows" +
-          (intake ? "; intake: this process and the gateway process. intake latency = 202 read − send called." : "."),
+          (intake
+            ? "; intake: this process (the load generator: produce --via's Producer, HttpSender on undici) and the gateway process, the gateway's own share in brackets. intake latency = 202 read − send called."
+            : "."),
         `nats-server ${env.server.version} at ${env.server.url} (${env.server.ours ? "started for this run" : "given by --server"}); ` +
           `node ${env.node}, ${env.cpus} CPUs, load average ${env.loadAverage.before.toFixed(2)} before / ${env.loadAverage.after.toFixed(2)} after (this benchmark included).`,
         ...(inbox && env.database

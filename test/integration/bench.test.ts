@@ -82,6 +82,9 @@ describe("orderq bench", function () {
     const [intake, intakeLatency] = [phases[8], phases[9]];
     assert.equal(intake.count, 2000);
     assert.match(intake.verification.detail, /^2000 answered 202, 2000 stored, 0 replayed, 0 failed or indeterminate/);
+    // The gateway's own CPU, a part of the client's (the bench process and the gateway).
+    for (const p of [intake, intakeLatency])
+      assert.ok(p.cpu.gatewaySeconds! >= 0 && p.cpu.gatewaySeconds! <= p.cpu.clientSeconds, JSON.stringify(p.cpu));
     assert.equal(intakeLatency.count, 1000);
     assert.equal(intakeLatency.latency!.samples, 1000);
     const i = s.intake!;

@@ -49,6 +49,14 @@ describe("bench: verdicts and figures", () => {
     assert.ok(Math.abs(s.p50Ms - 50) < 0.1 && Math.abs(s.p99Ms - 99) < 0.1 && Math.abs(s.maxMs - 100) < 0.1, JSON.stringify(s));
   });
 
+  it("reports no percentile above the max (the top of the max's bucket lies above it)", () => {
+    // 131.02 ms falls in a bucket 131.008–131.071 ms wide: its top was reported as p99.9 above the max.
+    const s = summarizeLatency([...Array.from({ length: 998 }, () => 1), 131.02, 131.02]);
+    assert.equal(s.maxMs, 131.02);
+    assert.equal(s.p999Ms, 131.02);
+    assert.ok(s.p99Ms <= s.p999Ms && s.p999Ms <= s.maxMs, JSON.stringify(s));
+  });
+
   it("pads orders to the requested size and they still validate", () => {
     for (const bytes of [0, 120, 300, 1024, 5000]) {
       const payload = orderJson(makeOrder("pad-1", "web", seededRng(bytes)), bytes);

@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fingerprint, parseIdempotencyKey } from "../../src/core/intake/idempotency.js";
+import canonicalize from "canonicalize";
+import { serializerCompiler as zodSerializerCompiler, validatorCompiler as zodValidatorCompiler } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { canonicalJson, fingerprint, parseIdempotencyKey } from "../../src/core/intake/idempotency.js";
+import { serializerCompiler, validatorCompiler } from "../../src/core/intake/compilers.js";
+import { isPlainValidOrder, makeOrder, orderJson, orderSchema } from "../../src/core/pipeline/order.js";
+import { seededRng } from "../../src/core/base/random.js";
 import { fieldProblem } from "../../src/core/intake/problem.js";
 import { tokensFrom } from "../../src/cli/intake-flags.js";
 import { InputError } from "../../src/core/base/errors.js";
@@ -34,6 +40,81 @@ describe("intake: fingerprint", () => {
     assert.equal(a, fingerprint({ amount: 1, items: [{ qty: 1, sku: "a" }], id: "x" }));
     assert.notEqual(a, fingerprint({ id: "x", items: [{ sku: "a", qty: 2 }], amount: 1 }));
     assert.match(a, /^[0-9a-f]{64}$/);
+  });
+
+  it("writes a plain order (its fast path) exactly as canonicalize does, member order shuffled or not", () => {
+    const rng = seededRng(12);
+    const shuffled = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).reverse());
+    let plain = 0;
+    for (let i = 0; i < 300; i++) {
+      const order = JSON.parse(orderJson(makeOrder(`o-${i}`, "web", rng, i % 7 === 0 ? "poison" : undefined), i % 3 ? 300 : 0)) as Record<
+        string,
+        unknown
+      >;
+      order.amount = [0, 1e21, 1e-7, 12.5, -0, 0.1 + 0.2, 5e-324][i % 7];
+      (order.items as { sku: string }[])[0].sku = ["a\u2028b", 'q"\\', "é😀", "\u0001\n"][i % 4];
+      const reordered = { ...shuffled(order), items: (order.items as Record<string, unknown>[]).map(shuffled) };
+      for (const v of [order, reordered]) {
+        if (isPlainValidOrder(v)) plain++;
+        assert.equal(canonicalJson(v), canonicalize(v));
+      }
+    }
+    assert.equal(plain, 600, "every generated order took the fast path");
+    // Not a plain order (a field the schema does not name): canonicalize itself.
+    const loose = { id: "x", customer: { b: 1, a: [2, 1] } };
+    assert.equal(canonicalJson(loose), canonicalize(loose));
+  });
+});
+
+describe("intake: the gateway's schema compilers", () => {
+  const accepted = z.object({ id: z.string(), seq: z.number().int(), stream: z.string() });
+  const headersSchema = z.looseObject({ "idempotency-key": z.string().optional() });
+  const route = (schema: unknown) => ({ schema, method: "POST", url: "/orders", httpPart: "body", httpStatus: "202" }) as never;
+
+  it("writes the 202 as the zod serializer does, and leaves a bad body to it", () => {
+    const fast = serializerCompiler(accepted)(route(accepted));
+    const zod = zodSerializerCompiler(route(accepted));
+    for (const body of [
+      { id: "o-1", seq: 7, stream: "ORDERS" },
+      { id: 'q"\\é', seq: 2 ** 53 - 1, stream: "S" },
+      { id: "x", seq: 1, stream: "S", extra: 1 },
+    ]) {
+      assert.equal(fast(body), zod(body));
+    }
+    assert.throws(() => fast({ id: "x", seq: 1.5, stream: "S" }));
+    // Another schema: the zod serializer.
+    const other = z.object({ status: z.literal("ok") });
+    assert.throws(() => serializerCompiler(accepted)(route(other))({ status: "no" }));
+  });
+
+  it("accepts a plain order as it is and leaves the rest to zod, which names the field", () => {
+    const validate = validatorCompiler({ headers: headersSchema })(route(orderSchema)) as (d: unknown) => { value?: unknown; error?: unknown };
+    const zod = zodValidatorCompiler(route(orderSchema)) as (d: unknown) => { value?: unknown; error?: unknown };
+    const rng = seededRng(3);
+    for (let i = 0; i < 50; i++) {
+      const order = JSON.parse(orderJson(makeOrder(`o-${i}`, "api", rng, i % 5 === 0 ? "poison" : undefined))) as Record<string, unknown>;
+      // Members in another order: the value has the schema's order, as zod's has (the published JSON).
+      const reversed = {
+        ...Object.fromEntries(Object.entries(order).reverse()),
+        items: (order.items as object[]).map((it) => Object.fromEntries(Object.entries(it).reverse())),
+      };
+      assert.ok(isPlainValidOrder(reversed));
+      assert.equal(JSON.stringify(validate(reversed).value), JSON.stringify(zod(reversed).value));
+      assert.equal(JSON.stringify(validate(order).value), JSON.stringify(order));
+    }
+    const order = JSON.parse(orderJson(makeOrder("o-1", "api", seededRng(3))));
+    const bad = { ...order, items: [{ sku: "a", qty: 0, price: 1 }] };
+    assert.deepEqual(validate(bad), zodValidatorCompiler(route(orderSchema))(bad));
+    assert.ok(validate(bad).error);
+    const loose = { ...order, customer: "c" };
+    assert.deepEqual(validate(loose).value, loose);
+  });
+
+  it("checks POST /orders's headers for a string Idempotency-Key", () => {
+    const validate = validatorCompiler({ headers: headersSchema })(route(headersSchema)) as (d: unknown) => { value?: unknown; error?: unknown };
+    assert.ok(validate({ "idempotency-key": '"o-1"' }).value);
+    assert.ok(validate({}).value);
+    assert.ok(validate({ "idempotency-key": ["a", "b"] }).error);
   });
 });
 

@@ -3,8 +3,8 @@
  * the direct produce phase, so the two rates share the machine's moment.
  *
  * The gateway is a child process, `orderq intake` exactly as an operator starts it, not a Gateway in
- * this process: the load generator (the real Producer sending through HttpSender, as `produce --via`
- * does) would otherwise share the gateway's event loop and add its own CPU to every request's
+ * this process: the load generator (the real Producer sending through HttpSender, undici's Pool, as
+ * `produce --via` does) would otherwise share the gateway's event loop and add its own CPU to every request's
  * latency, and the gateway's CPU could not be told apart from the client's.
  *
  * Two phases on one gateway: throughput (orders flat out, `inFlight` requests outstanding), which also
@@ -96,7 +96,7 @@ function viaProducer(url: string, names: Names, s: IntakeSettings, count: number
 /**
  * Both intake phases against one gateway this function starts and stops. `serverPid`: our
  * nats-server's, for its CPU. The client CPU of each phase is this process (the load generator) plus
- * the gateway's.
+ * the gateway's; `gatewaySeconds` is the gateway's part.
  */
 export async function intakePhases(
   launch: GatewayLaunch,
@@ -108,7 +108,7 @@ export async function intakePhases(
 ): Promise<PhaseResult[]> {
   progress("intake: starting a gateway (orderq intake)");
   const gateway = await BenchGateway.start(launch, names);
-  const meter = new Meter(() => [process.pid, gateway.pid], serverPid);
+  const meter = new Meter(() => [process.pid, gateway.pid], serverPid, undefined, gateway.pid);
   try {
     progress(`intake: ${s.count} orders through ${gateway.url}, ${s.inFlight} requests in flight`);
     const flat = new BenchSink(false);

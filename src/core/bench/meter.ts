@@ -17,6 +17,8 @@ export interface CpuUse {
   serverSeconds: number | null;
   /** Inbox phases only: the bench's own PostgreSQL (postmaster and every process it forked). */
   databaseSeconds?: number;
+  /** Intake phases only: the gateway process alone (clientSeconds includes it; the rest is the load generator). */
+  gatewaySeconds?: number;
 }
 
 class CpuSeries {
@@ -46,13 +48,18 @@ export class Meter {
   private readonly client: CpuSeries;
   private readonly server?: CpuSeries;
   private readonly database?: CpuSeries;
+  private readonly gateway?: CpuSeries;
   private timer?: NodeJS.Timeout;
 
-  /** `databasePids`: the PostgreSQL processes of an inbox phase (their CPU is reported apart). */
-  constructor(clientPids: () => readonly number[], serverPid: number | undefined, databasePids?: () => readonly number[]) {
+  /**
+   * `databasePids`: the PostgreSQL processes of an inbox phase (their CPU is reported apart);
+   * `gatewayPid`: an intake phase's gateway, one of the clients, whose share is reported too.
+   */
+  constructor(clientPids: () => readonly number[], serverPid: number | undefined, databasePids?: () => readonly number[], gatewayPid?: number) {
     this.client = new CpuSeries(clientPids);
     if (serverPid !== undefined) this.server = new CpuSeries(() => [serverPid]);
     if (databasePids) this.database = new CpuSeries(databasePids);
+    if (gatewayPid !== undefined) this.gateway = new CpuSeries(() => [gatewayPid]);
   }
 
   start(everyMs = 50): void {
@@ -71,6 +78,7 @@ export class Meter {
     this.client.sample(t);
     this.server?.sample(t);
     this.database?.sample(t);
+    this.gateway?.sample(t);
     return t;
   }
 
@@ -81,6 +89,7 @@ export class Meter {
     };
     // A backend that exits takes its CPU time out of the sum: never report less than nothing.
     if (this.database) use.databaseSeconds = Math.max(0, round(this.database.at(t1) - this.database.at(t0)));
+    if (this.gateway) use.gatewaySeconds = Math.max(0, round(this.gateway.at(t1) - this.gateway.at(t0)));
     return use;
   }
 }

@@ -146,6 +146,7 @@ function medianCpu(runs: RunResult[], name: PhaseName): CpuUse {
     serverSeconds: medianOrNull(cpus.map((c) => c.serverSeconds)),
   };
   if (cpus.some((c) => c.databaseSeconds !== undefined)) use.databaseSeconds = medianOrNull(cpus.map((c) => c.databaseSeconds)) ?? undefined;
+  if (cpus.some((c) => c.gatewaySeconds !== undefined)) use.gatewaySeconds = medianOrNull(cpus.map((c) => c.gatewaySeconds)) ?? undefined;
   return use;
 }
 

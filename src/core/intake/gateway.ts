@@ -12,13 +12,7 @@ import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import swagger from "@fastify/swagger";
 import bearerAuth from "@fastify/bearer-auth";
-import {
-  hasZodFastifySchemaValidationErrors,
-  jsonSchemaTransform,
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from "fastify-type-provider-zod";
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -30,6 +24,7 @@ import { Ledger } from "../pipeline/ledger.js";
 import { MAX_ORDER_BYTES, orderSchema, type Order } from "../pipeline/order.js";
 import type { OutcomeStore } from "../pipeline/outcome-store.js";
 import { InboxStore } from "../inbox/store.js";
+import { serializerCompiler, validatorCompiler } from "./compilers.js";
 import { fingerprint, parseIdempotencyKey } from "./idempotency.js";
 import { KeyStore, type StoredAnswer } from "./key-store.js";
 import { IntakeMetrics } from "./metrics.js";
@@ -60,11 +55,21 @@ export interface GatewayOptions {
   unsafe?: boolean;
 }
 
-/** The 202 body (and the body of every replay of it). */
-const acceptedSchema = z.object({
-  id: z.string(),
-  seq: z.number().int().describe("Sequence of the order's message in the orders stream."),
-  stream: z.string(),
+/** The 202 body (and the body of every replay of it); compilers.ts writes it out by hand. */
+const acceptedSchema = z
+  .object({
+    id: z.string(),
+    seq: z.number().int().describe("Sequence of the order's message in the orders stream."),
+    stream: z.string(),
+  })
+  .describe("Stored. Location: /orders/{id}. A replay of an earlier answer carries Idempotent-Replayed: true.");
+
+/** POST /orders's headers; compilers.ts checks them without zod. */
+const submitHeadersSchema = z.looseObject({
+  "idempotency-key": z
+    .string()
+    .optional()
+    .describe('The order id, as a quoted string ("ord-1", as the IETF draft says) or bare. Absent: the order id is the key.'),
 });
 
 const statusSchema = z
@@ -176,8 +181,8 @@ export class Gateway {
     const o = this.options;
     // Orders are JSON: any other body is a 415 (fastify would otherwise parse text/plain as a string).
     app.removeContentTypeParser("text/plain");
-    app.setValidatorCompiler(validatorCompiler);
-    app.setSerializerCompiler(serializerCompiler);
+    app.setValidatorCompiler(validatorCompiler({ headers: submitHeadersSchema }));
+    app.setSerializerCompiler(serializerCompiler(acceptedSchema));
     app.setErrorHandler((err: FastifyError, _request, reply) => this.onError(err, reply));
     app.setNotFoundHandler((request, reply) => sendProblem(reply, problem("not-found", `no route ${request.method} ${request.url.split("?")[0]}`)));
     // An answer given while stopping closes its connection: the server closes idle keep-alive
@@ -187,9 +192,7 @@ export class Gateway {
       done(null, payload);
     });
     app.addHook("onResponse", (request, reply, done) => {
-      const route = request.routeOptions.url ?? "unmatched";
-      this.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
-      this.metrics.latency.observe({ route, method: request.method }, reply.elapsedTime / 1000);
+      this.metrics.answered(request.routeOptions.url ?? "unmatched", request.method, reply.statusCode, reply.elapsedTime / 1000);
       done();
     });
     const secured = (o.tokens?.length ?? 0) > 0;
@@ -248,15 +251,10 @@ export class Gateway {
           schema: {
             summary: "Submit an order. 202 once JetStream stored it; a retry with the same key and payload gets the same answer.",
             security,
-            headers: z.looseObject({
-              "idempotency-key": z
-                .string()
-                .optional()
-                .describe('The order id, as a quoted string ("ord-1", as the IETF draft says) or bare. Absent: the order id is the key.'),
-            }),
+            headers: submitHeadersSchema,
             body: orderSchema,
             response: {
-              202: acceptedSchema.describe("Stored. Location: /orders/{id}. A replay of an earlier answer carries Idempotent-Replayed: true."),
+              202: acceptedSchema,
               400: problemSchema,
               401: problemSchema,
               409: problemSchema,

@@ -6,14 +6,18 @@
  * store) orders are spread over them round-robin, and a request one did not answer (connection
  * refused, reset, timed out) is sent at once to the next with the same key.
  *
- * Node's http client with a keep-alive agent, not fetch(): fetch spent several times the gateway's own
- * CPU per request (its streams, its Response objects, an AbortSignal pair per call), so on a shared
- * machine the load generator, not the gateway, set the rate (README, Performance). A bounded number of
- * keep-alive connections (INTAKE_CLIENT_CONNECTIONS) is reused by the requests in flight.
+ * undici's Pool, driven through its dispatch() handler interface, not fetch() nor Node's http client:
+ * fetch spent several times the gateway's own CPU per request (its streams, its Response objects, an
+ * AbortSignal pair per call), and Node's http client (a ClientRequest and an IncomingMessage stream per
+ * request) still cost about as much CPU per request as the gateway itself, on the same two cores as the
+ * gateway and nats-server (README, Performance). dispatch() hands the status, headers and body chunks
+ * to plain callbacks. A bounded number of keep-alive connections (INTAKE_CLIENT_CONNECTIONS) is reused
+ * by the requests in flight; undici never retries a POST by itself.
  */
 import http from "node:http";
 import https from "node:https";
 import type { MsgHdrs } from "@nats-io/transport-node";
+import { Pool, type Dispatcher } from "undici";
 import * as defaults from "../base/defaults.js";
 import type { PubAck } from "../nats/pub-acks.js";
 import { NotStoredError, type Sender } from "../pipeline/producer.js";
@@ -32,13 +36,13 @@ interface Answer {
 /** One gateway: its URL and its keep-alive connections. */
 interface Target {
   url: URL;
-  agent: http.Agent;
-  request: typeof http.request;
+  pool: Pool;
 }
 
 export class HttpSender implements Sender {
   private readonly targets: Target[];
-  private readonly pending = new Set<http.ClientRequest>();
+  /** The requests not yet answered: each one's way to fail at once (close()). */
+  private readonly pending = new Set<(err: Error) => void>();
   private closed = false;
   /** The gateway the next order starts with. */
   private next = 0;
@@ -57,13 +61,11 @@ export class HttpSender implements Sender {
   ) {
     const list = typeof bases === "string" ? [bases] : bases;
     if (list.length === 0) throw new Error("HttpSender needs at least one gateway URL");
+    // A Pool queues the requests beyond its connections in the order they were made (as the http
+    // agent's "fifo" scheduling did), so none waits behind later ones.
     this.targets = list.map((base) => {
       const url = new URL("/orders", base);
-      const secure = url.protocol === "https:";
-      // scheduling "fifo": requests take connections in the order they were made, so none waits behind
-      // later ones (the agent's default, lifo, favours the most recently used connection).
-      const options = { keepAlive: true, maxSockets: connections, scheduling: "fifo" as const };
-      return { url, agent: secure ? new https.Agent(options) : new http.Agent(options), request: secure ? https.request : http.request };
+      return { url, pool: new Pool(url.origin, { connections, pipelining: 1 }) };
     });
   }
 
@@ -111,62 +113,66 @@ export class HttpSender implements Sender {
     throw new Error(message);
   }
 
-  /** Aborts the requests still waiting and closes the connections. */
+  /** Fails the requests still waiting and closes the connections. */
   close(): void {
     this.closed = true;
-    for (const req of this.pending) req.destroy(new Error("sender closed"));
-    for (const target of this.targets) target.agent.destroy();
+    for (const fail of [...this.pending]) fail(new Error("sender closed"));
+    for (const target of this.targets) target.pool.destroy().catch(() => undefined);
   }
 
   private post(target: Target, payload: string, idempotencyKey: string): Promise<Answer> {
     if (this.closed) return Promise.reject(new Error("sender closed"));
     return new Promise<Answer>((resolve, reject) => {
-      const body = Buffer.from(payload);
-      const req = target.request(target.url, {
-        method: "POST",
-        agent: target.agent,
-        headers: {
-          "content-type": "application/json",
-          "content-length": body.length,
-          "idempotency-key": idempotencyKey,
-          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-        },
-      });
-      this.pending.add(req);
-      // One timer for the whole request, queueing for a connection included (a socket timeout would
-      // only count idle time on a connection).
-      const timer = setTimeout(() => req.destroy(new Error(`timeout: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-      const done = () => {
+      let controller: Dispatcher.DispatchController | undefined;
+      let settled = false;
+      let status = 0;
+      let replayed = false;
+      const chunks: Buffer[] = [];
+      const settle = (err: Error | undefined, answer?: Answer) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        this.pending.delete(req);
-      };
-      req.on("error", (err) => {
-        done();
-        reject(err);
-      });
-      req.on("response", (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("error", (err) => {
-          done();
+        this.pending.delete(fail);
+        if (err) {
+          // A request that is given up on is aborted, so its connection is not reused for a late answer.
+          if (controller && !controller.aborted) controller.abort(err);
           reject(err);
-        });
-        // A connection lost mid-answer: 'close' without 'end' (the request may have been stored).
-        res.on("close", () => {
-          if (res.complete) return;
-          done();
-          reject(new Error("the connection closed before the answer was complete"));
-        });
-        res.on("end", () => {
-          done();
-          resolve({
-            status: res.statusCode ?? 0,
-            replayed: res.headers["idempotent-replayed"] === "true",
-            text: Buffer.concat(chunks).toString("utf8"),
-          });
-        });
-      });
-      req.end(body);
+        } else resolve(answer!);
+      };
+      const fail = (err: Error) => settle(err);
+      this.pending.add(fail);
+      // One timer for the whole request, queueing for a connection included: the promise fails when it
+      // fires even if the request still waits in the pool's queue (it is aborted once it starts).
+      const timer = setTimeout(() => fail(new Error(`timeout: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c;
+          if (settled) c.abort(new Error("sender gave up on the request"));
+        },
+        onResponseStart: (_c, statusCode, headers) => {
+          status = statusCode;
+          replayed = headers["idempotent-replayed"] === "true";
+        },
+        onResponseData: (_c, chunk) => void chunks.push(chunk),
+        onResponseEnd: () => settle(undefined, { status, replayed, text: Buffer.concat(chunks).toString("utf8") }),
+        // A refused connection (code ECONNREFUSED), a reset, or a connection lost mid-answer (the
+        // request may have been stored).
+        onResponseError: (_c, err) => settle(err),
+      };
+      target.pool.dispatch(
+        {
+          origin: target.url.origin,
+          path: target.url.pathname,
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "idempotency-key": idempotencyKey,
+            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+          },
+          body: payload,
+        },
+        handler,
+      );
     });
   }
 }

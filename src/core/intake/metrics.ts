@@ -36,4 +36,23 @@ export class IntakeMetrics {
     labelNames: ["status"] as const,
     registers: [this.registry],
   });
+
+  /** The two series of each (route, method, status) met so far: a key string → their children. */
+  private readonly answers = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+
+  /**
+   * Counts one answered request and its time (s). The children are looked up once per distinct
+   * route, method and status: prom-client's inc({…}) / observe({…}, v) hash the label object on every
+   * call, which showed in the gateway's profile.
+   */
+  answered(route: string, method: string, status: number, seconds: number): void {
+    const key = `${status} ${method} ${route}`;
+    let series = this.answers.get(key);
+    if (!series) {
+      series = { count: this.requests.labels(route, method, String(status)), time: this.latency.labels(route, method) };
+      this.answers.set(key, series);
+    }
+    series.count.inc();
+    series.time.observe(seconds);
+  }
 }
