@@ -33,9 +33,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { withdrawPull } from "../nats/client-internals.js";
 import { HEARTBEAT_MIN_MS, PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
 import { formatDuration } from "../base/duration.js";
+import { isoNow } from "../base/clock.js";
 import { leaseSettings, type LeaseSettings } from "../nats/topology.js";
 import { followLink } from "../nats/connection.js";
 import { copyToQuarantine, originalOf } from "./quarantine.js";
+import { OrderContext, type ContextSource } from "./order-context.js";
 
 /**
  * How often a worker re-reads its consumer's ack wait and max deliver (`topology ensure --update`
@@ -233,6 +235,11 @@ export class Worker {
   /** The connection is down: heartbeats sent meanwhile would reach nobody. */
   private linkDown = false;
   private drainTimer?: NodeJS.Timeout;
+  /** What every handler's `ctx` refers to (its signal, its log). */
+  private readonly contextSource: ContextSource<JsMsg> = {
+    signal: (msg) => this.handlerSignal(msg),
+    log: (orderId, message) => this.options.onHandlerLog?.(orderId, message),
+  };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -668,23 +675,13 @@ export class Worker {
       worker: this.options.workerId,
       attempt: d.attempt,
       streamSeq: d.seq,
-      at: new Date().toISOString(),
+      at: isoNow(),
       ...(this.lane === "quarantine" && { lane: "quarantine" as const }),
     };
   }
 
   private handlerContext(d: Delivery, order: Order, db: DbClient = NO_DB): HandlerContext {
-    const { onHandlerLog } = this.options;
-    const signal = () => this.handlerSignal(d.msg);
-    return {
-      attempt: d.attempt,
-      idempotencyKey: order.id,
-      get signal() {
-        return signal();
-      },
-      log: (message) => onHandlerLog?.(order.id, message),
-      db,
-    };
+    return new OrderContext(this.contextSource, d.msg, d.attempt, order.id, db);
   }
 
   /**
