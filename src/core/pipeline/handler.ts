@@ -75,16 +75,26 @@ export interface HandlerConfig {
   poisonSwitch: boolean;
 }
 
+/** The simulated handler's success, settled once and shared by every order that succeeds. */
+const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * The built-in handler: `handlerMs` of waiting (none at 0: no timer, no extra turn), a transient
+ * failure with probability `failRate` (no random draw at 0), the poison switch's orders refused. Not
+ * an async function: the bench and chaos run it for every order, and at zero delay it returns the one
+ * settled promise instead of a new one each time; failures are still rejections, never throws.
+ */
 export function simulatedHandler(config: HandlerConfig, rng: Rng): OrderHandler {
-  return async (order, { attempt }) => {
+  const settle = (order: Order, attempt: number): Promise<void> =>
+    config.failRate > 0 && rng() < config.failRate
+      ? Promise.reject(new TransientError(`transient failure of order ${order.id} on attempt ${attempt}`))
+      : DONE;
+  return (order, { attempt }) => {
     if (config.poisonSwitch && order.simulate) {
       if (order.simulate === "crash") process.kill(process.pid, "SIGKILL");
-      if (order.simulate === "fatal") throw new NonRetryableError(`order ${order.id} cannot be processed (fatal)`);
-      throw new PoisonOrderError(`order ${order.id} rejected on attempt ${attempt} (poison)`);
+      if (order.simulate === "fatal") return Promise.reject(new NonRetryableError(`order ${order.id} cannot be processed (fatal)`));
+      return Promise.reject(new PoisonOrderError(`order ${order.id} rejected on attempt ${attempt} (poison)`));
     }
-    if (config.handlerMs > 0) await sleep(config.handlerMs);
-    if (config.failRate > 0 && rng() < config.failRate) {
-      throw new TransientError(`transient failure of order ${order.id} on attempt ${attempt}`);
-    }
+    return config.handlerMs > 0 ? sleep(config.handlerMs).then(() => settle(order, attempt)) : settle(order, attempt);
   };
 }

@@ -99,10 +99,8 @@ export function isPlainValidOrder(v: unknown): v is Order {
   if ("simulate" in o && !(SIMULATIONS as readonly unknown[]).includes(o.simulate)) return false;
   if (typeof o.createdAt !== "string" || !DATETIME.test(o.createdAt)) return false;
   // A day the calendar has (no 31 April, 29 February only in leap years), as zod's pattern requires.
-  const [year, month, day] = [Number(o.createdAt.slice(0, 4)), Number(o.createdAt.slice(5, 7)), Number(o.createdAt.slice(8, 10))];
-  const date = new Date(0);
-  date.setUTCFullYear(year, month - 1, day);
-  if (date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return false;
+  // Read from the digits DATETIME has checked: no Date and no substrings for every order.
+  if (digitsAt(o.createdAt, 8, 2) > daysInMonth(digitsAt(o.createdAt, 0, 4), digitsAt(o.createdAt, 5, 2))) return false;
   if (!Array.isArray(o.items) || o.items.length === 0) return false;
   for (const item of o.items as unknown[]) {
     if (typeof item !== "object" || item === null || Array.isArray(item)) return false;
@@ -118,6 +116,19 @@ export function isPlainValidOrder(v: unknown): v is Order {
     if (typeof i.price !== "number" || !(i.price >= 0) || !Number.isFinite(i.price)) return false;
   }
   return true;
+}
+
+/** The number written by the `count` ASCII digits of `s` from `from` (checked to be digits by the caller). */
+function digitsAt(s: string, from: number, count: number): number {
+  let n = 0;
+  for (let i = from; i < from + count; i++) n = n * 10 + s.charCodeAt(i) - 48;
+  return n;
+}
+
+/** Days in `month` (1–12) of `year`, proleptic Gregorian (as Date counts them; year 0 is a leap year). */
+export function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 /** Best effort order id of a payload that may be invalid, for DLQ entries and logs. */

@@ -33,9 +33,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { withdrawPull } from "../nats/client-internals.js";
 import { HEARTBEAT_MIN_MS, PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
 import { formatDuration } from "../base/duration.js";
+import { isoNow } from "../base/clock.js";
 import { leaseSettings, type LeaseSettings } from "../nats/topology.js";
 import { followLink } from "../nats/connection.js";
 import { copyToQuarantine, originalOf } from "./quarantine.js";
+import { OrderContext, type ContextSource } from "./order-context.js";
 
 /**
  * How often a worker re-reads its consumer's ack wait and max deliver (`topology ensure --update`
@@ -154,12 +156,37 @@ const NO_DB: DbClient = {
 interface Delivery {
   msg: JsMsg;
   /** The order's sequence in ORDERS. */
-  seq: number;
-  subject: string;
+  readonly seq: number;
+  readonly subject: string;
   /** The original's headers (its Nats-Msg-Id names its DLQ copy). */
-  headers?: MsgHdrs;
+  readonly headers?: MsgHdrs;
   /** This lane's delivery count, from 1 (JetStream's, of the consumer the lane pulls from). */
-  attempt: number;
+  readonly attempt: number;
+}
+
+/**
+ * A main-lane delivery: the message is its own original. Its subject and headers are read only when
+ * asked for — by a DLQ or quarantine copy, a few orders in a healthy stream — since decoding the
+ * header block of every message (its Nats-Msg-Id) allocated more than any other step of the worker's
+ * own; the client caches both once decoded.
+ */
+export class MainLaneDelivery implements Delivery {
+  readonly seq: number;
+  readonly attempt: number;
+
+  constructor(readonly msg: JsMsg) {
+    const info = msg.info;
+    this.seq = info.streamSequence;
+    this.attempt = info.deliveryCount;
+  }
+
+  get subject(): string {
+    return this.msg.subject;
+  }
+
+  get headers(): MsgHdrs | undefined {
+    return this.msg.headers;
+  }
 }
 
 /** One message in flight: when it arrived and when its lease was last renewed (performance.now()). */
@@ -194,6 +221,12 @@ export class Worker {
   private ackWaitMs = SERVER_ACK_WAIT_MS;
   private maxDeliver = -1;
   private readonly concurrency: number;
+  /**
+   * The fewest free slots worth a pull. Small pulls cost a request each, so the loop waits for an
+   * eighth of the slots (unless nothing is held): a quarter leaves the pipeline too empty, a sixteenth
+   * is no faster (README, Performance).
+   */
+  private readonly minBatch: number;
   private readonly lane: Lane;
   private ledger!: OutcomeStore;
   private dlq!: DeadLetterContext;
@@ -202,6 +235,11 @@ export class Worker {
   /** The connection is down: heartbeats sent meanwhile would reach nobody. */
   private linkDown = false;
   private drainTimer?: NodeJS.Timeout;
+  /** What every handler's `ctx` refers to (its signal, its log). */
+  private readonly contextSource: ContextSource<JsMsg> = {
+    signal: (msg) => this.handlerSignal(msg),
+    log: (orderId, message) => this.options.onHandlerLog?.(orderId, message),
+  };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -212,6 +250,7 @@ export class Worker {
     this.js = jetstream(nc);
     this.lane = options.lane ?? "main";
     this.concurrency = this.lane === "quarantine" ? 1 : options.concurrency;
+    this.minBatch = Math.max(1, Math.floor(this.concurrency / 8));
   }
 
   /** Runs until stop() and every order in flight is finished. */
@@ -275,10 +314,7 @@ export class Worker {
    * delivery and, on the last one, send a healthy order to the DLQ.
    */
   private async pullLoop(consumer: Consumer): Promise<void> {
-    const { concurrency } = this;
-    // Small pulls cost a request each, so wait for an eighth of the slots (unless nothing is held):
-    // a quarter leaves the pipeline too empty, a sixteenth is no faster (README, Performance).
-    const minBatch = Math.max(1, Math.floor(concurrency / 8));
+    const { concurrency, minBatch } = this;
     const pulls = new Set<Promise<void>>();
     while (!this.stopping) {
       const free = concurrency - this.inFlight.size - this.reserved;
@@ -320,11 +356,19 @@ export class Worker {
     const now = performance.now();
     this.inFlight.set(msg, { started: now, contact: now });
     this.stats.inFlight = this.inFlight.size;
-    void this.process(msg).finally(() => {
-      this.inFlight.delete(msg);
-      this.stats.inFlight = this.inFlight.size;
-      this.wake();
-    });
+    void this.process(msg); // never rejects; it frees the slot itself (finished)
+  }
+
+  /**
+   * An order is done with (whatever became of it): its slot is free. The loops waiting on slotFree()
+   * are woken only when they can act — the pull loop once a pull is worth sending, the drain when
+   * nothing is held or when stopping — not for every order: each wake-up cost a promise and a turn of
+   * the pull loop that then went back to waiting.
+   */
+  private finished(msg: JsMsg): void {
+    this.inFlight.delete(msg);
+    const held = (this.stats.inFlight = this.inFlight.size);
+    if (this.stopping || held === 0 || this.concurrency - held - this.reserved >= this.minBatch) this.wake();
   }
 
   /** Resolves when a slot is freed or a pull ends. */
@@ -457,8 +501,7 @@ export class Worker {
   private async process(msg: JsMsg): Promise<void> {
     try {
       // A quarantine copy stands for its ORDERS original: outcomes, attempts and DLQ entries name that.
-      const original = this.lane === "quarantine" ? originalOf(msg) : { seq: msg.info.streamSequence, subject: msg.subject, headers: msg.headers };
-      const d: Delivery = { msg, ...original, attempt: msg.info.deliveryCount };
+      const d: Delivery = this.lane === "quarantine" ? { msg, ...originalOf(msg), attempt: msg.info.deliveryCount } : new MainLaneDelivery(msg);
       const parsed = parseOrder(msg.data, this.options.strictOrders);
       if (!parsed.ok) {
         await this.toDlq(d, {
@@ -473,6 +516,8 @@ export class Worker {
     } catch (err) {
       // Broker unreachable, a timeout...: leave the message unacked; its redelivery is absorbed.
       this.fail(err);
+    } finally {
+      this.finished(msg);
     }
   }
 
@@ -521,7 +566,15 @@ export class Worker {
       await this.onHandlerError(d, order, err);
       return;
     }
-    const commit = await this.commit(order.id, this.committedOutcome(d));
+    const outcome = this.committedOutcome(d);
+    // The first try inline, the retry loop only after a failure: one async frame less per order.
+    const since = Date.now();
+    let commit: RecordResult;
+    try {
+      commit = ownWriteAsWritten(await this.ledger.record(order.id, outcome), outcome);
+    } catch (err) {
+      commit = await this.commitRetried(order.id, outcome, since, err);
+    }
     if (!commit.written && commit.existing?.result === "dead-lettered") {
       // A DLQ move (the advisory's mover, the orphan sweep) claimed the order while this delivery
       // ran, and may have died or failed before its copy: an ack now would delete an order that is
@@ -539,7 +592,8 @@ export class Worker {
     this.options.trace?.(
       `commit ${order.id} seq=${d.seq} attempt=${d.attempt}: ${commit.written ? "written" : `exists, ${commit.existing ? describe(commit.existing) : "not read back"}`}`,
     );
-    await this.afterCommit(d.msg, order, commit.written);
+    const acked = this.afterCommit(d.msg, order, commit.written);
+    if (acked) await acked;
   }
 
   /**
@@ -621,56 +675,55 @@ export class Worker {
       worker: this.options.workerId,
       attempt: d.attempt,
       streamSeq: d.seq,
-      at: new Date().toISOString(),
+      at: isoNow(),
       ...(this.lane === "quarantine" && { lane: "quarantine" as const }),
     };
   }
 
   private handlerContext(d: Delivery, order: Order, db: DbClient = NO_DB): HandlerContext {
-    const { onHandlerLog } = this.options;
-    const signal = () => this.handlerSignal(d.msg);
-    return {
-      attempt: d.attempt,
-      idempotencyKey: order.id,
-      get signal() {
-        return signal();
-      },
-      log: (message) => onHandlerLog?.(order.id, message),
-      db,
-    };
+    return new OrderContext(this.contextSource, d.msg, d.attempt, order.id, db);
   }
 
-  /** After the commit: the fault knobs, the ack, and the latency of a commit this delivery made. */
-  private async afterCommit(msg: JsMsg, order: Order, written: boolean): Promise<void> {
+  /**
+   * After the commit: the fault knobs, the ack, and the latency of a commit this delivery made.
+   * Returns a promise only for a confirmed ack (`confirmAck`): the usual fire-and-forget ack is sent
+   * at once, and not awaiting anything spares the hot path a promise and a microtask per order.
+   */
+  private afterCommit(msg: JsMsg, order: Order, written: boolean): Promise<void> | undefined {
     const { crashAfterCommitRate, dropAckRate } = this.options.faults;
     if (crashAfterCommitRate > 0 && this.rng() < crashAfterCommitRate) process.kill(process.pid, "SIGKILL");
     if (dropAckRate > 0 && this.rng() < dropAckRate) {
       this.stats.droppedAcks++;
       this.options.trace?.(`drop-ack ${order.id} seq=${msg.info.streamSequence}`);
-      return;
+      return undefined;
     }
-    await this.ack(msg);
     const { observeLatency } = this.options;
     const started = observeLatency && written ? this.inFlight.get(msg)?.started : undefined;
-    if (started !== undefined) observeLatency?.((performance.now() - started) / 1000);
+    const observe = started === undefined ? undefined : () => observeLatency?.((performance.now() - started) / 1000);
+    if (this.options.confirmAck) return msg.ackAck().then(observe);
+    msg.ack();
+    observe?.();
+    return undefined;
   }
 
   /**
-   * The commit, retried while the broker is unreachable for up to one ack wait (the order keeps its
+   * The commit after its first try (begun at `since`, Date.now() ms) failed with `firstError`, retried
+   * while the broker is unreachable for up to one ack wait from that first try (the order keeps its
    * lease meanwhile): the handler's work is done, and giving up would spend a delivery — on the last
-   * one, a processed order would be dead-lettered. A retry whose first try did land finds its own
-   * outcome in the ledger, and counts as written (isOwnWrite).
+   * one, a processed order would be dead-lettered. A retry whose earlier try did land finds its own
+   * outcome in the ledger, and counts as written (ownWriteAsWritten).
    */
-  private async commit(orderId: string, outcome: Outcome): Promise<RecordResult> {
-    const deadline = Date.now() + this.ackWaitMs;
+  private async commitRetried(orderId: string, outcome: Outcome, since: number, firstError: unknown): Promise<RecordResult> {
+    const deadline = since + this.ackWaitMs;
+    let err = firstError;
     for (let pause = 100; ; pause = Math.min(1000, pause * 2)) {
+      if (Date.now() + pause > deadline) throw err;
+      this.fail(err);
+      await sleep(pause);
       try {
-        const result = await this.ledger.record(orderId, outcome);
-        return !result.written && result.existing && isOwnWrite(result.existing, outcome) ? { written: true } : result;
-      } catch (err) {
-        if (Date.now() + pause > deadline) throw err;
-        this.fail(err);
-        await sleep(pause);
+        return ownWriteAsWritten(await this.ledger.record(orderId, outcome), outcome);
+      } catch (retryErr) {
+        err = retryErr;
       }
     }
   }
@@ -741,6 +794,11 @@ export class Worker {
     if (this.options.confirmAck) await msg.ackAck();
     else msg.ack();
   }
+}
+
+/** A create that found `mine` already there (an earlier try of this commit landed) counts as written. */
+export function ownWriteAsWritten(result: RecordResult, mine: Outcome): RecordResult {
+  return !result.written && result.existing && isOwnWrite(result.existing, mine) ? { written: true } : result;
 }
 
 /**
