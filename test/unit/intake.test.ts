@@ -147,6 +147,8 @@ describe("intake: produce --via's HttpSender (against a plain HTTP server on loo
   let base: string;
   const seen: { key?: string; body: string }[] = [];
   const sockets = new Set<unknown>();
+  /** TCP connections accepted, whether or not a request came on them. */
+  let connections = 0;
   before(async () => {
     server = createServer((req, res) => {
       sockets.add(req.socket);
@@ -164,6 +166,7 @@ describe("intake: produce --via's HttpSender (against a plain HTTP server on loo
         res.writeHead(202, { "idempotent-replayed": id === "again" ? "true" : "false" }).end(JSON.stringify({ id, seq: 7, stream: "ORDERS" }));
       });
     });
+    server.on("connection", () => connections++);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -191,6 +194,28 @@ describe("intake: produce --via's HttpSender (against a plain HTTP server on loo
       const before = sockets.size;
       await Promise.all(Array.from({ length: 20 }, (_, i) => send(sender, `many-${i}`)));
       assert.ok(sockets.size - before <= 2, `${sockets.size - before} new connections`);
+    } finally {
+      sender.close();
+    }
+  });
+
+  it("never sends a request given up on while it waited for a connection, nor opens a connection for it", async () => {
+    const sender = new HttpSender(base, 300, undefined, 2);
+    try {
+      const before = { connections, seen: seen.length };
+      const results = await Promise.allSettled(Array.from({ length: 10 }, () => send(sender, "slow")));
+      assert.deepEqual(
+        results.map((r) => r.status),
+        Array(10).fill("rejected"),
+      );
+      // Long enough for a request handed over late to reach the server (undici aborts it only once it has a
+      // connection, and its abort destroys that connection: a new one per request given up on).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Two connections, and each at most once more: a request queued a millisecond after the one ahead of
+      // it may be handed the freed connection just before its own timer fires (it is then cut off unsent).
+      // Before the sender queued requests itself: a new connection for each of the ten.
+      assert.equal(seen.length - before.seen, 2, "only the two with a connection were sent");
+      assert.ok(connections - before.connections <= 4, `${connections - before.connections} connections for 10 requests over 2`);
     } finally {
       sender.close();
     }

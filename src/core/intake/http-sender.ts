@@ -33,10 +33,20 @@ interface Answer {
   text: string;
 }
 
-/** One gateway: its URL and its keep-alive connections. */
+/**
+ * One gateway: its URL, its keep-alive connections, and the requests waiting for one. The sender
+ * queues them itself rather than in the Pool: a request given up on (timed out) while queued in the
+ * Pool can only be aborted once the Pool has given it a connection, and undici's abort then destroys
+ * that connection — under a gateway too slow to answer in time, a new TCP connection per request.
+ * Here a request given up on is dropped from the queue before it ever reaches the Pool.
+ */
 interface Target {
   url: URL;
   pool: Pool;
+  /** Requests handed to the Pool and not yet settled: at most `connections`. */
+  dispatched: number;
+  /** Starts of the requests waiting, oldest first; a start whose request was given up on does nothing. */
+  waiting: Array<() => boolean>;
 }
 
 export class HttpSender implements Sender {
@@ -46,6 +56,7 @@ export class HttpSender implements Sender {
   private closed = false;
   /** The gateway the next order starts with. */
   private next = 0;
+  private readonly connections: number;
 
   /**
    * `bases`: the gateways' URLs (http://host:port or https://…), at least one; `token`: a bearer token,
@@ -61,11 +72,12 @@ export class HttpSender implements Sender {
   ) {
     const list = typeof bases === "string" ? [bases] : bases;
     if (list.length === 0) throw new Error("HttpSender needs at least one gateway URL");
-    // A Pool queues the requests beyond its connections in the order they were made (as the http
-    // agent's "fifo" scheduling did), so none waits behind later ones.
+    this.connections = connections;
+    // Requests beyond the connections wait in the order they were made (as the http agent's "fifo"
+    // scheduling did), so none waits behind later ones.
     this.targets = list.map((base) => {
       const url = new URL("/orders", base);
-      return { url, pool: new Pool(url.origin, { connections, pipelining: 1 }) };
+      return { url, pool: new Pool(url.origin, { connections, pipelining: 1 }), dispatched: 0, waiting: [] };
     });
   }
 
@@ -117,6 +129,7 @@ export class HttpSender implements Sender {
   close(): void {
     this.closed = true;
     for (const fail of [...this.pending]) fail(new Error("sender closed"));
+    for (const target of this.targets) target.waiting.length = 0;
     for (const target of this.targets) target.pool.destroy().catch(() => undefined);
   }
 
@@ -128,11 +141,16 @@ export class HttpSender implements Sender {
       let status = 0;
       let replayed = false;
       const chunks: Buffer[] = [];
+      let started = false;
       const settle = (err: Error | undefined, answer?: Answer) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         this.pending.delete(fail);
+        // After a failure (a timeout), the next request starts only once this turn's other expired
+        // timers have run: requests queued as long as this one have timed out too, and are not sent.
+        if (started && err) setImmediate(() => this.dispatched(target));
+        else if (started) this.dispatched(target);
         if (err) {
           // A request that is given up on is aborted, so its connection is not reused for a late answer.
           if (controller && !controller.aborted) controller.abort(err);
@@ -141,13 +159,14 @@ export class HttpSender implements Sender {
       };
       const fail = (err: Error) => settle(err);
       this.pending.add(fail);
-      // One timer for the whole request, queueing for a connection included: the promise fails when it
-      // fires even if the request still waits in the pool's queue (it is aborted once it starts).
+      // One timer for the whole request, queueing for a connection included: a request still waiting
+      // when it fires is never sent.
       const timer = setTimeout(() => fail(new Error(`timeout: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const deadline = performance.now() + this.timeoutMs;
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: (c) => {
           controller = c;
-          if (settled) c.abort(new Error("sender gave up on the request"));
+          if (settled) c.abort(new Error("sender gave up on the request")); // close() while it was being sent
         },
         onResponseStart: (_c, statusCode, headers) => {
           status = statusCode;
@@ -159,21 +178,39 @@ export class HttpSender implements Sender {
         // request may have been stored).
         onResponseError: (_c, err) => settle(err),
       };
-      target.pool.dispatch(
-        {
-          origin: target.url.origin,
-          path: target.url.pathname,
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "idempotency-key": idempotencyKey,
-            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+      const start = (): boolean => {
+        if (settled || performance.now() >= deadline) return false; // given up on, or its timer is due
+        started = true;
+        target.dispatched++;
+        target.pool.dispatch(
+          {
+            origin: target.url.origin,
+            path: target.url.pathname,
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "idempotency-key": idempotencyKey,
+              ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+            },
+            body: payload,
           },
-          body: payload,
-        },
-        handler,
-      );
+          handler,
+        );
+        return true;
+      };
+      if (target.dispatched < this.connections) start();
+      else target.waiting.push(start);
     });
+  }
+
+  /** A request of `target` handed to the Pool has settled: its connection goes to the oldest request still waiting. */
+  private dispatched(target: Target): void {
+    target.dispatched--;
+    while (target.dispatched < this.connections && !this.closed) {
+      const start = target.waiting.shift();
+      if (!start) return;
+      start();
+    }
   }
 }
 
