@@ -170,6 +170,15 @@ describe("intake: the HTTP gateway", function () {
       [["items.0.qty", "#/items/0/qty"]],
     );
     assert.match(invalid.body.detail, /^items\.0\.qty: /);
+    // JSON that parses, but a string in it is not well-formed Unicode: no canonical form to fingerprint.
+    for (const [id, json] of [
+      ["ord-sur1", JSON.stringify(order("ord-sur1")).replace(/"sku":"[^"]*"/, '"sku":"a\\ud800"')],
+      ["ord-sur2", JSON.stringify({ ...order("ord-sur2"), note: "x" }).replace('"note":"x"', '"note":"\\udc00"')],
+    ]) {
+      const lone = await post(base, json);
+      assert.deepEqual([lone.status, lone.body.type], [400, "urn:orderq:problem:invalid-order"], id);
+      assert.match(lone.body.detail, new RegExp(`^order ${id}: it has no canonical JSON form \\(RFC 8785\\): Lone surrogate`));
+    }
     const broken = await post(base, '{"id": "ord-x",');
     assert.equal(broken.status, 400);
     assert.equal(broken.body.type, "urn:orderq:problem:invalid-json");

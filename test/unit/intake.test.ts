@@ -6,7 +6,7 @@ import { join } from "node:path";
 import canonicalize from "canonicalize";
 import { serializerCompiler as zodSerializerCompiler, validatorCompiler as zodValidatorCompiler } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { canonicalJson, fingerprint, parseIdempotencyKey } from "../../src/core/intake/idempotency.js";
+import { canonicalJson, fingerprint, NoCanonicalFormError, parseIdempotencyKey } from "../../src/core/intake/idempotency.js";
 import { serializerCompiler, validatorCompiler } from "../../src/core/intake/compilers.js";
 import { isPlainValidOrder, makeOrder, orderJson, orderSchema } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
@@ -63,6 +63,22 @@ describe("intake: fingerprint", () => {
     // Not a plain order (a field the schema does not name): canonicalize itself.
     const loose = { id: "x", customer: { b: 1, a: [2, 1] } };
     assert.equal(canonicalJson(loose), canonicalize(loose));
+  });
+
+  it("refuses a payload with no canonical form — a lone surrogate, plain order or not — with NoCanonicalFormError", () => {
+    const plain = JSON.parse(orderJson(makeOrder("o-1", "web", seededRng(1)))) as { items: { sku: string }[] } & Record<string, unknown>;
+    assert.equal(isPlainValidOrder(plain), true);
+    assert.match(fingerprint({ ...plain, items: [{ ...plain.items[0], sku: "\ud83d\ude00" }] }), /^[0-9a-f]{64}$/, "a whole pair is fine");
+    for (const bad of [
+      { ...plain, items: [{ ...plain.items[0], sku: "a\ud800" }] },
+      { ...plain, note: "\udc00" },
+      { ...plain, amount: Number.NaN },
+    ]) {
+      assert.throws(
+        () => fingerprint(bad),
+        (err: unknown) => err instanceof NoCanonicalFormError && /no canonical JSON form \(RFC 8785\)/.test(err.message),
+      );
+    }
   });
 });
 

@@ -25,7 +25,7 @@ import { MAX_ORDER_BYTES, orderSchema, type Order } from "../pipeline/order.js";
 import type { OutcomeStore } from "../pipeline/outcome-store.js";
 import { InboxStore } from "../inbox/store.js";
 import { serializerCompiler, validatorCompiler } from "./compilers.js";
-import { fingerprint, parseIdempotencyKey } from "./idempotency.js";
+import { fingerprint, NoCanonicalFormError, parseIdempotencyKey } from "./idempotency.js";
 import { KeyStore, type StoredAnswer } from "./key-store.js";
 import { IntakeMetrics } from "./metrics.js";
 import { OrderStatusReader } from "./order-status.js";
@@ -307,7 +307,13 @@ export class Gateway {
     }
     if (!this.connected) return this.unavailable(reply, "no connection to NATS");
     if (this.options.unsafe) return this.submitUnsafely(order, reply);
-    const print = fingerprint(order);
+    let print: string;
+    try {
+      print = fingerprint(order);
+    } catch (err) {
+      if (err instanceof NoCanonicalFormError) return sendProblem(reply, problem("invalid-order", `order ${order.id}: ${err.message}`));
+      throw err;
+    }
     const claim = await this.jetstream(() => this.keys.claim(order.id, print));
     if (claim instanceof UnavailableError) return this.unavailable(reply, claim.message);
     switch (claim.kind) {

@@ -56,15 +56,26 @@ export function parseIdempotencyKey(header: string): KeyParse {
  */
 const CANONICAL_ORDER_KEYS = ["amount", "createdAt", "id", "items", "price", "qty", "simulate", "sku", "source"];
 
+/** A UTF-16 code unit of a surrogate pair standing alone: with the `u` flag, a whole pair is one code point and never matches. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** The payload has no canonical JSON (RFC 8785): a string in it is not well-formed Unicode, say. */
+export class NoCanonicalFormError extends Error {}
+
 /**
  * SHA-256 (hex) of the payload's canonical JSON (RFC 8785, JSON Canonicalization Scheme): the same
  * order sent with its members in another order or other whitespace has the same fingerprint.
- * Throws a TypeError when the payload has no JSON form, or canonicalize's Error (NaN, Infinity, a lone
- * surrogate) for a payload that is not a plain order.
+ * Throws NoCanonicalFormError when the payload has none: no JSON form, NaN, Infinity, or a lone
+ * surrogate in a string (RFC 8785 requires well-formed Unicode).
  */
 export function fingerprint(payload: unknown): string {
-  const canonical = canonicalJson(payload);
-  if (canonical === undefined) throw new TypeError("the payload has no JSON form");
+  let canonical: string | undefined;
+  try {
+    canonical = canonicalJson(payload);
+  } catch (err) {
+    throw new NoCanonicalFormError(`it has no canonical JSON form (RFC 8785): ${(err as Error).message}`);
+  }
+  if (canonical === undefined) throw new NoCanonicalFormError("it has no JSON form");
   return createHash("sha256").update(canonical).digest("hex");
 }
 
@@ -73,7 +84,9 @@ export function canonicalJson(payload: unknown): string | undefined {
   // The gateway's usual payload, an order with only the schema's fields, is written out by one
   // JSON.stringify with a key list: canonicalize (a recursive sort and join, a Set of seen objects) was
   // the largest part of the fingerprint's cost. test/unit/intake.test.ts holds the two to the same
-  // output on generated orders. (A lone surrogate in a plain order's sku is escaped here, where
-  // canonicalize would throw.)
-  return isPlainValidOrder(payload) ? JSON.stringify(payload, CANONICAL_ORDER_KEYS) : canonicalize(payload);
+  // output on generated orders. A sku with a lone surrogate goes to canonicalize, which refuses it as
+  // RFC 8785 does (JSON.stringify would escape it).
+  return isPlainValidOrder(payload) && !payload.items.some((item) => LONE_SURROGATE.test(item.sku))
+    ? JSON.stringify(payload, CANONICAL_ORDER_KEYS)
+    : canonicalize(payload);
 }
