@@ -5,7 +5,7 @@ import { EnvironmentError } from "../../src/core/base/errors.js";
 import { ensureInboxSchema } from "../../src/core/inbox/schema.js";
 import { InboxStore } from "../../src/core/inbox/store.js";
 import { pruneInbox } from "../../src/core/inbox/retention.js";
-import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
+import type { DbClient, Outcome } from "../../src/core/pipeline/outcome-store.js";
 import { usePostgres } from "../support/postgres.js";
 
 function outcome(attempt = 1, result: Outcome["result"] = "committed"): Outcome {
@@ -29,8 +29,9 @@ describe("PostgreSQL inbox store", function () {
   });
   after(async () => inbox?.close());
 
-  const insertEffect = (id: string) => async (tx: { query: (t: string, v?: unknown[]) => Promise<unknown> }) => {
-    await tx.query("INSERT INTO effects (order_id) VALUES ($1)", [id]);
+  // A named (prepared) statement, as the example handler's: it must survive batches rolled back and run again.
+  const insertEffect = (id: string) => async (tx: DbClient) => {
+    await tx.query({ name: "insert_effect", text: "INSERT INTO effects (order_id) VALUES ($1)", values: [id] });
   };
 
   it("deletes rows older than the horizon in batches, and only those", async () => {
@@ -96,7 +97,7 @@ describe("PostgreSQL inbox store", function () {
    */
   async function oneBatch(
     ids: string[],
-    work: (id: string, tx: Parameters<ReturnType<typeof insertEffect>>[0]) => Promise<void>,
+    work: (id: string, tx: DbClient) => Promise<void>,
   ): Promise<{ results: string[]; calls: Record<string, number> }> {
     const single = await InboxStore.open({ url: db.server.url, poolSize: 1, maxBatch: 8 });
     try {
@@ -169,7 +170,7 @@ describe("PostgreSQL inbox store", function () {
         await insertEffect("f-gate")(tx);
       });
       const ran: string[] = [];
-      const run = (id: string, work: (tx: Parameters<ReturnType<typeof insertEffect>>[0]) => Promise<void>) =>
+      const run = (id: string, work: (tx: DbClient) => Promise<void>) =>
         single.run(id, outcome(2), async (tx) => {
           ran.push(id);
           await work(tx);

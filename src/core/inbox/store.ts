@@ -380,7 +380,7 @@ function isLockConflict(err: unknown): boolean {
 
 /** The handler's `ctx.db`: queries only, so it cannot end or release the transaction it is lent. */
 function transactionView(client: pg.PoolClient): DbClient {
-  return { query: (text, values) => client.query(text, values) };
+  return { query: (query, values) => client.query(query, values) };
 }
 
 function rowValues(orderId: string, outcome: Outcome): unknown[] {

@@ -7,7 +7,7 @@ import type { Order } from "./order.js";
 import type { DbClient } from "./outcome-store.js";
 import type { Rng } from "../base/random.js";
 
-export type { DbClient } from "./outcome-store.js";
+export type { DbClient, DbQuery } from "./outcome-store.js";
 export type { Order } from "./order.js";
 
 /** What a handler is given beside the order. */
