@@ -55,7 +55,7 @@ export default class Work extends OrderqCommand {
       helpGroup: "INBOX",
     }),
     "inbox-batch": Flags.integer({
-      summary: "Most orders in one transaction, each in its own savepoint (1: a transaction per order).",
+      summary: "Most orders in one transaction; a batch with a failed order runs again, each in its own savepoint (1: a transaction per order).",
       default: defaults.INBOX.maxBatch,
       min: 1,
       max: defaults.INBOX.maxBatchCeiling,

@@ -5,7 +5,7 @@ import { EnvironmentError } from "../../src/core/base/errors.js";
 import { ensureInboxSchema } from "../../src/core/inbox/schema.js";
 import { InboxStore } from "../../src/core/inbox/store.js";
 import { pruneInbox } from "../../src/core/inbox/retention.js";
-import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
+import type { DbClient, Outcome } from "../../src/core/pipeline/outcome-store.js";
 import { usePostgres } from "../support/postgres.js";
 
 function outcome(attempt = 1, result: Outcome["result"] = "committed"): Outcome {
@@ -29,8 +29,9 @@ describe("PostgreSQL inbox store", function () {
   });
   after(async () => inbox?.close());
 
-  const insertEffect = (id: string) => async (tx: { query: (t: string, v?: unknown[]) => Promise<unknown> }) => {
-    await tx.query("INSERT INTO effects (order_id) VALUES ($1)", [id]);
+  // A named (prepared) statement, as the example handler's: it must survive batches rolled back and run again.
+  const insertEffect = (id: string) => async (tx: DbClient) => {
+    await tx.query({ name: "insert_effect", text: "INSERT INTO effects (order_id) VALUES ($1)", values: [id] });
   };
 
   it("deletes rows older than the horizon in batches, and only those", async () => {
@@ -89,36 +90,73 @@ describe("PostgreSQL inbox store", function () {
     assert.ok(!(await effects(db.pool)).includes("o-3"));
   });
 
-  it("commits a batch together, rolling back only the order that failed", async () => {
+  /**
+   * Runs `ids` as one batch: a first order holds the only connection of a fresh store until the rest
+   * have queued up behind it, so they share the next transaction. Resolves with the first order's
+   * result, then one per id, and how often each id's handler ran.
+   */
+  async function oneBatch(
+    ids: string[],
+    work: (id: string, tx: DbClient) => Promise<void>,
+  ): Promise<{ results: string[]; calls: Record<string, number> }> {
     const single = await InboxStore.open({ url: db.server.url, poolSize: 1, maxBatch: 8 });
     try {
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      // The first order holds the only connection, so the next five queue up and share one transaction.
-      const first = single.run("b-0", outcome(), async (tx) => {
-        await gate;
-        await insertEffect("b-0")(tx);
-      });
-      const rest = ["b-1", "b-2", "b-3", "b-4", "b-5"].map((id) =>
+      const first = single.run(`${ids[0]}-gate`, outcome(), async () => gate);
+      const calls: Record<string, number> = {};
+      const rest = ids.map((id) =>
         single.run(id, outcome(), async (tx) => {
-          await insertEffect(id)(tx);
-          if (id === "b-3") throw new Error("out of stock");
+          calls[id] = (calls[id] ?? 0) + 1;
+          await work(id, tx);
         }),
       );
       release();
       const results = await Promise.all([first, ...rest]);
-      assert.deepEqual(
-        results.map((r) => r.kind),
-        ["committed", "committed", "committed", "failed", "committed", "committed"],
-      );
-      assert.deepEqual(
-        (await effects(db.pool)).filter((id) => id.startsWith("b-")),
-        ["b-0", "b-1", "b-2", "b-4", "b-5"],
-      );
-      assert.equal(await single.get("b-3"), undefined);
+      return { results: results.map((r) => r.kind), calls };
     } finally {
       await single.close();
     }
+  }
+
+  it("commits a batch without a failure in one pass: each handler runs once", async () => {
+    const ids = ["a-1", "a-2", "a-3"];
+    const { results, calls } = await oneBatch(ids, (id, tx) => insertEffect(id)(tx));
+    assert.deepEqual(results, ["committed", "committed", "committed", "committed"]);
+    assert.deepEqual(calls, { "a-1": 1, "a-2": 1, "a-3": 1 });
+    assert.deepEqual(
+      (await effects(db.pool)).filter((id) => id.startsWith("a-")),
+      ids,
+    );
+  });
+
+  it("commits a batch together, rolling back only the order that failed: the batch runs again, each effect once", async () => {
+    const { results, calls } = await oneBatch(["b-1", "b-2", "b-3", "b-4", "b-5"], async (id, tx) => {
+      await insertEffect(id)(tx);
+      if (id === "b-3") throw new Error("out of stock");
+    });
+    assert.deepEqual(results, ["committed", "committed", "committed", "failed", "committed", "committed"]);
+    // The first pass stopped at b-3 and was rolled back; the second ran every order in a savepoint.
+    assert.deepEqual(calls, { "b-1": 2, "b-2": 2, "b-3": 2, "b-4": 1, "b-5": 1 });
+    assert.deepEqual(
+      (await effects(db.pool)).filter((id) => id.startsWith("b-")),
+      ["b-1", "b-2", "b-4", "b-5"],
+    );
+    assert.equal(await inbox.get("b-3"), undefined);
+  });
+
+  it("fails alone the last order of a batch whose handler swallowed a failed query (the COMMIT answered ROLLBACK)", async () => {
+    const { results, calls } = await oneBatch(["s-1", "s-2", "s-3"], async (id, tx) => {
+      await insertEffect(id)(tx);
+      if (id === "s-3") await tx.query("SELECT * FROM no_such_table").catch(() => undefined);
+    });
+    assert.deepEqual(results, ["committed", "committed", "committed", "failed"]);
+    assert.deepEqual(calls, { "s-1": 2, "s-2": 2, "s-3": 2 });
+    assert.deepEqual(
+      (await effects(db.pool)).filter((id) => id.startsWith("s-")),
+      ["s-1", "s-2"],
+    );
+    assert.equal(await inbox.get("s-3"), undefined);
   });
 
   it("in one batch: finds a committed order, tells a second delivery of one order it is busy, rolls back a swallowed error alone", async () => {
@@ -132,7 +170,7 @@ describe("PostgreSQL inbox store", function () {
         await insertEffect("f-gate")(tx);
       });
       const ran: string[] = [];
-      const run = (id: string, work: (tx: Parameters<ReturnType<typeof insertEffect>>[0]) => Promise<void>) =>
+      const run = (id: string, work: (tx: DbClient) => Promise<void>) =>
         single.run(id, outcome(2), async (tx) => {
           ran.push(id);
           await work(tx);
@@ -153,7 +191,8 @@ describe("PostgreSQL inbox store", function () {
         results.map((r) => r.kind),
         ["committed", "exists", "committed", "busy", "failed", "committed"],
       );
-      assert.deepEqual(ran, ["f-1", "f-2", "f-3"]);
+      // The first pass ends at f-3, whose query fails in the aborted transaction; the second pass runs all three.
+      assert.deepEqual(ran, ["f-1", "f-2", "f-3", "f-1", "f-2", "f-3"]);
       assert.deepEqual(
         (await effects(db.pool)).filter((id) => id.startsWith("f-")),
         ["f-0", "f-1", "f-3", "f-gate"],
@@ -192,6 +231,61 @@ describe("PostgreSQL inbox store", function () {
       );
     } finally {
       await solo.close();
+    }
+  });
+
+  it("puts the orders a lock conflict left unrun back in line only after its transaction ended, so none is found busy", async () => {
+    // A write to `commit_gate` makes its transaction's COMMIT wait for advisory lock 42, held here:
+    // the batch's transaction is then over only when this test says so.
+    await db.pool.query(`CREATE TABLE commit_gate (order_id text);
+      CREATE FUNCTION wait_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(42); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER wait_at_commit AFTER INSERT ON commit_gate DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_at_commit()`);
+    const lock = await db.pool.connect();
+    const store = await InboxStore.open({ url: db.server.url, poolSize: 2, maxBatch: 8 });
+    try {
+      await lock.query("SELECT pg_advisory_lock(42)");
+      const gates = [0, 1].map(() => {
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        return { gate, release };
+      });
+      // Two orders hold both connections, so g-1 … g-4 queue up and share the next transaction.
+      const held = gates.map(({ gate }, i) => store.run(`g-gate-${i}`, outcome(), async () => gate));
+      const calls: string[] = [];
+      const batch = ["g-1", "g-2", "g-3", "g-4"].map((id) =>
+        store.run(id, outcome(), async (tx) => {
+          calls.push(id);
+          if (id === "g-1") await tx.query("INSERT INTO commit_gate (order_id) VALUES ($1)", [id]);
+          if (id === "g-2") throw Object.assign(new Error("deadlock detected"), { code: "40P01" });
+          await insertEffect(id)(tx);
+        }),
+      );
+      gates[0].release();
+      // g-2's lock conflict ends the second pass: g-1 commits, and its COMMIT waits here.
+      while (
+        Number((await db.pool.query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 AND NOT granted")).rows[0].n) === 0
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // The other connection frees up while that transaction still holds g-3's and g-4's locks. A probe
+      // queued behind anything that connection took at once: it settles after whatever that was.
+      gates[1].release();
+      await held[1];
+      assert.deepEqual(await store.run("g-probe", outcome(), insertEffect("g-probe")), { kind: "committed" });
+      await lock.query("SELECT pg_advisory_unlock(42)");
+      const results = await Promise.all(batch);
+      assert.deepEqual(
+        results.map((r) => r.kind),
+        ["committed", "failed", "committed", "committed"],
+      );
+      assert.deepEqual(calls, ["g-1", "g-2", "g-1", "g-2", "g-3", "g-4"]);
+      assert.deepEqual(
+        (await effects(db.pool)).filter((id) => id.startsWith("g-")),
+        ["g-1", "g-3", "g-4", "g-probe"],
+      );
+    } finally {
+      lock.release();
+      await store.close();
     }
   });
 

@@ -61,15 +61,16 @@ export const AUTOSCALE = { min: 1, max: 8, targetLagSeconds: 5, cooldownMs: 3_00
 
 /**
  * Inbox mode (`orderq work --inbox`): connections per worker process (at most this many order
- * transactions open at once), the most orders one transaction takes (each in its own savepoint), and
- * the ceiling of that flag. Batches of 16 share one commit (one WAL flush) and take about 2 × 16
- * round trips, a few milliseconds, well inside any ack wait; a quiet worker's order still runs at once
- * in a transaction of its own. Orders of a batch hold their row locks until the commit, so a handler
+ * transactions open at once), the most orders one transaction takes, and the ceiling of that flag.
+ * Batches of 16 share one commit (one WAL flush) and take about 16 round trips (twice that when an
+ * order fails and the batch runs again in savepoints), a few milliseconds, well inside any ack wait;
+ * a quiet worker's order still runs at once in a transaction of its own. Orders of a batch hold
+ * their row locks until the commit, so a handler
  * that updates shared rows deadlocks across batches (each order of a batch takes its locks in turn):
  * it should append instead, as examples/postgres-orders does, or run with a batch of 1. Ceiling:
  * PostgreSQL keeps at most 64 subtransaction ids per transaction in shared memory
  * (PGPROC_MAX_CACHED_SUBXIDS); a transaction with more makes every other session's snapshots slower
- * until it ends, and each order that writes is one.
+ * until it ends, and in a batch run again in savepoints each order that writes is one.
  */
 export const INBOX = { poolSize: 8, maxBatch: 16, maxBatchCeiling: 64 } as const;
 

@@ -4,9 +4,10 @@
  *
  * Orders waiting for a transaction are grouped: when a pooled connection frees up, it takes up to
  * `maxBatch` waiting orders into one transaction, claims all their rows in one statement and runs each
- * handler inside its own savepoint. A failed order rolls back to its savepoint and its row is deleted;
- * the rest commit together, so a busy worker pays one commit (one WAL flush) for many orders, while a
- * quiet one still runs each order at once in a transaction of its own.
+ * handler in turn, so a busy worker pays one commit (one WAL flush) for many orders, while a quiet one
+ * still runs each order at once in a transaction of its own. A batch in which an order fails is rolled
+ * back and run again with a savepoint per order: the failed order rolls back to its savepoint and its
+ * row is deleted; the rest commit together.
  * Nothing is reported before the commit: the worker acks an order only after its row is durable.
  */
 import pg from "pg";
@@ -185,6 +186,10 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
   private async transaction(batch: Waiting[]): Promise<void> {
     let client: pg.PoolClient | undefined;
     let failure: unknown;
+    // Orders of the batch that did not run (runWithSavepoints() moves them here): back in line only
+    // once this transaction is over, since until then it holds their locks and another connection
+    // taking them would find them busy and spend a delivery of each.
+    const putBack: Waiting[] = [];
     // A connection lost between queries is reported as an event: without a listener it would crash
     // the process; the next query on it fails anyway, and that failure is what the batch reports.
     const ignore = () => undefined;
@@ -192,7 +197,7 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
       client = await this.pool.connect();
       this.lent.add(client);
       client.on("error", ignore);
-      const results = batch.length === 1 ? [await this.runAlone(client, batch[0])] : await this.runBatch(client, batch);
+      const results = batch.length === 1 ? [await this.runAlone(client, batch[0])] : await this.runBatch(client, batch, putBack);
       batch.forEach((order, i) => order.resolve(results[i]));
     } catch (err) {
       failure = err;
@@ -204,6 +209,7 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
         // A connection that failed mid-transaction is not given back to the pool.
         client.release(failure !== undefined);
       }
+      this.waiting.unshift(...putBack);
     }
   }
 
@@ -232,14 +238,41 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
   }
 
   /**
-   * Several orders in one transaction: one statement claims all their rows, then each handler runs in
-   * its own savepoint (two round trips an order: the handler's statement, and the release of its
-   * savepoint sent with the next order's). A failed order rolls back to its savepoint and its row is
-   * deleted before the commit; the rest of the batch is put back in line when one loses a lock
-   * conflict. Resolves with the results of the orders that ran, after the commit; the orders put back
-   * are spliced out of `batch`. Throws only when the connection or the transaction itself failed.
+   * Several orders in one transaction, optimistically first: most batches fail no order, and then
+   * each order costs only its handler's round trips, with no savepoint (a subtransaction, and a round
+   * trip of its own). When an order fails — its handler throws (a lock conflict included), or one
+   * swallowed a failed query so the COMMIT is answered ROLLBACK — nothing of the batch is kept, and
+   * the batch runs again with a savepoint per order (runWithSavepoints), where the failure is charged
+   * to its order alone. Handlers of such a batch run twice; their first writes are rolled back.
+   * Resolves with a result per order of `batch`, after the commit; orders not run are moved from
+   * `batch` to `putBack`. Throws only when the connection or the transaction itself failed.
    */
-  private async runBatch(client: pg.PoolClient, batch: Waiting[]): Promise<TransactionResult[]> {
+  private async runBatch(client: pg.PoolClient, batch: Waiting[], putBack: Waiting[]): Promise<TransactionResult[]> {
+    await client.query("BEGIN");
+    const claims = await this.claimRows(client, batch);
+    for (const [i, order] of batch.entries()) {
+      if (claims[i]) continue;
+      try {
+        await order.work(transactionView(client));
+      } catch {
+        await client.query("ROLLBACK");
+        return this.runWithSavepoints(client, batch, putBack);
+      }
+    }
+    const { command } = await client.query("COMMIT");
+    if (command !== "COMMIT") return this.runWithSavepoints(client, batch, putBack);
+    return claims.map((claim) => claim ?? { kind: "committed" });
+  }
+
+  /**
+   * A batch again, each handler in its own savepoint (two round trips an order: the handler's
+   * statement, and the release of its savepoint sent with the next order's). A failed order rolls
+   * back to its savepoint and its row is deleted before the commit. When one loses a lock conflict,
+   * the batch ends there: the orders not yet run are moved from `batch` to `putBack`. Resolves with
+   * the results of the orders that ran, after the commit. Throws only when the connection or the
+   * transaction itself failed, or the COMMIT was refused.
+   */
+  private async runWithSavepoints(client: pg.PoolClient, batch: Waiting[], putBack: Waiting[]): Promise<TransactionResult[]> {
     await client.query("BEGIN");
     const claims = await this.claimRows(client, batch);
     await client.query(`SAVEPOINT ${SAVEPOINT}`);
@@ -260,9 +293,9 @@ export class InboxStore implements OutcomeStore, TransactionalCommit {
       if (result.kind === "failed" && isLockConflict(result.error)) break;
     }
     const notRun = batch.splice(results.length);
+    putBack.push(...notRun);
     unclaim.push(...notRun.filter((_, i) => !claims[results.length + i]).map((order) => order.orderId));
     if (unclaim.length > 0) await client.query(`DELETE FROM ${this.table} WHERE order_id = ANY($1)`, [unclaim]);
-    if (notRun.length > 0) this.waiting.unshift(...notRun);
     const { command } = await client.query("COMMIT");
     if (command !== "COMMIT") throw new Error(`inbox: a batch's COMMIT was answered with ${command}`);
     return results;
@@ -347,7 +380,7 @@ function isLockConflict(err: unknown): boolean {
 
 /** The handler's `ctx.db`: queries only, so it cannot end or release the transaction it is lent. */
 function transactionView(client: pg.PoolClient): DbClient {
-  return { query: (text, values) => client.query(text, values) };
+  return { query: (query, values) => client.query(query, values) };
 }
 
 function rowValues(orderId: string, outcome: Outcome): unknown[] {

@@ -7,7 +7,7 @@ import type { Order } from "./order.js";
 import type { DbClient } from "./outcome-store.js";
 import type { Rng } from "../base/random.js";
 
-export type { DbClient } from "./outcome-store.js";
+export type { DbClient, DbQuery } from "./outcome-store.js";
 export type { Order } from "./order.js";
 
 /** What a handler is given beside the order. */
@@ -31,7 +31,9 @@ export interface HandlerContext {
   /**
    * Inbox mode (`--inbox`): the open transaction that the order's inbox row commits in. Writes made
    * through it commit exactly once, with the row; a failed query fails the attempt (even when the
-   * handler catches it). Without an inbox every call rejects with an error saying so.
+   * handler catches it). The handler may run twice for one delivery (its batch run again after
+   * another order of it failed): the first run's writes through it are rolled back. Without an inbox
+   * every call rejects with an error saying so.
    */
   db: DbClient;
 }

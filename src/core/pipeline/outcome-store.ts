@@ -68,10 +68,22 @@ export interface OutcomeStore {
   close(): Promise<void>;
 }
 
+/**
+ * A statement as node-postgres' query config. With a `name`, it is a prepared statement: parsed and
+ * planned once per connection, then only bound and executed, which for a statement with CTEs can be
+ * most of its database CPU. One name must always carry the same `text` (node-postgres refuses a
+ * second text); the names orderq uses itself begin with `orderq_`.
+ */
+export interface DbQuery {
+  text: string;
+  values?: unknown[];
+  name?: string;
+}
+
 /** The open transaction a handler writes through in inbox mode (`ctx.db`): node-postgres' `query`. */
 export interface DbClient {
   query<Row extends Record<string, unknown> = Record<string, unknown>>(
-    text: string,
+    query: string | DbQuery,
     values?: unknown[],
   ): Promise<{ rows: Row[]; rowCount: number | null }>;
 }
