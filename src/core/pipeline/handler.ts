@@ -13,21 +13,21 @@ export type { Order } from "./order.js";
 /** What a handler is given beside the order. */
 export interface HandlerContext {
   /** This delivery's number: JetStream's delivery count, 1 on the first. */
-  attempt: number;
+  readonly attempt: number;
   /**
    * The order id. Pass it to external services (a payment provider's idempotency key, an e-mail
    * API's de-duplication id): effects outside the inbox's database are at-least-once, and this key is
    * what lets the other side apply them once.
    */
-  idempotencyKey: string;
+  readonly idempotencyKey: string;
   /**
    * Aborted when this process stops waiting for the handler — at the drain timeout of a stop, or when
    * it loses the order's lease (no renewal reached the broker for an ack wait: the process stalled or
    * its connection was down, and the order may be redelivered to another worker): give up and throw.
    */
-  signal: AbortSignal;
+  readonly signal: AbortSignal;
   /** Writes one line to the worker's log (stderr), tagged with the order id. */
-  log: (message: string) => void;
+  readonly log: (message: string) => void;
   /**
    * Inbox mode (`--inbox`): the open transaction that the order's inbox row commits in. Writes made
    * through it commit exactly once, with the row; a failed query fails the attempt (even when the
@@ -35,7 +35,7 @@ export interface HandlerContext {
    * another order of it failed): the first run's writes through it are rolled back. Without an inbox
    * every call rejects with an error saying so.
    */
-  db: DbClient;
+  readonly db: DbClient;
 }
 
 /** The module contract: `export default async (order, ctx) => { … }`. Resolve = done; throw = failed attempt. */

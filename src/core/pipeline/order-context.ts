@@ -2,10 +2,12 @@
  * The `ctx` a worker gives its handler with each order (HandlerContext).
  *
  * A class rather than an object literal: a literal with a getter is built by the runtime property by
- * property, with a closure for each of `signal` and `log`, for every order — and most handlers read
- * neither. Here both are accessors on the prototype: `signal` asks the worker when it is read, and
- * `log` makes its function only then. Destructuring (`async (order, { log, signal }) => …`) reads
- * them as before; a copy made with `{ ...ctx }` carries only the data fields.
+ * property, with a closure for each of `signal` and `log`, for every order. Here `signal` is an
+ * accessor on the prototype that asks the worker when it is read (most handlers never do), and `log`
+ * is the one closure made per order — an own field, so that a `{ ...ctx }` copy or `Object.assign`
+ * still carries a working `log`. A copy does not carry `signal` (it is not an own property): pass `ctx`
+ * itself on. The worker's references live under symbols, not `#private` fields, so a Proxy or an
+ * `Object.create(ctx)` wrapper around ctx still reads `signal`.
  */
 import type { DbClient, HandlerContext } from "./handler.js";
 
@@ -17,9 +19,13 @@ export interface ContextSource<K> {
   log(orderId: string, message: string): void;
 }
 
+const SOURCE = Symbol("orderq.context.source");
+const KEY = Symbol("orderq.context.key");
+
 export class OrderContext<K> implements HandlerContext {
-  readonly #source: ContextSource<K>;
-  readonly #key: K;
+  readonly log: (message: string) => void;
+  private readonly [SOURCE]: ContextSource<K>;
+  private readonly [KEY]: K;
 
   /**
    * `key` names the order to `source` (the worker's message in flight), `attempt` is the delivery
@@ -32,17 +38,12 @@ export class OrderContext<K> implements HandlerContext {
     readonly idempotencyKey: string,
     readonly db: DbClient,
   ) {
-    this.#source = source;
-    this.#key = key;
+    this[SOURCE] = source;
+    this[KEY] = key;
+    this.log = (message) => source.log(idempotencyKey, message);
   }
 
   get signal(): AbortSignal {
-    return this.#source.signal(this.#key);
-  }
-
-  get log(): (message: string) => void {
-    const source = this.#source;
-    const orderId = this.idempotencyKey;
-    return (message) => source.log(orderId, message);
+    return this[SOURCE].signal(this[KEY]);
   }
 }
