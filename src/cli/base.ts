@@ -81,6 +81,15 @@ export abstract class OrderqCommand extends Command {
     return withUrlCredentials({ server: DEFAULT_SERVER, ...base, ...defined, name: `orderq ${this.id ?? ""}`.trim() });
   }
 
+  /**
+   * One log line on stderr, with or without --json: oclif's logToStderr() is silent under --json, but a
+   * log line (a handler's `ctx.log`, a worker's error) is no part of the JSON result on stdout, and a
+   * script that asked for JSON still wants its logs.
+   */
+  protected logLine(line: string): void {
+    process.stderr.write(`${line}\n`);
+  }
+
   protected connect(flags: ConnectionFlags, extra: Partial<NatsOptions> = {}): Promise<NatsConnection> {
     return connectNats({ ...this.natsOptions(flags), ...extra });
   }

@@ -181,7 +181,7 @@ export default class Work extends OrderqCommand {
     const scaling: ScaleEvent[] = [];
     // Log lines are written above the live status line (on a terminal), never glued onto it.
     const status = new StatusLine();
-    const log = (line: string) => (this.jsonEnabled() ? this.logToStderr(line) : status.print(line));
+    const log = (line: string) => (this.jsonEnabled() ? this.logLine(line) : status.print(line));
     // The supervisor's own connection stands for the pipeline's: one line per change, not one per worker.
     if (!this.jsonEnabled() && !child) watchLink(nc, (line) => log(`orderq: ${line}`));
     const pool = runsSupervisor(o, child)

@@ -117,11 +117,11 @@ describe("orderq work with a handler module and a PostgreSQL inbox", function ()
     assert.equal(status.stream.messages, 10, "nothing was acked: every order is still there for redelivery");
   });
 
-  it("retries a handler that throws a non-Error value, then dead-letters it with that value as its last error", async () => {
+  it("retries a handler that throws a non-Error value, then dead-letters it with that value as its last error; its ctx.log lines reach stderr under --json", async () => {
     const stream = "ODD";
     const topology = ["--stream", stream, "--consumer", "odd-workers", "--dlq-stream", "ODD_DLQ", "--ledger-bucket", "odd_ledger"];
     const odd = join(scratch, "odd.mjs");
-    writeFileSync(odd, `export default async () => { throw "out of cheese"; };\n`);
+    writeFileSync(odd, `export default async (order, ctx) => { ctx.log("no cheese for " + order.id); throw "out of cheese"; };\n`);
     const ensured = await runCli(["topology", "ensure", "--server", fx.server.url, ...topology, "--max-deliver", "2", "--inbox-table", "odd_inbox"], {
       ORDERQ_INBOX_URL: db.server.url,
     });
@@ -149,6 +149,8 @@ describe("orderq work with a handler module and a PostgreSQL inbox", function ()
     );
     assert.equal(worked.code, 0, worked.stderr);
     assert.deepEqual([json(worked).failedAttempts, json(worked).deadLettered, json(worked).committed], [6, 3, 0]);
+    // --json puts the result on stdout; the handler's ctx.log lines still reach stderr, one per attempt.
+    assert.equal(worked.stderr.match(/: no cheese for \S+/g)?.length, 6, worked.stderr);
     const listed = json(await runCli(["dlq", "list", "--server", fx.server.url, ...topology, "--json"]));
     assert.deepEqual(
       listed.entries.map((e: { lastError: string }) => e.lastError),

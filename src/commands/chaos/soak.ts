@@ -57,7 +57,7 @@ export default class ChaosSoak extends OrderqCommand {
       } catch (err) {
         if (!(err instanceof EnvironmentError)) throw err; // Ctrl-C, bad input: the soak ends
         errors.push({ seed, error: errorMessage(err) });
-        this.logToStderr(`error: ${scenario.name} seed ${seed} (${i + 1}/${flags.seeds}): ${errorMessage(err)}`);
+        this.logLine(`error: ${scenario.name} seed ${seed} (${i + 1}/${flags.seeds}): ${errorMessage(err)}`);
         continue;
       }
       if (!this.jsonEnabled())
