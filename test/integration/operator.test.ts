@@ -61,6 +61,12 @@ describe("orderq server start --detach / server stop", function () {
     // Gone, or a zombie waiting for whichever process adopted it (PID 1 of a container may not reap).
     assert.ok([undefined, "Z"].includes(processState(pid)), `pid ${pid} is ${processState(pid)}`);
 
+    // --json: one JSON document (it was printed twice).
+    const asJson = await runCli(["server", "start", "--detach", "--port", String(port), "--json"]);
+    assert.equal(asJson.code, 0, asJson.stderr);
+    assert.deepEqual((JSON.parse(asJson.stdout) as { urls: string[] }).urls, [url]);
+    assert.equal((await runCli(["server", "stop", "--port", String(port)])).code, 0);
+
     const twice = await runCli(["server", "stop", "--port", String(port)]);
     assert.equal(twice.code, 2);
     assert.match(twice.stderr, new RegExp(`^orderq: no server started with \`orderq server start --detach\` is recorded on port ${port}`));

@@ -23,14 +23,18 @@ export default class ServerStart extends OrderqCommand {
     "pid-file": Flags.string({ summary: "With --detach: also write the server's pid to this file.", dependsOn: ["detach"] }),
   };
 
-  async run(): Promise<{ urls: string[]; stores: string[]; pid?: number }> {
+  /**
+   * --json: with --detach, the result is what oclif prints on return; in the foreground it is printed
+   * at once (while the server runs, which is when it is of use) and nothing is returned, so that the
+   * output stays one JSON document.
+   */
+  async run(): Promise<{ urls: string[]; stores: string[]; pid: number; stop: string } | undefined> {
     const { flags } = await this.parse(ServerStart);
     if (flags.detach) {
       if (flags.cluster) throw new InputError("--detach starts one server; --cluster runs in the foreground only");
       const s = await startDetached({ port: flags.port, store: flags.store, pidFile: flags["pid-file"] });
       const info = { urls: [s.url], stores: [s.store], pid: s.pid, stop: `orderq server stop --port ${s.port}` };
-      if (this.jsonEnabled()) this.logJson(info);
-      else {
+      if (!this.jsonEnabled()) {
         this.log(`nats-server ready at ${s.url} (pid ${s.pid}, store ${s.store})`);
         this.log(`export NATS_URL=${s.url}`);
         this.log(`# stop it with: orderq server stop --port ${s.port}${s.madeStore ? " (removes its temp store)" : ""}`);
@@ -55,6 +59,6 @@ export default class ServerStart extends OrderqCommand {
       process.once("SIGHUP", resolve);
     });
     await stoppable.dispose();
-    return info;
+    return undefined;
   }
 }
