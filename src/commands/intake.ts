@@ -6,6 +6,7 @@ import * as defaults from "../core/base/defaults.js";
 import { duration, shownAs } from "../cli/flags.js";
 import { Gateway } from "../core/intake/gateway.js";
 import { ensureTopology, intakeRetentionMs } from "../core/nats/topology.js";
+import { drainWithin } from "../core/nats/connection.js";
 
 export default class Intake extends OrderqCommand {
   static override summary = "Receive orders over HTTP: POST /orders, idempotent by key, 202 once JetStream stored the order.";
@@ -93,7 +94,9 @@ export default class Intake extends OrderqCommand {
     });
     if (!this.jsonEnabled()) log("stopping: answering the requests in flight");
     await gateway.close();
-    await nc.drain();
+    // Every request has been answered: a server that does not answer (stopped, cut off) must not keep
+    // the process from exiting.
+    await drainWithin(nc, timeoutMs);
     if (this.jsonEnabled()) jsonLine({ stopped: { url: started.url } });
   }
 }

@@ -194,3 +194,21 @@ export function followLink(nc: NatsConnection, onChange: (state: LinkState, line
 export function watchLink(nc: NatsConnection, onChange: (line: string) => void): void {
   followLink(nc, (_state, line) => onChange(line));
 }
+
+/**
+ * Drains `nc`, giving up after `withinMs` and closing it instead. A drain ends with a flush that waits
+ * for the server's answer: with the server stopped or unreachable it would wait until the client gave
+ * up on the connection, minutes later. For a caller that has nothing left in flight, so nothing to
+ * lose by closing (the gateway after answering its requests). Never throws.
+ */
+export async function drainWithin(nc: NatsConnection, withinMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const drained = nc.drain().then(
+    () => true,
+    () => false,
+  );
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)));
+  const ok = await Promise.race([drained, timedOut]);
+  clearTimeout(timer);
+  if (!ok && !nc.isClosed()) await nc.close().catch(() => undefined);
+}
