@@ -248,6 +248,9 @@ describe("intake: the HTTP gateway", function () {
       assert.doesNotMatch(JSON.stringify(wrong.body), /t0ken/);
       assert.equal((await request(`${secured.url}/orders/ord-auth`)).status, 401);
       assert.equal((await post(secured.url, order("ord-auth"), { Authorization: "Bearer t0ken-beta" })).status, 202);
+      // The scheme is case-insensitive (RFC 9110); the token is not.
+      assert.equal((await request(`${secured.url}/orders/ord-auth`, { headers: { Authorization: "bearer t0ken-alpha" } })).status, 200);
+      assert.equal((await request(`${secured.url}/orders/ord-auth`, { headers: { Authorization: "Bearer T0KEN-ALPHA" } })).status, 401);
       assert.equal((await request(`${secured.url}/healthz`)).status, 200, "probes need no token");
     } finally {
       await secured.close();

@@ -240,7 +240,9 @@ export class Gateway {
 
     await app.register(async (orders) => {
       if (secured) {
-        await orders.register(bearerAuth, { keys: new Set(o.tokens), addHook: false });
+        // rfc6749: the scheme's name matched in any case ("bearer", "BEARER"), as HTTP auth schemes are
+        // case-insensitive (RFC 9110, 11.1); rfc6750, the plugin's default, takes only "Bearer".
+        await orders.register(bearerAuth, { keys: new Set(o.tokens), addHook: false, specCompliance: "rfc6749" });
         orders.addHook("onRequest", (request, reply, done) => orders.verifyBearerAuth!(request, reply, done));
       }
       const security = secured ? [{ bearer: [] }] : undefined;
