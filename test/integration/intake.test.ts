@@ -315,7 +315,13 @@ describe("intake: the HTTP gateway", function () {
       assert.equal(down.status, 503);
       assert.equal(down.body.type, "urn:orderq:problem:unavailable");
       assert.equal(down.headers.get("retry-after"), "1");
-      assert.equal((await request(`${base}/readyz`)).status, 503);
+      assert.match(down.body.detail, /; retrying with the same Idempotency-Key is safe$/);
+      // A probe and a lookup are 503 too, without the advice meant for a submission.
+      for (const path of ["/readyz", "/orders/ord-down"]) {
+        const answer = await request(`${base}${path}`);
+        assert.equal(answer.status, 503, path);
+        assert.doesNotMatch(answer.body.detail, /Idempotency-Key/, path);
+      }
     } finally {
       await fx.server.restart();
     }

@@ -227,7 +227,7 @@ export class Gateway {
         try {
           await Promise.all([n.stream, kvStreamName(n.ledgerBucket), kvStreamName(n.intakeBucket)].map((s) => this.jsm.streams.info(s)));
         } catch (err) {
-          return this.unavailable(reply, `not ready: ${errorMessage(err)}`);
+          return this.unavailable(reply, `not ready: ${errorMessage(err)}`, false);
         }
         return { status: "ready" as const };
       },
@@ -286,7 +286,7 @@ export class Gateway {
           try {
             found = await this.status.read(id);
           } catch (err) {
-            return this.unavailable(reply, errorMessage(err));
+            return this.unavailable(reply, errorMessage(err), false);
           }
           if (!found) return sendProblem(reply, problem("not-found", `no order ${id} is known (or its key has expired)`));
           return found;
@@ -379,9 +379,10 @@ export class Gateway {
     }
   }
 
-  private unavailable(reply: FastifyReply, detail: string): FastifyReply {
+  /** 503 with Retry-After; `submitted`: the answer to a POST, whose detail says a retry is safe. */
+  private unavailable(reply: FastifyReply, detail: string, submitted = true): FastifyReply {
     reply.header("retry-after", String(this.options.retryAfterSeconds));
-    return sendProblem(reply, problem("unavailable", `${detail}; retrying with the same Idempotency-Key is safe`));
+    return sendProblem(reply, problem("unavailable", submitted ? `${detail}; retrying with the same Idempotency-Key is safe` : detail));
   }
 
   private onError(err: FastifyError, reply: FastifyReply): FastifyReply {
