@@ -132,6 +132,11 @@ export default class Produce extends OrderqCommand {
         ["id prefix / seed", `${idPrefix} / ${seed}`],
       ]),
     );
+    // The table counts them; these say why (one line each: the first of its kind; --history has all).
+    if (stats.firstFailure) this.logLine(`orderq: ${stats.failed} order(s) not stored; the first: ${stats.firstFailure}`);
+    if (stats.firstIndeterminate) {
+      this.logLine(`orderq: ${stats.indeterminate} order(s) may or may not be stored; the first: ${stats.firstIndeterminate}`);
+    }
     if (stats.failed + stats.indeterminate > 0) process.exitCode = 1;
     return { ...stats, seed, idPrefix, rate: Math.round((stats.accepted * 1000) / Math.max(1, stats.elapsedMs)) };
   }

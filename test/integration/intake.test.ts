@@ -288,6 +288,9 @@ describe("intake: the HTTP gateway", function () {
     const failed = history.filter((h) => h.type === "fail");
     assert.equal(stats.failed, failed.length);
     assert.ok(failed.length > 0 && failed.every((h) => /^HTTP (400|413)/.test(h.error) && h.tries === 1), JSON.stringify(failed[0]));
+    // Why, on stderr too: without --history a refused order said nothing but its count.
+    assert.equal(stats.firstFailure, failed[0].error);
+    assert.equal(r.stderr.trim(), `orderq: ${failed.length} order(s) not stored; the first: ${failed[0].error}`);
     assert.equal(stats.indeterminate, 0);
     assert.ok(stats.duplicates > 0, "re-sends got the stored answer");
     assert.equal((await messages()) - before, new Set(ok.map((h) => h.id)).size, "one message per accepted order");

@@ -49,6 +49,10 @@ export interface ProduceStats {
   duplicates: number;
   failed: number;
   indeterminate: number;
+  /** Why the first failed publish failed (the history file has every one). */
+  firstFailure?: string;
+  /** Why the first indeterminate publish may or may not have been stored. */
+  firstIndeterminate?: string;
   /** Tries beyond the first, over all publishes. */
   retries: number;
   elapsedMs: number;
@@ -193,6 +197,8 @@ export class Producer {
         if (final || Date.now() >= deadline || this.stopped) {
           const type = maybeStored ? "indeterminate" : "fail";
           this.stats[maybeStored ? "indeterminate" : "failed"]++;
+          if (maybeStored) this.stats.firstIndeterminate ??= errorMessage(err);
+          else this.stats.firstFailure ??= errorMessage(err);
           rec?.record({ type, id: pub.id, error: errorMessage(err), tries, time: Date.now() });
           return;
         }
