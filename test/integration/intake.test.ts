@@ -179,6 +179,15 @@ describe("intake: the HTTP gateway", function () {
       assert.deepEqual([lone.status, lone.body.type], [400, "urn:orderq:problem:invalid-order"], id);
       assert.match(lone.body.detail, new RegExp(`^order ${id}: it has no canonical JSON form \\(RFC 8785\\): Lone surrogate`));
     }
+    // Bytes that are not UTF-8 (fastify would have replaced them with U+FFFD, and two such bodies
+    // differing only there would have shared a fingerprint).
+    const [head, tail] = JSON.stringify(order("ord-bytes")).split('"sku":"');
+    const bytes = await request(`${base}/orders`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: Buffer.concat([Buffer.from(`${head}"sku":"`), Buffer.from([0xff, 0xfe]), Buffer.from(tail.replace(/^[^"]*/, ""))]),
+    });
+    assert.deepEqual([bytes.status, bytes.body.type, bytes.body.detail], [400, "urn:orderq:problem:invalid-json", "the body is not valid UTF-8"]);
     const broken = await post(base, '{"id": "ord-x",');
     assert.equal(broken.status, 400);
     assert.equal(broken.body.type, "urn:orderq:problem:invalid-json");

@@ -92,6 +92,9 @@ const statusSchema = z
 /** A failure of JetStream (timeout, no connection, no stream): answered 503 with Retry-After. */
 class UnavailableError extends Error {}
 
+/** Refuses bytes that are not UTF-8 instead of replacing them. */
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /** An order id as the schema allows it; anything else cannot be an order. */
 const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -181,6 +184,21 @@ export class Gateway {
     const o = this.options;
     // Orders are JSON: any other body is a 415 (fastify would otherwise parse text/plain as a string).
     app.removeContentTypeParser("text/plain");
+    // JSON is UTF-8 (RFC 8259, 8.1). Fastify's own parser decodes bytes that are not with replacement
+    // characters, so two bodies differing only there would read as one order, one fingerprint: the
+    // second answered as a replay of the first instead of 422. Bytes that do not decode are a 400.
+    const parseJson = app.getDefaultJsonParser("error", "error");
+    app.removeContentTypeParser("application/json");
+    app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+      let text: string;
+      try {
+        text = STRICT_UTF8.decode(body as Buffer);
+      } catch {
+        done(new SyntaxError("the body is not valid UTF-8"), undefined);
+        return;
+      }
+      void parseJson(request, text, done);
+    });
     app.setValidatorCompiler(validatorCompiler({ headers: submitHeadersSchema }));
     app.setSerializerCompiler(serializerCompiler(acceptedSchema));
     app.setErrorHandler((err: FastifyError, _request, reply) => this.onError(err, reply));
