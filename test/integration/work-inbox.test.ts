@@ -157,6 +157,15 @@ describe("orderq work with a handler module and a PostgreSQL inbox", function ()
       ["out of cheese", "out of cheese", "out of cheese"],
     );
     assert.equal(await count("SELECT count(*) AS n FROM odd_inbox WHERE outcome = 'dead-lettered'"), 3);
+    // `orderq order` reads the outcome from the inbox when given one (the KV ledger holds none in this mode).
+    const id: string = listed.entries[0].orderId;
+    const lookup = (env: NodeJS.ProcessEnv) =>
+      runCli(["order", id, "--server", fx.server.url, ...topology, "--inbox-table", "odd_inbox", "--json"], env);
+    const fromInbox = json(await lookup({ ORDERQ_INBOX_URL: db.server.url }));
+    assert.deepEqual([fromInbox.state, fromInbox.outcome?.result, fromInbox.outcome?.error], ["dead-lettered", "dead-lettered", "out of cheese"]);
+    assert.equal(json(await lookup({})).outcome, undefined, "without --inbox, the KV ledger: nothing there");
+    const bad = await runCli(["order", "not an id!", "--server", fx.server.url]);
+    assert.deepEqual([bad.code, bad.stderr.trim()], [2, `orderq: "not an id!" is not an order id (1-64 characters of A-Z a-z 0-9 _ -)`]);
   });
 
   it("prunes inbox rows older than the horizon while it runs (the top-level process, once per invocation)", async () => {

@@ -21,7 +21,7 @@ import { followLink } from "../nats/connection.js";
 import { kvStreamName, orderSubject, type Names } from "../nats/names.js";
 import { PubAckRequests, type PubAck } from "../nats/pub-acks.js";
 import { Ledger } from "../pipeline/ledger.js";
-import { MAX_ORDER_BYTES, orderSchema, type Order } from "../pipeline/order.js";
+import { MAX_ORDER_BYTES, ORDER_ID, orderSchema, type Order } from "../pipeline/order.js";
 import type { OutcomeStore } from "../pipeline/outcome-store.js";
 import { InboxStore } from "../inbox/store.js";
 import { serializerCompiler, validatorCompiler } from "./compilers.js";
@@ -94,9 +94,6 @@ class UnavailableError extends Error {}
 
 /** Refuses bytes that are not UTF-8 instead of replacing them. */
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
-
-/** An order id as the schema allows it; anything else cannot be an order. */
-const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class Gateway {
   readonly metrics = new IntakeMetrics();

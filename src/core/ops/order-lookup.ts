@@ -9,6 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
 import type { Names } from "../nats/names.js";
 import { isNotFound } from "../nats/not-found.js";
+import { InboxStore } from "../inbox/store.js";
 import { Ledger } from "../pipeline/ledger.js";
 import { guessOrderId } from "../pipeline/order.js";
 import type { Outcome, OutcomeStore } from "../pipeline/outcome-store.js";
@@ -123,12 +124,16 @@ export class OrderLocator {
 }
 
 /**
- * Looks order `orderId` up everywhere it can be, in the KV ledger. Reads the whole DLQ and every
- * message still in ORDERS and the quarantine stream (one request each): fine for a backlog of
- * thousands, slow for millions. A missing stream, bucket or consumer counts as empty.
+ * Looks order `orderId` up everywhere it can be: its outcome in the ledger of record — the KV ledger,
+ * or the PostgreSQL inbox `inbox` names (inbox mode) — the DLQ, ORDERS and the quarantine stream.
+ * Reads the whole DLQ and every message still in ORDERS and the quarantine stream (one request each):
+ * fine for a backlog of thousands, slow for millions. A missing stream, bucket or consumer counts as
+ * empty. Throws EnvironmentError when the inbox cannot be read.
  */
-export async function lookupOrder(nc: NatsConnection, names: Names, orderId: string): Promise<OrderLookup> {
-  const ledger = await unlessNotFound(() => Ledger.open(nc, names));
+export async function lookupOrder(nc: NatsConnection, names: Names, orderId: string, inbox?: { url: string; table: string }): Promise<OrderLookup> {
+  const ledger: OutcomeStore | undefined = inbox
+    ? await InboxStore.open({ url: inbox.url, table: inbox.table, poolSize: 1, maxBatch: 1 })
+    : await unlessNotFound(() => Ledger.open(nc, names));
   let locator: OrderLocator;
   let outcome: Outcome | undefined;
   try {

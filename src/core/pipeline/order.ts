@@ -78,7 +78,8 @@ export function parseOrder(payload: Uint8Array, strict = false): ParseResult {
 }
 
 const ORDER_KEYS = new Set(["id", "source", "items", "amount", "createdAt", "simulate"]);
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** An order id as the schema allows it (1-64 of A-Z a-z 0-9 _ -): anything else cannot be an order's. */
+export const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** z.iso.datetime()'s default form (UTC `Z`, seconds, any fraction); the calendar day is checked apart. */
 const DATETIME = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?Z$/;
 
@@ -93,7 +94,7 @@ export function isPlainValidOrder(v: unknown): v is Order {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
   const o = v as Record<string, unknown>;
   for (const key in o) if (!ORDER_KEYS.has(key)) return false;
-  if (typeof o.id !== "string" || !ID.test(o.id)) return false;
+  if (typeof o.id !== "string" || !ORDER_ID.test(o.id)) return false;
   if (!(SOURCES as readonly unknown[]).includes(o.source)) return false;
   if (typeof o.amount !== "number" || !(o.amount >= 0) || !Number.isFinite(o.amount)) return false;
   if ("simulate" in o && !(SIMULATIONS as readonly unknown[]).includes(o.simulate)) return false;
