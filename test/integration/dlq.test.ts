@@ -585,6 +585,9 @@ describe("DLQ commands: list, show, replay --dry-run, purge, --help, --json", fu
     // reason's subject for an entry: the page read it as foreign, so it is counted once, as foreign.
     const page = await cliJson(fx, ["dlq", "list", "--limit", "5", "--json"]);
     assert.deepEqual([page.total, page.byReason, page.foreign.includes(garbled)], [listed.total, listed.byReason, true]);
+    // --limit counts rows, foreign messages among them: the newest row is the garbled message.
+    const newest = await cliJson(fx, ["dlq", "list", "--limit", "1", "--json"]);
+    assert.deepEqual([newest.entries.length, newest.foreign, newest.total], [0, [garbled], listed.total]);
     const pageOfReason = await cliJson(fx, ["dlq", "list", "--reason", "non-retryable", "--limit", "5", "--json"]);
     assert.deepEqual([pageOfReason.total, pageOfReason.foreign.includes(garbled)], [listed.byReason["non-retryable"], true]);
     const table = await cli(fx, ["dlq", "list"]);

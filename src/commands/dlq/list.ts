@@ -51,7 +51,7 @@ export default class DlqList extends DlqCommand {
     ...nameFlags,
     ...filterFlags,
     since: Flags.string({ summary: "Only entries dead-lettered since then: a duration back from now (1h) or an ISO time." }),
-    limit: Flags.integer({ char: "n", summary: "Show only the newest N matching entries.", min: 1 }),
+    limit: Flags.integer({ char: "n", summary: "Show only the newest N rows (matching entries, and foreign messages among them).", min: 1 }),
   };
 
   async run(): Promise<DlqListResult> {
@@ -63,9 +63,11 @@ export default class DlqList extends DlqCommand {
       const paged = flags.limit !== undefined || filter.sinceMs !== undefined;
       const { entries, foreign } = paged ? await pageDlq(nc, names, filter, flags.limit) : await scanDlq(nc, names, filter);
       const counts = filter.sinceMs === undefined && paged ? withoutForeign(await countDlq(nc, names, filter), foreign, names) : undefined;
-      const shown = flags.limit === undefined ? entries : entries.slice(-flags.limit);
-      // Beside the entries shown: a page of the newest entries shows the foreign messages among them.
-      const shownForeign = shown.length < entries.length ? foreign.filter((m) => m.dlqSeq >= shown[0].dlqSeq) : foreign;
+      // --limit N: the newest N rows, foreign messages among them (a page read back to its Nth entry
+      // holds every foreign message newer than that).
+      const from = flags.limit === undefined ? 0 : newestFrom([...entries, ...foreign], flags.limit);
+      const shown = entries.filter((e) => e.dlqSeq >= from);
+      const shownForeign = foreign.filter((m) => m.dlqSeq >= from);
       const byReason = counts?.byReason ?? countByReason(entries);
       const total = counts?.total ?? entries.length;
       const filtered = filter.source !== undefined || filter.reason !== undefined || filter.sinceMs !== undefined;
@@ -123,6 +125,12 @@ function render(
       ? `${plural(total, "entry", "entries")} in ${stream}${more}: ${describeReasons(byReason)}`
       : `No orderq entry in ${stream}.`;
   return [table(HEAD, rows), entriesLine, foreignLine].filter(Boolean).join("\n");
+}
+
+/** The DLQ sequence from which the newest `limit` of `messages` start (0: all of them). */
+function newestFrom(messages: { dlqSeq: number }[], limit: number): number {
+  const seqs = messages.map((m) => m.dlqSeq).sort((a, b) => a - b);
+  return seqs.length > limit ? seqs[seqs.length - limit] : 0;
 }
 
 /** Width of every column but "last error", with cli-table3's borders and padding (3 per column). */
