@@ -162,6 +162,17 @@ export async function pageDlq(nc: NatsConnection, names: Names, filter: DlqFilte
   return out;
 }
 
+/**
+ * What a DLQ subject says: its source, and its reason when it is `<prefix>.<source>.<reason>` with a
+ * reason orderq writes (none on an older orderq's `<prefix>.<source>`); `foreign` for any other shape.
+ */
+function dlqSubjectParts(names: Names, subject: string): { source: string; reason?: DlqReason; foreign: boolean } {
+  const [source, reason, ...more] = subject.slice(names.dlqSubjectPrefix.length + 1).split(".");
+  if (reason === undefined) return { source, foreign: false };
+  if (more.length > 0 || !DLQ_REASONS.includes(reason as DlqReason)) return { source, foreign: true };
+  return { source, reason: reason as DlqReason, foreign: false };
+}
+
 /** Entries by reason, counted by the server (stream info's per-subject counts). */
 export interface DlqCounts {
   /** Entries matching the filter. */
@@ -178,19 +189,18 @@ export interface DlqCounts {
  * counted as that reason whatever it holds. Throws EnvironmentError when the DLQ stream is missing.
  */
 export async function countDlq(nc: NatsConnection, names: Names, filter: Pick<DlqFilter, "source" | "reason"> = {}): Promise<DlqCounts> {
-  const prefix = `${names.dlqSubjectPrefix}.`;
-  const info = await dlqInfo(await jetstreamManager(nc), names, { subjects_filter: `${prefix}>` });
+  const info = await dlqInfo(await jetstreamManager(nc), names, { subjects_filter: `${names.dlqSubjectPrefix}.>` });
   const byReason = countByReason([]);
   let foreign = 0;
   let onSubjects = 0;
   const legacy: string[] = [];
   for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
     onSubjects += n;
-    const [source, reason, ...more] = subject.slice(prefix.length).split(".");
+    const { source, reason, foreign: notOurs } = dlqSubjectParts(names, subject);
     if (filter.source && source !== filter.source) continue;
-    if (reason === undefined) legacy.push(source);
-    else if (more.length > 0 || !DLQ_REASONS.includes(reason as DlqReason)) foreign += n;
-    else if (!filter.reason || reason === filter.reason) byReason[reason as DlqReason] += n;
+    if (notOurs) foreign += n;
+    else if (reason === undefined) legacy.push(source);
+    else if (!filter.reason || reason === filter.reason) byReason[reason] += n;
   }
   const scan: DlqScan = { entries: [], foreign: [] };
   for (const source of legacy) await scanSubject(nc, names, dlqSubject(names, source), { reason: filter.reason }, scan);
@@ -210,12 +220,9 @@ export function withoutForeign(counts: DlqCounts, read: readonly Pick<ForeignDlq
   const byReason = { ...counts.byReason };
   let moved = 0;
   for (const { subject } of read) {
-    const [reason, ...more] = subject
-      .slice(names.dlqSubjectPrefix.length + 1)
-      .split(".")
-      .slice(1);
-    if (more.length > 0 || !DLQ_REASONS.includes(reason as DlqReason) || byReason[reason as DlqReason] === 0) continue;
-    byReason[reason as DlqReason]--;
+    const { reason } = dlqSubjectParts(names, subject);
+    if (reason === undefined || byReason[reason] === 0) continue;
+    byReason[reason]--;
     moved++;
   }
   return { total: counts.total - moved, byReason, foreign: counts.foreign + moved };
