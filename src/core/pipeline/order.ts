@@ -13,6 +13,9 @@ export const MAX_ORDER_BYTES = 64 * 1024;
 export const SIMULATIONS = ["poison", "fatal", "crash"] as const;
 export type Simulation = (typeof SIMULATIONS)[number];
 
+/** An order id as the schema allows it (1-64 of A-Z a-z 0-9 _ -): anything else cannot be an order's. */
+export const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 const itemShape = {
   sku: z.string().min(1).max(64).describe("Stock-keeping unit."),
   qty: z.number().int().positive().describe("Units ordered."),
@@ -23,7 +26,7 @@ function orderShape<I extends z.ZodType>(item: I) {
   return {
     id: z
       .string()
-      .regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -")
+      .regex(ORDER_ID, "1-64 characters of A-Z a-z 0-9 _ -")
       .describe("Unique order id: the publish id (de-duplication) and the ledger key."),
     source: z.enum(SOURCES).describe("Where the order came from."),
     items: z.array(item).min(1).describe("Order lines, at least one."),
@@ -78,8 +81,6 @@ export function parseOrder(payload: Uint8Array, strict = false): ParseResult {
 }
 
 const ORDER_KEYS = new Set(["id", "source", "items", "amount", "createdAt", "simulate"]);
-/** An order id as the schema allows it (1-64 of A-Z a-z 0-9 _ -): anything else cannot be an order's. */
-export const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** z.iso.datetime()'s default form (UTC `Z`, seconds, any fraction); the calendar day is checked apart. */
 const DATETIME = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?Z$/;
 
