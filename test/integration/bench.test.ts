@@ -107,6 +107,12 @@ describe("orderq bench", function () {
       ],
     );
     for (const x of r.rounds) assert.ok(x.workRate > 0 && x.serverRssMb! > 0 && x.storeMb > 0 && x.ledgerKeys > 0, JSON.stringify(x));
+    // A round lasts at least the horizon (4 s): round k ends no sooner than 4k s after the soak began.
+    assert.deepEqual(
+      r.rounds.map((x) => x.elapsedSeconds >= 4 * x.round),
+      [true, true, true],
+      JSON.stringify(r.rounds.map((x) => x.elapsedSeconds)),
+    );
     assert.deepEqual(
       r.targets.map((t) => typeof t.met),
       ["boolean", "boolean"],
