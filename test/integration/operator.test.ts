@@ -3,7 +3,7 @@
  * codes the README promises. Bad inputs that need no server are in test/unit/operator-inputs.test.ts.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -14,7 +14,8 @@ import { useServer } from "../support/server.js";
 import type { ResourceReport } from "../../src/core/nats/topology.js";
 import type { OrderLookup } from "../../src/core/ops/order-lookup.js";
 import { freePort, NatsServer } from "../../src/core/fleet/nats-server.js";
-import { stateFile } from "../../src/core/fleet/detached-server.js";
+import { startDetached, stateFile, stopDetached } from "../../src/core/fleet/detached-server.js";
+import { EnvironmentError } from "../../src/core/base/errors.js";
 import { processState } from "../../src/core/fleet/procfs.js";
 
 describe("orderq server start --detach / server stop", function () {
@@ -70,6 +71,49 @@ describe("orderq server start --detach / server stop", function () {
     const twice = await runCli(["server", "stop", "--port", String(port)]);
     assert.equal(twice.code, 2);
     assert.match(twice.stderr, new RegExp(`^orderq: no server started with \`orderq server start --detach\` is recorded on port ${port}`));
+  });
+});
+
+describe("server stop and a state file in the shared temp dir", function () {
+  this.timeout(60_000);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "orderq-state-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("removes only the store the stopped server ran from (a file naming another directory leaves it alone)", async () => {
+    const server = await startDetached({ stateDir: dir });
+    const decoy = join(dir, "someone-elses-data");
+    mkdirSync(decoy);
+    writeFileSync(join(decoy, "keep"), "");
+    const file = stateFile(server.port, dir);
+    writeFileSync(file, JSON.stringify({ ...server, store: decoy, madeStore: true }));
+    const stopped = await stopDetached({ port: server.port, stateDir: dir });
+    assert.equal(stopped.pid, server.pid);
+    assert.equal(stopped.removedStore, undefined);
+    assert.ok(existsSync(join(decoy, "keep")), "the directory the state file named is kept");
+    assert.ok(!existsSync(file), "the state file is gone with the server");
+    rmSync(server.store, { recursive: true, force: true });
+  });
+
+  it("refuses a state file another user owns (exit 3), and stops nothing", async function () {
+    if (process.getuid?.() !== 0) this.skip(); // only root can give a file to another user
+    const server = await startDetached({ stateDir: dir });
+    const file = stateFile(server.port, dir);
+    try {
+      chownSync(file, 65534, 65534);
+      await assert.rejects(stopDetached({ port: server.port, stateDir: dir }), (err: Error) => {
+        assert.ok(err instanceof EnvironmentError);
+        assert.match(err.message, /belongs to uid 65534, not to this user \(uid 0\): not trusting it; remove it if it is stale$/);
+        return true;
+      });
+      assert.ok(![undefined, "Z"].includes(processState(server.pid)), "the server still runs");
+    } finally {
+      chownSync(file, 0, 0);
+      const stopped = await stopDetached({ port: server.port, stateDir: dir });
+      assert.equal(stopped.removedStore, server.store, "its own state file: the store it ran from is removed");
+    }
   });
 });
 

@@ -3,14 +3,18 @@
  * --detach`) and is stopped later by port or pid file (`orderq server stop`). Each detached server
  * leaves a state file, `<tmpdir>/orderq-server-<port>.json`, naming its pid and store, so a stop by
  * port needs nothing else, and a temp store orderq made is removed with the server.
+ *
+ * The temp dir is shared by every user of the machine, so a state file is trusted only when it is the
+ * caller's own, and a store is removed only when the process just stopped was running from it: a
+ * planted file must not turn `server stop` into a recursive delete of some other directory.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
 import { NatsServer } from "./nats-server.js";
-import { commandLine, processState } from "./procfs.js";
+import { commandArgs, processState } from "./procfs.js";
 
 const STOP_GRACE_MS = 5_000;
 
@@ -93,13 +97,15 @@ export async function stopDetached(target: { port?: number; pidFile?: string; st
     if (state) forget(state, target.stateDir);
     throw new InputError(`no server is running with pid ${pid} (it has stopped already)`);
   }
-  if (!(commandLine(pid) ?? "nats-server").includes("nats-server")) {
-    throw new InputError(`pid ${pid} is not a nats-server (${commandLine(pid)}): not stopping it`);
+  // Read before the signal: once the process is gone its command line is too.
+  const args = commandArgs(pid);
+  if (!(args?.join(" ") ?? "nats-server").includes("nats-server")) {
+    throw new InputError(`pid ${pid} is not a nats-server (${args?.join(" ")}): not stopping it`);
   }
   const graceful = await signalAndWait(pid);
   const result: StopResult = { pid, graceful };
   if (state && state.pid === pid) {
-    if (state.madeStore) {
+    if (state.madeStore && ranFrom(args, state.store)) {
       rmSync(state.store, { recursive: true, force: true });
       result.removedStore = state.store;
     }
@@ -135,13 +141,31 @@ function readPid(file: string): number {
   return pid;
 }
 
+/**
+ * The state file's record, or undefined when there is none. Throws EnvironmentError (exit 3) when it
+ * cannot be read, or when another user owns it: in the shared temp dir, that may be a plant.
+ */
 function readState(file: string): DetachedServer | undefined {
   if (!existsSync(file)) return undefined;
   try {
+    const owner = statSync(file).uid;
+    const me = process.getuid?.();
+    if (me !== undefined && owner !== me) {
+      throw new EnvironmentError(`${file} belongs to uid ${owner}, not to this user (uid ${me}): not trusting it; remove it if it is stale`);
+    }
     return JSON.parse(readFileSync(file, "utf8")) as DetachedServer;
   } catch (err) {
+    if (err instanceof EnvironmentError) throw err;
     throw new EnvironmentError(`cannot read ${file}: ${errorMessage(err)}`);
   }
+}
+
+/**
+ * Whether the nats-server started with `args` ran from `store`: a server orderq starts reads the
+ * config it wrote into its store (`-c <store>/nats-server.conf`, see nats-server.ts).
+ */
+function ranFrom(args: string[] | undefined, store: string): boolean {
+  return args?.includes(join(store, "nats-server.conf")) ?? false;
 }
 
 /** Running and not a zombie (a detached server's zombie waits for whichever process adopted it). */

@@ -51,7 +51,14 @@ export function processState(pid: number): string | undefined {
 
 /** The process's command line (arguments joined by spaces); undefined when it is gone or /proc is absent. */
 export function commandLine(pid: number): string | undefined {
-  return read(`/proc/${pid}/cmdline`)?.split("\0").join(" ").trim();
+  return commandArgs(pid)?.join(" ");
+}
+
+/** The process's argv (program first), from /proc/PID/cmdline; undefined when it is gone. */
+export function commandArgs(pid: number): string[] | undefined {
+  return read(`/proc/${pid}/cmdline`)
+    ?.split("\0")
+    .filter((arg) => arg !== "");
 }
 
 /** Resident memory now (VmRSS) in MB. */
