@@ -51,14 +51,19 @@ export async function startDetached(options: { port?: number; store?: string; pi
     info.pidFile = options.pidFile;
     writeOrStop(options.pidFile, `${pid}\n`, pid);
   }
-  writeOrStop(stateFile(server.port, options.stateDir), JSON.stringify(info, null, 2) + "\n", pid);
+  writeOrStop(stateFile(server.port, options.stateDir), JSON.stringify(info, null, 2) + "\n", pid, { fresh: true });
   return info;
 }
 
-/** Writes `file`; on failure the server just started is stopped (nobody could stop it) and the error says why. */
-function writeOrStop(file: string, text: string, pid: number): void {
+/**
+ * Writes `file`; on failure the server just started is stopped (nobody could stop it) and the error
+ * says why. `fresh`: unlink what is there and create the file anew — in the shared temp dir a name
+ * may have been planted (a symlink to some other file), which must not be written through.
+ */
+function writeOrStop(file: string, text: string, pid: number, o: { fresh?: boolean } = {}): void {
   try {
-    writeFileSync(file, text);
+    if (o.fresh) rmSync(file, { force: true });
+    writeFileSync(file, text, { flag: o.fresh ? "wx" : "w" });
   } catch (err) {
     process.kill(pid, "SIGTERM");
     throw new EnvironmentError(`cannot write ${file}: ${errorMessage(err)} (the server was stopped)`);
