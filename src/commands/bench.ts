@@ -27,7 +27,7 @@ export default class Bench extends OrderqCommand {
     "one INSERT … ON CONFLICT DO NOTHING of the inbox row in its own transaction through --inbox-pool connections, " +
     "ack, nothing else — and orderq's inbox mode with the example handler in real worker processes " +
     "(--inbox-pool, --inbox-batch). Each is verified from the tables: one inbox row per order, and for the handler " +
-    "one orders row per order and stock down by exactly their items.\n\n" +
+    "one orders row per order, its stock movements and the stock down by exactly its items.\n\n" +
     "--intake adds two phases through an HTTP gateway: `orderq intake` started as a child process on a free loopback " +
     "port, fed by `produce --via`'s own sender from this process — --orders orders flat out with --in-flight requests " +
     "outstanding (compared with the same run's produce straight to JetStream), then --rate requests/s for " +

@@ -46,6 +46,7 @@ function counts(r: ChaosResult): string {
     ledger: of(r.check.categories),
     effects: r.inbox?.effects && of(r.inbox.effects.categories),
     stock: r.inbox?.effects?.stock,
+    orders: r.inbox?.effects?.movements.slice(0, 5),
     failed: r.check.expectations.filter((e) => !e.ok),
     faults: r.faults.byKind,
   });
@@ -73,6 +74,7 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
       assert.equal(inbox.effects.categories.ok.count, 600);
       for (const bad of ["lostEffects", "duplicatedEffects", "unexpectedEffects"] as const) assert.equal(inbox.effects.categories[bad].count, 0, bad);
       assert.deepEqual(inbox.effects.stock, []);
+      assert.deepEqual(inbox.effects.movements, [], "every order's movements are exactly its items");
       // Both fault kinds really happened: workers died and the database was killed and restarted.
       assert.ok((result.faults.byKind["kill-worker"]?.observed ?? 0) > 0, counts(result));
       assert.ok((result.faults.byKind["db-restart"]?.observed ?? 0) > 0, counts(result));
@@ -95,6 +97,16 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
     for (const bad of ["lost", "duplicated", "unexpected", "stuck"] as const)
       assert.equal(result.check.categories[bad].count, 0, `${bad}: ${counts(result)}`);
     assert.ok((result.inbox?.effects?.categories.duplicatedEffects.count ?? 0) > 0, counts(result));
+    // Named under the orders whose movements were applied twice, not only under their SKUs.
+    const duplicated = result.inbox?.effects?.categories.duplicatedEffects.ids ?? [];
+    assert.ok(
+      duplicated.some((id) => !id.startsWith("stock:")),
+      counts(result),
+    );
+    assert.ok(
+      result.inbox?.effects?.movements.some((d) => d.actual > d.expected && duplicated.includes(d.orderId)),
+      counts(result),
+    );
     assert.ok(
       result.inbox?.effects?.stock.some((d) => d.actual > d.expected),
       counts(result),
@@ -138,7 +150,10 @@ describe("orderq chaos with the PostgreSQL inbox", function () {
       writeFileSync(scenario, inboxScenario("other.sql"));
       const noTables = await runCli(["chaos", scenario]);
       assert.equal(noTables.code, 3, noTables.stderr);
-      assert.match(noTables.stderr.trim(), /^orderq: \S*s\.yaml: inbox\.effects reads the tables orders and stock .*"stock" does not exist$/);
+      assert.match(
+        noTables.stderr.trim(),
+        /^orderq: \S*s\.yaml: inbox\.effects reads the tables orders, stock_movements and stock .*"orders" does not exist$/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

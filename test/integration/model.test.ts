@@ -9,8 +9,8 @@
  * The inbox variant runs the same commands plus restart-db (kill -9 of a private PostgreSQL, restart
  * on the same data dir) and publish-flaky (an order whose handler fails once after its writes) with
  * workers in inbox mode running examples/postgres-orders' handler: the inbox rows are then the ledger
- * of record, and the effect checker must find one `orders` row per committed order and stock down
- * exactly once. With the example's unsafe handler (its writes outside the inbox transaction) the
+ * of record, and the effect checker must find one `orders` row per committed order, its stock
+ * movements exactly its items, and stock down exactly once. With the example's unsafe handler (its writes outside the inbox transaction) the
  * property must fail for duplicated effects and shrink.
  *
  * ORDERQ_MODEL_RUNS sets the number of runs (default 6), ORDERQ_MODEL_INBOX_RUNS those of the inbox
@@ -284,8 +284,9 @@ function tallies(seen: Observation): Record<string, Tally> {
 
 function badEffects(r: EffectsResult): string {
   const bad = (["lostEffects", "duplicatedEffects", "unexpectedEffects"] as const).filter((c) => r.categories[c].count > 0);
+  const orders = r.movements.map((d) => `${d.orderId} took ${d.actual} ${d.sku}, expected ${d.expected}`);
   const drift = r.stock.map((d) => `${d.sku} down ${d.actual}, expected ${d.expected}`);
-  return [...bad.map((c) => `${c}: ${r.categories[c].ids.join(", ")}`), ...drift].join("; ");
+  return [...bad.map((c) => `${c}: ${r.categories[c].ids.join(", ")}`), ...orders, ...drift].join("; ");
 }
 
 function badFindings(r: CheckResult): string {

@@ -41,7 +41,8 @@ function anOrder(id: string): Order {
 
 /** The tables as if `id` were the run's only order (the tests share one database). */
 function only(tables: EffectTables, id: string): EffectTables {
-  return { ...tables, inbox: tables.inbox.filter((r) => r.orderId === id), orders: tables.orders.filter((r) => r.orderId === id) };
+  const of = <T extends { orderId: string }>(rows: T[]) => rows.filter((r) => r.orderId === id);
+  return { ...tables, inbox: of(tables.inbox), orders: of(tables.orders), movements: of(tables.movements) };
 }
 
 const onHand = (stock: { sku: string; onHand: number }[], sku: string) => stock.find((s) => s.sku === sku)?.onHand;
@@ -94,6 +95,19 @@ describe("examples/postgres-orders", function () {
     assert.equal(onHand(tables.stock, "new-safe-1"), -3);
     const { rows } = await db.pool.query("SELECT source, amount::float8 AS amount, items FROM orders WHERE id = $1", [order.id]);
     assert.deepEqual(rows, [{ source: "web", amount: 44.5, items: order.items }]);
+    // Its movements, read per (order, SKU); the seed's movements have no order id and are not among them.
+    assert.deepEqual(
+      only(tables, order.id).movements.sort((a, b) => a.sku.localeCompare(b.sku)),
+      [
+        { orderId: order.id, sku: "mug-330", taken: 3 },
+        { orderId: order.id, sku: "new-safe-1", taken: 3 },
+        { orderId: order.id, sku: "tea-077", taken: 1 },
+      ],
+    );
+    assert.ok(
+      tables.movements.every((m) => typeof m.orderId === "string"),
+      "only movements with an order id",
+    );
     const r = checkEffects({ ...only(tables, order.id), stockBefore: before, stockAfter: tables.stock, accepted: [order.id] });
     assert.equal(r.valid, true, JSON.stringify(r));
     assert.equal(r.categories.ok.count, 1);
@@ -113,10 +127,11 @@ describe("examples/postgres-orders", function () {
       tables.inbox.some((o) => o.orderId === order.id),
       false,
     );
+    assert.deepEqual(only(tables, order.id).movements, []);
     assert.deepEqual(tables.stock, before);
   });
 
-  it("unsafe-handler.mjs run twice for one order (a redelivery) → the effect checker reports duplicated effects", async () => {
+  it("unsafe-handler.mjs run twice for one order (a redelivery) → the effect checker reports the order's effects duplicated", async () => {
     process.env.ORDERQ_INBOX_URL = db.server.url; // read when the module loads, as in a worker
     const unsafe = await load("unsafe-handler.mjs");
     delete process.env.ORDERQ_INBOX_URL;
@@ -130,7 +145,13 @@ describe("examples/postgres-orders", function () {
     assert.equal(tables.orders.filter((o) => o.orderId === order.id).length, 1, "the row looks idempotent (ON CONFLICT DO NOTHING)");
     const r = checkEffects({ ...only(tables, order.id), stockBefore: before, stockAfter: tables.stock, accepted: [order.id] });
     assert.equal(r.valid, false);
-    assert.deepEqual(r.categories.duplicatedEffects.ids, ["stock:mug-330", "stock:new-unsafe-1", "stock:tea-077"]);
+    // Named under the order that took its items twice, and under each SKU whose stock went down too far.
+    assert.deepEqual(r.categories.duplicatedEffects.ids, [order.id, "stock:mug-330", "stock:new-unsafe-1", "stock:tea-077"]);
+    assert.deepEqual(r.movements, [
+      { orderId: order.id, sku: "mug-330", expected: 3, actual: 6 },
+      { orderId: order.id, sku: "new-unsafe-1", expected: 3, actual: 6 },
+      { orderId: order.id, sku: "tea-077", expected: 1, actual: 2 },
+    ]);
     assert.deepEqual(r.stock, [
       { sku: "mug-330", expected: 3, actual: 6 },
       { sku: "new-unsafe-1", expected: 3, actual: 6 },

@@ -3,7 +3,7 @@
  * the worker processes and the server, real `orderq work` processes, and a publisher that records a
  * chaos-checker history. In inbox mode also a private PostgreSQL (the chaos runs' InboxRun: the
  * example's schema, the inbox table, the stock before any order), whose inbox is then the ledger of
- * record and whose `orders` and `stock` tables the effect checker reads. `dispose()` kills every
+ * record and whose `orders`, `stock_movements` and `stock` the effect checker reads. `dispose()` kills every
  * process it started, also after a failure.
  */
 import type { ChildProcess } from "node:child_process";
@@ -64,7 +64,7 @@ export interface Observation {
   dlq: StoredDlqEntry[];
   /** What is still in ORDERS, by message id and order id. */
   remaining: MessageRef[];
-  /** Inbox mode: the effect checker's verdict on the example's `orders` and `stock` tables. */
+  /** Inbox mode: the effect checker's verdict on the example's `orders`, `stock_movements` and `stock`. */
   effects?: EffectsResult;
 }
 

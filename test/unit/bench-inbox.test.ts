@@ -47,6 +47,10 @@ describe("bench --inbox: verdict, window and summary", () => {
         { orderId: "a", items: items("mug", 2) },
         { orderId: "b", items: items("mug", 1) },
       ],
+      movements: [
+        { orderId: "a", sku: "mug", taken: 2 },
+        { orderId: "b", sku: "mug", taken: 1 },
+      ],
       stockBefore,
       stockAfter: [{ sku: "mug", onHand: 97 }],
       accepted: ["a", "b"],
@@ -59,7 +63,7 @@ describe("bench --inbox: verdict, window and summary", () => {
     );
   });
 
-  it("verifyInbox fails a lost order, a row nobody sent, a dead-lettered order and a doubled stock change", () => {
+  it("verifyInbox fails a lost order, a row nobody sent, a dead-lettered order and an order's doubled stock change", () => {
     const rows = [
       { orderId: "a", outcome: "committed" as const },
       { orderId: "b", outcome: "dead-lettered" as const },
@@ -69,28 +73,42 @@ describe("bench --inbox: verdict, window and summary", () => {
       { orderId: "a", items: items("mug", 2) },
       { orderId: "z", items: items("mug", 1) },
     ];
-    // Stock went down by 5: the committed items are 3.
-    const effects = checkEffects({ inbox: rows, orders, stockBefore, stockAfter: [{ sku: "mug", onHand: 95 }], accepted: ["a", "b", "c"] });
+    // a's movements applied twice: stock went down by 5, the committed items are 3.
+    const movements = [
+      { orderId: "a", sku: "mug", taken: 4 },
+      { orderId: "z", sku: "mug", taken: 1 },
+    ];
+    const effects = checkEffects({
+      inbox: rows,
+      orders,
+      movements,
+      stockBefore,
+      stockAfter: [{ sku: "mug", onHand: 95 }],
+      accepted: ["a", "b", "c"],
+    });
     const v = verifyInbox(rows, ["a", "b", "c"], 2, effects);
     assert.equal(v.ok, false);
-    assert.deepEqual([v.expected, v.lost, v.unexpected, v.duplicated], [3, 2, 1, 1], v.detail); // b, c lost; z unexpected; stock:mug doubled
-    assert.match(v.detail, /1 dead-lettered, 2 left unacked in the stream; .*stock drift: mug down 5, expected 3$/);
+    assert.deepEqual([v.expected, v.lost, v.unexpected, v.duplicated], [3, 2, 1, 2], v.detail); // b, c lost; z unexpected; a and stock:mug doubled
+    assert.match(
+      v.detail,
+      /1 dead-lettered, 2 left unacked in the stream; .*; order drift: a took 4 mug, expected 2; stock drift: mug down 5, expected 3$/,
+    );
   });
 
-  it("verifyInbox names the first three drifting SKUs and counts the rest", () => {
+  it("verifyInbox names the first three drifting SKUs of the orders and of stock, and counts the SKUs left", () => {
     const rows = [{ orderId: "a", outcome: "committed" as const }];
     const skus = ["a1", "a2", "a3", "a4", "a5"];
     const orders = [{ orderId: "a", items: skus.map((sku) => ({ sku, qty: 1 })) }];
-    const effects = checkEffects({ inbox: rows, orders, stockBefore: [], stockAfter: [], accepted: ["a"] });
+    const effects = checkEffects({ inbox: rows, orders, movements: [], stockBefore: [], stockAfter: [], accepted: ["a"] });
     assert.match(
       verifyInbox(rows, ["a"], 0, effects).detail,
-      /stock drift: a1 down 0, expected 1; a2 down 0, expected 1; a3 down 0, expected 1; 2 more SKUs$/,
+      /; order drift: a took 0 a1, expected 1; a took 0 a2, expected 1; a took 0 a3, expected 1; stock drift: a1 down 0, expected 1; a2 down 0, expected 1; a3 down 0, expected 1; 2 more SKUs$/,
     );
   });
 
   it("verifyInbox fails an order whose inbox row committed without its effect", () => {
     const rows = [{ orderId: "a", outcome: "committed" as const }];
-    const effects = checkEffects({ inbox: rows, orders: [], stockBefore, stockAfter: stockBefore, accepted: ["a"] });
+    const effects = checkEffects({ inbox: rows, orders: [], movements: [], stockBefore, stockAfter: stockBefore, accepted: ["a"] });
     const v = verifyInbox(rows, ["a"], 0, effects);
     assert.equal(v.ok, false);
     assert.match(v.detail, /effects: 0 orders rows once, 1 lost/);

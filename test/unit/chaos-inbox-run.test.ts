@@ -61,6 +61,7 @@ describe("chaos inbox run: the inbox as the ledger", () => {
     const effects = checkEffects({
       inbox: [{ orderId: "a", outcome: "committed" }],
       orders: [{ orderId: "a", items: [{ sku: "mug-330", qty: 2 }] }],
+      movements: [{ orderId: "a", sku: "mug-330", taken: 2 }],
       stockBefore: [{ sku: "mug-330", onHand: 10 }],
       stockAfter: [{ sku: "mug-330", onHand: 8 }],
       accepted: acceptedIds(history),

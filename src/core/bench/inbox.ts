@@ -6,7 +6,7 @@
  *   its own (autocommit), ack — nothing else; through a pool as large as a worker's `--inbox-pool`.
  * - inbox work: `orderq work --handler examples/postgres-orders/handler.mjs` with the inbox, as the
  *   work phase runs the simulated handler; verified from the inbox and the example's tables (one
- *   `orders` row per order, stock down by exactly their items).
+ *   `orders` row per order, each order's stock movements and stock down by exactly its items).
  *
  * The work phase is timed from PostgreSQL's own commit timestamps (`track_commit_timestamp` is on in
  * the bench's server), as the KV work phase is from the ledger's server timestamps.
@@ -50,6 +50,8 @@ export class InboxDatabase {
 
   private constructor(
     private readonly server: PostgresServer,
+    /** The example's schema (SQL text): run again to seed the emptied tables. */
+    private readonly schema: string,
     /** A small pool of the bench's own, for setting up and reading back; not used by any measured loop. */
     readonly pool: pg.Pool,
     readonly files: InboxBenchFiles,
@@ -63,7 +65,7 @@ export class InboxDatabase {
     pool.on("error", () => undefined);
     try {
       await pool.query(schema);
-      return new InboxDatabase(server, pool, files);
+      return new InboxDatabase(server, schema, pool, files);
     } catch (err) {
       await pool.end().catch(() => undefined);
       await server.dispose();
@@ -90,6 +92,16 @@ export class InboxDatabase {
   async freshInbox(table: string): Promise<void> {
     await this.pool.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(table)}`);
     await ensureInboxSchema(this.pool, table);
+  }
+
+  /**
+   * Empties the example's tables and seeds them again with its schema (which is safe to run again):
+   * every run starts from the same stock, and the effect checker sees only this run's orders' movements
+   * (an earlier run's, under other ids, would be movements of orders never committed here).
+   */
+  async freshExampleTables(): Promise<void> {
+    await this.pool.query("TRUNCATE orders, stock_movements");
+    await this.pool.query(this.schema);
   }
 
   async countRows(table: string, where = "TRUE"): Promise<number> {
@@ -175,7 +187,7 @@ export async function inboxWorkPhase(
   expectedIds: readonly string[],
 ): Promise<PhaseResult> {
   await db.freshInbox(WORK_TABLE);
-  await db.pool.query("TRUNCATE orders");
+  await db.freshExampleTables();
   const stockBefore = await readStock(db.url);
   const phaseCtx: WorkerPhaseContext = {
     ...ctx,
@@ -198,8 +210,8 @@ export async function inboxWorkPhase(
 
 /**
  * Every expected order committed once in the inbox, nothing else there, and its effects exactly once:
- * one `orders` row per committed order and stock down by exactly their items (the effect checker's
- * verdict). The inbox's primary key makes a doubled inbox row impossible: a doubled effect is what
+ * one `orders` row per committed order, its stock movements and stock down by exactly its items (the
+ * effect checker's verdict). The inbox's primary key makes a doubled inbox row impossible: a doubled effect is what
  * `duplicated` counts.
  */
 export function verifyInbox(
@@ -216,17 +228,22 @@ export function verifyInbox(
   const duplicated = effects.categories.duplicatedEffects.count;
   const lostEffects = effects.categories.lostEffects.count;
   const ok = lost + duplicated + unexpected === 0 && effects.valid;
-  // The first few drifting SKUs, by SKU: padded orders (--payload-bytes) list dozens of padding SKUs.
+  // The first few drifting SKUs, by SKU (padded orders, --payload-bytes, list dozens of padding SKUs), and orders' SKUs.
   const drift =
     effects.stock
       .slice(0, DRIFT_SHOWN)
       .map((d) => `${d.sku} down ${d.actual}, expected ${d.expected}`)
       .join("; ") + (effects.stock.length > DRIFT_SHOWN ? `; ${effects.stock.length - DRIFT_SHOWN} more SKUs` : "");
+  const orderDrift = effects.movements
+    .slice(0, DRIFT_SHOWN)
+    .map((d) => `${d.orderId} took ${d.actual} ${d.sku}, expected ${d.expected}`)
+    .join("; ");
   const detail =
     `${committed.size} committed, ${lost} lost, ${unexpected} unexpected` +
     (deadLettered ? `, ${deadLettered} dead-lettered` : "") +
     (leftInStream ? `, ${leftInStream} left unacked in the stream` : "") +
     `; effects: ${effects.categories.ok.count} orders rows once, ${lostEffects} lost, ${duplicated} duplicated, ${effects.categories.unexpectedEffects.count} unexpected` +
+    (orderDrift ? `; order drift: ${orderDrift}` : "") +
     (drift ? `; stock drift: ${drift}` : ", stock down by exactly the committed items");
   return { ok, detail, expected: expectedIds.length, lost, duplicated, unexpected };
 }

@@ -16,7 +16,7 @@ import { loadHandlerModule } from "../pipeline/handler-module.js";
 import type { HistoryEvent } from "../pipeline/history.js";
 import type { LedgerWrite } from "../pipeline/ledger.js";
 import { checkEffects, type EffectsResult, type StockLevel } from "./effects.js";
-import { readEffects, readStock } from "./effects-reader.js";
+import { readEffects } from "./effects-reader.js";
 import type { Scenario } from "./scenario.js";
 
 /** What the inbox showed after the run; part of the chaos result. */
@@ -83,11 +83,12 @@ export class InboxRun {
     }
     if (effects) {
       try {
-        this.stockBefore = await readStock(this.database.url);
+        // Every table the checker reads, not only `stock`: a missing one is found before any order is sent.
+        this.stockBefore = (await readEffects(this.database.url, { inboxTable: this.table })).stock;
       } catch (err) {
         // The effect checker reads examples/postgres-orders' tables: say so before any order is sent.
         throw new EnvironmentError(
-          `${this.scenario.file}: inbox.effects reads the tables orders and stock (examples/postgres-orders/schema.sql), which the schema did not make: ${errorMessage(err)}`,
+          `${this.scenario.file}: inbox.effects reads the tables orders, stock_movements and stock (examples/postgres-orders/schema.sql), which the schema did not make: ${errorMessage(err)}`,
         );
       }
     }
@@ -136,6 +137,7 @@ export class InboxRun {
       result.effects = checkEffects({
         inbox: tables.inbox,
         orders: tables.orders,
+        movements: tables.movements,
         stockBefore: this.stockBefore,
         stockAfter: tables.stock,
         accepted,

@@ -142,7 +142,7 @@ const scenarioSchema = z
       .strictObject({
         /** SQL run once before the workers start (the handler's tables), a path relative to the scenario file. */
         schema: z.string({ error: "a path to an SQL file, relative to the scenario file" }).min(1, "must not be empty").optional(),
-        /** Check the handler's effects (examples/postgres-orders' `orders` table and `stock` view) after the run. */
+        /** Check the handler's effects (examples/postgres-orders' `orders`, `stock_movements` and `stock`) after the run. */
         effects: z.boolean({ error: "must be true or false" }).prefault(false),
         /** Most orders in one transaction. */
         batch: count(1).max(INBOX.maxBatchCeiling, `must be at most ${INBOX.maxBatchCeiling}`).prefault(INBOX.maxBatch),
