@@ -244,16 +244,22 @@ function renderEffects(r: ChaosResult): string[] {
   const rows = (
     [
       ["ok", "committed, its effects once"],
-      ["lostEffects", "committed or accepted, no effect (or stock down too little)"],
-      ["duplicatedEffects", "effects more than once (or stock down too much)"],
-      ["unexpectedEffects", "effects of an order never committed"],
+      ["lostEffects", "committed or accepted: no row, or too few units taken (stock:<sku>: down too little)"],
+      ["duplicatedEffects", "several rows, or too many units taken (stock:<sku>: down too much)"],
+      ["unexpectedEffects", "a row or units taken, yet never committed"],
     ] as const
   ).map(([cat, meaning]) => [cat, k[cat].count, meaning, sample(k[cat].ids)]);
+  const shown = (lines: string[], n: number) => `${lines.slice(0, n).join("; ")}${lines.length > n ? " …" : ""}`;
+  // One entry per order: "o3 took book-001 4 (items 2), tea-077 2 (items 1)".
+  const byOrder = new Map<string, string[]>();
+  for (const d of e.movements) byOrder.set(d.orderId, [...(byOrder.get(d.orderId) ?? []), `${d.sku} ${d.actual} (items ${d.expected})`]);
+  const orders = [...byOrder].map(([id, skus]) => `${id} took ${skus.join(", ")}`);
   const drift = e.stock.map((d) => `${d.sku}: down ${d.actual}, committed orders hold ${d.expected}`);
   return [
     `${c.bold("effects")} in the handler's tables (${e.committed} committed orders in the inbox): ${e.valid ? c.green("exactly once") : c.red("NOT exactly once")}`,
     table(["effect", "count", "meaning", "sample ids"], rows),
-    ...(drift.length ? [`stock drift: ${drift.slice(0, 8).join("; ")}${drift.length > 8 ? " …" : ""}`] : []),
+    ...(orders.length ? [`order drift: ${shown(orders, 5)}`] : []),
+    ...(drift.length ? [`stock drift: ${shown(drift, 8)}`] : []),
   ];
 }
 

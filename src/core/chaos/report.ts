@@ -317,8 +317,12 @@ function effectsSection(r: ChaosResult): string {
   const rows = EFFECT_CATEGORIES.map(
     (c) => `<tr><th>${c}</th><td>${e.categories[c].count}</td><td class="ids">${escape(e.categories[c].ids.join(" "))}</td></tr>`,
   ).join("");
+  const orders = e.movements
+    .map((d) => `<tr><td>${escape(d.orderId)}</td><td>${escape(d.sku)}</td><td>${d.expected}</td><td>${d.actual}</td></tr>`)
+    .join("");
   const drift = e.stock.map((d) => `<tr><td>${escape(d.sku)}</td><td>${d.expected}</td><td>${d.actual}</td></tr>`).join("");
   return `<h2>Effects <small>${e.committed} committed orders in ${escape(r.inbox?.table ?? "")}; handler ${escape(r.inbox?.handler ?? "")}</small> — ${e.valid ? '<span class="ok">exactly once</span>' : '<span class="bad">NOT exactly once</span>'}</h2>
 <table><tr><th>category</th><th>count</th><th>sample ids</th></tr>${rows}</table>
+${orders ? `<table><tr><th>order</th><th>SKU</th><th>units in its items</th><th>units its movements took</th></tr>${orders}</table>` : ""}
 ${drift ? `<table><tr><th>SKU</th><th>units in committed orders</th><th>stock went down by</th></tr>${drift}</table>` : ""}`;
 }
