@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { headers } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { encodeDlqHeaders, type DlqEntry } from "../../src/core/pipeline/dlq-entry.js";
 import { DEFAULT_NAMES, dlqSubject, namesFor, type Names } from "../../src/core/nats/names.js";
@@ -180,5 +181,40 @@ describe("DLQ tools under another --stream", function () {
     assert.equal(purged.code, 0, purged.stderr);
     assert.equal(await depth(fx, "FOO_DLQ"), 0);
     assert.equal(await depth(fx), 1, "ORDERS_DLQ untouched");
+  });
+});
+
+describe("DLQ list --reason foreign", function () {
+  const fx = useServer();
+
+  it("lists only the messages orderq did not write, the rows `dlq list` marks foreign", async () => {
+    const seqOf = await seed(fx, [{ orderId: "ours-1", reason: "max-deliveries", ageMs: 60_000 }]);
+    const js = jetstream(fx.nc);
+    const hdrs = headers();
+    hdrs.set("X-Team", "payments");
+    const first = (await js.publish(dlqSubject(names, "web"), "by hand", { headers: hdrs })).seq;
+    const second = (await js.publish(dlqSubject(names, "api", "max-deliveries"), "also by hand")).seq;
+
+    const all = json(await cli(fx, ["dlq", "list", "--json"]));
+    assert.deepEqual(all.foreign, [first, second], "dlq list shows them as foreign rows");
+
+    const r = await cli(fx, ["dlq", "list", "--reason", "foreign", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const listed = json(r);
+    assert.deepEqual(listed.foreign, [first, second]);
+    assert.deepEqual(listed.entries, [], `not ${seqOf.get("ours-1")}, an orderq entry`);
+    assert.equal(listed.total, 0);
+    const newest = json(await cli(fx, ["dlq", "list", "--reason", "foreign", "--limit", "1", "--json"]));
+    assert.deepEqual(newest.foreign, [second]);
+
+    const human = await cli(fx, ["dlq", "list", "--reason", "foreign"]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /2 foreign messages \(not written by orderq\)/);
+    assert.doesNotMatch(human.stdout, /ours-1/);
+
+    const withSource = await cli(fx, ["dlq", "list", "--reason", "foreign", "--source", "web"]);
+    assert.equal(withSource.code, 2);
+    assert.equal(withSource.stderr.trim().split("\n").length, 1, withSource.stderr);
+    assert.match(withSource.stderr, /--reason foreign: a foreign message has no source/);
   });
 });
