@@ -125,11 +125,15 @@ export function withoutParserWrapping(message: string): string {
 export const nameFlags = {
   stream: Flags.string({ summary: "Orders stream.", default: DEFAULT_NAMES.stream, helpGroup: "TOPOLOGY" }),
   consumer: Flags.string({ summary: "Durable consumer shared by the workers.", default: DEFAULT_NAMES.consumer, helpGroup: "TOPOLOGY" }),
-  "dlq-stream": Flags.string({ summary: "Dead-letter stream.", default: DEFAULT_NAMES.dlqStream, helpGroup: "TOPOLOGY" }),
+  // No default value: without the flag the DLQ stream follows --stream (namesFor).
+  "dlq-stream": Flags.string({
+    summary: `Dead-letter stream. [default: ${DEFAULT_NAMES.dlqStream}; <stream>_DLQ with another --stream]`,
+    helpGroup: "TOPOLOGY",
+  }),
   "ledger-bucket": Flags.string({ summary: "KV bucket of committed outcomes.", default: DEFAULT_NAMES.ledgerBucket, helpGroup: "TOPOLOGY" }),
 };
 
-export function namesFrom(flags: { stream: string; consumer: string; "dlq-stream": string; "ledger-bucket": string }): Names {
+export function namesFrom(flags: { stream: string; consumer: string; "dlq-stream"?: string; "ledger-bucket": string }): Names {
   return namesFor({ stream: flags.stream, consumer: flags.consumer, dlqStream: flags["dlq-stream"], ledgerBucket: flags["ledger-bucket"] });
 }
 

@@ -1,5 +1,6 @@
 /** The PostgreSQL inbox's flags, shared by the commands that read or write it. */
 import { Flags } from "@oclif/core";
+import { InputError } from "../core/base/errors.js";
 import { describeInboxUrl, INBOX_URL_ENV } from "../core/inbox/connect.js";
 import { checkTableName, DEFAULT_INBOX_TABLE } from "../core/inbox/schema.js";
 
@@ -25,3 +26,22 @@ export function inboxFrom(flags: { inbox?: string; "inbox-table": string }): Inb
   describeInboxUrl(flags.inbox);
   return { url: flags.inbox, table: checkTableName(flags["inbox-table"]) };
 }
+
+/**
+ * Refuses (InputError, exit 2) an inbox setting given on the command line when there is no inbox to
+ * apply it to: `need` says what would make one (e.g. "an inbox: --inbox or ORDERQ_INBOX_URL"). Only a
+ * flag in oclif's raw tokens was given (as `topology ensure` tells its settings); a default is not.
+ */
+export function refuseWithoutInbox(
+  raw: ReadonlyArray<{ type: "flag"; flag: string } | { type: "arg" }>,
+  hasInbox: boolean,
+  settings: string[],
+  need: string,
+): void {
+  if (hasInbox) return;
+  const given = raw.flatMap((t) => (t.type === "flag" && settings.includes(t.flag) ? [t.flag] : []));
+  if (given.length > 0) throw new InputError(`--${given[0]} needs ${need}`);
+}
+
+/** What refuseWithoutInbox says a command with inboxFlags needs. */
+export const INBOX_NEEDED = `an inbox: --inbox or ${INBOX_URL_ENV}`;

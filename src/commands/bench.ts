@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
+import { refuseWithoutInbox } from "../cli/inbox-flags.js";
 import { OrderqCommand } from "../cli/base.js";
 import * as defaults from "../core/base/defaults.js";
 import { c, StatusLine, table } from "../cli/render.js";
@@ -116,7 +117,8 @@ export default class Bench extends OrderqCommand {
   };
 
   async run(): Promise<BenchResult | SoakResult | DlqScaleResult> {
-    const { flags } = await this.parse(Bench);
+    const { flags, raw } = await this.parse(Bench);
+    refuseWithoutInbox(raw, flags.inbox, ["inbox-pool", "inbox-batch"], "--inbox (it tunes the bench's inbox runs)");
     const horizonMs = parseDuration(flags["soak-horizon"], "--soak-horizon");
     const config = {
       orders: flags.orders,

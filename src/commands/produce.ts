@@ -10,6 +10,7 @@ import { Producer, type ProduceStats } from "../core/pipeline/producer.js";
 import { randomSeed, seededRng } from "../core/base/random.js";
 import { InputError } from "../core/base/errors.js";
 import { ensureTopology } from "../core/nats/topology.js";
+import { drainWithin } from "../core/nats/connection.js";
 import { checkGatewaysReachable, HttpSender } from "../core/intake/http-sender.js";
 import { API_TOKEN_ENV } from "../cli/intake-flags.js";
 
@@ -119,7 +120,9 @@ export default class Produce extends OrderqCommand {
     if (timer) clearInterval(timer);
     if (showBar) bar.stop();
     await history.close();
-    await nc?.drain();
+    // The server may be away by now (that is what made publishes indeterminate): a plain drain would
+    // fail, or wait minutes, and lose the report below. Nothing is in flight any more.
+    if (nc) await drainWithin(nc, flags["publish-timeout"]);
     this.log(
       keyValueTable([
         ["published", stats.published],

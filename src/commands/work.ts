@@ -3,7 +3,7 @@ import { join, resolve as resolvePath } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../cli/base.js";
 import { duration, probability, shownAs } from "../cli/flags.js";
-import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
+import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../cli/inbox-flags.js";
 import { c, keyValueTable, rate, StatusLine } from "../cli/render.js";
 import * as defaults from "../core/base/defaults.js";
 import { formatDuration } from "../core/base/duration.js";
@@ -165,7 +165,8 @@ export default class Work extends OrderqCommand {
   };
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
-    const { flags } = await this.parse(Work);
+    const { flags, raw } = await this.parse(Work);
+    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-pool", "inbox-batch", "inbox-table"], INBOX_NEEDED);
     if (flags["strict-orders"]) process.env[STRICT_ORDERS_ENV] = "1"; // inherited by the worker processes
     const o = resolve(flags, this.natsOptions(flags).server); // the URL without credentials: it goes on child workers' command lines
     // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.

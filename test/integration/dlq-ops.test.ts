@@ -5,9 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { headers } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { encodeDlqHeaders, type DlqEntry } from "../../src/core/pipeline/dlq-entry.js";
-import { DEFAULT_NAMES, dlqSubject } from "../../src/core/nats/names.js";
+import { DEFAULT_NAMES, dlqSubject, namesFor, type Names } from "../../src/core/nats/names.js";
 import { makeOrder } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
 import { json, runCli, startCli, type CliResult } from "../support/cli.js";
@@ -21,8 +22,12 @@ function cli(fx: ServerFixture, args: string[]): Promise<CliResult> {
 }
 
 /** Writes DLQ entries through the codec, as the worker would; returns their DLQ sequences by order id. */
-async function seed(fx: ServerFixture, entries: { orderId: string; reason: DlqEntry["reason"]; ageMs: number }[]): Promise<Map<string, number>> {
-  const topo = await cli(fx, ["topology", "ensure", "--json"]);
+async function seed(
+  fx: ServerFixture,
+  entries: { orderId: string; reason: DlqEntry["reason"]; ageMs: number }[],
+  names: Names = DEFAULT_NAMES,
+): Promise<Map<string, number>> {
+  const topo = await cli(fx, ["topology", "ensure", "--stream", names.stream, "--json"]);
   assert.equal(topo.code, 0, topo.stderr);
   const js = jetstream(fx.nc);
   const seqOf = new Map<string, number>();
@@ -34,7 +39,7 @@ async function seed(fx: ServerFixture, entries: { orderId: string; reason: DlqEn
       orderId: s.orderId,
       source: "web",
       originalStream: names.stream,
-      originalSubject: "orders.web",
+      originalSubject: `${names.subjectPrefix}.web`,
       originalSeq: i + 1,
       originalHeaders: { "Nats-Msg-Id": [s.orderId] },
       consumer: "workers",
@@ -49,8 +54,8 @@ async function seed(fx: ServerFixture, entries: { orderId: string; reason: DlqEn
   return seqOf;
 }
 
-async function depth(fx: ServerFixture): Promise<number> {
-  return (await (await jetstreamManager(fx.nc)).streams.info(names.dlqStream)).state.messages;
+async function depth(fx: ServerFixture, dlqStream = names.dlqStream): Promise<number> {
+  return (await (await jetstreamManager(fx.nc)).streams.info(dlqStream)).state.messages;
 }
 
 describe("DLQ purge --dry-run", function () {
@@ -132,5 +137,84 @@ describe("DLQ replay --rate, stopped by Ctrl-C", function () {
   it("refuses a negative --rate before connecting", async () => {
     const r = await cli(fx, ["dlq", "replay", "--all", "--rate", "-1"]);
     assert.equal(r.code, 2, r.stderr);
+  });
+});
+
+describe("DLQ tools under another --stream", function () {
+  const fx = useServer();
+  const foo = namesFor({ stream: "FOO", consumer: DEFAULT_NAMES.consumer, ledgerBucket: DEFAULT_NAMES.ledgerBucket });
+
+  it("list, show, replay and purge read FOO's DLQ (FOO_DLQ, dlq.foo.>) with only --stream FOO, never ORDERS_DLQ", async () => {
+    await seed(fx, [{ orderId: "default-1", reason: "max-deliveries", ageMs: 60_000 }]);
+    const fooSeq = await seed(
+      fx,
+      [
+        { orderId: "foo-1", reason: "max-deliveries", ageMs: 60_000 },
+        { orderId: "foo-2", reason: "non-retryable", ageMs: 60_000 },
+      ],
+      foo,
+    );
+    assert.equal(foo.dlqStream, "FOO_DLQ");
+
+    const listed = json(await cli(fx, ["dlq", "list", "--stream", "FOO", "--json"]));
+    assert.equal(listed.stream, "FOO_DLQ");
+    assert.deepEqual(
+      listed.entries.map((e: { orderId: string }) => e.orderId),
+      ["foo-1", "foo-2"],
+    );
+    const paged = json(await cli(fx, ["dlq", "list", "--stream", "FOO", "--limit", "1", "--json"]));
+    assert.equal(paged.total, 2, "counted on FOO_DLQ's subjects");
+
+    const shown = await cli(fx, ["dlq", "show", "--stream", "FOO", "foo-2", "--json"]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.equal(json(shown).orderId, "foo-2");
+    const other = await cli(fx, ["dlq", "show", "--stream", "FOO", "default-1"]);
+    assert.equal(other.code, 2, "ORDERS' entry is not in FOO's DLQ");
+
+    const replayed = await cli(fx, ["dlq", "replay", "--stream", "FOO", "foo-1", "--json"]);
+    assert.equal(replayed.code, 0, replayed.stderr);
+    assert.equal(json(replayed).replayed, 1);
+    const fooOrders = await (await jetstreamManager(fx.nc)).streams.info("FOO");
+    assert.equal(fooOrders.state.messages, 1, "replayed onto FOO's subject");
+
+    const purged = await cli(fx, ["dlq", "purge", "--stream", "FOO", `seq:${fooSeq.get("foo-2")}`, "--yes", "--json"]);
+    assert.equal(purged.code, 0, purged.stderr);
+    assert.equal(await depth(fx, "FOO_DLQ"), 0);
+    assert.equal(await depth(fx), 1, "ORDERS_DLQ untouched");
+  });
+});
+
+describe("DLQ list --reason foreign", function () {
+  const fx = useServer();
+
+  it("lists only the messages orderq did not write, the rows `dlq list` marks foreign", async () => {
+    const seqOf = await seed(fx, [{ orderId: "ours-1", reason: "max-deliveries", ageMs: 60_000 }]);
+    const js = jetstream(fx.nc);
+    const hdrs = headers();
+    hdrs.set("X-Team", "payments");
+    const first = (await js.publish(dlqSubject(names, "web"), "by hand", { headers: hdrs })).seq;
+    const second = (await js.publish(dlqSubject(names, "api", "max-deliveries"), "also by hand")).seq;
+
+    const all = json(await cli(fx, ["dlq", "list", "--json"]));
+    assert.deepEqual(all.foreign, [first, second], "dlq list shows them as foreign rows");
+
+    const r = await cli(fx, ["dlq", "list", "--reason", "foreign", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const listed = json(r);
+    assert.deepEqual(listed.foreign, [first, second]);
+    assert.deepEqual(listed.entries, [], `not ${seqOf.get("ours-1")}, an orderq entry`);
+    assert.equal(listed.total, 0);
+    const newest = json(await cli(fx, ["dlq", "list", "--reason", "foreign", "--limit", "1", "--json"]));
+    assert.deepEqual(newest.foreign, [second]);
+
+    const human = await cli(fx, ["dlq", "list", "--reason", "foreign"]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /2 foreign messages \(not written by orderq\)/);
+    assert.doesNotMatch(human.stdout, /ours-1/);
+
+    const withSource = await cli(fx, ["dlq", "list", "--reason", "foreign", "--source", "web"]);
+    assert.equal(withSource.code, 2);
+    assert.equal(withSource.stderr.trim().split("\n").length, 1, withSource.stderr);
+    assert.match(withSource.stderr, /--reason foreign: a foreign message has no source/);
   });
 });

@@ -171,13 +171,17 @@ describe("intake: the HTTP gateway", function () {
     );
     assert.match(invalid.body.detail, /^items\.0\.qty: /);
     // JSON that parses, but a string in it is not well-formed Unicode: no canonical form to fingerprint.
-    for (const [id, json] of [
-      ["ord-sur1", JSON.stringify(order("ord-sur1")).replace(/"sku":"[^"]*"/, '"sku":"a\\ud800"')],
-      ["ord-sur2", JSON.stringify({ ...order("ord-sur2"), note: "x" }).replace('"note":"x"', '"note":"\\udc00"')],
+    // The problem names where: the field's path, as for any invalid field.
+    for (const [id, json, path, pointer] of [
+      ["ord-sur1", JSON.stringify(order("ord-sur1")).replace(/"sku":"[^"]*"/, '"sku":"a\\ud800"'), "items.0.sku", "#/items/0/sku"],
+      ["ord-sur2", JSON.stringify({ ...order("ord-sur2"), note: "x" }).replace('"note":"x"', '"note":"\\udc00"'), "note", "#/note"],
+      ["ord-sur3", JSON.stringify({ ...order("ord-sur3"), meta: { x: 1 } }).replace('"x":1', '"\\ud800k":1'), "meta.\ud800k", "#/meta/\ud800k"],
     ]) {
       const lone = await post(base, json);
       assert.deepEqual([lone.status, lone.body.type], [400, "urn:orderq:problem:invalid-order"], id);
-      assert.match(lone.body.detail, new RegExp(`^order ${id}: it has no canonical JSON form \\(RFC 8785\\): Lone surrogate`));
+      const detail = "a lone UTF-16 surrogate (not well-formed Unicode): it has no canonical JSON form (RFC 8785)";
+      assert.equal(lone.body.detail, `order ${id}: ${path}: ${detail}`);
+      assert.deepEqual(lone.body.errors, [{ pointer, path, detail }]);
     }
     // Bytes that are not UTF-8 (fastify would have replaced them with U+FFFD, and two such bodies
     // differing only there would have shared a fingerprint).

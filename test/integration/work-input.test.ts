@@ -53,4 +53,24 @@ describe("orderq work: input under a supervisor", function () {
     const jsm = await jetstreamManager(fx.nc);
     await assert.rejects(jsm.streams.info("NEVER_MADE"), /stream not found/, "the command reached the server");
   });
+
+  it("--inbox-batch / --inbox-pool / --inbox-table with no inbox exit 2 with one line before anything connects; their defaults do not", async () => {
+    for (const flag of ["--inbox-batch=4", "--inbox-pool", "--inbox-table"]) {
+      const args = flag.includes("=") ? [flag] : [flag, flag === "--inbox-pool" ? "3" : "orders_inbox"];
+      const result = await runCli(["work", ...args, "--stream", "NEVER_MADE_INBOX", "--server", fx.server.url]);
+      assert.equal(result.code, 2, result.stderr);
+      const name = flag.replace(/=.*/, "");
+      assert.equal(result.stderr.trim(), `orderq: ${name} needs an inbox: --inbox or ORDERQ_INBOX_URL`);
+    }
+    const jsm = await jetstreamManager(fx.nc);
+    await assert.rejects(jsm.streams.info("NEVER_MADE_INBOX"), /stream not found/, "the command reached the server");
+
+    const bench = await runCli(["bench", "--inbox-batch", "4", "--runs", "1"]);
+    assert.equal(bench.code, 2, bench.stderr);
+    assert.equal(bench.stderr.trim(), "orderq: --inbox-batch needs --inbox (it tunes the bench's inbox runs)");
+
+    // Not given, the defaults are no reason to refuse.
+    const plain = await runCli(["work", "--exit-when-idle", "500ms", "--server", fx.server.url, "--json"]);
+    assert.equal(plain.code, 0, plain.stderr);
+  });
 });

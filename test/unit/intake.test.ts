@@ -237,6 +237,31 @@ describe("intake: produce --via's HttpSender (against a plain HTTP server on loo
     }
   });
 
+  it("close() fails every request not answered at once: the one sent may be stored, the queued ones were never sent, and none is sent after", async () => {
+    const sender = new HttpSender(base, 30_000, undefined, 1);
+    const before = seen.length;
+    const sent = send(sender, "slow"); // holds the one connection: never answered
+    const queued = [send(sender, "q-1"), send(sender, "q-2")];
+    while (seen.length === before) await new Promise((resolve) => setTimeout(resolve, 10));
+    sender.close();
+    const [first, ...rest] = await Promise.allSettled([sent, ...queued]);
+    assert.equal(first.status, "rejected");
+    const maybe = first.reason as Error;
+    assert.ok(!(maybe instanceof NotStoredError) && /sender closed/.test(maybe.message), maybe.message);
+    for (const r of rest) {
+      assert.equal(r.status, "rejected");
+      const err = r.reason as Error;
+      assert.ok(err instanceof NotStoredError && !err.retryable, err.message);
+      assert.match(err.message, /sender closed before the request was sent/);
+    }
+    await assert.rejects(send(sender, "after"), (err: unknown) => err instanceof NotStoredError && !err.retryable);
+    // The server has seen the one request that had a connection: its pool is gone, nothing else can come.
+    assert.deepEqual(
+      seen.slice(before).map((r) => (JSON.parse(r.body) as { id: string }).id),
+      ["slow"],
+    );
+  });
+
   it("says a refused connection stored nothing (retryable)", async () => {
     const sender = new HttpSender("http://127.0.0.1:1", 1000);
     try {

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describeLeaseChange, isOwnWrite } from "../../src/core/pipeline/worker.js";
 import type { Outcome } from "../../src/core/pipeline/outcome-store.js";
+import { onceInAWhile } from "../../src/core/fleet/worker-process.js";
 
 describe("isOwnWrite", () => {
   const mine: Outcome = { result: "committed", worker: "w1", attempt: 3, streamSeq: 42, at: "2026-11-30T10:00:00.000Z" };
@@ -41,5 +42,24 @@ describe("describeLeaseChange", () => {
   it("names a max deliver change, with no lease at risk when the ack wait stays", () => {
     const change = describeLeaseChange(before, { ackWaitMs: 30_000, maxDeliver: 3 }, [{ contact: 0 }], 20_000);
     assert.deepEqual([change?.atRisk, change?.message], [0, "the consumer's settings changed: max deliver 5 → 3"]);
+  });
+});
+
+describe("a worker process's error lines (README, inbox: a failed batch COMMIT)", () => {
+  it("writes a given message at most once every 10 s: a batch of 16 failing on one error is one line, counted elsewhere 16 times", () => {
+    const lines: string[] = [];
+    let clock = 1_000_000;
+    const log = onceInAWhile(
+      (line) => lines.push(line),
+      () => clock,
+    );
+    for (let i = 0; i < 16; i++) log("Connection terminated unexpectedly");
+    log("connect ECONNREFUSED 127.0.0.1:5432");
+    clock += 9_999;
+    log("Connection terminated unexpectedly");
+    assert.deepEqual(lines, ["Connection terminated unexpectedly", "connect ECONNREFUSED 127.0.0.1:5432"]);
+    clock += 1;
+    log("Connection terminated unexpectedly");
+    assert.equal(lines.length, 3, "again once 10 s have passed");
   });
 });

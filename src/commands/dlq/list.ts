@@ -1,4 +1,5 @@
 import { Flags } from "@oclif/core";
+import { InputError } from "../../core/base/errors.js";
 import { nameFlags } from "../../cli/base.js";
 import {
   DlqCommand,
@@ -15,8 +16,8 @@ import {
   type ForeignSummaryView,
 } from "../../cli/dlq.js";
 import { c, table } from "../../cli/render.js";
-import type { DlqReason, StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
-import { countByReason, countDlq, pageDlq, scanDlq, withoutForeign, type ForeignDlqMessage } from "../../core/ops/dlq-admin.js";
+import { DLQ_REASONS, type DlqReason, type StoredDlqEntry } from "../../core/pipeline/dlq-entry.js";
+import { countByReason, countDlq, listForeign, pageDlq, scanDlq, withoutForeign, type ForeignDlqMessage } from "../../core/ops/dlq-admin.js";
 
 export interface DlqListResult {
   stream: string;
@@ -45,18 +46,43 @@ export default class DlqList extends DlqCommand {
     "<%= config.bin %> dlq list",
     "<%= config.bin %> dlq list --reason max-deliveries --since 1h",
     "<%= config.bin %> dlq list --source web --limit 20 --json | jq '.entries[].orderId'",
+    "<%= config.bin %> dlq list --reason foreign",
   ];
 
   static override flags = {
     ...nameFlags,
     ...filterFlags,
+    // The rows shown as "foreign" can be asked for like any reason.
+    reason: Flags.string({
+      summary: "Only entries dead-lettered for this reason; foreign: only the messages orderq did not write.",
+      options: [...DLQ_REASONS, "foreign"],
+    }),
     since: Flags.string({ summary: "Only entries dead-lettered since then: a duration back from now (1h) or an ISO time." }),
     limit: Flags.integer({ char: "n", summary: "Show only the newest N rows (matching entries, and foreign messages among them).", min: 1 }),
   };
 
   async run(): Promise<DlqListResult> {
     const { flags } = await this.parse(DlqList);
-    const filter = { ...filterFrom(flags), sinceMs: flags.since === undefined ? undefined : parseSince(flags.since) };
+    const sinceMs = flags.since === undefined ? undefined : parseSince(flags.since);
+    if (flags.reason === "foreign") {
+      if (flags.source !== undefined) throw new InputError("--reason foreign: a foreign message has no source; drop --source");
+      return this.withDlq(flags, async (nc, names) => {
+        const foreign = await listForeign(nc, names, sinceMs, flags.limit);
+        this.log(
+          foreign.length ? render(names.dlqStream, 0, [], foreign, countByReason([]), true, true) : `No foreign message in ${names.dlqStream}.`,
+        );
+        return {
+          stream: names.dlqStream,
+          total: 0,
+          shown: 0,
+          byReason: countByReason([]),
+          foreign: foreign.map((m) => m.dlqSeq),
+          foreignMessages: foreign.map(foreignSummaryView),
+          entries: [],
+        };
+      });
+    }
+    const filter = { ...filterFrom(flags), sinceMs };
     return this.withDlq(flags, async (nc, names) => {
       // --limit reads only the newest entries and has the server count the rest by reason (their
       // subjects); --since reads back to that time; neither reads the whole DLQ. Only a plain list does.
@@ -92,6 +118,7 @@ function render(
   foreign: ForeignDlqMessage[],
   byReason: Record<DlqReason, number>,
   filtered: boolean,
+  foreignOnly = false,
 ): string {
   const foreignLine = foreign.length
     ? `${plural(foreign.length, "foreign message")} (not written by orderq): \`orderq dlq show seq:N\` shows one, \`orderq dlq purge seq:N\` removes it.`
@@ -120,8 +147,9 @@ function render(
   const errorWidth = Math.max(MIN_ERROR_WIDTH, (process.stdout.columns ?? 160) - otherColumnsWidth(rows));
   for (const row of rows) row[5] = truncate(String(row[5]), errorWidth);
   const more = shown.length < total ? ` (showing the newest ${shown.length})` : "";
-  const entriesLine =
-    total > 0 || filtered
+  const entriesLine = foreignOnly
+    ? ""
+    : total > 0 || filtered
       ? `${plural(total, "entry", "entries")} in ${stream}${more}: ${describeReasons(byReason)}`
       : `No orderq entry in ${stream}.`;
   return [table(HEAD, rows), entriesLine, foreignLine].filter(Boolean).join("\n");

@@ -130,13 +130,17 @@ export function sumStats(all: WorkerStats[]): WorkerStats {
   return total;
 }
 
-/** Logs a message, but the same message at most once every 10 s: a broker outage is one line, not thousands. */
-function onceInAWhile(log: (message: string) => void): (message: string) => void {
+/**
+ * Logs a message, but the same message at most once every 10 s: a broker outage is one line, not
+ * thousands (README, inbox: a batch whose COMMIT fails is one line for all its orders). `now`: the
+ * clock, epoch ms (tests).
+ */
+export function onceInAWhile(log: (message: string) => void, now: () => number = Date.now): (message: string) => void {
   const last = new Map<string, number>();
   return (message) => {
-    const now = Date.now();
-    if (now - (last.get(message) ?? 0) < 10_000) return;
-    last.set(message, now);
+    const at = now();
+    if (at - (last.get(message) ?? 0) < 10_000) return;
+    last.set(message, at);
     log(message);
   };
 }

@@ -328,7 +328,10 @@ export class Gateway {
     try {
       print = fingerprint(order);
     } catch (err) {
-      if (err instanceof NoCanonicalFormError) return sendProblem(reply, problem("invalid-order", `order ${order.id}: ${err.message}`));
+      if (err instanceof NoCanonicalFormError) {
+        const errors = err.field && [fieldProblem(err.field.path, err.field.detail)];
+        return sendProblem(reply, problem("invalid-order", `order ${order.id}: ${err.message}`, errors));
+      }
       throw err;
     }
     const claim = await this.jetstream(() => this.keys.claim(order.id, print));

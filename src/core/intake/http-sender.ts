@@ -23,6 +23,9 @@ import type { PubAck } from "../nats/pub-acks.js";
 import { NotStoredError, type Sender } from "../pipeline/producer.js";
 import { EnvironmentError, errorMessage } from "../base/errors.js";
 
+/** Why a request closed before it was handed a connection failed: it was never sent. */
+const NOT_SENT = "sender closed before the request was sent";
+
 /** Statuses after which a retry would be refused the same way: the order was not stored. */
 const FINAL = new Set([400, 401, 403, 404, 413, 415, 422]);
 
@@ -52,7 +55,7 @@ interface Target {
 export class HttpSender implements Sender {
   private readonly targets: Target[];
   /** The requests not yet answered: each one's way to fail at once (close()). */
-  private readonly pending = new Set<(err: Error) => void>();
+  private readonly pending = new Set<() => void>();
   private closed = false;
   /** The gateway the next order starts with. */
   private next = 0;
@@ -87,7 +90,8 @@ export class HttpSender implements Sender {
    * answer as a PubAck (`duplicate`: a replayed answer). Throws NotStoredError when a gateway refused
    * the order or every gateway refused the connection (retryable unless the refusal is final), any
    * other Error when the order may have been stored (a timeout or a connection lost mid-request at
-   * some gateway, a 409 or a 503).
+   * some gateway, a 409 or a 503). After close(), or closed while it waited for a connection (never
+   * sent): NotStoredError, final.
    */
   async publish(_subject: string, payload: string, headers: MsgHdrs): Promise<PubAck> {
     const key = headers.get("Nats-Msg-Id");
@@ -105,6 +109,7 @@ export class HttpSender implements Sender {
       }
     }
     if (!answer) {
+      if (unanswered.length === 0 || unanswered.every((u) => u.error === NOT_SENT)) throw new NotStoredError(NOT_SENT, false);
       const detail = unanswered.map((u) => `${u.url}: ${u.error}`).join("; ");
       if (unanswered.length > 0 && unanswered.every((u) => u.refused)) throw new NotStoredError(`no gateway took the connection (${detail})`, true);
       throw new Error(`no answer from the gateway: ${detail || "sender closed"}`);
@@ -125,16 +130,20 @@ export class HttpSender implements Sender {
     throw new Error(message);
   }
 
-  /** Fails the requests still waiting and closes the connections. */
+  /**
+   * Fails every request not yet answered, at once, and closes the connections: one waiting for a
+   * connection was never sent (publish throws NotStoredError, final); one sent may have been stored
+   * (a plain Error, "sender closed"). None is sent afterwards.
+   */
   close(): void {
     this.closed = true;
-    for (const fail of [...this.pending]) fail(new Error("sender closed"));
+    for (const abandon of [...this.pending]) abandon();
     for (const target of this.targets) target.waiting.length = 0;
     for (const target of this.targets) target.pool.destroy().catch(() => undefined);
   }
 
   private post(target: Target, payload: string, idempotencyKey: string): Promise<Answer> {
-    if (this.closed) return Promise.reject(new Error("sender closed"));
+    if (this.closed) return Promise.reject(new Error(NOT_SENT));
     return new Promise<Answer>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined;
       let settled = false;
@@ -146,7 +155,7 @@ export class HttpSender implements Sender {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.pending.delete(fail);
+        this.pending.delete(abandon);
         // After a failure (a timeout), the next request starts only once this turn's other expired
         // timers have run: requests queued as long as this one have timed out too, and are not sent.
         if (started && err) setImmediate(() => this.dispatched(target));
@@ -158,7 +167,8 @@ export class HttpSender implements Sender {
         } else resolve(answer!);
       };
       const fail = (err: Error) => settle(err);
-      this.pending.add(fail);
+      const abandon = () => fail(new Error(started ? "sender closed" : NOT_SENT));
+      this.pending.add(abandon);
       // One timer for the whole request, queueing for a connection included: a request still waiting
       // when it fires is never sent.
       const timer = setTimeout(() => fail(new Error(`timeout: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);

@@ -59,20 +59,55 @@ const CANONICAL_ORDER_KEYS = ["amount", "createdAt", "id", "items", "price", "qt
 /** A UTF-16 code unit of a surrogate pair standing alone: with the `u` flag, a whole pair is one code point and never matches. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-/** The payload has no canonical JSON (RFC 8785): a string in it is not well-formed Unicode, say. */
-export class NoCanonicalFormError extends Error {}
+/**
+ * The payload has no canonical JSON (RFC 8785): a string in it is not well-formed Unicode, say.
+ * `field`, when one place is at fault: its path (member names and array indexes down to it) and what
+ * is wrong there; the message then starts with the path, dotted.
+ */
+export class NoCanonicalFormError extends Error {
+  constructor(
+    message: string,
+    readonly field?: { path: Array<string | number>; detail: string },
+  ) {
+    super(field ? `${field.path.length ? field.path.join(".") : "(root)"}: ${field.detail}` : message);
+  }
+}
+
+/**
+ * The path to the first string (a value, or a member's name) holding a lone surrogate, depth first;
+ * undefined when there is none. Only walked once canonicalization has failed: never on the hot path.
+ */
+export function loneSurrogatePath(value: unknown, path: Array<string | number> = []): Array<string | number> | undefined {
+  if (typeof value === "string") return LONE_SURROGATE.test(value) ? path : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = loneSurrogatePath(item, [...path, i]);
+      if (found) return found;
+    }
+  } else if (value !== null && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) {
+      if (LONE_SURROGATE.test(key)) return [...path, key];
+      const found = loneSurrogatePath(item, [...path, key]);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
 
 /**
  * SHA-256 (hex) of the payload's canonical JSON (RFC 8785, JSON Canonicalization Scheme): the same
  * order sent with its members in another order or other whitespace has the same fingerprint.
  * Throws NoCanonicalFormError when the payload has none: no JSON form, NaN, Infinity, or a lone
- * surrogate in a string (RFC 8785 requires well-formed Unicode).
+ * surrogate in a string (RFC 8785 requires well-formed Unicode; the error's path then says where).
  */
 export function fingerprint(payload: unknown): string {
   let canonical: string | undefined;
   try {
     canonical = canonicalJson(payload);
   } catch (err) {
+    const path = loneSurrogatePath(payload);
+    const detail = "a lone UTF-16 surrogate (not well-formed Unicode): it has no canonical JSON form (RFC 8785)";
+    if (path) throw new NoCanonicalFormError(detail, { path, detail });
     throw new NoCanonicalFormError(`it has no canonical JSON form (RFC 8785): ${(err as Error).message}`);
   }
   if (canonical === undefined) throw new NoCanonicalFormError("it has no JSON form");

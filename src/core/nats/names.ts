@@ -48,11 +48,15 @@ export const DEFAULT_NAMES: Names = {
 
 /**
  * Names from the four that can be chosen. A stream other than the default also renames its subjects,
- * advisory stream, attempts bucket and intake bucket, so a second orderq on the same server shares nothing with the first.
+ * advisory stream, attempts bucket and intake bucket, and, unless one is chosen, its DLQ stream
+ * (`<stream>_DLQ`), so a second orderq on the same server shares nothing with the first. (The DLQ
+ * stream holds `<dlqSubjectPrefix>.>`: the default one cannot hold a second stream's dead letters.)
  */
-export function namesFor(chosen: Pick<Names, "stream" | "consumer" | "dlqStream" | "ledgerBucket">): Names {
-  const names = { ...DEFAULT_NAMES, ...chosen };
-  if (chosen.stream !== DEFAULT_NAMES.stream) {
+export function namesFor(chosen: Pick<Names, "stream" | "consumer" | "ledgerBucket"> & { dlqStream?: string }): Names {
+  const otherStream = chosen.stream !== DEFAULT_NAMES.stream;
+  const dlqStream = chosen.dlqStream ?? (otherStream ? `${chosen.stream}_DLQ` : DEFAULT_NAMES.dlqStream);
+  const names = { ...DEFAULT_NAMES, ...chosen, dlqStream };
+  if (otherStream) {
     const lower = chosen.stream.toLowerCase();
     names.subjectPrefix = lower;
     names.dlqSubjectPrefix = `dlq.${lower}`;

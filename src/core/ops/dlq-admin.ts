@@ -163,6 +163,16 @@ export async function pageDlq(nc: NatsConnection, names: Names, filter: DlqFilte
 }
 
 /**
+ * The foreign messages in the DLQ (see ForeignDlqMessage), oldest first: those stored since `sinceMs`
+ * (epoch ms) when given, the newest `limit` when given. Reads the whole DLQ: a foreign message is known
+ * only by reading it.
+ */
+export async function listForeign(nc: NatsConnection, names: Names, sinceMs?: number, limit?: number): Promise<ForeignDlqMessage[]> {
+  const recent = (await scanDlq(nc, names)).foreign.filter((m) => sinceMs === undefined || Date.parse(m.storedAt) >= sinceMs);
+  return limit === undefined ? recent : recent.slice(-limit);
+}
+
+/**
  * What a DLQ subject says: its source, and its reason when it is `<prefix>.<source>.<reason>` with a
  * reason orderq writes (none on an older orderq's `<prefix>.<source>`); `foreign` for any other shape.
  */
