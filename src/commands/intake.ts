@@ -1,6 +1,6 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../cli/base.js";
-import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
+import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../cli/inbox-flags.js";
 import { intakeRetentionFlag, intakeRetentionFrom, tokenFlags, tokensFrom } from "../cli/intake-flags.js";
 import * as defaults from "../core/base/defaults.js";
 import { duration, shownAs } from "../cli/flags.js";
@@ -50,7 +50,8 @@ export default class Intake extends OrderqCommand {
   };
 
   async run(): Promise<void> {
-    const { flags } = await this.parse(Intake);
+    const { flags, raw } = await this.parse(Intake);
+    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-table"], INBOX_NEEDED);
     const settings = { ...settingsFrom(flags), intakeRetentionMs: intakeRetentionFrom(flags) };
     intakeRetentionMs(settings);
     const inbox = inboxFrom(flags);

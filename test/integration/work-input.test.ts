@@ -73,4 +73,14 @@ describe("orderq work: input under a supervisor", function () {
     const plain = await runCli(["work", "--exit-when-idle", "500ms", "--server", fx.server.url, "--json"]);
     assert.equal(plain.code, 0, plain.stderr);
   });
+
+  it("--inbox-table with no inbox: every other command that reads an inbox refuses it too, exit 2, before anything connects", async () => {
+    for (const command of [["order", "web-1"], ["status"], ["intake"], ["dlq", "replay", "--all"], ["topology", "ensure"]]) {
+      const result = await runCli([...command, "--inbox-table", "orders_inbox", "--stream", "NEVER_MADE_TABLE", "--server", fx.server.url]);
+      assert.equal(result.code, 2, `${command.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stderr.trim(), "orderq: --inbox-table needs an inbox: --inbox or ORDERQ_INBOX_URL", command.join(" "));
+    }
+    const jsm = await jetstreamManager(fx.nc);
+    await assert.rejects(jsm.streams.info("NEVER_MADE_TABLE"), /stream not found/, "topology ensure reached the server");
+  });
 });

@@ -1,4 +1,4 @@
-import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
+import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../../cli/inbox-flags.js";
 import { Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
 import { nameFlags } from "../../cli/base.js";
@@ -63,7 +63,8 @@ export default class DlqReplay extends DlqCommand {
   };
 
   async run(): Promise<DlqReplayResult> {
-    const { argv, flags } = await this.parse(DlqReplay);
+    const { argv, flags, raw } = await this.parse(DlqReplay);
+    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-table"], INBOX_NEEDED);
     const selectors = argv as string[];
     validateSelection("replay", { selectors, bulk: given(flags, ["all"]), narrowing: given(flags, ["source", "reason"]) });
     const dryRun = flags["dry-run"];
