@@ -3,7 +3,7 @@
  * codes the README promises. Bad inputs that need no server are in test/unit/operator-inputs.test.ts.
  */
 import assert from "node:assert/strict";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -105,7 +105,7 @@ describe("server stop and a state file in the shared temp dir", function () {
       chownSync(file, 65534, 65534);
       await assert.rejects(stopDetached({ port: server.port, stateDir: dir }), (err: Error) => {
         assert.ok(err instanceof EnvironmentError);
-        assert.match(err.message, /belongs to uid 65534, not to this user \(uid 0\): not trusting it; remove it if it is stale$/);
+        assert.match(err.message, /belongs to uid 65534, not to this user \(uid 0\): not trusting it \(ask its owner to remove it if it is stale\)$/);
         return true;
       });
       assert.ok(![undefined, "Z"].includes(processState(server.pid)), "the server still runs");
@@ -113,6 +113,35 @@ describe("server stop and a state file in the shared temp dir", function () {
       chownSync(file, 0, 0);
       const stopped = await stopDetached({ port: server.port, stateDir: dir });
       assert.equal(stopped.removedStore, server.store, "its own state file: the store it ran from is removed");
+    }
+  });
+
+  it("a stop by pid file passes over other users' records (was: exit 3 on the first one)", async function () {
+    if (process.getuid?.() !== 0) this.skip(); // only root can give a file to another user
+    const pidFile = join(dir, "nats.pid");
+    const server = await startDetached({ stateDir: dir, pidFile });
+    const others = stateFile(1, dir);
+    writeFileSync(others, JSON.stringify({ ...server, port: 1 }));
+    chownSync(others, 65534, 65534);
+    try {
+      const stopped = await stopDetached({ pidFile, stateDir: dir });
+      assert.equal(stopped.pid, server.pid);
+      assert.equal(stopped.removedStore, server.store, "its own record was found and its store removed");
+    } finally {
+      rmSync(others, { force: true });
+    }
+  });
+
+  it("refuses a state file that is a symlink (to another of the caller's records: it would stop that server)", async () => {
+    const server = await startDetached({ stateDir: dir });
+    const link = stateFile(2, dir);
+    symlinkSync(stateFile(server.port, dir), link);
+    try {
+      await assert.rejects(stopDetached({ port: 2, stateDir: dir }), /orderq-server-2\.json is not a regular file: not trusting it/);
+      assert.ok(![undefined, "Z"].includes(processState(server.pid)), "the server still runs");
+    } finally {
+      rmSync(link, { force: true });
+      await stopDetached({ port: server.port, stateDir: dir });
     }
   });
 });

@@ -8,7 +8,7 @@
  * caller's own, and a store is removed only when the process just stopped was running from it: a
  * planted file must not turn `server stop` into a recursive delete of some other directory.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, writeFileSync, type Stats } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -124,11 +124,16 @@ function forget(state: DetachedServer, stateDir?: string): void {
   if (state.pidFile) rmSync(state.pidFile, { force: true });
 }
 
-/** The state file of a detached server with this pid, if orderq recorded one. */
+/**
+ * The state file of a detached server with this pid, if the caller recorded one. Other users' files
+ * (and anything but a regular file) are passed over: they are no record of the caller's server.
+ */
 function recordedByPid(pid: number, stateDir = tmpdir()): DetachedServer | undefined {
   for (const name of readdirSync(stateDir)) {
     if (!/^orderq-server-\d+\.json$/.test(name)) continue;
-    const state = readState(join(stateDir, name));
+    const file = join(stateDir, name);
+    if (untrusted(file)) continue;
+    const state = readState(file);
     if (state?.pid === pid) return state;
   }
   return undefined;
@@ -148,21 +153,35 @@ function readPid(file: string): number {
 
 /**
  * The state file's record, or undefined when there is none. Throws EnvironmentError (exit 3) when it
- * cannot be read, or when another user owns it: in the shared temp dir, that may be a plant.
+ * cannot be read, or is not the caller's own regular file: in the shared temp dir, that may be a plant.
  */
 function readState(file: string): DetachedServer | undefined {
   if (!existsSync(file)) return undefined;
   try {
-    const owner = statSync(file).uid;
-    const me = process.getuid?.();
-    if (me !== undefined && owner !== me) {
-      throw new EnvironmentError(`${file} belongs to uid ${owner}, not to this user (uid ${me}): not trusting it; remove it if it is stale`);
-    }
+    const why = untrusted(file);
+    if (why) throw new EnvironmentError(`${file} ${why}: not trusting it (ask its owner to remove it if it is stale)`);
     return JSON.parse(readFileSync(file, "utf8")) as DetachedServer;
   } catch (err) {
     if (err instanceof EnvironmentError) throw err;
     throw new EnvironmentError(`cannot read ${file}: ${errorMessage(err)}`);
   }
+}
+
+/**
+ * Why `file` is no record of the caller's (undefined when it is one): another user's file, or not a
+ * regular file — a symlink would pass the owner check on the file it points to. lstat, not stat.
+ */
+function untrusted(file: string): string | undefined {
+  let stat: Stats;
+  try {
+    stat = lstatSync(file);
+  } catch (err) {
+    return `cannot be examined (${errorMessage(err)})`;
+  }
+  if (!stat.isFile()) return "is not a regular file";
+  const me = process.getuid?.();
+  if (me !== undefined && stat.uid !== me) return `belongs to uid ${stat.uid}, not to this user (uid ${me})`;
+  return undefined;
 }
 
 /**

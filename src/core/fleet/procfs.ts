@@ -49,12 +49,7 @@ export function processState(pid: number): string | undefined {
   return statFields(`/proc/${pid}/stat`)?.[0];
 }
 
-/** The process's command line (arguments joined by spaces); undefined when it is gone or /proc is absent. */
-export function commandLine(pid: number): string | undefined {
-  return commandArgs(pid)?.join(" ");
-}
-
-/** The process's argv (program first), from /proc/PID/cmdline; undefined when it is gone. */
+/** The process's argv (program first), from /proc/PID/cmdline; undefined when it is gone or /proc is absent. */
 export function commandArgs(pid: number): string[] | undefined {
   return read(`/proc/${pid}/cmdline`)
     ?.split("\0")
