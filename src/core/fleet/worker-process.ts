@@ -139,7 +139,8 @@ export function onceInAWhile(log: (message: string) => void, now: () => number =
   const last = new Map<string, number>();
   return (message) => {
     const at = now();
-    if (at - (last.get(message) ?? 0) < 10_000) return;
+    const before = last.get(message);
+    if (before !== undefined && at - before < 10_000) return;
     last.set(message, at);
     log(message);
   };
