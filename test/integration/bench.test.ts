@@ -56,7 +56,7 @@ describe("orderq bench", function () {
     assert.equal(inboxWork.verification.expected, 2000);
     assert.match(
       inboxWork.verification.detail,
-      /^2000 committed, 0 lost, 0 unexpected; effects: 2000 orders rows once, 0 lost, 0 duplicated, 0 unexpected, stock down by exactly/,
+      /^2000 committed, 0 lost, 0 unexpected; effects: 2000 orders once \(row and stock movements\), 0 lost, 0 duplicated, 0 unexpected, stock down by exactly/,
     );
     assert.equal(inboxWork.workerPeakRssMb!.length, 1);
     // The default batch: the example handler appends its stock movements, so batches do not deadlock.

@@ -59,7 +59,7 @@ describe("bench --inbox: verdict, window and summary", () => {
     assert.equal(v.ok, true, v.detail);
     assert.equal(
       v.detail,
-      "2 committed, 0 lost, 0 unexpected; effects: 2 orders rows once, 0 lost, 0 duplicated, 0 unexpected, stock down by exactly the committed items",
+      "2 committed, 0 lost, 0 unexpected; effects: 2 orders once (row and stock movements), 0 lost, 0 duplicated, 0 unexpected, stock down by exactly the committed items",
     );
   });
 
@@ -95,14 +95,14 @@ describe("bench --inbox: verdict, window and summary", () => {
     );
   });
 
-  it("verifyInbox names the first three drifting SKUs of the orders and of stock, and counts the SKUs left", () => {
+  it("verifyInbox names the first three drifting SKUs of the orders and of stock, and counts what is left", () => {
     const rows = [{ orderId: "a", outcome: "committed" as const }];
     const skus = ["a1", "a2", "a3", "a4", "a5"];
     const orders = [{ orderId: "a", items: skus.map((sku) => ({ sku, qty: 1 })) }];
     const effects = checkEffects({ inbox: rows, orders, movements: [], stockBefore: [], stockAfter: [], accepted: ["a"] });
     assert.match(
       verifyInbox(rows, ["a"], 0, effects).detail,
-      /; order drift: a took 0 a1, expected 1; a took 0 a2, expected 1; a took 0 a3, expected 1; stock drift: a1 down 0, expected 1; a2 down 0, expected 1; a3 down 0, expected 1; 2 more SKUs$/,
+      /; order drift: a took 0 a1, expected 1; a took 0 a2, expected 1; a took 0 a3, expected 1; 2 more; stock drift: a1 down 0, expected 1; a2 down 0, expected 1; a3 down 0, expected 1; 2 more SKUs$/,
     );
   });
 
@@ -111,7 +111,7 @@ describe("bench --inbox: verdict, window and summary", () => {
     const effects = checkEffects({ inbox: rows, orders: [], movements: [], stockBefore, stockAfter: stockBefore, accepted: ["a"] });
     const v = verifyInbox(rows, ["a"], 0, effects);
     assert.equal(v.ok, false);
-    assert.match(v.detail, /effects: 0 orders rows once, 1 lost/);
+    assert.match(v.detail, /effects: 0 orders once \(row and stock movements\), 1 lost/);
   });
 
   it("times the inbox work phase from every worker's first commit to the last", () => {

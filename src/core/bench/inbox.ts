@@ -211,8 +211,8 @@ export async function inboxWorkPhase(
 /**
  * Every expected order committed once in the inbox, nothing else there, and its effects exactly once:
  * one `orders` row per committed order, its stock movements and stock down by exactly its items (the
- * effect checker's verdict). The inbox's primary key makes a doubled inbox row impossible: a doubled effect is what
- * `duplicated` counts.
+ * effect checker's verdict). The inbox's primary key makes a doubled inbox row impossible: `duplicated`
+ * counts doubled effects, as the checker does — an order doubled is its id and each of its SKUs.
  */
 export function verifyInbox(
   rows: ReadonlyArray<Pick<InboxCommit, "orderId" | "outcome">>,
@@ -234,15 +234,16 @@ export function verifyInbox(
       .slice(0, DRIFT_SHOWN)
       .map((d) => `${d.sku} down ${d.actual}, expected ${d.expected}`)
       .join("; ") + (effects.stock.length > DRIFT_SHOWN ? `; ${effects.stock.length - DRIFT_SHOWN} more SKUs` : "");
-  const orderDrift = effects.movements
-    .slice(0, DRIFT_SHOWN)
-    .map((d) => `${d.orderId} took ${d.actual} ${d.sku}, expected ${d.expected}`)
-    .join("; ");
+  const orderDrift =
+    effects.movements
+      .slice(0, DRIFT_SHOWN)
+      .map((d) => `${d.orderId} took ${d.actual} ${d.sku}, expected ${d.expected}`)
+      .join("; ") + (effects.movements.length > DRIFT_SHOWN ? `; ${effects.movements.length - DRIFT_SHOWN} more` : "");
   const detail =
     `${committed.size} committed, ${lost} lost, ${unexpected} unexpected` +
     (deadLettered ? `, ${deadLettered} dead-lettered` : "") +
     (leftInStream ? `, ${leftInStream} left unacked in the stream` : "") +
-    `; effects: ${effects.categories.ok.count} orders rows once, ${lostEffects} lost, ${duplicated} duplicated, ${effects.categories.unexpectedEffects.count} unexpected` +
+    `; effects: ${effects.categories.ok.count} orders once (row and stock movements), ${lostEffects} lost, ${duplicated} duplicated, ${effects.categories.unexpectedEffects.count} unexpected` +
     (orderDrift ? `; order drift: ${orderDrift}` : "") +
     (drift ? `; stock drift: ${drift}` : ", stock down by exactly the committed items");
   return { ok, detail, expected: expectedIds.length, lost, duplicated, unexpected };
