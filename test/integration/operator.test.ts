@@ -14,7 +14,7 @@ import { useServer } from "../support/server.js";
 import type { ResourceReport } from "../../src/core/nats/topology.js";
 import type { OrderLookup } from "../../src/core/ops/order-lookup.js";
 import { freePort, NatsServer } from "../../src/core/fleet/nats-server.js";
-import { startDetached, stateFile, stopDetached } from "../../src/core/fleet/detached-server.js";
+import { startDetached, stateFile, stopDetached, type DetachedServer } from "../../src/core/fleet/detached-server.js";
 import { EnvironmentError } from "../../src/core/base/errors.js";
 import { processState } from "../../src/core/fleet/procfs.js";
 
@@ -77,13 +77,26 @@ describe("orderq server start --detach / server stop", function () {
 describe("server stop and a state file in the shared temp dir", function () {
   this.timeout(60_000);
   let dir: string;
+  const started: DetachedServer[] = [];
+  const start = async (o: { pidFile?: string } = {}) => {
+    const server = await startDetached({ ...o, stateDir: dir });
+    started.push(server);
+    return server;
+  };
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "orderq-state-"));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    // A failed assertion must not leave a detached server running, nor its store behind.
+    for (const server of started) {
+      if (![undefined, "Z"].includes(processState(server.pid))) process.kill(server.pid, "SIGKILL");
+      rmSync(server.store, { recursive: true, force: true });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it("removes only the store the stopped server ran from (a file naming another directory leaves it alone)", async () => {
-    const server = await startDetached({ stateDir: dir });
+    const server = await start();
     const decoy = join(dir, "someone-elses-data");
     mkdirSync(decoy);
     writeFileSync(join(decoy, "keep"), "");
@@ -99,7 +112,7 @@ describe("server stop and a state file in the shared temp dir", function () {
 
   it("refuses a state file another user owns (exit 3), and stops nothing", async function () {
     if (process.getuid?.() !== 0) this.skip(); // only root can give a file to another user
-    const server = await startDetached({ stateDir: dir });
+    const server = await start();
     const file = stateFile(server.port, dir);
     try {
       chownSync(file, 65534, 65534);
@@ -119,7 +132,7 @@ describe("server stop and a state file in the shared temp dir", function () {
   it("a stop by pid file passes over other users' records (was: exit 3 on the first one)", async function () {
     if (process.getuid?.() !== 0) this.skip(); // only root can give a file to another user
     const pidFile = join(dir, "nats.pid");
-    const server = await startDetached({ stateDir: dir, pidFile });
+    const server = await start({ pidFile });
     const others = stateFile(1, dir);
     writeFileSync(others, JSON.stringify({ ...server, port: 1 }));
     chownSync(others, 65534, 65534);
@@ -133,7 +146,7 @@ describe("server stop and a state file in the shared temp dir", function () {
   });
 
   it("refuses a state file that is a symlink (to another of the caller's records: it would stop that server)", async () => {
-    const server = await startDetached({ stateDir: dir });
+    const server = await start();
     const link = stateFile(2, dir);
     symlinkSync(stateFile(server.port, dir), link);
     try {
