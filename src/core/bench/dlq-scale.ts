@@ -17,7 +17,7 @@ import { dlqSubject, SOURCES, type Names } from "../nats/names.js";
 import { PubAckRequests } from "../nats/pub-acks.js";
 import { countDlq, findDlqEntries, listDlq, pageDlq } from "../ops/dlq-admin.js";
 import { StatusReader } from "../ops/status.js";
-import { deleteTopology } from "../nats/topology.js";
+import { DEFAULT_SETTINGS, deleteTopology } from "../nats/topology.js";
 import { createTopology, phaseNames } from "./topology.js";
 import { openTarget } from "./target.js";
 import type { BenchSetup } from "./runner.js";
@@ -49,7 +49,7 @@ export async function runDlqScale(entries: number, setup: BenchSetup, progress: 
   const names = phaseNames(randomSeed().toString(36).toUpperCase(), "DLQ");
   const { nc } = target;
   try {
-    await createTopology(nc, names);
+    await createTopology(nc, names, DEFAULT_SETTINGS.maxAckPending);
     const t0 = performance.now();
     await fill(target.hotNc, names, entries, (n) => progress(`filling the DLQ: ${n}/${entries}`));
     const fillSeconds = (performance.now() - t0) / 1000;

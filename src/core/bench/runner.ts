@@ -153,7 +153,7 @@ async function oneRun(
   });
   const inFreshTopology = async (phase: string, body: (names: Names) => Promise<void>) => {
     const names = phaseNames(tag, phase);
-    await createTopology(nc, names);
+    await createTopology(nc, names, o.concurrency * o.workers);
     try {
       await body(names);
     } finally {

@@ -16,9 +16,18 @@ export function phaseNames(tag: string, phase: string): Names {
   });
 }
 
-/** The whole orderq topology with the default settings (the baseline uses its stream and consumer too). */
-export async function createTopology(nc: NatsConnection, names: Names): Promise<void> {
-  await ensureTopology(nc, { ...DEFAULT_SETTINGS, names });
+/**
+ * The whole orderq topology with the default settings (the baseline uses its stream and consumer too),
+ * but for the consumer's max ack pending: `maxAckPending` (orders delivered and not yet acked).
+ *
+ * The bench sets it to what its workers may hold (--concurrency × --workers), so that the baselines
+ * hold no more than orderq does. A worker pulls only as many orders as it has free slots (see
+ * Worker.pullLoop), while the baselines' consume() keeps pulling whatever its loop is doing: with the
+ * default 1000 it held up to 1000 orders against a worker's 256, a deeper pipeline than the worker is
+ * allowed, and `work ÷ floor` measured that depth as much as orderq's own cost.
+ */
+export async function createTopology(nc: NatsConnection, names: Names, maxAckPending: number): Promise<void> {
+  await ensureTopology(nc, { ...DEFAULT_SETTINGS, names, maxAckPending });
 }
 
 export async function streamMessages(jsm: JetStreamManager, stream: string): Promise<number> {
