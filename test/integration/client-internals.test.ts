@@ -3,10 +3,10 @@
  * client (a client upgrade that turns one off fails here), and an unknown shape must be left alone.
  */
 import assert from "node:assert/strict";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
 import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
-import { coalesceWrites, constantHeaders, withdrawPull } from "../../src/core/nats/client-internals.js";
+import { coalesceWrites, constantHeaders, fetchTo, withdrawPull } from "../../src/core/nats/client-internals.js";
 import { DEFAULT_SETTINGS, ensureTopology } from "../../src/core/nats/topology.js";
 import { makeOrder } from "../../src/core/pipeline/order.js";
 import { seededRng } from "../../src/core/base/random.js";
@@ -54,6 +54,73 @@ describe("withdrawing a pull", function () {
 
   it("leaves alone a pull it does not know how to withdraw", () => {
     assert.equal(withdrawPull({} as never), false);
+  });
+});
+
+describe("a pull's orders handed over by callback", function () {
+  const fx = useServer();
+
+  it("is active on the pinned client: each order reaches the callback, closed() resolves when the pull is done", async () => {
+    await ensureTopology(fx.nc, DEFAULT_SETTINGS);
+    const js = jetstream(fx.nc);
+    for (let i = 0; i < 3; i++) await js.publish("orders.web", `cb-${i}`);
+    const consumer = await js.consumers.get(names.stream, names.consumer);
+    const seen: string[] = [];
+    const deliver = (msg: JsMsg) => {
+      seen.push(msg.string());
+      msg.ack();
+    };
+    const pull = await fetchTo(consumer, { max_messages: 3, expires: 600_000 }, deliver);
+    assert.equal(
+      (pull as ConsumerMessages & { callback?: unknown }).callback,
+      deliver,
+      "the pull does not take the callback: it is iterated instead",
+    );
+    assert.equal(await pull.closed(), undefined, "ended by its last order, with no error");
+    assert.deepEqual(seen, ["cb-0", "cb-1", "cb-2"]);
+  });
+
+  it("can be withdrawn like an iterated pull: closed() resolves, and the server sends it nothing more", async () => {
+    const js = jetstream(fx.nc);
+    const jsm = await jetstreamManager(fx.nc);
+    const consumer = await js.consumers.get(names.stream, names.consumer);
+    for (let i = 0; i < 2; i++) await js.publish("orders.web", `w-${i}`);
+    const seen: string[] = [];
+    // Far longer than the test may take: only the withdrawal can end this pull.
+    // The callback runs only once orders arrive, after fetchTo has resolved: `pull` is set by then.
+    const pull: ConsumerMessages = await fetchTo(consumer, { max_messages: 10, expires: 600_000 }, (msg) => {
+      seen.push(msg.string());
+      msg.ack();
+      if (seen.length === 2) assert.equal(withdrawPull(pull), true);
+    });
+    await pull.closed();
+    assert.deepEqual(seen, ["w-0", "w-1"]);
+    await js.publish("orders.web", "after");
+    const info = await waitFor(
+      "the pull to be dropped",
+      async () => {
+        const i = await jsm.consumers.info(names.stream, names.consumer);
+        return i.num_waiting === 0 && i.num_pending === 1 && i;
+      },
+      5_000,
+      50,
+    );
+    assert.equal(info.num_ack_pending, 0, "the new order waits for the next pull");
+  });
+
+  it("iterates a pull that does not take the callback (another client), calling it the same way", async () => {
+    const msgs = ["a", "b"].map((text) => ({ string: () => text }) as JsMsg);
+    const pull = {
+      async *[Symbol.asyncIterator]() {
+        yield* msgs;
+      },
+      closed: () => Promise.resolve(),
+    };
+    const consumer = { fetch: () => Promise.resolve(pull) } as unknown as Consumer;
+    const seen: string[] = [];
+    await fetchTo(consumer, { max_messages: 2, expires: 1_000 }, (msg) => seen.push(msg.string()));
+    await waitFor("both orders", () => seen.length === 2, 1_000, 5);
+    assert.deepEqual(seen, ["a", "b"]);
   });
 });
 

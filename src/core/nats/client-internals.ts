@@ -9,7 +9,7 @@
  * reached through the single cast in `withdrawPull`.
  */
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import type { ConsumerMessages } from "@nats-io/jetstream";
+import type { ConsumeCallback, Consumer, ConsumerMessages, FetchMessages, JsMsg } from "@nats-io/jetstream";
 import type { MsgHdrsImpl, NatsConnectionImpl, ProtocolHandler } from "@nats-io/nats-core/internal";
 
 // ---------------------------------------------------------------------------------------------------
@@ -74,6 +74,32 @@ export function withdrawPull(pull: ConsumerMessages): boolean {
     // The connection is closing or gone: the pull ends with it.
   });
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A pull's orders handed over by callback, not by its async iterator.
+//
+// Iterating a fetch() costs promises and microtasks per order. The pull's implementation
+// (PullConsumerMessagesImpl) takes a `callback` for fetch() as it does for consume(), and then calls
+// it from the subscription's own callback; only ConsumeOptions declares it. The pull still ends as
+// usual, and closed() then resolves (with the Error that ended it, if one did).
+
+/**
+ * `consumer.fetch(options)` with each order handed to `deliver` as it arrives. Resolves with the pull
+ * (for closed() and withdrawPull); rejects as fetch() does. On a client whose pull does not take the
+ * callback, the pull is iterated here instead and `deliver` called the same way.
+ */
+export async function fetchTo(consumer: Consumer, options: FetchMessages, deliver: (msg: JsMsg) => void): Promise<ConsumerMessages> {
+  const withCallback: FetchMessages & ConsumeCallback = { ...options, callback: deliver };
+  const pull = await consumer.fetch(withCallback);
+  if ((pull as ConsumerMessages & { callback?: unknown }).callback !== deliver) {
+    void (async () => {
+      for await (const msg of pull) deliver(msg);
+    })().catch(() => {
+      // The pull ended with an error: closed() reports it.
+    });
+  }
+  return pull;
 }
 
 // ---------------------------------------------------------------------------------------------------

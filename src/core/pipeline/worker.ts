@@ -30,7 +30,7 @@ import type { Names } from "../nats/names.js";
 import { guessOrderId, parseOrder, type Order } from "./order.js";
 import type { Rng } from "../base/random.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { withdrawPull } from "../nats/client-internals.js";
+import { fetchTo, withdrawPull } from "../nats/client-internals.js";
 import { HEARTBEAT_MIN_MS, PULL_EXPIRES_MS, SERVER_ACK_WAIT_MS } from "../base/defaults.js";
 import { formatDuration } from "../base/duration.js";
 import { isoNow } from "../base/clock.js";
@@ -333,14 +333,15 @@ export class Worker {
     let received = 0;
     let batch: ConsumerMessages | undefined;
     try {
-      batch = await consumer.fetch({ max_messages: count, expires: PULL_EXPIRES_MS });
-      this.openPulls.add(batch);
-      if (this.stopping) withdrawPull(batch);
-      for await (const msg of batch) {
+      batch = await fetchTo(consumer, { max_messages: count, expires: PULL_EXPIRES_MS }, (msg) => {
         received++;
         this.reserved--;
         this.start(msg);
-      }
+      });
+      this.openPulls.add(batch);
+      if (this.stopping) withdrawPull(batch);
+      const ended = await batch.closed();
+      if (ended instanceof Error) throw ended;
     } catch (err) {
       // Broker restarting, leader moving, connection cut: count it, pause, pull again.
       this.fail(err);
