@@ -3,7 +3,7 @@
  * client (a client upgrade that turns one off fails here), and an unknown shape must be left alone.
  */
 import assert from "node:assert/strict";
-import { jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
 import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
 import { coalesceWrites, constantHeaders, fetchTo, withdrawPull } from "../../src/core/nats/client-internals.js";
@@ -118,9 +118,28 @@ describe("a pull's orders handed over by callback", function () {
     };
     const consumer = { fetch: () => Promise.resolve(pull) } as unknown as Consumer;
     const seen: string[] = [];
-    await fetchTo(consumer, { max_messages: 2, expires: 1_000 }, (msg) => seen.push(msg.string()));
-    await waitFor("both orders", () => seen.length === 2, 1_000, 5);
+    let both!: () => void;
+    const delivered = new Promise<void>((resolve) => (both = resolve));
+    await fetchTo(consumer, { max_messages: 2, expires: 1_000 }, (msg) => {
+      seen.push(msg.string());
+      if (seen.length === 2) both();
+    });
+    await delivered;
     assert.deepEqual(seen, ["a", "b"]);
+  });
+
+  it("ends with the error that ended it: closed() resolves with it (the worker counts it and pauses)", async () => {
+    const js = jetstream(fx.nc);
+    const jsm = await jetstreamManager(fx.nc);
+    await jsm.streams.add({ name: "DOOMED", subjects: ["doomed.>"] });
+    await jsm.consumers.add("DOOMED", { durable_name: "doomed", ack_policy: AckPolicy.Explicit });
+    const consumer = await js.consumers.get("DOOMED", "doomed");
+    // Far longer than the test may take: only the consumer's deletion can end this pull.
+    const pull = await fetchTo(consumer, { max_messages: 10, expires: 600_000 }, () => assert.fail("no order was published"));
+    await jsm.consumers.delete("DOOMED", "doomed");
+    const ended = await pull.closed();
+    assert.ok(ended instanceof Error, `closed() resolved with ${String(ended)}`);
+    assert.match(ended.message, /consumer deleted/i);
   });
 });
 

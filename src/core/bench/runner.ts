@@ -63,7 +63,8 @@ const STALL_MS = 30_000;
 const LATENCY_WARMUP_ORDERS = 10_000;
 
 export interface BenchResult {
-  config: BenchConfig;
+  /** What was asked, and the consumers' max ack pending it implies (see createTopology). */
+  config: BenchConfig & { maxAckPending: number };
   environment: {
     date: string;
     node: string;
@@ -101,7 +102,7 @@ export async function runBench(config: BenchConfig, setup: BenchSetup, progress:
     }
     const summary = summarize(runs);
     return {
-      config,
+      config: { ...config, maxAckPending: maxAckPendingOf(config) },
       environment: {
         date: new Date().toISOString(),
         node: process.version,
@@ -119,6 +120,11 @@ export async function runBench(config: BenchConfig, setup: BenchSetup, progress:
     await db?.close();
     await target.close();
   }
+}
+
+/** The bench consumers' max ack pending: what its workers may hold (see createTopology). */
+function maxAckPendingOf(o: Pick<BenchConfig, "concurrency" | "workers">): number {
+  return o.concurrency * o.workers;
 }
 
 async function databaseInfo(db: InboxDatabase): Promise<{ version: string; synchronousCommit: string }> {
@@ -153,7 +159,7 @@ async function oneRun(
   });
   const inFreshTopology = async (phase: string, body: (names: Names) => Promise<void>) => {
     const names = phaseNames(tag, phase);
-    await createTopology(nc, names, o.concurrency * o.workers);
+    await createTopology(nc, names, maxAckPendingOf(o));
     try {
       await body(names);
     } finally {

@@ -5,8 +5,8 @@
  * in test/integration/client-internals.test.ts fail when a client upgrade turns a patch off.
  *
  * The types come from the client's declared internal entry point (`@nats-io/nats-core/internal`), as
- * type-only imports. The pull consumer's implementation is not exported there, so its one field is
- * reached through the single cast in `withdrawPull`.
+ * type-only imports. The pull consumer's implementation is not exported there, so its two fields are
+ * reached through casts: `sub` in `withdrawPull`, `callback` in `fetchTo`.
  */
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { ConsumeCallback, Consumer, ConsumerMessages, FetchMessages, JsMsg } from "@nats-io/jetstream";
@@ -61,8 +61,8 @@ export function coalesceWrites(nc: NatsConnection): boolean {
 // `ConsumerMessages.stop()` unsubscribes the pull's inbox at once: an order the server sent just before
 // it learnt of the unsubscription is dropped by the client, and sits delivered and unacked until its
 // ack wait runs out. Draining the inbox's subscription instead sends the unsubscription, then still
-// hands over whatever arrives before the server's answer to the next ping; the library ends the pull's
-// iterator after those. nats-server 2.9 then drops the pull request itself: it delivers only to a pull
+// hands over whatever arrives before the server's answer to the next ping; the library ends the pull
+// after those (its iterator, or closed() for a pull handed over by callback). nats-server 2.9 then drops the pull request itself: it delivers only to a pull
 // whose reply subject still has interest.
 
 /** Returns false when this client's pull has no drainable subscription (the pull then expires). */
@@ -94,7 +94,14 @@ export async function fetchTo(consumer: Consumer, options: FetchMessages, delive
   const pull = await consumer.fetch(withCallback);
   if ((pull as ConsumerMessages & { callback?: unknown }).callback !== deliver) {
     void (async () => {
-      for await (const msg of pull) deliver(msg);
+      for await (const msg of pull) {
+        try {
+          deliver(msg);
+        } catch (err) {
+          // As the client does with a callback that throws: the pull ends, and closed() says why.
+          pull.stop(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
     })().catch(() => {
       // The pull ended with an error: closed() reports it.
     });

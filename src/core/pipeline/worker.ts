@@ -340,8 +340,9 @@ export class Worker {
       });
       this.openPulls.add(batch);
       if (this.stopping) withdrawPull(batch);
+      // closed() resolves with what ended the pull, when something did (where the iterator threw it).
       const ended = await batch.closed();
-      if (ended instanceof Error) throw ended;
+      if (ended) throw ended;
     } catch (err) {
       // Broker restarting, leader moving, connection cut: count it, pause, pull again.
       this.fail(err);
@@ -383,7 +384,7 @@ export class Worker {
   }
 
   /**
-   * Graceful stop: no new pulls; the open ones are withdrawn (see pull-withdrawal.ts), and every order
+   * Graceful stop: no new pulls; the open ones are withdrawn (withdrawPull in client-internals.ts), and every order
    * they deliver meanwhile is processed. run() resolves after them — or, once `drainTimeoutMs` has
    * passed, gives up on the handlers still running: their `ctx.signal` is aborted and their orders are
    * left unacked, to be redelivered after the ack wait.
