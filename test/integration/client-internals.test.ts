@@ -3,7 +3,8 @@
  * client (a client upgrade that turns one off fails here), and an unknown shape must be left alone.
  */
 import assert from "node:assert/strict";
-import { AckPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
 import { DEFAULT_NAMES } from "../../src/core/nats/names.js";
 import { coalesceWrites, constantHeaders, fetchTo, withdrawPull } from "../../src/core/nats/client-internals.js";
@@ -14,6 +15,25 @@ import { useServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
 
 const names = DEFAULT_NAMES;
+
+/**
+ * After a withdrawal: publishes one more order and waits for the server to drop the withdrawn pull,
+ * which it does when it next tries to deliver, asynchronously. Had the pull survived, the order would
+ * be delivered to it and num_pending would never read 1.
+ */
+async function assertPullDropped(js: JetStreamClient, jsm: JetStreamManager): Promise<void> {
+  await js.publish("orders.web", "after");
+  const info = await waitFor(
+    "the pull to be dropped",
+    async () => {
+      const i = await jsm.consumers.info(names.stream, names.consumer);
+      return i.num_waiting === 0 && i.num_pending === 1 && i;
+    },
+    5_000,
+    50,
+  );
+  assert.equal(info.num_ack_pending, 0, "the new order waits for the next pull");
+}
 
 describe("withdrawing a pull", function () {
   const fx = useServer();
@@ -37,19 +57,7 @@ describe("withdrawing a pull", function () {
     await ended;
     assert.deepEqual(seen, ["before-0", "before-1", "before-2"]);
 
-    await js.publish("orders.web", "after");
-    // The server drops the withdrawn pull when it next tries to deliver, asynchronously: wait for that.
-    // Had the pull survived, "after" would be delivered to it and num_pending would never read 1.
-    const info = await waitFor(
-      "the pull to be dropped",
-      async () => {
-        const i = await jsm.consumers.info(names.stream, names.consumer);
-        return i.num_waiting === 0 && i.num_pending === 1 && i;
-      },
-      5_000,
-      50,
-    );
-    assert.equal(info.num_ack_pending, 0, "the new order waits for the next pull");
+    await assertPullDropped(js, jsm);
   });
 
   it("leaves alone a pull it does not know how to withdraw", () => {
@@ -95,17 +103,7 @@ describe("a pull's orders handed over by callback", function () {
     });
     await pull.closed();
     assert.deepEqual(seen, ["w-0", "w-1"]);
-    await js.publish("orders.web", "after");
-    const info = await waitFor(
-      "the pull to be dropped",
-      async () => {
-        const i = await jsm.consumers.info(names.stream, names.consumer);
-        return i.num_waiting === 0 && i.num_pending === 1 && i;
-      },
-      5_000,
-      50,
-    );
-    assert.equal(info.num_ack_pending, 0, "the new order waits for the next pull");
+    await assertPullDropped(js, jsm);
   });
 
   it("iterates a pull that does not take the callback (another client), calling it the same way", async () => {
