@@ -329,7 +329,7 @@ export class Gateway {
       print = fingerprint(order);
     } catch (err) {
       if (err instanceof NoCanonicalFormError) {
-        const errors = err.field && [fieldProblem(err.field.path, err.field.detail)];
+        const errors = err.path && [fieldProblem(err.path, err.detail)];
         return sendProblem(reply, problem("invalid-order", `order ${order.id}: ${err.message}`, errors));
       }
       throw err;

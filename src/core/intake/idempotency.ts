@@ -61,15 +61,15 @@ const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * The payload has no canonical JSON (RFC 8785): a string in it is not well-formed Unicode, say.
- * `field`, when one place is at fault: its path (member names and array indexes down to it) and what
- * is wrong there; the message then starts with the path, dotted.
+ * `path`, when one place is at fault: the member names and array indexes down to it; the message then
+ * starts with the path, dotted, before `detail` (what is wrong there).
  */
 export class NoCanonicalFormError extends Error {
   constructor(
-    message: string,
-    readonly field?: { path: Array<string | number>; detail: string },
+    readonly detail: string,
+    readonly path?: Array<string | number>,
   ) {
-    super(field ? `${field.path.length ? field.path.join(".") : "(root)"}: ${field.detail}` : message);
+    super(path ? `${path.length ? path.join(".") : "(root)"}: ${detail}` : detail);
   }
 }
 
@@ -106,8 +106,7 @@ export function fingerprint(payload: unknown): string {
     canonical = canonicalJson(payload);
   } catch (err) {
     const path = loneSurrogatePath(payload);
-    const detail = "a lone UTF-16 surrogate (not well-formed Unicode): it has no canonical JSON form (RFC 8785)";
-    if (path) throw new NoCanonicalFormError(detail, { path, detail });
+    if (path) throw new NoCanonicalFormError("a lone UTF-16 surrogate (not well-formed Unicode): it has no canonical JSON form (RFC 8785)", path);
     throw new NoCanonicalFormError(`it has no canonical JSON form (RFC 8785): ${(err as Error).message}`);
   }
   if (canonical === undefined) throw new NoCanonicalFormError("it has no JSON form");
