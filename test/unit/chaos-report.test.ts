@@ -7,6 +7,8 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CATEGORIES } from "../../src/core/chaos/checker.js";
+import { checkEffects } from "../../src/core/chaos/effects.js";
+import { renderResult } from "../../src/cli/chaos.js";
 import type { FaultWindow } from "../../src/core/chaos/nemesis.js";
 import { renderReport, writeReport } from "../../src/core/chaos/report.js";
 import type { ChaosResult } from "../../src/core/chaos/runner.js";
@@ -172,5 +174,52 @@ describe("chaos report: report.html", () => {
       [...times].sort((a, b) => a - b),
       "in time order",
     );
+  });
+});
+
+describe("chaos report: an inbox run's effects", () => {
+  /** o1 taken once; o2's movements applied twice, as the unsafe handler run twice leaves them. */
+  const withEffects = () => {
+    const { result } = smallRun();
+    const items = [{ sku: "mug-330", qty: 2 }];
+    result.inbox = {
+      table: "orderq_inbox",
+      handler: "unsafe-handler.mjs",
+      committed: 2,
+      deadLettered: 0,
+      effects: checkEffects({
+        inbox: ["o1", "o2"].map((orderId) => ({ orderId, outcome: "committed" as const })),
+        orders: ["o1", "o2"].map((orderId) => ({ orderId, items })),
+        movements: [
+          { orderId: "o1", sku: "mug-330", taken: 2 },
+          { orderId: "o2", sku: "mug-330", taken: 4 },
+        ],
+        stockBefore: [{ sku: "mug-330", onHand: 100 }],
+        stockAfter: [{ sku: "mug-330", onHand: 94 }],
+        accepted: ["o1", "o2"],
+      }),
+    };
+    return result;
+  };
+
+  it("the terminal names the order whose movements drifted, with its figures, beside the SKU's", () => {
+    const result = withEffects();
+    // What the terminal's summary reads besides the small run's fields.
+    Object.assign(result.faults, { byKind: {} });
+    Object.assign(result.check, {
+      accepted: 2,
+      residue: { count: 0, ids: [] },
+      brokerLostWrites: { count: 0, byStream: {}, samples: [], renumbered: 0 },
+    });
+    const text = renderResult(result);
+    assert.match(text, /^order drift: o2 took mug-330 4 \(items 2\)$/m);
+    assert.match(text, /^stock drift: mug-330: down 6, committed orders hold 4$/m);
+  });
+
+  it("report.html has the order's row in an order table, above the SKU table", () => {
+    const html = renderReport(withEffects());
+    const effects = html.split("<h2>").find((part) => part.startsWith("Effects <small>"))!;
+    assert.match(effects, /<tr><td>o2<\/td><td>mug-330<\/td><td>2<\/td><td>4<\/td><\/tr>/);
+    assert.ok(effects.indexOf("units its movements took") < effects.indexOf("stock went down by"), "the order table comes first");
   });
 });
