@@ -97,7 +97,8 @@ export class HttpSender implements Sender {
     const key = headers.get("Nats-Msg-Id");
     const idempotencyKey = `"${key.replace(/[\\"]/g, "\\$&")}"`;
     const start = this.next++ % this.targets.length;
-    const unanswered: { url: URL; refused: boolean; error: string }[] = [];
+    // `sent`: false for a request closed before it had a connection (post() rejects with NotStoredError).
+    const unanswered: { url: URL; refused: boolean; sent: boolean; error: string }[] = [];
     let answer: Answer | undefined;
     for (let i = 0; i < this.targets.length && !answer && !this.closed; i++) {
       const target = this.targets[(start + i) % this.targets.length];
@@ -105,14 +106,15 @@ export class HttpSender implements Sender {
         answer = await this.post(target, payload, idempotencyKey);
       } catch (err) {
         // Only a refused connection proves the gateway never saw the request.
-        unanswered.push({ url: target.url, refused: (err as { code?: string }).code === "ECONNREFUSED", error: errorMessage(err) });
+        const refused = (err as { code?: string }).code === "ECONNREFUSED";
+        unanswered.push({ url: target.url, refused, sent: !(err instanceof NotStoredError), error: errorMessage(err) });
       }
     }
     if (!answer) {
-      if (unanswered.length === 0 || unanswered.every((u) => u.error === NOT_SENT)) throw new NotStoredError(NOT_SENT, false);
+      if (unanswered.every((u) => !u.sent)) throw new NotStoredError(NOT_SENT, false);
       const detail = unanswered.map((u) => `${u.url}: ${u.error}`).join("; ");
-      if (unanswered.length > 0 && unanswered.every((u) => u.refused)) throw new NotStoredError(`no gateway took the connection (${detail})`, true);
-      throw new Error(`no answer from the gateway: ${detail || "sender closed"}`);
+      if (unanswered.every((u) => u.refused)) throw new NotStoredError(`no gateway took the connection (${detail})`, true);
+      throw new Error(`no answer from the gateway: ${detail}`);
     }
     if (answer.status === 202) {
       const body = JSON.parse(answer.text) as { seq: number; stream: string };
@@ -143,7 +145,7 @@ export class HttpSender implements Sender {
   }
 
   private post(target: Target, payload: string, idempotencyKey: string): Promise<Answer> {
-    if (this.closed) return Promise.reject(new Error(NOT_SENT));
+    if (this.closed) return Promise.reject(new NotStoredError(NOT_SENT, false));
     return new Promise<Answer>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined;
       let settled = false;
@@ -167,7 +169,7 @@ export class HttpSender implements Sender {
         } else resolve(answer!);
       };
       const fail = (err: Error) => settle(err);
-      const abandon = () => fail(new Error(started ? "sender closed" : NOT_SENT));
+      const abandon = () => fail(started ? new Error("sender closed") : new NotStoredError(NOT_SENT, false));
       this.pending.add(abandon);
       // One timer for the whole request, queueing for a connection included: a request still waiting
       // when it fires is never sent.
