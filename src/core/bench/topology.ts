@@ -23,7 +23,7 @@ export function phaseNames(tag: string, phase: string): Names {
  * The bench sets it to what its workers may hold (--concurrency × --workers), so that the baselines
  * hold no more than orderq does. A worker pulls only as many orders as it has free slots (see
  * Worker.pullLoop), while the baselines' consume() keeps pulling whatever its loop is doing: with the
- * default 1000 it held up to 1000 orders against a worker's 256, a deeper pipeline than the worker is
+ * default 1000 it could hold up to 1000 orders against a worker's 256, a deeper pipeline than the worker is
  * allowed, and `work ÷ floor` measured that depth as much as orderq's own cost.
  */
 export async function createTopology(nc: NatsConnection, names: Names, maxAckPending: number): Promise<void> {

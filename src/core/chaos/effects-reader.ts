@@ -19,8 +19,8 @@ export interface EffectTables {
 }
 
 /**
- * Reads the inbox, `orders`, each order's `stock_movements` and `stock` in one read-only repeatable-read transaction (one snapshot),
- * so a straggling commit cannot fall between two reads. Call it once the system is quiet.
+ * Reads the inbox, `orders`, each order's `stock_movements` and `stock` in one read-only
+ * repeatable-read transaction (one snapshot), so a straggling commit cannot fall between two reads. Call it once the system is quiet.
  * @throws EnvironmentError (exit 3) when the database cannot be reached or a table is missing.
  */
 export async function readEffects(pgUrl: string, options: { inboxTable?: string } = {}): Promise<EffectTables> {

@@ -133,8 +133,8 @@ function recordedByPid(pid: number, stateDir = tmpdir()): DetachedServer | undef
     if (!/^orderq-server-\d+\.json$/.test(name)) continue;
     const file = join(stateDir, name);
     if (untrusted(file)) continue;
-    const state = readState(file);
-    if (state?.pid === pid) return state;
+    const state = parseState(file);
+    if (state.pid === pid) return state;
   }
   return undefined;
 }
@@ -157,12 +157,16 @@ function readPid(file: string): number {
  */
 function readState(file: string): DetachedServer | undefined {
   if (!existsSync(file)) return undefined;
+  const why = untrusted(file);
+  if (why) throw new EnvironmentError(`${file} ${why}: not trusting it (ask its owner to remove it if it is stale)`);
+  return parseState(file);
+}
+
+/** A trusted state file's record. Throws EnvironmentError (exit 3) when it cannot be read or parsed. */
+function parseState(file: string): DetachedServer {
   try {
-    const why = untrusted(file);
-    if (why) throw new EnvironmentError(`${file} ${why}: not trusting it (ask its owner to remove it if it is stale)`);
     return JSON.parse(readFileSync(file, "utf8")) as DetachedServer;
   } catch (err) {
-    if (err instanceof EnvironmentError) throw err;
     throw new EnvironmentError(`cannot read ${file}: ${errorMessage(err)}`);
   }
 }

@@ -62,8 +62,8 @@ export function coalesceWrites(nc: NatsConnection): boolean {
 // it learnt of the unsubscription is dropped by the client, and sits delivered and unacked until its
 // ack wait runs out. Draining the inbox's subscription instead sends the unsubscription, then still
 // hands over whatever arrives before the server's answer to the next ping; the library ends the pull
-// after those (its iterator, or closed() for a pull handed over by callback). nats-server 2.9 then drops the pull request itself: it delivers only to a pull
-// whose reply subject still has interest.
+// after those (its iterator, or closed() for a pull handed over by callback). nats-server 2.9 then
+// drops the pull request itself: it delivers only to a pull whose reply subject still has interest.
 
 /** Returns false when this client's pull has no drainable subscription (the pull then expires). */
 export function withdrawPull(pull: ConsumerMessages): boolean {

@@ -384,8 +384,8 @@ export class Worker {
   }
 
   /**
-   * Graceful stop: no new pulls; the open ones are withdrawn (withdrawPull in client-internals.ts), and every order
-   * they deliver meanwhile is processed. run() resolves after them — or, once `drainTimeoutMs` has
+   * Graceful stop: no new pulls; the open ones are withdrawn (withdrawPull in client-internals.ts), and
+   * every order they deliver meanwhile is processed. run() resolves after them — or, once `drainTimeoutMs` has
    * passed, gives up on the handlers still running: their `ctx.signal` is aborted and their orders are
    * left unacked, to be redelivered after the ack wait.
    */
