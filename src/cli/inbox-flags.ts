@@ -21,7 +21,19 @@ export interface InboxTarget {
   table: string;
 }
 
-export function inboxFrom(flags: { inbox?: string; "inbox-table": string }): InboxTarget | undefined {
+/** What a command with inboxFlags needs for an inbox setting. */
+const INBOX_NEEDED = `an inbox: --inbox or ${INBOX_URL_ENV}`;
+
+/** oclif's raw tokens of a parse: which flags were given on the command line, not defaulted. */
+export type RawTokens = ReadonlyArray<{ type: "flag"; flag: string } | { type: "arg" }>;
+
+/**
+ * The inbox given by `--inbox` or ORDERQ_INBOX_URL, or undefined. Throws InputError (exit 2) for a bad
+ * URL or table name, and when one of `settings` (the inbox flags this command takes besides --inbox)
+ * was given on the command line with no inbox to apply it to.
+ */
+export function inboxFrom(flags: { inbox?: string; "inbox-table": string }, raw: RawTokens, settings = ["inbox-table"]): InboxTarget | undefined {
+  refuseWithoutInbox(raw, Boolean(flags.inbox), settings, INBOX_NEEDED);
   if (!flags.inbox) return undefined;
   describeInboxUrl(flags.inbox);
   return { url: flags.inbox, table: checkTableName(flags["inbox-table"]) };
@@ -32,16 +44,8 @@ export function inboxFrom(flags: { inbox?: string; "inbox-table": string }): Inb
  * apply it to: `need` says what would make one (e.g. "an inbox: --inbox or ORDERQ_INBOX_URL"). Only a
  * flag in oclif's raw tokens was given (as `topology ensure` tells its settings); a default is not.
  */
-export function refuseWithoutInbox(
-  raw: ReadonlyArray<{ type: "flag"; flag: string } | { type: "arg" }>,
-  hasInbox: boolean,
-  settings: string[],
-  need: string,
-): void {
+export function refuseWithoutInbox(raw: RawTokens, hasInbox: boolean, settings: string[], need: string): void {
   if (hasInbox) return;
   const given = raw.flatMap((t) => (t.type === "flag" && settings.includes(t.flag) ? [t.flag] : []));
   if (given.length > 0) throw new InputError(`--${given[0]} needs ${need}`);
 }
-
-/** What refuseWithoutInbox says a command with inboxFlags needs. */
-export const INBOX_NEEDED = `an inbox: --inbox or ${INBOX_URL_ENV}`;

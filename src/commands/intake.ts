@@ -1,6 +1,6 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../cli/base.js";
-import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../cli/inbox-flags.js";
+import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { intakeRetentionFlag, intakeRetentionFrom, tokenFlags, tokensFrom } from "../cli/intake-flags.js";
 import * as defaults from "../core/base/defaults.js";
 import { duration, shownAs } from "../cli/flags.js";
@@ -51,10 +51,9 @@ export default class Intake extends OrderqCommand {
 
   async run(): Promise<void> {
     const { flags, raw } = await this.parse(Intake);
-    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-table"], INBOX_NEEDED);
     const settings = { ...settingsFrom(flags), intakeRetentionMs: intakeRetentionFrom(flags) };
     intakeRetentionMs(settings);
-    const inbox = inboxFrom(flags);
+    const inbox = inboxFrom(flags, raw);
     const tokens = tokensFrom(flags);
     const timeoutMs = flags.timeout;
     // Three JetStream writes per order (claim, publish, answer): one socket write per event-loop turn

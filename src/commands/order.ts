@@ -1,7 +1,7 @@
 import { Args } from "@oclif/core";
 import { OrderqCommand, nameFlags, namesFrom } from "../cli/base.js";
 import { keyValueTable } from "../cli/render.js";
-import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../cli/inbox-flags.js";
+import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { InputError } from "../core/base/errors.js";
 import { lookupOrder, type OrderLookup } from "../core/ops/order-lookup.js";
 import { ORDER_ID } from "../core/pipeline/order.js";
@@ -23,9 +23,8 @@ export default class OrderCommand extends OrderqCommand {
 
   async run(): Promise<OrderLookup> {
     const { args, flags, raw } = await this.parse(OrderCommand);
-    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-table"], INBOX_NEEDED);
     if (!ORDER_ID.test(args.id)) throw new InputError(`"${args.id}" is not an order id (1-64 characters of A-Z a-z 0-9 _ -)`);
-    const inbox = inboxFrom(flags);
+    const inbox = inboxFrom(flags, raw);
     const nc = await this.connect(flags);
     let found: OrderLookup;
     try {

@@ -4,7 +4,7 @@ import { keyValueTable } from "../cli/render.js";
 import { duration, shownAs } from "../cli/flags.js";
 import { formatDuration } from "../core/base/duration.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../cli/inbox-flags.js";
+import { inboxFlags, inboxFrom } from "../cli/inbox-flags.js";
 import { StatusReader, type Status } from "../core/ops/status.js";
 
 export default class StatusCommand extends OrderqCommand {
@@ -27,10 +27,9 @@ export default class StatusCommand extends OrderqCommand {
 
   async run(): Promise<Status | undefined> {
     const { flags, raw } = await this.parse(StatusCommand);
-    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-table"], INBOX_NEEDED);
     const intervalMs = flags.interval;
     const names = namesFrom(flags);
-    const target = inboxFrom(flags);
+    const target = inboxFrom(flags, raw);
     const nc = await this.connect(flags);
     let reader: StatusReader | undefined;
     try {

@@ -3,7 +3,7 @@ import { join, resolve as resolvePath } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { OrderqCommand, nameFlags, settingsFrom, topologyFlags } from "../cli/base.js";
 import { duration, probability, shownAs } from "../cli/flags.js";
-import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../cli/inbox-flags.js";
+import { inboxFlags, inboxFrom, type RawTokens } from "../cli/inbox-flags.js";
 import { c, keyValueTable, rate, StatusLine } from "../cli/render.js";
 import * as defaults from "../core/base/defaults.js";
 import { formatDuration } from "../core/base/duration.js";
@@ -166,9 +166,8 @@ export default class Work extends OrderqCommand {
 
   async run(): Promise<WorkerStats & { elapsedMs: number; rate: number; workers: number; scaling: ScaleEvent[] }> {
     const { flags, raw } = await this.parse(Work);
-    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-pool", "inbox-batch", "inbox-table"], INBOX_NEEDED);
     if (flags["strict-orders"]) process.env[STRICT_ORDERS_ENV] = "1"; // inherited by the worker processes
-    const o = resolve(flags, this.natsOptions(flags).server); // the URL without credentials: it goes on child workers' command lines
+    const o = resolve(flags, this.natsOptions(flags).server, raw); // the URL without credentials: it goes on child workers' command lines
     // A supervisor's child runs one worker whatever its flags say: it never supervises in turn.
     const child = isSupervisedChild();
     // A handler module may read the inbox URL from the environment, as the workers' children get it.
@@ -254,7 +253,7 @@ type WorkFlags = Interfaces.InferredFlags<(typeof Work)["flags"]>;
  * The flags as typed options, checked together (each one alone was checked when it was parsed); the
  * one source of every worker process's command line (workArgs). Throws InputError naming the flags.
  */
-export function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
+export function resolve(flags: WorkFlags, server: string, raw: RawTokens): ResolvedWorkOptions {
   if (flags.autoscale && flags.min > flags.max) throw new InputError(`--min ${flags.min} is above --max ${flags.max}`);
   if (flags["backoff-base"] > flags["backoff-max"]) {
     throw new InputError(`--backoff-base ${formatDuration(flags["backoff-base"])} is above --backoff-max ${formatDuration(flags["backoff-max"])}`);
@@ -262,7 +261,7 @@ export function resolve(flags: WorkFlags, server: string): ResolvedWorkOptions {
   // A lane is one process with one order in flight: that is what keeps a crash from charging others.
   if (flags.lane && (flags.processes > 1 || flags.autoscale))
     throw new InputError("--lane quarantine runs one process: drop --processes / --autoscale");
-  const inbox = inboxFrom(flags);
+  const inbox = inboxFrom(flags, raw, ["inbox-pool", "inbox-batch", "inbox-table"]);
   return {
     server,
     settings: settingsFrom(flags),

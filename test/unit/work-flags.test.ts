@@ -13,10 +13,9 @@ import { MAX_PROCESSES } from "../../src/core/base/defaults.js";
 import { childWorkArgs, runsSupervisor } from "../../src/core/fleet/work-supervisor.js";
 
 const flags = { ...Work.baseFlags, ...Work.flags, json: Flags.boolean() };
-const parse = async (args: string[]): Promise<any> => (await Parser.parse(args, { flags, strict: true })).flags;
 const options = async (args: string[]) => {
-  const f = await parse(args);
-  return resolve(f, f.server);
+  const parsed = await Parser.parse(args, { flags, strict: true });
+  return resolve(parsed.flags, parsed.flags.server, parsed.raw);
 };
 
 /** The one line and exit code the CLI would show for `args`, or undefined when they parse. */

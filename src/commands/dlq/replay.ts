@@ -1,4 +1,4 @@
-import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../../cli/inbox-flags.js";
+import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
 import { Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
 import { nameFlags } from "../../cli/base.js";
@@ -64,11 +64,10 @@ export default class DlqReplay extends DlqCommand {
 
   async run(): Promise<DlqReplayResult> {
     const { argv, flags, raw } = await this.parse(DlqReplay);
-    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-table"], INBOX_NEEDED);
     const selectors = argv as string[];
     validateSelection("replay", { selectors, bulk: given(flags, ["all"]), narrowing: given(flags, ["source", "reason"]) });
     const dryRun = flags["dry-run"];
-    const inbox = inboxFrom(flags);
+    const inbox = inboxFrom(flags, raw);
     return this.withDlq(flags, async (nc, names) => {
       const { entries, foreign } = await loadSelection(nc, names, selectors, filterFrom(flags));
       if (selectors.length > 0 && foreign.length > 0) throw new InputError(foreignRefusal(foreign));

@@ -1,7 +1,7 @@
 import { Flags } from "@oclif/core";
 import { OrderqCommand, nameFlags, retentionFlags, settingsFrom, topologyFlags } from "../../cli/base.js";
 import { table } from "../../cli/render.js";
-import { INBOX_NEEDED, inboxFlags, inboxFrom, refuseWithoutInbox } from "../../cli/inbox-flags.js";
+import { inboxFlags, inboxFrom } from "../../cli/inbox-flags.js";
 import { intakeRetentionFlag, intakeRetentionFrom } from "../../cli/intake-flags.js";
 import { ensureInbox, type InboxReport } from "../../core/inbox/schema.js";
 import { ensureTopology, intakeRetentionMs, type ResourceReport, type RetentionKey, type SettingKey } from "../../core/nats/topology.js";
@@ -48,10 +48,9 @@ export default class TopologyEnsure extends OrderqCommand {
 
   async run(): Promise<{ resources: Array<ResourceReport | InboxReport> }> {
     const { flags, raw } = await this.parse(TopologyEnsure);
-    refuseWithoutInbox(raw, Boolean(flags.inbox), ["inbox-table"], INBOX_NEEDED);
     const settings = { ...settingsFrom(flags), intakeRetentionMs: intakeRetentionFrom(flags) };
     intakeRetentionMs(settings); // checked against the duplicate window before anything starts
-    const inbox = inboxFrom(flags);
+    const inbox = inboxFrom(flags, raw);
     // Only the settings given on the command line are compared or applied; the rest stay as they are.
     const given = new Set(raw.flatMap((t) => (t.type === "flag" ? [t.flag] : [])));
     const chosen = (Object.keys(SETTING_FLAGS) as Array<SettingKey | RetentionKey>).filter((k) => given.has(SETTING_FLAGS[k]));
