@@ -52,7 +52,9 @@ function render(o: OrderLookup): string {
   if (o.outcome) {
     rows.push([
       o.outcome.result,
-      `by worker ${o.outcome.worker} on attempt ${o.outcome.attempt} at ${o.outcome.at} (ORDERS seq ${o.outcome.streamSeq})`,
+      // The outcome records the sequence, not the stream: with another --stream, or a ledger two streams
+      // share, "ORDERS" would be wrong.
+      `by worker ${o.outcome.worker} on attempt ${o.outcome.attempt} at ${o.outcome.at} (stream seq ${o.outcome.streamSeq})`,
     ]);
     if (o.outcome.reason) rows.push(["claim reason", `${o.outcome.reason}${o.outcome.error ? `: ${o.outcome.error}` : ""}`]);
   }

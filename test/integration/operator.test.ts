@@ -15,7 +15,7 @@ import type { ResourceReport } from "../../src/core/nats/topology.js";
 import type { OrderLookup } from "../../src/core/ops/order-lookup.js";
 import { freePort, NatsServer } from "../../src/core/fleet/nats-server.js";
 import { startDetached, stateFile, stopDetached, type DetachedServer } from "../../src/core/fleet/detached-server.js";
-import { EnvironmentError } from "../../src/core/base/errors.js";
+import { EnvironmentError, InputError } from "../../src/core/base/errors.js";
 import { processState } from "../../src/core/fleet/procfs.js";
 
 describe("orderq server start --detach / server stop", function () {
@@ -108,6 +108,19 @@ describe("server stop and a state file in the shared temp dir", function () {
     assert.ok(existsSync(join(decoy, "keep")), "the directory the state file named is kept");
     assert.ok(!existsSync(file), "the state file is gone with the server");
     rmSync(server.store, { recursive: true, force: true });
+  });
+
+  it("a server killed (-9) before its stop: the stop says it had stopped (exit 2) and removes its record and temp store", async () => {
+    const server = await start();
+    process.kill(server.pid, "SIGKILL");
+    await waitFor("the server to die", () => [undefined, "Z"].includes(processState(server.pid)), 5_000, 20);
+    await assert.rejects(stopDetached({ port: server.port, stateDir: dir }), (err: Error) => {
+      assert.ok(err instanceof InputError, String(err));
+      assert.equal(err.message, `no server is running with pid ${server.pid} (it has stopped already; removed its store ${server.store})`);
+      return true;
+    });
+    assert.ok(!existsSync(server.store), "the temp store is gone (was: left behind)");
+    assert.ok(!existsSync(stateFile(server.port, dir)), "and its record");
   });
 
   it("refuses a state file another user owns (exit 3), and stops nothing", async function () {

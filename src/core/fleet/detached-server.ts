@@ -10,7 +10,7 @@
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, writeFileSync, type Stats } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EnvironmentError, InputError, errorMessage } from "../base/errors.js";
 import { NatsServer } from "./nats-server.js";
@@ -99,8 +99,16 @@ export async function stopDetached(target: { port?: number; pidFile?: string; st
     throw new InputError("server stop: give --port or --pid-file");
   }
   if (!alive(pid)) {
-    if (state) forget(state, target.stateDir);
-    throw new InputError(`no server is running with pid ${pid} (it has stopped already)`);
+    // Killed or crashed: nothing is left to stop, but its record and the temp store orderq made are.
+    let removed = "";
+    if (state) {
+      forget(state, target.stateDir);
+      if (state.madeStore && isTempStore(state.store)) {
+        rmSync(state.store, { recursive: true, force: true });
+        removed = `; removed its store ${state.store}`;
+      }
+    }
+    throw new InputError(`no server is running with pid ${pid} (it has stopped already${removed})`);
   }
   // Read before the signal: once the process is gone its command line is too.
   const args = commandArgs(pid);
@@ -186,6 +194,14 @@ function untrusted(file: string): string | undefined {
   const me = process.getuid?.();
   if (me !== undefined && stat.uid !== me) return `belongs to uid ${stat.uid}, not to this user (uid ${me})`;
   return undefined;
+}
+
+/**
+ * Whether `store` is a temp store as NatsServer makes one (`<tmpdir>/orderq-nats-XXXXXX`): the only
+ * kind removed for a server that is gone, whose command line can no longer say where it ran from.
+ */
+function isTempStore(store: string): boolean {
+  return dirname(store) === tmpdir() && basename(store).startsWith("orderq-nats-");
 }
 
 /**
