@@ -230,6 +230,11 @@ describe("intake: the HTTP gateway", function () {
     assert.equal(dead.body.reason, "non-retryable");
     assert.equal(dead.body.lastError, "card declined");
     assert.equal((await request(`${base}/orders/never-sent`)).status, 404);
+    // A URL that cannot be decoded: a problem like every error (was: fastify's own JSON).
+    const undecodable = await request(`${base}/orders/%zz`);
+    assert.equal(undecodable.status, 400);
+    assert.equal(undecodable.headers.get("content-type"), "application/problem+json; charset=utf-8");
+    assert.equal(undecodable.body.type, "urn:orderq:problem:bad-request");
   });
 
   it("serves healthz, readyz, metrics and an OpenAPI 3.1 document", async () => {

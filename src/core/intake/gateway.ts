@@ -126,7 +126,16 @@ export class Gateway {
       : await Ledger.open(nc, options.names);
     const status = await OrderStatusReader.open(nc, options.names, ledger, keys, options.timeoutMs);
     const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: options.timeoutMs });
-    const app = Fastify({ logger: false, bodyLimit: MAX_ORDER_BYTES, return503OnClosing: true });
+    const app = Fastify({
+      logger: false,
+      bodyLimit: MAX_ORDER_BYTES,
+      return503OnClosing: true,
+      // A URL fastify cannot decode (`/orders/%zz`) is refused before routing, where setErrorHandler
+      // does not reach: answered as a problem like every other error.
+      frameworkErrors: (err, _request, reply) => {
+        void sendProblem(reply, problem("bad-request", err.message));
+      },
+    });
     const gateway = new Gateway(app, nc, { ...options, gatewayId }, keys, ledger, new PubAckRequests(nc, options.timeoutMs), jsm, status);
     gateway.watchConnection();
     try {
